@@ -1,0 +1,157 @@
+//! The classified cube: one pass over the raw records joins the code tables, converts
+//! currencies and sums exports by year, province, partner and category.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use exdep_core::arrow::array::{Array, AsArray};
+use exdep_core::arrow::compute::cast;
+use exdep_core::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::schema::{CUBE_FILE, RAW_FILE, YEAR};
+use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
+use futures::StreamExt;
+use serde::Serialize;
+use tracing::info;
+
+use crate::error::Result;
+
+/// Dispositions that mean the record is counted in the cube.
+const CLASSIFIED: &str = "classified";
+
+/// Dispositions that are rules, not errors: the record is valid but out of scope.
+const EXCLUSION_RULES: [&str; 2] = ["excluded_hs_chapter", "partner_is_china"];
+
+/// What classification did with the raw records of one source file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceDisposition {
+    /// Records that entered the cube.
+    pub classified: Tally,
+    /// Records whose codes no table maps, by kind (`unknown_province`, ...).
+    pub rejected: TallyByReason,
+    /// Records left out by a rule (`excluded_hs_chapter`, `partner_is_china`).
+    pub excluded: TallyByReason,
+}
+
+/// What the cube build did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CubeReport {
+    /// Dispositions of raw records by source file URL.
+    pub by_source: BTreeMap<String, SourceDisposition>,
+    /// Cube cells written per year.
+    pub cells_by_year: BTreeMap<i32, u64>,
+}
+
+fn year_list(years: &BTreeSet<i32>) -> String {
+    years
+        .iter()
+        .map(|y| y.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The plan that builds the cube from the raw layer for the given years.
+fn cube_sql(years: &BTreeSet<i32>) -> String {
+    let years = year_list(years);
+    format!(
+        "SELECT year, province, partner, region, category,
+            sum(value_usd) AS exports_usd,
+            sum(value_cny) AS exports_cny,
+            count(*) AS records
+        FROM (
+            SELECT r.year, r.province, r.partner, p.region, c.category,
+                CASE WHEN r.currency = 'USD' THEN r.value
+                     ELSE r.value / CAST(x.cny_per_usd AS DOUBLE) END AS value_usd,
+                CASE WHEN r.currency = 'CNY' THEN r.value
+                     ELSE r.value * CAST(x.cny_per_usd AS DOUBLE) END AS value_cny
+            FROM raw r
+            JOIN provinces pv ON r.province = pv.code
+            JOIN partner_regions p ON r.partner = p.iso3
+            JOIN hs_chapters c ON substr(r.hs_code, 1, 2) = c.chapter
+            JOIN exchange_rates x ON r.year = CAST(x.year AS INT)
+            WHERE r.year IN ({years}) AND c.category <> 'excluded' AND r.partner <> 'CHN'
+        )
+        GROUP BY year, province, partner, region, category
+        HAVING sum(value_usd) > 0
+        ORDER BY year, province, partner, category"
+    )
+}
+
+/// The plan that accounts for every raw record: classified, rejected or excluded.
+fn disposition_sql(years: &BTreeSet<i32>) -> String {
+    let years = year_list(years);
+    format!(
+        "SELECT r.source,
+            CASE
+                WHEN pv.code IS NULL THEN 'unknown_province'
+                WHEN p.iso3 IS NULL THEN 'unknown_partner'
+                WHEN c.chapter IS NULL THEN 'unknown_hs_chapter'
+                WHEN c.category = 'excluded' THEN 'excluded_hs_chapter'
+                WHEN r.partner = 'CHN' THEN 'partner_is_china'
+                ELSE '{CLASSIFIED}'
+            END AS disposition,
+            count(*) AS records,
+            sum(r.value) AS value
+        FROM raw r
+        LEFT JOIN provinces pv ON r.province = pv.code
+        LEFT JOIN partner_regions p ON r.partner = p.iso3
+        LEFT JOIN hs_chapters c ON substr(r.hs_code, 1, 2) = c.chapter
+        WHERE r.year IN ({years})
+        GROUP BY 1, 2"
+    )
+}
+
+/// Builds `WAREHOUSE/cube/year=YYYY/` for `years` from the raw layer (replacing what was
+/// there) and accounts for every raw record. The code tables must be registered.
+pub async fn build_cube(
+    ctx: &SessionContext,
+    warehouse: &Location,
+    years: &BTreeSet<i32>,
+) -> Result<CubeReport> {
+    register_layer(ctx, "raw", &warehouse.join("raw"), &RAW_FILE).await?;
+    let mut report = CubeReport::default();
+
+    let dispositions = ctx.sql(&disposition_sql(years)).await?.collect().await?;
+    for batch in &dispositions {
+        let sources = cast(batch.column(0), &DataType::Utf8)?;
+        let kinds = cast(batch.column(1), &DataType::Utf8)?;
+        let (sources, kinds) = (sources.as_string::<i32>(), kinds.as_string::<i32>());
+        let records = batch.column(2).as_primitive::<Int64Type>();
+        let values = batch.column(3).as_primitive::<Float64Type>();
+        for row in 0..batch.num_rows() {
+            let entry = report
+                .by_source
+                .entry(sources.value(row).to_string())
+                .or_default();
+            let tally = Tally {
+                records: records.value(row) as u64,
+                value: if values.is_null(row) { 0.0 } else { values.value(row) },
+            };
+            let kind = kinds.value(row);
+            if kind == CLASSIFIED {
+                entry.classified.add(tally);
+            } else if EXCLUSION_RULES.contains(&kind) {
+                entry.excluded.entry(kind.to_string()).or_default().add(tally);
+            } else {
+                entry.rejected.entry(kind.to_string()).or_default().add(tally);
+            }
+        }
+    }
+
+    let cube = warehouse.join("cube");
+    for year in years {
+        cube.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
+    }
+    let mut writer = PartitionedWriter::new(ctx, &cube, &[YEAR], "part-00000.parquet")?
+        .with_file_schema(CUBE_FILE.clone());
+    let mut stream = ctx.sql(&cube_sql(years)).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch?).await?;
+    }
+    for file in writer.finish().await? {
+        let year = file.partition[0].1.parse().expect("year partitions are integers");
+        report.cells_by_year.insert(year, file.rows);
+    }
+    ctx.deregister_table("raw")?;
+    info!(cells = report.cells_by_year.values().sum::<u64>(), "cube built");
+    Ok(report)
+}

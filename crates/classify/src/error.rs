@@ -1,0 +1,45 @@
+//! The error type of classification.
+
+/// Result with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A code table that cannot be used, or a failure while building the cube.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A code table file could not be read.
+    #[error("code table {file}: cannot read it: {source}")]
+    TableRead {
+        /// The table's location.
+        file: String,
+        /// Why reading failed.
+        source: exdep_core::object_store::Error,
+    },
+    /// A code table has a bad line.
+    #[error("code table {file}: line {line}: {message}")]
+    TableLine {
+        /// The table's location.
+        file: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A code table misses keys it must cover.
+    #[error("code table {file}: {message}")]
+    TableCoverage {
+        /// The table's location.
+        file: String,
+        /// What is missing.
+        message: String,
+    },
+    /// An error from the shared foundation.
+    #[error(transparent)]
+    Core(#[from] exdep_core::Error),
+    /// An error from DataFusion.
+    #[error(transparent)]
+    DataFusion(#[from] exdep_core::datafusion::error::DataFusionError),
+    /// An error from Arrow.
+    #[error(transparent)]
+    Arrow(#[from] exdep_core::arrow::error::ArrowError),
+}

@@ -1,0 +1,387 @@
+//! The pipeline configuration: one TOML file says what a run does.
+//!
+//! The file is parsed into [`ConfigFile`]-shaped serde structs that reject unknown keys, then
+//! checked once into [`Config`], which the rest of exdep passes around. Relative paths in the
+//! file are resolved against the directory that holds the file, so a config can be run from
+//! anywhere.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::storage::{InputLocation, Location};
+
+/// The earliest and latest years exdep accepts; anything else is a typo.
+const YEAR_RANGE: std::ops::RangeInclusive<i32> = 1950..=2100;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ConfigFile {
+    /// The years this run covers; records of any other year are rejected.
+    years: Vec<i32>,
+    /// Root of the published index tables.
+    output: String,
+    /// Root of exdep's intermediate layers (raw records and the classified cube).
+    warehouse: String,
+    /// Where the export records come from. May be empty when `--input` is given.
+    #[serde(default)]
+    inputs: Vec<InputFile>,
+    /// Code tables; each defaults to the file of the same name beside the config.
+    #[serde(default)]
+    tables: TablesFile,
+    /// Settings of the index views.
+    #[serde(default)]
+    indices: IndicesFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct InputFile {
+    location: String,
+    format: InputFormat,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct TablesFile {
+    /// HS chapter -> factor-intensity category. Default `hs_chapters.csv`.
+    #[serde(default = "default_hs_chapters")]
+    hs_chapters: String,
+    /// ISO 3166-1 alpha-3 partner -> world region. Default `partner_regions.csv`.
+    #[serde(default = "default_partner_regions")]
+    partner_regions: String,
+    /// GB/T 2260 province code -> name and macro-region. Default `provinces.csv`.
+    #[serde(default = "default_provinces")]
+    provinces: String,
+    /// CNY per USD, annual average, by year. Default `cny_per_usd.csv`.
+    #[serde(default = "default_exchange_rates")]
+    exchange_rates: String,
+}
+
+fn default_hs_chapters() -> String {
+    "hs_chapters.csv".into()
+}
+fn default_partner_regions() -> String {
+    "partner_regions.csv".into()
+}
+fn default_provinces() -> String {
+    "provinces.csv".into()
+}
+fn default_exchange_rates() -> String {
+    "cny_per_usd.csv".into()
+}
+
+impl Default for TablesFile {
+    fn default() -> Self {
+        Self {
+            hs_chapters: default_hs_chapters(),
+            partner_regions: default_partner_regions(),
+            provinces: default_provinces(),
+            exchange_rates: default_exchange_rates(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct IndicesFile {
+    /// National exports (CNY) a destination must reach to be listed. Default 1e11
+    /// (1000 x 10^8 yuan, the study's line).
+    #[serde(default = "default_threshold")]
+    destination_threshold_cny: f64,
+    /// How many province-partner links to keep per category. Default 10.
+    #[serde(default = "default_top_n")]
+    top_n: u32,
+}
+
+fn default_threshold() -> f64 {
+    1e11
+}
+fn default_top_n() -> u32 {
+    10
+}
+
+impl Default for IndicesFile {
+    fn default() -> Self {
+        Self {
+            destination_threshold_cny: default_threshold(),
+            top_n: default_top_n(),
+        }
+    }
+}
+
+/// The format of an input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InputFormat {
+    /// exdep's canonical contract as CSV with a header line.
+    CanonicalCsv,
+    /// exdep's canonical contract as Parquet.
+    CanonicalParquet,
+}
+
+impl InputFormat {
+    /// The name used in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CanonicalCsv => "canonical-csv",
+            Self::CanonicalParquet => "canonical-parquet",
+        }
+    }
+
+    /// The file extension that input listings are filtered by.
+    pub fn file_extension(self) -> &'static str {
+        match self {
+            Self::CanonicalCsv => ".csv",
+            Self::CanonicalParquet => ".parquet",
+        }
+    }
+
+    /// Guesses the format from a location's file extension (used for `--input`).
+    pub fn from_location(location: &str) -> Option<Self> {
+        let lower = location.to_ascii_lowercase();
+        if lower.ends_with(".csv") {
+            Some(Self::CanonicalCsv)
+        } else if lower.ends_with(".parquet") {
+            Some(Self::CanonicalParquet)
+        } else {
+            None
+        }
+    }
+}
+
+/// One configured input: where and in which format.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// Files, a folder or a glob.
+    pub location: InputLocation,
+    /// How to read them.
+    pub format: InputFormat,
+}
+
+/// Where the code tables live.
+#[derive(Debug, Clone)]
+pub struct TableLocations {
+    /// HS chapter -> category.
+    pub hs_chapters: Location,
+    /// ISO3 partner -> region.
+    pub partner_regions: Location,
+    /// Province code -> name, macro-region.
+    pub provinces: Location,
+    /// Year -> CNY per USD.
+    pub exchange_rates: Location,
+}
+
+/// Settings of the index views.
+#[derive(Debug, Clone)]
+pub struct IndexSettings {
+    /// Threshold of national exports, in CNY, for the destination list.
+    pub destination_threshold_cny: f64,
+    /// Number of strongest links kept per category.
+    pub top_n: u32,
+}
+
+/// A checked pipeline configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes, recorded in the run manifest.
+    pub sha256: String,
+    /// The years of the run, ascending, unique.
+    pub years: BTreeSet<i32>,
+    /// Root of the published tables.
+    pub output: Location,
+    /// Root of the intermediate layers.
+    pub warehouse: Location,
+    /// The inputs, in the order given.
+    pub inputs: Vec<Input>,
+    /// The code tables.
+    pub tables: TableLocations,
+    /// Index settings.
+    pub indices: IndexSettings,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks config text as if it had been read from `path` (relative locations resolve
+    /// against `path`'s directory).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| Error::ConfigSyntax {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).map_err(|e| Error::ConfigRead {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+
+        let years = check_years(&file.years)?;
+        let output = Location::resolve(&file.output, &base).map_err(in_key("output"))?;
+        let warehouse = Location::resolve(&file.warehouse, &base).map_err(in_key("warehouse"))?;
+        // A warehouse inside the output root is fine (a `_`-prefixed folder that lake readers
+        // skip); an output inside the warehouse, or the same root, would mix the two.
+        if output.is_within(&warehouse) {
+            return Err(Error::ConfigValue {
+                key: "output".into(),
+                message: format!("{output} must not lie inside the warehouse {warehouse}"),
+            });
+        }
+        let inputs = file
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, input)| {
+                Ok(Input {
+                    location: InputLocation::resolve(&input.location, &base)
+                        .map_err(in_key(&format!("inputs[{i}].location")))?,
+                    format: input.format,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let table = |key: &str, value: &str| {
+            Location::resolve(value, &base).map_err(in_key(&format!("tables.{key}")))
+        };
+        let tables = TableLocations {
+            hs_chapters: table("hs-chapters", &file.tables.hs_chapters)?,
+            partner_regions: table("partner-regions", &file.tables.partner_regions)?,
+            provinces: table("provinces", &file.tables.provinces)?,
+            exchange_rates: table("exchange-rates", &file.tables.exchange_rates)?,
+        };
+        let threshold = file.indices.destination_threshold_cny;
+        if !(threshold.is_finite() && threshold > 0.0) {
+            return Err(Error::ConfigValue {
+                key: "indices.destination-threshold-cny".into(),
+                message: format!("must be a positive number, got {threshold}"),
+            });
+        }
+        if file.indices.top_n == 0 {
+            return Err(Error::ConfigValue {
+                key: "indices.top-n".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            sha256: hex_sha256(text.as_bytes()),
+            years,
+            output,
+            warehouse,
+            inputs,
+            tables,
+            indices: IndexSettings {
+                destination_threshold_cny: threshold,
+                top_n: file.indices.top_n,
+            },
+        })
+    }
+
+    /// Replaces the configured inputs (the CLI's `--input`), resolved against the working
+    /// directory; the format is taken from each location's extension.
+    pub fn override_inputs(&mut self, locations: &[String]) -> Result<()> {
+        let cwd = std::env::current_dir().map_err(|source| Error::ConfigRead {
+            path: PathBuf::from("."),
+            source,
+        })?;
+        self.inputs = locations
+            .iter()
+            .map(|location| {
+                let format =
+                    InputFormat::from_location(location).ok_or_else(|| Error::Location {
+                        location: location.clone(),
+                        message: "--input must end in .csv or .parquet so its format is known"
+                            .into(),
+                    })?;
+                Ok(Input {
+                    location: InputLocation::resolve(location, &cwd)?,
+                    format,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
+    /// Replaces the output root (the CLI's `--output`), resolved against the working directory.
+    pub fn override_output(&mut self, location: &str) -> Result<()> {
+        let cwd = std::env::current_dir().map_err(|source| Error::ConfigRead {
+            path: PathBuf::from("."),
+            source,
+        })?;
+        self.output = Location::resolve(location, &cwd)?;
+        Ok(())
+    }
+
+    /// Fails unless the run has something to read.
+    pub fn require_inputs(&self) -> Result<()> {
+        if self.inputs.is_empty() {
+            return Err(Error::ConfigValue {
+                key: "inputs".into(),
+                message: "no inputs: add [[inputs]] to the config or pass --input".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_years(years: &[i32]) -> Result<BTreeSet<i32>> {
+    let key = || "years".to_string();
+    if years.is_empty() {
+        return Err(Error::ConfigValue {
+            key: key(),
+            message: "must list at least one year".into(),
+        });
+    }
+    let mut set = BTreeSet::new();
+    for &year in years {
+        if !YEAR_RANGE.contains(&year) {
+            return Err(Error::ConfigValue {
+                key: key(),
+                message: format!(
+                    "{year} is outside {}..={}",
+                    YEAR_RANGE.start(),
+                    YEAR_RANGE.end()
+                ),
+            });
+        }
+        if !set.insert(year) {
+            return Err(Error::ConfigValue {
+                key: key(),
+                message: format!("{year} is listed twice"),
+            });
+        }
+    }
+    Ok(set)
+}
+
+fn in_key(key: &str) -> impl Fn(Error) -> Error + '_ {
+    move |e| match e {
+        Error::Location { location, message } => Error::ConfigValue {
+            key: key.to_string(),
+            message: format!("`{location}`: {message}"),
+        },
+        other => other,
+    }
+}
+
+/// Lower-case hex SHA-256 of some bytes.
+pub fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,33 @@
+//! The foundation the exdep stages share: the checked pipeline [`Config`], object-store
+//! [`Location`]s, the schemas of the warehouse layers, the DataFusion session, and the
+//! Hive-partitioned Parquet writer.
+//!
+//! ```no_run
+//! # async fn demo() -> exdep_core::Result<()> {
+//! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
+//! let ctx = exdep_core::new_session();
+//! let raw = config.warehouse.join("raw");
+//! println!("{} years, raw layer at {raw}", config.years.len());
+//! # let _ = ctx; Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+pub mod schema;
+mod session;
+mod storage;
+mod tally;
+
+pub use config::{
+    Config, IndexSettings, Input, InputFormat, TableLocations, hex_sha256,
+};
+pub use error::{Error, Result};
+pub use session::{new_session, register_layer};
+pub use storage::{InputLocation, Location, PartitionedWriter, WrittenFile, writer_properties};
+pub use tally::{Tally, TallyByReason, total};
+
+pub use arrow;
+pub use datafusion;
+pub use object_store;
+pub use parquet;

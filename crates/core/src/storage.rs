@@ -1,0 +1,468 @@
+//! Locations in object storage and the Parquet writer every stage shares.
+//!
+//! Every place exdep reads or writes is a URL: `file://`, `memory://`, or a plain path, which
+//! becomes a `file://` URL. The stores behind the URLs live in the DataFusion session's
+//! runtime, so the plans and exdep's own writers always talk to the same store instance.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, UInt32Array};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
+use futures::TryStreamExt;
+use object_store::buffered::BufWriter;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Rows per Parquet row group: large enough for good compression and pruning statistics,
+/// small enough that a writer's buffer stays in the tens of megabytes.
+const ROW_GROUP_ROWS: usize = 512 * 1024;
+
+/// A folder or file in object storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    url: Url,
+}
+
+impl Location {
+    /// Resolves a URL (`file://`, `memory://`, ...) or a local path; relative paths are taken
+    /// relative to `base`.
+    pub fn resolve(text: &str, base: &Path) -> Result<Self> {
+        let error = |message: String| Error::Location {
+            location: text.to_string(),
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(error("empty location".into()));
+        }
+        if has_scheme(text) {
+            let mut url = Url::parse(text).map_err(|e| error(e.to_string()))?;
+            if url.path().ends_with('/') && url.path().len() > 1 {
+                let trimmed = url.path().trim_end_matches('/').to_string();
+                url.set_path(&trimmed);
+            }
+            return Ok(Self { url });
+        }
+        let path = normalize(&base.join(text));
+        let url = Url::from_file_path(&path)
+            .map_err(|()| error(format!("{} is not an absolute path", path.display())))?;
+        Ok(Self { url })
+    }
+
+    /// The location as a URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The URL of the store that holds this location (scheme and authority).
+    pub fn object_store_url(&self) -> ObjectStoreUrl {
+        ObjectStoreUrl::parse(&self.url[..url::Position::BeforePath])
+            .expect("scheme and authority of a parsed URL form a valid store URL")
+    }
+
+    /// The path inside the store.
+    pub fn path(&self) -> Result<ObjectPath> {
+        ObjectPath::from_url_path(self.url.path()).map_err(|e| Error::Location {
+            location: self.url.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// A child of this folder.
+    pub fn join(&self, segment: &str) -> Self {
+        let mut url = self.url.clone();
+        url.path_segments_mut()
+            .expect("object store URLs have a path")
+            .pop_if_empty()
+            .extend(segment.split('/'));
+        Self { url }
+    }
+
+    /// Whether this location is `other` or lies below it.
+    pub fn is_within(&self, other: &Location) -> bool {
+        let (mine, theirs) = (self.url.as_str(), other.url.as_str());
+        mine == theirs
+            || mine
+                .strip_prefix(theirs.trim_end_matches('/'))
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// The location as a string DataFusion's listing tables accept (a folder, with a slash).
+    pub fn as_table_url(&self) -> String {
+        format!("{}/", self.url.as_str().trim_end_matches('/'))
+    }
+
+    /// The store that holds this location, from the session's registry.
+    pub fn store(&self, ctx: &SessionContext) -> Result<Arc<dyn ObjectStore>> {
+        Ok(ctx.runtime_env().object_store(self.object_store_url())?)
+    }
+
+    /// Deletes every object under this folder.
+    pub async fn delete_all(&self, ctx: &SessionContext) -> Result<usize> {
+        let store = self.store(ctx)?;
+        let prefix = self.path()?;
+        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        for meta in &objects {
+            store.delete(&meta.location).await?;
+        }
+        Ok(objects.len())
+    }
+
+    /// Whether any object lies under this folder.
+    pub async fn has_objects(&self, ctx: &SessionContext) -> Result<bool> {
+        let store = self.store(ctx)?;
+        let prefix = self.path()?;
+        let mut listing = store.list(Some(&prefix));
+        Ok(listing.try_next().await?.is_some())
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url.as_str())
+    }
+}
+
+/// An input location: a file, a folder, or a glob over file names.
+#[derive(Debug, Clone)]
+pub struct InputLocation {
+    text: String,
+    url: ListingTableUrl,
+}
+
+impl InputLocation {
+    /// Resolves a URL or local path, either possibly ending in a glob such as `*.csv`.
+    pub fn resolve(text: &str, base: &Path) -> Result<Self> {
+        let error = |message: String| Error::Location {
+            location: text.to_string(),
+            message,
+        };
+        if text.trim().is_empty() {
+            return Err(error("empty location".into()));
+        }
+        let url = if has_scheme(text) {
+            match text.find(['*', '?', '[']) {
+                Some(glob_start) => {
+                    let split = text[..glob_start].rfind('/').map_or(0, |i| i + 1);
+                    let (prefix, pattern) = text.split_at(split);
+                    let prefix = Url::parse(prefix).map_err(|e| error(e.to_string()))?;
+                    let pattern =
+                        glob::Pattern::new(pattern).map_err(|e| error(e.to_string()))?;
+                    ListingTableUrl::try_new(prefix, Some(pattern))
+                }
+                None => ListingTableUrl::parse(text),
+            }
+        } else {
+            let absolute = normalize(&base.join(text));
+            ListingTableUrl::parse(absolute.to_string_lossy())
+        }
+        .map_err(|e| error(e.to_string()))?;
+        Ok(Self {
+            text: text.to_string(),
+            url,
+        })
+    }
+
+    /// The location as the user wrote it.
+    pub fn as_written(&self) -> &str {
+        &self.text
+    }
+
+    /// Lists the files this location names, in path order.
+    pub async fn list_files(
+        &self,
+        ctx: &SessionContext,
+        file_extension: &str,
+    ) -> Result<Vec<(Location, object_store::ObjectMeta)>> {
+        let store = ctx.runtime_env().object_store(self.url.object_store())?;
+        let state = ctx.state();
+        let mut files: Vec<_> = self
+            .url
+            .list_all_files(&state, store.as_ref(), file_extension)
+            .await?
+            .try_collect()
+            .await?;
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let store_url = self.url.object_store();
+        Ok(files
+            .into_iter()
+            .map(|meta| {
+                let url = Url::parse(store_url.as_str())
+                    .and_then(|base| base.join(meta.location.as_ref()))
+                    .expect("an object path joined to its store URL is a URL");
+                (Location { url }, meta)
+            })
+            .collect())
+    }
+}
+
+impl fmt::Display for InputLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn has_scheme(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
+}
+
+/// Removes `.` and `..` without touching the filesystem, so paths that do not exist yet
+/// (an output root) resolve the same as those that do.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Parquet settings for every file exdep writes: zstd, column statistics, bounded row groups.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("exdep {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// One Parquet file a [`PartitionedWriter`] produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WrittenFile {
+    /// Hive partition values, in partition-column order.
+    pub partition: Vec<(String, String)>,
+    /// Where the file is.
+    pub location: String,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+/// Writes record batches into Hive-partitioned Parquet files (`col=value/.../FILE`) under a
+/// table root. Partition columns are stored in the path, not in the files, as Spark, Trino,
+/// DuckDB and Polars expect.
+pub struct PartitionedWriter {
+    ctx_store: Arc<dyn ObjectStore>,
+    root: Location,
+    partition_columns: Vec<String>,
+    file_name: String,
+    file_schema: Option<SchemaRef>,
+    writers: BTreeMap<Vec<String>, PartitionFile>,
+}
+
+struct PartitionFile {
+    location: Location,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+}
+
+impl PartitionedWriter {
+    /// A writer for the table at `root`, naming each partition's file `file_name`.
+    pub fn new(
+        ctx: &SessionContext,
+        root: &Location,
+        partition_columns: &[&str],
+        file_name: &str,
+    ) -> Result<Self> {
+        Ok(Self {
+            ctx_store: root.store(ctx)?,
+            root: root.clone(),
+            partition_columns: partition_columns.iter().map(|c| c.to_string()).collect(),
+            file_name: file_name.to_string(),
+            file_schema: None,
+            writers: BTreeMap::new(),
+        })
+    }
+
+    /// Casts every file's columns to `schema` (by name), so a layer's files always have the
+    /// schema its readers declare, whatever string or integer types a plan produced.
+    pub fn with_file_schema(mut self, schema: SchemaRef) -> Self {
+        self.file_schema = Some(schema);
+        self
+    }
+
+    /// Routes each row of `batch` to its partition's file.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let key_columns = self
+            .partition_columns
+            .iter()
+            .map(|name| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| Error::MissingPartitionColumn {
+                        root: self.root.to_string(),
+                        column: name.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = FormatOptions::default();
+        let formatters = key_columns
+            .iter()
+            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+        for row in 0..batch.num_rows() {
+            let key = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            rows_by_key.entry(key).or_default().push(row as u32);
+        }
+        let data_indices: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| {
+                !self
+                    .partition_columns
+                    .contains(batch.schema().field(i).name())
+            })
+            .collect();
+        let mut data = batch.project(&data_indices)?;
+        if let Some(schema) = &self.file_schema {
+            data = conform(&data, schema)?;
+        }
+        for (key, rows) in rows_by_key {
+            let part = if rows.len() == data.num_rows() {
+                data.clone()
+            } else {
+                take_record_batch(&data, &UInt32Array::from(rows))?
+            };
+            let file = self.file_for(key, data.schema())?;
+            file.writer.write(&part).await?;
+            file.rows += part.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    fn file_for(&mut self, key: Vec<String>, schema: SchemaRef) -> Result<&mut PartitionFile> {
+        if !self.writers.contains_key(&key) {
+            let mut location = self.root.clone();
+            for (column, value) in self.partition_columns.iter().zip(&key) {
+                if !is_safe_segment(value) {
+                    return Err(Error::UnsafePartitionValue {
+                        root: self.root.to_string(),
+                        column: column.clone(),
+                        value: value.clone(),
+                    });
+                }
+                location = location.join(&format!("{column}={value}"));
+            }
+            location = location.join(&self.file_name);
+            let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
+            let writer = AsyncArrowWriter::try_new(
+                object,
+                Arc::new(Schema::new(schema.fields().clone())),
+                Some(writer_properties()),
+            )?;
+            self.writers.insert(
+                key.clone(),
+                PartitionFile {
+                    location,
+                    writer,
+                    rows: 0,
+                },
+            );
+        }
+        Ok(self.writers.get_mut(&key).expect("inserted above"))
+    }
+
+    /// Closes every file and returns what was written, in partition order.
+    pub async fn finish(self) -> Result<Vec<WrittenFile>> {
+        let mut written = Vec::with_capacity(self.writers.len());
+        for (key, file) in self.writers {
+            file.writer.close().await?;
+            written.push(WrittenFile {
+                partition: self.partition_columns.iter().cloned().zip(key).collect(),
+                location: file.location.to_string(),
+                rows: file.rows,
+            });
+        }
+        Ok(written)
+    }
+}
+
+/// Casts the columns of `batch` named in `schema` to its types, in its order.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!(
+                    "column `{}` is missing from the data",
+                    field.name()
+                ))
+            })?;
+            cast(column, field.data_type())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Partition values become path segments: only plain codes and numbers are allowed, so no
+/// value can climb out of the table root or name a hidden file.
+fn is_safe_segment(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with(['.', '_'])
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_against_the_base() {
+        let loc = Location::resolve("../out/x", Path::new("/a/b/configs")).unwrap();
+        assert_eq!(loc.url().as_str(), "file:///a/b/out/x");
+        assert_eq!(loc.join("year=2020").url().as_str(), "file:///a/b/out/x/year=2020");
+    }
+
+    #[test]
+    fn urls_keep_their_scheme() {
+        let loc = Location::resolve("memory:///wh/", Path::new("/x")).unwrap();
+        assert_eq!(loc.object_store_url().as_str(), "memory:///");
+        assert_eq!(loc.path().unwrap().as_ref(), "wh");
+    }
+
+    #[test]
+    fn within() {
+        let root = Location::resolve("/a/out", Path::new("/")).unwrap();
+        assert!(Location::resolve("/a/out/_wh", Path::new("/")).unwrap().is_within(&root));
+        assert!(!Location::resolve("/a/output", Path::new("/")).unwrap().is_within(&root));
+    }
+
+    #[test]
+    fn unsafe_segments_are_refused() {
+        for bad in ["..", "", "a/b", ".hidden", "x y", "_tmp", "a\\b"] {
+            assert!(!is_safe_segment(bad), "{bad:?}");
+        }
+        for good in ["2020", "44", "CN", "all"] {
+            assert!(is_safe_segment(good), "{good:?}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The error type of export.
+
+/// Result with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failure while writing outputs or the manifest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Computing or writing a table failed.
+    #[error("table `{table}`: {source}")]
+    Table {
+        /// The table being written.
+        table: String,
+        /// What failed.
+        source: Box<Error>,
+    },
+    /// The manifest could not be serialized.
+    #[error("cannot serialize the run manifest: {0}")]
+    Manifest(#[from] serde_json::Error),
+    /// An error from the shared foundation.
+    #[error(transparent)]
+    Core(#[from] exdep_core::Error),
+    /// An error from DataFusion.
+    #[error(transparent)]
+    DataFusion(#[from] exdep_core::datafusion::error::DataFusionError),
+    /// An error from object storage.
+    #[error(transparent)]
+    ObjectStore(#[from] exdep_core::object_store::Error),
+}

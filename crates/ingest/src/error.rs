@@ -1,0 +1,59 @@
+//! The error type of ingestion.
+
+/// Result with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A problem that stops an input: the file, and where in it, are always named.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input location matched no file.
+    #[error("input `{input}` matched no {extension} file")]
+    NoFiles {
+        /// The location as configured.
+        input: String,
+        /// The extension files were filtered by.
+        extension: String,
+    },
+    /// A file has no bytes at all.
+    #[error("{file}: the file is empty (not even a header line)")]
+    EmptyFile {
+        /// The file.
+        file: String,
+    },
+    /// A file's header cannot be read.
+    #[error("{file}: line 1: {message}")]
+    Header {
+        /// The file.
+        file: String,
+        /// What is wrong with the header.
+        message: String,
+    },
+    /// A required column is absent.
+    #[error("{file}: required column `{column}` is missing (found: {found})")]
+    MissingColumn {
+        /// The file.
+        file: String,
+        /// The column that is required.
+        column: String,
+        /// The columns the file does have.
+        found: String,
+    },
+    /// Reading or decoding a file failed part-way.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// What DataFusion reported.
+        source: Box<exdep_core::datafusion::error::DataFusionError>,
+    },
+    /// An error from the shared foundation (storage, writers).
+    #[error(transparent)]
+    Core(#[from] exdep_core::Error),
+    /// An error from DataFusion outside any single file.
+    #[error(transparent)]
+    DataFusion(#[from] exdep_core::datafusion::error::DataFusionError),
+    /// An error from Arrow.
+    #[error(transparent)]
+    Arrow(#[from] exdep_core::arrow::error::ArrowError),
+}

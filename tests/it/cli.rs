@@ -1,0 +1,161 @@
+//! The `exdep` binary end to end: summaries, reconciliation, overrides and bad configs.
+
+use crate::support::{Scratch, read_table, select};
+
+/// A small input with one record of every kind of trouble ingest and classification count.
+const MIXED: &str = "\
+year,month,province,partner,hs_code,value,currency
+2020,1,44,USA,850440,1000,USD
+2020,,44,JPN,6109,6897.6,CNY
+2020,13,44,USA,8504,5,USD
+2020,2,4X,USA,8504,5,USD
+2020,3,44,usa,8504,5,usd
+2020,3,44,US,8504,5,USD
+2020,3,44,USA,8,5,USD
+2020,3,44,USA,8504,,USD
+2020,3,44,USA,8504,1e3x,USD
+2020,3,44,USA,8504,-5,USD
+2020,3,44,USA,8504,5,EUR
+2019,3,44,USA,8504,5,USD
+twenty,3,44,USA,8504,5,USD
+2020,3,99,USA,8504,7,USD
+2020,3,44,XXZ,8504,7,USD
+2020,3,44,USA,7701,7,USD
+2020,3,44,USA,9801,11,USD
+2020,3,44,CHN,8504,13,USD
+";
+
+#[tokio::test]
+async fn every_record_is_accounted_for_by_kind() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/mixed.csv", MIXED);
+    scratch.config(&[2020], "");
+    let stdout = scratch.run_ok();
+    // 18 records: 3 accepted (one lower-case partner and currency normalized), 13 rejected,
+    // 2 excluded by rule.
+    assert!(
+        stdout.contains("read 18 = accepted 3 + rejected 13"),
+        "summary was:\n{stdout}"
+    );
+    for reason in [
+        "bad_month 1",
+        "bad_province_code 1",
+        "bad_partner_code 1",
+        "bad_hs_code 1",
+        "missing_value 1",
+        "bad_value 1",
+        "negative_value 1",
+        "bad_currency 1",
+        "year_outside_run 1",
+        "bad_year 1",
+        "unknown_province 1",
+        "unknown_partner 1",
+        "unknown_hs_chapter 1",
+        "excluded_hs_chapter 1",
+        "partner_is_china 1",
+    ] {
+        assert!(stdout.contains(reason), "`{reason}` missing from:\n{stdout}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(scratch.path("out/_manifest.json")).unwrap())
+            .unwrap();
+    let input = &manifest["inputs"][0];
+    assert_eq!(input["read"], 18);
+    assert_eq!(input["accepted"]["records"], 3);
+    assert_eq!(input["balanced"], true);
+    assert_eq!(input["excluded"]["excluded_hs_chapter"]["value"], 11.0);
+    assert_eq!(input["rejected"]["unknown_partner"]["value"], 7.0);
+    // 1000 + 5 USD and 6897.6 CNY = 1000 USD at 2020's 6.8976.
+    let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
+    let all = select(&indices, &[("province", "44"), ("category", "all")])[0];
+    assert!((all["exports_usd"].float() - 2005.0).abs() < 1e-9);
+}
+
+#[tokio::test]
+async fn outputs_are_hive_partitioned_by_year_and_province() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n2021,,11,DEU,0101,20,USD\n");
+    scratch.config(&[2020, 2021, 2022], "");
+    let stdout = scratch.run_ok();
+    assert!(stdout.contains("configured years without records: 2022"), "{stdout}");
+    for table in ["indices", "lq", "region_shares"] {
+        for partition in ["year=2020/province=44", "year=2020/province=CN", "year=2021/province=11", "year=2021/province=CN"] {
+            let file = scratch.path(&format!("out/{table}/{partition}/part-00000.parquet"));
+            assert!(file.is_file(), "{} is missing", file.display());
+        }
+        assert!(!scratch.path(&format!("out/{table}/year=2022")).exists());
+    }
+}
+
+#[tokio::test]
+async fn input_and_output_flags_replace_the_config() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n");
+    scratch.write("elsewhere/b.csv", "year,month,province,partner,hs_code,value,currency\n2020,,11,DEU,0101,20,USD\n");
+    scratch.config(&[2020], "");
+    let output = scratch.exdep(&[
+        "run", "--config", "config.toml", "--input", "elsewhere/b.csv", "--output", "other",
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(!scratch.path("out").exists(), "the configured output was not used");
+    let indices = read_table(&scratch.path("other"), "indices", "province, category").await;
+    assert!(select(&indices, &[("province", "44")]).is_empty(), "the configured input was not read");
+    assert_eq!(select(&indices, &[("province", "11")]).len(), 2);
+}
+
+/// Runs a config that must fail, and returns the error line.
+fn failing(scratch: &Scratch) -> String {
+    let output = scratch.exdep(&["run", "--config", "config.toml"]);
+    assert_eq!(output.status.code(), Some(2), "exdep should have failed");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected in:\n{stderr}");
+    assert!(!scratch.path("out").exists(), "nothing may be written on a bad config");
+    errors[0].to_string()
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    scratch.config(&[2020], "[indices]\ntop-n = 5\ntop-m = 3\n");
+    let error = failing(&scratch);
+    assert!(error.contains("top-m"), "{error}");
+    assert!(error.contains("config.toml"), "{error}");
+}
+
+#[test]
+fn a_missing_table_file_is_named() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    let config = scratch.config(&[2020], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("provinces.csv", "provinces-missing.csv");
+    std::fs::write(&config, text).unwrap();
+    let error = failing(&scratch);
+    assert!(error.contains("provinces-missing.csv"), "{error}");
+}
+
+#[test]
+fn a_year_without_an_exchange_rate_is_named() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    scratch.config(&[2021, 2031], "");
+    let error = failing(&scratch);
+    assert!(error.contains("2031") && error.contains("cny_per_usd.csv"), "{error}");
+}
+
+#[test]
+fn a_missing_input_column_is_named_and_published_outputs_stay() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n");
+    scratch.config(&[2020], "");
+    scratch.run_ok();
+    let published = scratch.path("out/indices/year=2020/province=44/part-00000.parquet");
+    let before = std::fs::read(&published).unwrap();
+    scratch.write("inputs/b.csv", "year,month,province,partner,hs_code,currency\n2020,,44,USA,8504,USD\n");
+    let output = scratch.exdep(&["run", "--config", "config.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("b.csv") && stderr.contains("`value`"), "{stderr}");
+    assert_eq!(std::fs::read(&published).unwrap(), before);
+}

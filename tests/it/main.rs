@@ -1,0 +1,9 @@
+//! exdep's integration tests: the `exdep` binary end to end, the index formulas on
+//! hand-computed fixtures, their properties on random data, and an independent DuckDB
+//! recomputation of every table.
+
+mod cli;
+mod fixtures;
+mod properties;
+mod reference;
+mod support;

@@ -1,0 +1,113 @@
+//! Properties the formulas must have on any input (shared/DOMAIN.md section 2).
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use crate::support::{Row, Scratch, Value, read_table};
+
+const PROVINCES: [&str; 4] = ["11", "44", "65", "54"];
+const PARTNERS: [&str; 6] = ["USA", "HKG", "KAZ", "DEU", "BRA", "NGA"];
+const CHAPTERS: [&str; 6] = ["01", "27", "61", "84", "85", "90"];
+
+fn record() -> impl Strategy<Value = (i32, usize, usize, usize, f64)> {
+    (
+        2020..=2021,
+        0..PROVINCES.len(),
+        0..PARTNERS.len(),
+        0..CHAPTERS.len(),
+        // Values over eight orders of magnitude, some tiny next to others.
+        (0.0f64..8.0).prop_map(|e| 10f64.powf(e)),
+    )
+}
+
+fn text(row: &Row, column: &str) -> String {
+    match &row[column] {
+        Value::Text(t) => t.clone(),
+        Value::Int(i) => i.to_string(),
+        other => panic!("{column}: {other:?}"),
+    }
+}
+
+fn sums_by(rows: &[Row], keys: &[&str], value: impl Fn(&Row) -> f64) -> BTreeMap<Vec<String>, f64> {
+    let mut sums = BTreeMap::new();
+    for row in rows {
+        let key = keys.iter().map(|k| text(row, k)).collect();
+        *sums.entry(key).or_insert(0.0) += value(row);
+    }
+    sums
+}
+
+fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseError> {
+    let scratch = Scratch::new();
+    let mut csv = String::from("year,month,province,partner,hs_code,value,currency\n");
+    for &(year, p, r, c, value) in records {
+        csv.push_str(&format!(
+            "{year},,{},{},{}10,{value},USD\n",
+            PROVINCES[p], PARTNERS[r], CHAPTERS[c]
+        ));
+    }
+    scratch.write("inputs/random.csv", &csv);
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    let out = scratch.path("out");
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let (indices, lq, shares) = runtime.block_on(async {
+        (
+            read_table(&out, "indices", "year, province, category").await,
+            read_table(&out, "lq", "year, province, partner, category").await,
+            read_table(&out, "region_shares", "year, province, category, region").await,
+        )
+    });
+    let eps = 1e-12;
+
+    for row in &indices {
+        let n = row["destinations"].float();
+        let (hhi, norm, entropy) = (row["hhi"].float(), row["hhi_norm"].float(), row["entropy"].float());
+        prop_assert!(hhi >= 1.0 / n - eps && hhi <= 1.0 + eps, "hhi {hhi} outside [1/{n}, 1]");
+        prop_assert!((-eps..=1.0 + eps).contains(&norm), "hhi_norm {norm}");
+        prop_assert!(entropy >= -eps && entropy <= n.ln() + eps, "entropy {entropy} outside [0, ln {n}]");
+    }
+
+    // Region shares sum to one for every origin and category.
+    for (key, sum) in sums_by(&shares, &["year", "province", "category"], |r| r["share"].float()) {
+        prop_assert!((sum - 1.0).abs() < 1e-9, "shares of {key:?} sum to {sum}");
+    }
+
+    // National exports = sum of provincial exports; `all` = sum of the four categories.
+    let provincial: Vec<Row> = indices.iter().filter(|r| text(r, "province") != "CN").cloned().collect();
+    let national: Vec<Row> = indices.iter().filter(|r| text(r, "province") == "CN").cloned().collect();
+    let by_category = sums_by(&provincial, &["year", "category"], |r| r["exports_usd"].float());
+    for (key, value) in sums_by(&national, &["year", "category"], |r| r["exports_usd"].float()) {
+        let provinces = by_category[&key];
+        prop_assert!((value - provinces).abs() <= 1e-9 * value, "national {key:?}: {value} vs {provinces}");
+    }
+    let four: Vec<Row> = indices.iter().filter(|r| text(r, "category") != "all").cloned().collect();
+    let all: Vec<Row> = indices.iter().filter(|r| text(r, "category") == "all").cloned().collect();
+    let four = sums_by(&four, &["year", "province"], |r| r["exports_usd"].float());
+    for (key, value) in sums_by(&all, &["year", "province"], |r| r["exports_usd"].float()) {
+        prop_assert!((value - four[&key]).abs() <= 1e-9 * value, "`all` of {key:?}");
+    }
+
+    // sum over partners r of (e_r / e_N) lq_rm = 1 for every origin and category.
+    let e_r = sums_by(&lq, &["year", "province", "partner"], |r| r["exports_usd"].float());
+    let e_n = sums_by(&lq, &["year", "province"], |r| r["exports_usd"].float());
+    let weighted = sums_by(&lq, &["year", "province", "category"], |r| {
+        let origin = vec![text(r, "year"), text(r, "province")];
+        let partner = vec![text(r, "year"), text(r, "province"), text(r, "partner")];
+        e_r[&partner] / e_n[&origin] * r["lq"].float()
+    });
+    for (key, sum) in weighted {
+        prop_assert!((sum - 1.0).abs() < 1e-9, "weighted lq of {key:?} sums to {sum}");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    #[test]
+    fn indices_keep_their_bounds_and_identities(records in prop::collection::vec(record(), 1..60)) {
+        check(&records)?;
+    }
+}

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Check the shipped code tables in configs/ (partner_regions, provinces, hs_chapters).
+
+Usage: check_tables.py [CONFIGS_DIR]   (default: the configs/ directory next to tests/)
+Needs Python 3 and pycountry. Exits non-zero with a message on the first failed table.
+"""
+import sys
+from pathlib import Path
+
+try:
+    import pycountry
+except ImportError:
+    sys.exit("check_tables: pycountry is required (pip install pycountry)")
+
+REGIONS = {
+    "western_europe", "eastern_europe", "north_america", "latin_america", "africa",
+    "middle_east", "central_asia", "south_asia", "southeast_asia", "east_asia", "oceania",
+}
+MACRO = {"east", "central", "west", "northeast"}
+CATEGORIES = {"resource", "labor", "capital", "technology", "excluded"}
+
+errors = []
+
+
+def fail(msg):
+    errors.append(msg)
+
+
+def read_table(path, header):
+    """Naive CSV read: split on commas, no quoting. Returns list of rows (lists)."""
+    if not path.is_file():
+        fail(f"{path}: missing")
+        return []
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        fail(f"{path.name}: starts with a UTF-8 BOM")
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        fail(f"{path.name}: not valid UTF-8 ({e})")
+        return []
+    lines = text.splitlines()
+    if not lines or lines[0] != ",".join(header):
+        fail(f"{path.name}: header must be exactly {','.join(header)!r}, got {lines[0] if lines else ''!r}")
+        return []
+    rows = []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            fail(f"{path.name}:{n}: empty line")
+            continue
+        if line.lstrip().startswith("#"):
+            fail(f"{path.name}:{n}: comment line not allowed")
+            continue
+        if '"' in line:
+            fail(f"{path.name}:{n}: quote character not allowed")
+        fields = line.split(",")
+        if len(fields) != len(header):
+            fail(f"{path.name}:{n}: expected {len(header)} fields, got {len(fields)}")
+            continue
+        if any(f != f.strip() or f == "" for f in fields):
+            fail(f"{path.name}:{n}: empty field or surrounding whitespace")
+        rows.append(fields)
+    return rows
+
+
+def unique_keys(name, keys):
+    seen, dup = set(), set()
+    for k in keys:
+        (dup if k in seen else seen).add(k)
+    if dup:
+        fail(f"{name}: duplicate keys {sorted(dup)}")
+    return seen
+
+
+def check_partners(d):
+    rows = read_table(d / "partner_regions.csv", ["iso3", "name", "region"])
+    keys = unique_keys("partner_regions.csv", [r[0] for r in rows])
+    iso = {c.alpha_3 for c in pycountry.countries}
+    if keys != iso:
+        missing, extra = sorted(iso - keys), sorted(keys - iso)
+        fail(f"partner_regions.csv: iso3 set differs from pycountry (missing {missing}, not ISO {extra})")
+    bad = sorted({r[2] for r in rows} - REGIONS)
+    if bad:
+        fail(f"partner_regions.csv: unknown regions {bad}")
+    unused = sorted(REGIONS - {r[2] for r in rows})
+    if unused:
+        fail(f"partner_regions.csv: regions never used {unused}")
+    return len(rows)
+
+
+def check_provinces(d):
+    rows = read_table(d / "provinces.csv", ["code", "name", "name_zh", "macro_region"])
+    codes = [r[0] for r in rows]
+    keys = unique_keys("provinces.csv", codes)
+    badc = [c for c in codes if not (len(c) == 2 and c.isascii() and c.isdigit())]
+    if badc:
+        fail(f"provinces.csv: codes not two digits {badc}")
+    if len(keys) != 31:
+        fail(f"provinces.csv: expected 31 unique codes, got {len(keys)}")
+    if codes != sorted(codes):
+        fail("provinces.csv: rows not sorted by code")
+    macros = {r[3] for r in rows}
+    if macros != MACRO:
+        fail(f"provinces.csv: macro regions must be exactly {sorted(MACRO)}, got {sorted(macros)}")
+    return len(rows)
+
+
+def check_hs(d):
+    rows = read_table(d / "hs_chapters.csv", ["chapter", "category"])
+    chapters = [r[0] for r in rows]
+    keys = unique_keys("hs_chapters.csv", chapters)
+    want = {f"{i:02d}" for i in range(1, 100) if i != 77}
+    if keys != want:
+        fail(f"hs_chapters.csv: chapters must be 01-99 minus 77 (missing {sorted(want - keys)}, "
+             f"extra {sorted(keys - want)})")
+    if chapters != sorted(chapters):
+        fail("hs_chapters.csv: rows not sorted by chapter")
+    bad = sorted({r[1] for r in rows} - CATEGORIES)
+    if bad:
+        fail(f"hs_chapters.csv: unknown categories {bad} (allowed {sorted(CATEGORIES)})")
+    return len(rows)
+
+
+def main():
+    if len(sys.argv) > 2:
+        sys.exit(__doc__)
+    d = Path(sys.argv[1]) if len(sys.argv) == 2 else Path(__file__).resolve().parents[2] / "configs"
+    if not d.is_dir():
+        sys.exit(f"check_tables: configs directory not found: {d}")
+    n_p = check_partners(d)
+    n_v = check_provinces(d)
+    n_h = check_hs(d)
+    if errors:
+        for e in errors:
+            print(f"FAIL: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"OK: partner_regions {n_p} codes / {len(REGIONS)} regions, provinces {n_v} / "
+          f"{len(MACRO)} macro regions, hs_chapters {n_h} chapters ({d})")
+
+
+if __name__ == "__main__":
+    main()
