@@ -54,7 +54,10 @@ async fn every_record_is_accounted_for_by_kind() {
         "excluded_hs_chapter 1",
         "partner_is_china 1",
     ] {
-        assert!(stdout.contains(reason), "`{reason}` missing from:\n{stdout}");
+        assert!(
+            stdout.contains(reason),
+            "`{reason}` missing from:\n{stdout}"
+        );
     }
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(scratch.path("out/_manifest.json")).unwrap())
@@ -77,9 +80,17 @@ async fn outputs_are_hive_partitioned_by_year_and_province() {
     scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n2021,,11,DEU,0101,20,USD\n");
     scratch.config(&[2020, 2021, 2022], "");
     let stdout = scratch.run_ok();
-    assert!(stdout.contains("configured years without records: 2022"), "{stdout}");
+    assert!(
+        stdout.contains("configured years without records: 2022"),
+        "{stdout}"
+    );
     for table in ["indices", "lq", "region_shares"] {
-        for partition in ["year=2020/province=44", "year=2020/province=CN", "year=2021/province=11", "year=2021/province=CN"] {
+        for partition in [
+            "year=2020/province=44",
+            "year=2020/province=CN",
+            "year=2021/province=11",
+            "year=2021/province=CN",
+        ] {
             let file = scratch.path(&format!("out/{table}/{partition}/part-00000.parquet"));
             assert!(file.is_file(), "{} is missing", file.display());
         }
@@ -90,16 +101,38 @@ async fn outputs_are_hive_partitioned_by_year_and_province() {
 #[tokio::test]
 async fn input_and_output_flags_replace_the_config() {
     let scratch = Scratch::new();
-    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n");
-    scratch.write("elsewhere/b.csv", "year,month,province,partner,hs_code,value,currency\n2020,,11,DEU,0101,20,USD\n");
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n",
+    );
+    scratch.write(
+        "elsewhere/b.csv",
+        "year,month,province,partner,hs_code,value,currency\n2020,,11,DEU,0101,20,USD\n",
+    );
     scratch.config(&[2020], "");
     let output = scratch.exdep(&[
-        "run", "--config", "config.toml", "--input", "elsewhere/b.csv", "--output", "other",
+        "run",
+        "--config",
+        "config.toml",
+        "--input",
+        "elsewhere/b.csv",
+        "--output",
+        "other",
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(!scratch.path("out").exists(), "the configured output was not used");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !scratch.path("out").exists(),
+        "the configured output was not used"
+    );
     let indices = read_table(&scratch.path("other"), "indices", "province, category").await;
-    assert!(select(&indices, &[("province", "44")]).is_empty(), "the configured input was not read");
+    assert!(
+        select(&indices, &[("province", "44")]).is_empty(),
+        "the configured input was not read"
+    );
     assert_eq!(select(&indices, &[("province", "11")]).len(), 2);
 }
 
@@ -110,14 +143,20 @@ fn failing(scratch: &Scratch) -> String {
     let stderr = String::from_utf8(output.stderr).unwrap();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "one error line expected in:\n{stderr}");
-    assert!(!scratch.path("out").exists(), "nothing may be written on a bad config");
+    assert!(
+        !scratch.path("out").exists(),
+        "nothing may be written on a bad config"
+    );
     errors[0].to_string()
 }
 
 #[test]
 fn an_unknown_key_is_named() {
     let scratch = Scratch::new();
-    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n",
+    );
     scratch.config(&[2020], "[indices]\ntop-n = 5\ntop-m = 3\n");
     let error = failing(&scratch);
     assert!(error.contains("top-m"), "{error}");
@@ -127,9 +166,14 @@ fn an_unknown_key_is_named() {
 #[test]
 fn a_missing_table_file_is_named() {
     let scratch = Scratch::new();
-    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n",
+    );
     let config = scratch.config(&[2020], "");
-    let text = std::fs::read_to_string(&config).unwrap().replace("provinces.csv", "provinces-missing.csv");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("provinces.csv", "provinces-missing.csv");
     std::fs::write(&config, text).unwrap();
     let error = failing(&scratch);
     assert!(error.contains("provinces-missing.csv"), "{error}");
@@ -138,24 +182,39 @@ fn a_missing_table_file_is_named() {
 #[test]
 fn a_year_without_an_exchange_rate_is_named() {
     let scratch = Scratch::new();
-    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n",
+    );
     scratch.config(&[2021, 2031], "");
     let error = failing(&scratch);
-    assert!(error.contains("2031") && error.contains("cny_per_usd.csv"), "{error}");
+    assert!(
+        error.contains("2031") && error.contains("cny_per_usd.csv"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_missing_input_column_is_named_and_published_outputs_stay() {
     let scratch = Scratch::new();
-    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n");
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n",
+    );
     scratch.config(&[2020], "");
     scratch.run_ok();
     let published = scratch.path("out/indices/year=2020/province=44/part-00000.parquet");
     let before = std::fs::read(&published).unwrap();
-    scratch.write("inputs/b.csv", "year,month,province,partner,hs_code,currency\n2020,,44,USA,8504,USD\n");
+    scratch.write(
+        "inputs/b.csv",
+        "year,month,province,partner,hs_code,currency\n2020,,44,USA,8504,USD\n",
+    );
     let output = scratch.exdep(&["run", "--config", "config.toml"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("b.csv") && stderr.contains("`value`"), "{stderr}");
+    assert!(
+        stderr.contains("b.csv") && stderr.contains("`value`"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(&published).unwrap(), before);
 }

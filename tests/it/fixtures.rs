@@ -27,9 +27,21 @@ async fn equal_shares_give_one_over_n_and_ln_n() {
         assert_close(row["hhi_norm"].float(), 0.0, "hhi_norm");
         assert_close(row["entropy"].float(), 4f64.ln(), "entropy");
     }
-    let shares = read_table(&scratch.path("out"), "region_shares", "province, category, region").await;
+    let shares = read_table(
+        &scratch.path("out"),
+        "region_shares",
+        "province, category, region",
+    )
+    .await;
     let labor = select(&shares, &[("province", "44"), ("category", "labor")]);
-    let western = select(&shares, &[("province", "44"), ("category", "labor"), ("region", "western_europe")]);
+    let western = select(
+        &shares,
+        &[
+            ("province", "44"),
+            ("category", "labor"),
+            ("region", "western_europe"),
+        ],
+    );
     assert_eq!(labor.len(), 3, "north_america, east_asia, western_europe");
     assert_close(western[0]["share"].float(), 0.5, "western Europe's share");
 }
@@ -53,7 +65,11 @@ async fn a_single_destination_gives_full_concentration() {
     assert_close(row["exports_usd"].float(), 500.0, "exports_usd");
     assert_close(row["hhi"].float(), 1.0, "hhi");
     assert_eq!(row["hhi_norm"].float(), 0.0);
-    assert_eq!(row["entropy"].float().to_bits(), 0f64.to_bits(), "entropy is +0");
+    assert_eq!(
+        row["entropy"].float().to_bits(),
+        0f64.to_bits(),
+        "entropy is +0"
+    );
     let lq = read_table(&scratch.path("out"), "lq", "province, partner, category").await;
     let row = select(&lq, &[("province", "32")])[0];
     assert_close(row["lq"].float(), 1.0, "lq of the only cell");
@@ -104,8 +120,19 @@ async fn location_quotients_of_a_worked_three_by_three_example() {
         let rows = select(&lq, &[("province", province)]);
         assert_eq!(rows.len(), 9, "nine cells for {province}");
         for (partner, category, value) in expected {
-            let row = select(&lq, &[("province", province), ("partner", partner), ("category", category)]);
-            assert_close(row[0]["lq"].float(), value, &format!("lq {province} {partner} {category}"));
+            let row = select(
+                &lq,
+                &[
+                    ("province", province),
+                    ("partner", partner),
+                    ("category", category),
+                ],
+            );
+            assert_close(
+                row[0]["lq"].float(),
+                value,
+                &format!("lq {province} {partner} {category}"),
+            );
         }
     }
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
@@ -116,7 +143,11 @@ async fn location_quotients_of_a_worked_three_by_three_example() {
     // Shares 0.1, 0.3, 0.6.
     let hhi: f64 = 0.01 + 0.09 + 0.36;
     assert_close(resource["hhi"].float(), hhi, "hhi");
-    assert_close(resource["hhi_norm"].float(), (hhi - 1.0 / 3.0) / (1.0 - 1.0 / 3.0), "hhi_norm");
+    assert_close(
+        resource["hhi_norm"].float(),
+        (hhi - 1.0 / 3.0) / (1.0 - 1.0 / 3.0),
+        "hhi_norm",
+    );
     let entropy = -(0.1f64 * 0.1f64.ln() + 0.3 * 0.3f64.ln() + 0.6 * 0.6f64.ln());
     assert_close(resource["entropy"].float(), entropy, "entropy");
 }

@@ -51,7 +51,9 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
     scratch.config(&[2020, 2021], "");
     scratch.run_ok();
     let out = scratch.path("out");
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let (indices, lq, shares) = runtime.block_on(async {
         (
             read_table(&out, "indices", "year, province, category").await,
@@ -63,34 +65,74 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
 
     for row in &indices {
         let n = row["destinations"].float();
-        let (hhi, norm, entropy) = (row["hhi"].float(), row["hhi_norm"].float(), row["entropy"].float());
-        prop_assert!(hhi >= 1.0 / n - eps && hhi <= 1.0 + eps, "hhi {hhi} outside [1/{n}, 1]");
+        let (hhi, norm, entropy) = (
+            row["hhi"].float(),
+            row["hhi_norm"].float(),
+            row["entropy"].float(),
+        );
+        prop_assert!(
+            hhi >= 1.0 / n - eps && hhi <= 1.0 + eps,
+            "hhi {hhi} outside [1/{n}, 1]"
+        );
         prop_assert!((-eps..=1.0 + eps).contains(&norm), "hhi_norm {norm}");
-        prop_assert!(entropy >= -eps && entropy <= n.ln() + eps, "entropy {entropy} outside [0, ln {n}]");
+        prop_assert!(
+            entropy >= -eps && entropy <= n.ln() + eps,
+            "entropy {entropy} outside [0, ln {n}]"
+        );
     }
 
     // Region shares sum to one for every origin and category.
-    for (key, sum) in sums_by(&shares, &["year", "province", "category"], |r| r["share"].float()) {
+    for (key, sum) in sums_by(&shares, &["year", "province", "category"], |r| {
+        r["share"].float()
+    }) {
         prop_assert!((sum - 1.0).abs() < 1e-9, "shares of {key:?} sum to {sum}");
     }
 
     // National exports = sum of provincial exports; `all` = sum of the four categories.
-    let provincial: Vec<Row> = indices.iter().filter(|r| text(r, "province") != "CN").cloned().collect();
-    let national: Vec<Row> = indices.iter().filter(|r| text(r, "province") == "CN").cloned().collect();
-    let by_category = sums_by(&provincial, &["year", "category"], |r| r["exports_usd"].float());
-    for (key, value) in sums_by(&national, &["year", "category"], |r| r["exports_usd"].float()) {
+    let provincial: Vec<Row> = indices
+        .iter()
+        .filter(|r| text(r, "province") != "CN")
+        .cloned()
+        .collect();
+    let national: Vec<Row> = indices
+        .iter()
+        .filter(|r| text(r, "province") == "CN")
+        .cloned()
+        .collect();
+    let by_category = sums_by(&provincial, &["year", "category"], |r| {
+        r["exports_usd"].float()
+    });
+    for (key, value) in sums_by(&national, &["year", "category"], |r| {
+        r["exports_usd"].float()
+    }) {
         let provinces = by_category[&key];
-        prop_assert!((value - provinces).abs() <= 1e-9 * value, "national {key:?}: {value} vs {provinces}");
+        prop_assert!(
+            (value - provinces).abs() <= 1e-9 * value,
+            "national {key:?}: {value} vs {provinces}"
+        );
     }
-    let four: Vec<Row> = indices.iter().filter(|r| text(r, "category") != "all").cloned().collect();
-    let all: Vec<Row> = indices.iter().filter(|r| text(r, "category") == "all").cloned().collect();
+    let four: Vec<Row> = indices
+        .iter()
+        .filter(|r| text(r, "category") != "all")
+        .cloned()
+        .collect();
+    let all: Vec<Row> = indices
+        .iter()
+        .filter(|r| text(r, "category") == "all")
+        .cloned()
+        .collect();
     let four = sums_by(&four, &["year", "province"], |r| r["exports_usd"].float());
     for (key, value) in sums_by(&all, &["year", "province"], |r| r["exports_usd"].float()) {
-        prop_assert!((value - four[&key]).abs() <= 1e-9 * value, "`all` of {key:?}");
+        prop_assert!(
+            (value - four[&key]).abs() <= 1e-9 * value,
+            "`all` of {key:?}"
+        );
     }
 
     // sum over partners r of (e_r / e_N) lq_rm = 1 for every origin and category.
-    let e_r = sums_by(&lq, &["year", "province", "partner"], |r| r["exports_usd"].float());
+    let e_r = sums_by(&lq, &["year", "province", "partner"], |r| {
+        r["exports_usd"].float()
+    });
     let e_n = sums_by(&lq, &["year", "province"], |r| r["exports_usd"].float());
     let weighted = sums_by(&lq, &["year", "province", "category"], |r| {
         let origin = vec![text(r, "year"), text(r, "province")];
@@ -98,7 +140,10 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
         e_r[&partner] / e_n[&origin] * r["lq"].float()
     });
     for (key, sum) in weighted {
-        prop_assert!((sum - 1.0).abs() < 1e-9, "weighted lq of {key:?} sums to {sum}");
+        prop_assert!(
+            (sum - 1.0).abs() < 1e-9,
+            "weighted lq of {key:?} sums to {sum}"
+        );
     }
     Ok(())
 }

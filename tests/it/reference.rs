@@ -25,7 +25,8 @@ fn reference_available() -> bool {
 }
 
 fn check(scratch: &Scratch, inputs: &[&Path], years: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/check_outputs.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/check_outputs.py");
     let mut command = Command::new("python3");
     command
         .arg(script)
@@ -51,10 +52,23 @@ fn tables_match_an_independent_duckdb_computation() {
     }
     let scratch = Scratch::new();
     let generated = scratch.exdep(&[
-        "generate", "--out", "inputs", "--from", "2019", "--to", "2021",
-        "--records-per-year", "20000", "--dirty-every", "250",
+        "generate",
+        "--out",
+        "inputs",
+        "--from",
+        "2019",
+        "--to",
+        "2021",
+        "--records-per-year",
+        "20000",
+        "--dirty-every",
+        "250",
     ]);
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
     scratch.config(&[2019, 2020, 2021], "");
     scratch.run_ok();
     let inputs: Vec<_> = (2019..=2021)
@@ -71,10 +85,25 @@ fn parquet_inputs_match_the_reference_too() {
     }
     let scratch = Scratch::new();
     let generated = scratch.exdep(&[
-        "generate", "--out", "inputs", "--from", "2022", "--to", "2022",
-        "--records-per-year", "5000", "--format", "parquet", "--dirty-every", "100",
+        "generate",
+        "--out",
+        "inputs",
+        "--from",
+        "2022",
+        "--to",
+        "2022",
+        "--records-per-year",
+        "5000",
+        "--format",
+        "parquet",
+        "--dirty-every",
+        "100",
     ]);
-    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
     let config = scratch.config(&[2022], "");
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -82,5 +111,9 @@ fn parquet_inputs_match_the_reference_too() {
         .replace("canonical-csv", "canonical-parquet");
     std::fs::write(&config, text).unwrap();
     scratch.run_ok();
-    check(&scratch, &[&scratch.path("inputs/exports-2022.parquet")], "2022");
+    check(
+        &scratch,
+        &[&scratch.path("inputs/exports-2022.parquet")],
+        "2022",
+    );
 }

@@ -162,11 +162,13 @@ fn rows(batches: &[RecordBatch]) -> Vec<Row> {
 pub fn select<'a>(rows: &'a [Row], filters: &[(&str, &str)]) -> Vec<&'a Row> {
     rows.iter()
         .filter(|row| {
-            filters.iter().all(|(column, value)| match row.get(*column) {
-                Some(Value::Text(text)) => text == value,
-                Some(Value::Int(i)) => i.to_string() == *value,
-                _ => false,
-            })
+            filters
+                .iter()
+                .all(|(column, value)| match row.get(*column) {
+                    Some(Value::Text(text)) => text == value,
+                    Some(Value::Int(i)) => i.to_string() == *value,
+                    _ => false,
+                })
         })
         .collect()
 }
@@ -186,7 +188,9 @@ pub fn assert_close(actual: f64, expected: f64, what: &str) {
 pub fn canonical_csv(rows: &[(i32, &str, &str, &str, f64, &str)]) -> String {
     let mut text = String::from("year,month,province,partner,hs_code,value,currency\n");
     for (year, province, partner, hs, value, currency) in rows {
-        text.push_str(&format!("{year},,{province},{partner},{hs},{value},{currency}\n"));
+        text.push_str(&format!(
+            "{year},,{province},{partner},{hs},{value},{currency}\n"
+        ));
     }
     text
 }

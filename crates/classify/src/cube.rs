@@ -124,15 +124,27 @@ pub async fn build_cube(
                 .or_default();
             let tally = Tally {
                 records: records.value(row) as u64,
-                value: if values.is_null(row) { 0.0 } else { values.value(row) },
+                value: if values.is_null(row) {
+                    0.0
+                } else {
+                    values.value(row)
+                },
             };
             let kind = kinds.value(row);
             if kind == CLASSIFIED {
                 entry.classified.add(tally);
             } else if EXCLUSION_RULES.contains(&kind) {
-                entry.excluded.entry(kind.to_string()).or_default().add(tally);
+                entry
+                    .excluded
+                    .entry(kind.to_string())
+                    .or_default()
+                    .add(tally);
             } else {
-                entry.rejected.entry(kind.to_string()).or_default().add(tally);
+                entry
+                    .rejected
+                    .entry(kind.to_string())
+                    .or_default()
+                    .add(tally);
             }
         }
     }
@@ -148,10 +160,16 @@ pub async fn build_cube(
         writer.write(&batch?).await?;
     }
     for file in writer.finish().await? {
-        let year = file.partition[0].1.parse().expect("year partitions are integers");
+        let year = file.partition[0]
+            .1
+            .parse()
+            .expect("year partitions are integers");
         report.cells_by_year.insert(year, file.rows);
     }
     ctx.deregister_table("raw")?;
-    info!(cells = report.cells_by_year.values().sum::<u64>(), "cube built");
+    info!(
+        cells = report.cells_by_year.values().sum::<u64>(),
+        "cube built"
+    );
     Ok(report)
 }

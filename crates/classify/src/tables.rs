@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// The category names a chapter may map to; `excluded` chapters are counted and left out.
-pub const CHAPTER_CATEGORIES: [&str; 5] = ["resource", "labor", "capital", "technology", "excluded"];
+pub const CHAPTER_CATEGORIES: [&str; 5] =
+    ["resource", "labor", "capital", "technology", "excluded"];
 
 /// The eleven world regions partners are grouped into.
 pub const REGIONS: [&str; 11] = [
@@ -161,10 +162,7 @@ async fn read_bytes(ctx: &SessionContext, location: &Location) -> Result<Vec<u8>
         source,
     };
     let store = location.store(ctx)?;
-    let result = store
-        .get(&location.path()?)
-        .await
-        .map_err(read_error)?;
+    let result = store.get(&location.path()?).await.map_err(read_error)?;
     Ok(result.bytes().await.map_err(read_error)?.to_vec())
 }
 
@@ -173,7 +171,11 @@ fn split_table(location: &Location, bytes: &[u8], header: &[&str]) -> Result<Tab
     let file = location.to_string();
     let text = std::str::from_utf8(bytes).map_err(|e| Error::TableLine {
         file: file.clone(),
-        line: bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1,
+        line: bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1,
         message: "not valid UTF-8".into(),
     })?;
     let mut lines = text
@@ -208,7 +210,9 @@ fn split_table(location: &Location, bytes: &[u8], header: &[&str]) -> Result<Tab
         }
         // The plans join on the fields as written, so padding would silently break a match.
         if let Some(field) = fields.iter().find(|f| f.trim() != f.as_str()) {
-            return Err(table(vec![]).error(line, format!("field `{field}` has surrounding spaces")));
+            return Err(
+                table(vec![]).error(line, format!("field `{field}` has surrounding spaces"))
+            );
         }
         rows.push((line, fields));
     }
@@ -224,7 +228,10 @@ fn insert_unique<V>(
     value: V,
 ) -> Result<()> {
     if let Some((first, _)) = map.get(key) {
-        return Err(table.error(line, format!("`{key}` is listed twice (first on line {first})")));
+        return Err(table.error(
+            line,
+            format!("`{key}` is listed twice (first on line {first})"),
+        ));
     }
     map.insert(key.to_string(), (line, value));
     Ok(())
@@ -292,7 +299,13 @@ fn check_provinces(table: &TableText) -> Result<BTreeMap<String, (String, String
             return Err(table.error(*line, format!("province code `{code}` is not two digits")));
         }
         one_of(table, *line, "macro_region", macro_region, &MACRO_REGIONS)?;
-        insert_unique(table, &mut map, *line, code, (name.clone(), macro_region.clone()))?;
+        insert_unique(
+            table,
+            &mut map,
+            *line,
+            code,
+            (name.clone(), macro_region.clone()),
+        )?;
     }
     if map.is_empty() {
         return Err(Error::TableCoverage {
@@ -309,9 +322,16 @@ fn check_rates(table: &TableText, years: &BTreeSet<i32>) -> Result<BTreeMap<i32,
         let year: i32 = fields[0]
             .parse()
             .map_err(|_| table.error(*line, format!("year `{}` is not a number", fields[0])))?;
-        let rate: f64 = fields[1].parse().ok().filter(|r: &f64| r.is_finite() && *r > 0.0).ok_or_else(|| {
-            table.error(*line, format!("rate `{}` is not a positive number", fields[1]))
-        })?;
+        let rate: f64 = fields[1]
+            .parse()
+            .ok()
+            .filter(|r: &f64| r.is_finite() && *r > 0.0)
+            .ok_or_else(|| {
+                table.error(
+                    *line,
+                    format!("rate `{}` is not a positive number", fields[1]),
+                )
+            })?;
         insert_unique(table, &mut map, *line, &fields[0], (year, rate))?;
     }
     let rates: BTreeMap<i32, f64> = map.into_values().map(|(_, pair)| pair).collect();

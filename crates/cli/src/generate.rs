@@ -67,7 +67,8 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
             Format::Csv => args.out.join(format!("exports-{year}.csv")),
             Format::Parquet => args.out.join(format!("exports-{year}.parquet")),
         };
-        let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let file =
+            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         match args.format {
             Format::Csv => exdep_synth::write_csv(&spec, &mut BufWriter::new(file))?,
             Format::Parquet => write_parquet(&spec, file)?,

@@ -25,12 +25,8 @@ pub struct RunArgs {
     quiet: bool,
 }
 
-fn load_config(path: &Path) -> Result<Config> {
-    Ok(Config::load(path)?)
-}
-
 pub async fn check(path: &Path) -> Result<()> {
-    let config = load_config(path)?;
+    let config = Config::load(path)?;
     let ctx = new_session();
     let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
     println!(
@@ -47,7 +43,7 @@ pub async fn check(path: &Path) -> Result<()> {
 pub async fn run(args: RunArgs) -> Result<()> {
     let started = chrono::Utc::now();
     let timer = Instant::now();
-    let mut config = load_config(&args.config)?;
+    let mut config = Config::load(&args.config)?;
     if !args.inputs.is_empty() {
         config.override_inputs(&args.inputs)?;
     }
@@ -89,7 +85,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         written,
     );
     let manifest_location = write_manifest(&ctx, &config.output, &manifest).await?;
-    print_summary(&manifest, &manifest_location.to_string(), timer.elapsed().as_secs_f64());
+    print_summary(
+        &manifest,
+        &manifest_location.to_string(),
+        timer.elapsed().as_secs_f64(),
+    );
     if let Some(file) = manifest.inputs.iter().find(|f| !f.balanced) {
         bail!(
             "{}: records do not reconcile (read {}, accepted {}, rejected {}, excluded {})",

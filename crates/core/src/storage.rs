@@ -18,8 +18,8 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -159,8 +159,7 @@ impl InputLocation {
                     let split = text[..glob_start].rfind('/').map_or(0, |i| i + 1);
                     let (prefix, pattern) = text.split_at(split);
                     let prefix = Url::parse(prefix).map_err(|e| error(e.to_string()))?;
-                    let pattern =
-                        glob::Pattern::new(pattern).map_err(|e| error(e.to_string()))?;
+                    let pattern = glob::Pattern::new(pattern).map_err(|e| error(e.to_string()))?;
                     ListingTableUrl::try_new(prefix, Some(pattern))
                 }
                 None => ListingTableUrl::parse(text),
@@ -328,7 +327,10 @@ impl PartitionedWriter {
             .collect::<Result<Vec<_>, _>>()?;
         let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
         for row in 0..batch.num_rows() {
-            let key = formatters.iter().map(|f| f.value(row).to_string()).collect();
+            let key = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
             rows_by_key.entry(key).or_default().push(row as u32);
         }
         let data_indices: Vec<usize> = (0..batch.num_columns())
@@ -439,7 +441,10 @@ mod tests {
     fn relative_paths_resolve_against_the_base() {
         let loc = Location::resolve("../out/x", Path::new("/a/b/configs")).unwrap();
         assert_eq!(loc.url().as_str(), "file:///a/b/out/x");
-        assert_eq!(loc.join("year=2020").url().as_str(), "file:///a/b/out/x/year=2020");
+        assert_eq!(
+            loc.join("year=2020").url().as_str(),
+            "file:///a/b/out/x/year=2020"
+        );
     }
 
     #[test]
@@ -452,8 +457,16 @@ mod tests {
     #[test]
     fn within() {
         let root = Location::resolve("/a/out", Path::new("/")).unwrap();
-        assert!(Location::resolve("/a/out/_wh", Path::new("/")).unwrap().is_within(&root));
-        assert!(!Location::resolve("/a/output", Path::new("/")).unwrap().is_within(&root));
+        assert!(
+            Location::resolve("/a/out/_wh", Path::new("/"))
+                .unwrap()
+                .is_within(&root)
+        );
+        assert!(
+            !Location::resolve("/a/output", Path::new("/"))
+                .unwrap()
+                .is_within(&root)
+        );
     }
 
     #[test]

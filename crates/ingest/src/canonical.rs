@@ -159,8 +159,8 @@ pub(crate) fn validation_sql(
     source: &str,
     years: &BTreeSet<i32>,
 ) -> String {
-    let [year, month, province, partner, hs_code, value, currency] = [0, 1, 2, 3, 4, 5, 6]
-        .map(|i| texts[i].as_str());
+    let [year, month, province, partner, hs_code, value, currency] =
+        [0, 1, 2, 3, 4, 5, 6].map(|i| texts[i].as_str());
     let run_years = years
         .iter()
         .map(|y| y.to_string())

@@ -29,7 +29,7 @@ use exdep_core::schema::{RAW_FILE, YEAR};
 use exdep_core::{Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
 use futures::StreamExt;
 use serde::Serialize;
-use tracing::{info, info_span, Instrument};
+use tracing::{Instrument, info, info_span};
 
 pub use canonical::COLUMNS as CANONICAL_COLUMNS;
 pub use error::{Error, Result};
@@ -89,7 +89,11 @@ pub async fn ingest(
                 extension: input.format.file_extension().to_string(),
             });
         }
-        files.extend(listed.into_iter().map(|(file, meta)| (file, meta, input.format)));
+        files.extend(
+            listed
+                .into_iter()
+                .map(|(file, meta)| (file, meta, input.format)),
+        );
     }
     let mut registered = Vec::with_capacity(files.len());
     for (index, (file, meta, format)) in files.iter().enumerate() {
@@ -103,8 +107,7 @@ pub async fn ingest(
         raw.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
     }
     let mut report = IngestReport::default();
-    for (index, ((file, meta, format), (table, texts))) in
-        files.iter().zip(&registered).enumerate()
+    for (index, ((file, meta, format), (table, texts))) in files.iter().zip(&registered).enumerate()
     {
         let span = info_span!("ingest", file = %file, format = format.name());
         let file_report = ingest_file(ctx, index, file, meta, *format, table, texts, years, &raw)
@@ -154,7 +157,10 @@ async fn ingest_file(
     }
     let written = writer.finish().await?;
     for file in &written {
-        let year = file.partition[0].1.parse().expect("year partitions are integers");
+        let year = file.partition[0]
+            .1
+            .parse()
+            .expect("year partitions are integers");
         report.accepted_by_year.insert(year, file.rows);
     }
     info!(
@@ -178,7 +184,11 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<RecordBat
         .as_primitive::<Float64Type>();
     report.read += batch.num_rows() as u64;
     for row in 0..batch.num_rows() {
-        let value = if values.is_null(row) { 0.0 } else { values.value(row) };
+        let value = if values.is_null(row) {
+            0.0
+        } else {
+            values.value(row)
+        };
         let tally = if reasons.is_null(row) {
             &mut report.accepted
         } else {

@@ -62,18 +62,51 @@ fn calibration(year: i32) -> (f64, f64) {
 
 /// GB/T 2260 codes with approximate shares of national exports (percent).
 const PROVINCES: [(&str, f64); 31] = [
-    ("44", 23.0), ("32", 15.0), ("33", 13.5), ("37", 7.5), ("31", 8.0), ("35", 5.0),
-    ("11", 2.0), ("12", 1.5), ("13", 1.3), ("21", 1.5), ("34", 1.4), ("36", 1.2),
-    ("41", 1.6), ("42", 1.2), ("43", 1.1), ("50", 1.7), ("51", 2.1), ("45", 1.0),
-    ("53", 0.6), ("61", 0.8), ("22", 0.2), ("23", 0.2), ("14", 0.4), ("15", 0.2),
-    ("46", 0.2), ("52", 0.2), ("65", 0.5), ("62", 0.05), ("63", 0.01), ("64", 0.04),
+    ("44", 23.0),
+    ("32", 15.0),
+    ("33", 13.5),
+    ("37", 7.5),
+    ("31", 8.0),
+    ("35", 5.0),
+    ("11", 2.0),
+    ("12", 1.5),
+    ("13", 1.3),
+    ("21", 1.5),
+    ("34", 1.4),
+    ("36", 1.2),
+    ("41", 1.6),
+    ("42", 1.2),
+    ("43", 1.1),
+    ("50", 1.7),
+    ("51", 2.1),
+    ("45", 1.0),
+    ("53", 0.6),
+    ("61", 0.8),
+    ("22", 0.2),
+    ("23", 0.2),
+    ("14", 0.4),
+    ("15", 0.2),
+    ("46", 0.2),
+    ("52", 0.2),
+    ("65", 0.5),
+    ("62", 0.05),
+    ("63", 0.01),
+    ("64", 0.04),
     ("54", 0.02),
 ];
 
 /// Destinations with approximate shares (percent); the tail shares the remainder.
 const MAJOR_PARTNERS: [(&str, f64); 10] = [
-    ("USA", 18.0), ("HKG", 11.0), ("JPN", 5.5), ("KOR", 4.5), ("VNM", 3.6),
-    ("DEU", 3.1), ("IND", 3.1), ("NLD", 3.1), ("GBR", 2.5), ("SGP", 2.0),
+    ("USA", 18.0),
+    ("HKG", 11.0),
+    ("JPN", 5.5),
+    ("KOR", 4.5),
+    ("VNM", 3.6),
+    ("DEU", 3.1),
+    ("IND", 3.1),
+    ("NLD", 3.1),
+    ("GBR", 2.5),
+    ("SGP", 2.0),
 ];
 
 const MINOR_PARTNERS: [&str; 140] = [
@@ -107,9 +140,26 @@ fn neighbours(province: &str) -> &'static [&'static str] {
 
 /// HS chapters that weigh more than the rest (weight relative to 1 for other chapters).
 const HEAVY_CHAPTERS: [(u32, f64); 20] = [
-    (85, 60.0), (84, 40.0), (94, 10.0), (95, 8.0), (61, 7.0), (62, 6.0), (39, 9.0),
-    (73, 7.0), (87, 8.0), (90, 7.0), (64, 4.0), (63, 4.0), (42, 3.0), (29, 5.0), (72, 4.0),
-    (76, 3.0), (40, 3.0), (89, 2.0), (28, 2.0), (3, 2.0),
+    (85, 60.0),
+    (84, 40.0),
+    (94, 10.0),
+    (95, 8.0),
+    (61, 7.0),
+    (62, 6.0),
+    (39, 9.0),
+    (73, 7.0),
+    (87, 8.0),
+    (90, 7.0),
+    (64, 4.0),
+    (63, 4.0),
+    (42, 3.0),
+    (29, 5.0),
+    (72, 4.0),
+    (76, 3.0),
+    (40, 3.0),
+    (89, 2.0),
+    (28, 2.0),
+    (3, 2.0),
 ];
 
 /// A splitmix64 stream: tiny, fast and the same everywhere.
@@ -193,20 +243,16 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
                 .map(|(i, &code)| (code, minor_share / (i as f64 + 8.0) / 3.2)),
         ),
     );
-    let chapters = Weighted::new(
-        (1..=99u32)
-            .filter(|&c| c != 77)
-            .map(|c| {
-                let weight = match c {
-                    98 | 99 => 0.1,
-                    _ => HEAVY_CHAPTERS
-                        .iter()
-                        .find(|(h, _)| *h == c)
-                        .map_or(1.0, |(_, w)| *w),
-                };
-                (c, weight)
-            }),
-    );
+    let chapters = Weighted::new((1..=99u32).filter(|&c| c != 77).map(|c| {
+        let weight = match c {
+            98 | 99 => 0.1,
+            _ => HEAVY_CHAPTERS
+                .iter()
+                .find(|(h, _)| *h == c)
+                .map_or(1.0, |(_, w)| *w),
+        };
+        (c, weight)
+    }));
     let all_partners: Vec<&str> = MAJOR_PARTNERS
         .iter()
         .map(|(c, _)| *c)
@@ -250,10 +296,10 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
                 currency: if in_cny { "CNY" } else { "USD" }.to_string(),
             };
             emit(&record);
-            if let Some(every) = spec.dirty_every {
-                if i % every == every - 1 {
-                    emit(&spoil(&record, i / every));
-                }
+            if let Some(every) = spec.dirty_every
+                && i % every == every - 1
+            {
+                emit(&spoil(&record, i / every));
             }
         }
     }
@@ -291,7 +337,13 @@ pub fn write_csv(spec: &Spec, out: &mut impl Write) -> io::Result<()> {
     generate(spec, |r| {
         if result.is_ok() {
             let fields = [
-                &r.year, &r.month, &r.province, &r.partner, &r.hs_code, &r.value, &r.currency,
+                &r.year,
+                &r.month,
+                &r.province,
+                &r.partner,
+                &r.hs_code,
+                &r.value,
+                &r.currency,
             ];
             let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
             result = writeln!(out, "{}", line.join(","));
