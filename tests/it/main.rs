@@ -4,6 +4,7 @@
 
 mod cli;
 mod fixtures;
+mod memory;
 mod properties;
 mod reference;
 mod support;

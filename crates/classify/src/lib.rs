@@ -23,3 +23,6 @@ mod tables;
 pub use cube::{CubeReport, SourceDisposition, build_cube};
 pub use error::{Error, Result};
 pub use tables::{CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, TableDigest};
+
+#[cfg(test)]
+mod tests;

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use exdep_classify::CodeTables;
 use exdep_core::{Config, new_session};
-use exdep_export::{FileReconciliation, RunManifest, write_manifest, write_table};
+use exdep_export::{FileReconciliation, MANIFEST_NAME, RunManifest};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -41,7 +41,6 @@ pub async fn check(path: &Path) -> Result<()> {
 }
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let started = chrono::Utc::now();
     let timer = Instant::now();
     let mut config = Config::load(&args.config)?;
     if !args.inputs.is_empty() {
@@ -50,41 +49,14 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(output) = &args.output {
         config.override_output(output)?;
     }
-    config.require_inputs()?;
-    let progress = |stage: &str| {
+    let ctx = new_session();
+    let manifest = exdep::run_pipeline(&ctx, &config, |stage| {
         if !args.quiet {
             eprintln!("[{:>6.2}s] {stage}", timer.elapsed().as_secs_f64());
         }
-    };
-
-    let ctx = new_session();
-    progress("loading code tables");
-    let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
-    tables.register(&ctx).await?;
-
-    progress("ingesting inputs into the raw layer");
-    let ingest = exdep_ingest::ingest(&ctx, &config.inputs, &config.years, &config.warehouse)
-        .await
-        .context("ingest failed")?;
-    progress("classifying records into the cube");
-    let cube = exdep_classify::build_cube(&ctx, &config.warehouse, &config.years)
-        .await
-        .context("classification failed")?;
-    exdep_index::register_cube(&ctx, &config.warehouse).await?;
-    let mut written = Vec::new();
-    for table in exdep_index::tables(&config.years) {
-        progress(&format!("computing and writing `{}`", table.name));
-        written.push(write_table(&ctx, &config.output, &table, &config.years).await?);
-    }
-    let manifest = RunManifest::new(
-        started,
-        &config,
-        tables.digests.clone(),
-        &ingest,
-        &cube,
-        written,
-    );
-    let manifest_location = write_manifest(&ctx, &config.output, &manifest).await?;
+    })
+    .await?;
+    let manifest_location = config.output.join(MANIFEST_NAME);
     print_summary(
         &manifest,
         &manifest_location.to_string(),

@@ -27,7 +27,7 @@ use serde::Serialize;
 use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
-pub use manifest::{FileReconciliation, RunManifest, reconcile, write_manifest};
+pub use manifest::{FileReconciliation, MANIFEST_NAME, RunManifest, reconcile, write_manifest};
 
 /// What was written for one table.
 #[derive(Debug, Clone, Serialize)]

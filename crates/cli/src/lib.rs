@@ -1,0 +1,75 @@
+//! The exdep pipeline as one call: ingest -> classify -> index -> export, as `exdep run` runs
+//! it. The binary adds argument parsing and the summary; tests and embedding programs call
+//! [`run_pipeline`] directly, for example on a `memory://` store.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), exdep::Error> {
+//! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
+//! let ctx = exdep_core::new_session();
+//! let manifest = exdep::run_pipeline(&ctx, &config, |stage| eprintln!("{stage}")).await?;
+//! println!("{} tables written", manifest.tables.len());
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+use exdep_classify::CodeTables;
+use exdep_core::Config;
+use exdep_core::datafusion::prelude::SessionContext;
+use exdep_export::{RunManifest, write_manifest, write_table};
+
+/// A failure in one of the stages; each names the file, key or table involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Configuration or storage.
+    #[error(transparent)]
+    Core(#[from] exdep_core::Error),
+    /// Reading the inputs.
+    #[error("ingest failed: {0}")]
+    Ingest(#[from] exdep_ingest::Error),
+    /// Code tables or the cube.
+    #[error(transparent)]
+    Classify(#[from] exdep_classify::Error),
+    /// Planning an index.
+    #[error(transparent)]
+    Index(#[from] exdep_index::Error),
+    /// Writing outputs or the manifest.
+    #[error(transparent)]
+    Export(#[from] exdep_export::Error),
+}
+
+/// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts,
+/// and returns the manifest it wrote to `OUTPUT/_manifest.json`.
+pub async fn run_pipeline(
+    ctx: &SessionContext,
+    config: &Config,
+    progress: impl Fn(&str),
+) -> Result<RunManifest, Error> {
+    let started = chrono::Utc::now();
+    config.require_inputs()?;
+    progress("loading code tables");
+    let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
+    tables.register(ctx).await?;
+
+    progress("ingesting inputs into the raw layer");
+    let ingest =
+        exdep_ingest::ingest(ctx, &config.inputs, &config.years, &config.warehouse).await?;
+    progress("classifying records into the cube");
+    let cube = exdep_classify::build_cube(ctx, &config.warehouse, &config.years).await?;
+    exdep_index::register_cube(ctx, &config.warehouse).await?;
+    let mut written = Vec::new();
+    for table in exdep_index::tables(&config.years) {
+        progress(&format!("computing and writing `{}`", table.name));
+        written.push(write_table(ctx, &config.output, &table, &config.years).await?);
+    }
+    let manifest = RunManifest::new(
+        started,
+        config,
+        tables.digests.clone(),
+        &ingest,
+        &cube,
+        written,
+    );
+    write_manifest(ctx, &config.output, &manifest).await?;
+    Ok(manifest)
+}
