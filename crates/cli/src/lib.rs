@@ -57,8 +57,16 @@ pub async fn run_pipeline(
     progress("classifying records into the cube");
     let cube = exdep_classify::build_cube(ctx, &config.warehouse, &config.years).await?;
     exdep_index::register_cube(ctx, &config.warehouse).await?;
+    let settings = exdep_index::PlanSettings {
+        years: config.years.clone(),
+        cube_years: exdep_index::cube_years(ctx, &config.warehouse).await?,
+        base_year: config.indices.base_year,
+        destination_level: config.indices.destination_level,
+        top_n: config.indices.top_n,
+        destination_threshold_cny: config.indices.destination_threshold_cny,
+    };
     let mut written = Vec::new();
-    for table in exdep_index::tables(&config.years) {
+    for table in exdep_index::tables(&settings) {
         progress(&format!("computing and writing `{}`", table.name));
         written.push(write_table(ctx, &config.output, &table, &config.years).await?);
     }

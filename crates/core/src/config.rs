@@ -95,6 +95,25 @@ struct IndicesFile {
     /// How many province-partner links to keep per category. Default 10.
     #[serde(default = "default_top_n")]
     top_n: u32,
+    /// The year destination statuses and index changes are measured against. Default: the
+    /// first year of the run.
+    #[serde(default)]
+    base_year: Option<i32>,
+    /// Whether concentration, entropy and growth margins count partner countries or world
+    /// regions as destinations. Default `country`.
+    #[serde(default)]
+    destination_level: DestinationLevel,
+}
+
+/// The unit of destination for concentration, entropy and growth margins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationLevel {
+    /// Partner economies (ISO3): the study's choice.
+    #[default]
+    Country,
+    /// The 11 world regions.
+    Region,
 }
 
 fn default_threshold() -> f64 {
@@ -109,6 +128,8 @@ impl Default for IndicesFile {
         Self {
             destination_threshold_cny: default_threshold(),
             top_n: default_top_n(),
+            base_year: None,
+            destination_level: DestinationLevel::default(),
         }
     }
 }
@@ -182,6 +203,10 @@ pub struct IndexSettings {
     pub destination_threshold_cny: f64,
     /// Number of strongest links kept per category.
     pub top_n: u32,
+    /// The year statuses and changes are measured against; one of the run's years.
+    pub base_year: i32,
+    /// Countries or regions as destinations.
+    pub destination_level: DestinationLevel,
 }
 
 /// A checked pipeline configuration.
@@ -276,6 +301,16 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        let base_year = match file.indices.base_year {
+            None => *years.first().expect("years is not empty"),
+            Some(year) if years.contains(&year) => year,
+            Some(year) => {
+                return Err(Error::ConfigValue {
+                    key: "indices.base-year".into(),
+                    message: format!("{year} is not one of the configured years"),
+                });
+            }
+        };
         Ok(Self {
             path: path.to_path_buf(),
             sha256: hex_sha256(text.as_bytes()),
@@ -287,6 +322,8 @@ impl Config {
             indices: IndexSettings {
                 destination_threshold_cny: threshold,
                 top_n: file.indices.top_n,
+                base_year,
+                destination_level: file.indices.destination_level,
             },
         })
     }

@@ -19,7 +19,9 @@ mod session;
 mod storage;
 mod tally;
 
-pub use config::{Config, IndexSettings, Input, InputFormat, TableLocations, hex_sha256};
+pub use config::{
+    Config, DestinationLevel, IndexSettings, Input, InputFormat, TableLocations, hex_sha256,
+};
 pub use error::{Error, Result};
 pub use session::{new_session, register_layer};
 pub use storage::{InputLocation, Location, PartitionedWriter, WrittenFile, writer_properties};

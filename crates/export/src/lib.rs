@@ -5,7 +5,8 @@
 //! ```no_run
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config) -> exdep_export::Result<()> {
-//! for table in exdep_index::tables(&config.years) {
+//! # let settings: exdep_index::PlanSettings = todo!();
+//! for table in exdep_index::tables(&settings) {
 //!     let report = exdep_export::write_table(&ctx, &config.output, &table, &config.years).await?;
 //!     println!("{}: {} rows in {} partitions", report.name, report.rows, report.files.len());
 //! }

@@ -11,7 +11,15 @@
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config) -> exdep_index::Result<()> {
 //! exdep_index::register_cube(&ctx, &config.warehouse).await?;
-//! for table in exdep_index::tables(&config.years) {
+//! let settings = exdep_index::PlanSettings {
+//!     years: config.years.clone(),
+//!     cube_years: exdep_index::cube_years(&ctx, &config.warehouse).await?,
+//!     base_year: config.indices.base_year,
+//!     destination_level: config.indices.destination_level,
+//!     top_n: config.indices.top_n,
+//!     destination_threshold_cny: config.indices.destination_threshold_cny,
+//! };
+//! for table in exdep_index::tables(&settings) {
 //!     let frame = ctx.sql(&table.sql).await?;
 //!     println!("{} -> {} columns", table.name, frame.schema().fields().len());
 //! }
@@ -22,13 +30,15 @@
 mod error;
 mod plans;
 
+use std::collections::BTreeSet;
+
 use exdep_core::Location;
 use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::CUBE_FILE;
 
 pub use error::{Error, Result};
-pub use plans::tables;
+pub use plans::{PlanSettings, tables};
 
 /// An output table: its name, partitioning, file schema and plan.
 #[derive(Debug, Clone)]
@@ -41,6 +51,21 @@ pub struct IndexTable {
     pub file_schema: SchemaRef,
     /// The plan, as SQL over the registered `cube` table.
     pub sql: String,
+}
+
+/// The years whose cube partitions exist in the warehouse.
+pub async fn cube_years(ctx: &SessionContext, warehouse: &Location) -> Result<BTreeSet<i32>> {
+    let cube = warehouse.join("cube");
+    let store = cube.store(ctx)?;
+    let listing = store
+        .list_with_delimiter(Some(&cube.path()?))
+        .await
+        .map_err(exdep_core::Error::from)?;
+    Ok(listing
+        .common_prefixes
+        .iter()
+        .filter_map(|prefix| prefix.filename()?.strip_prefix("year=")?.parse().ok())
+        .collect())
 }
 
 /// Registers the warehouse's cube layer as table `cube`.

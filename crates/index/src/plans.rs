@@ -1,47 +1,96 @@
 //! The SQL of every index table.
+//!
+//! Each plan is one statement: a chain of common table expressions over the `cube` table,
+//! ending in the table's rows, sorted so that the files a run writes are reproducible.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use exdep_core::arrow::datatypes::{DataType, Field, Schema};
+use exdep_core::DestinationLevel;
+use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::schema::{ALL_CATEGORIES, NATIONAL, YEAR};
 
 use crate::IndexTable;
 
+/// The `region` of margin rows that sum over all regions.
+const ALL_REGIONS: &str = "all";
+
 /// The partitioning of per-origin tables.
 const BY_YEAR_AND_PROVINCE: &[&str] = &[YEAR, "province"];
+/// The partitioning of national tables.
+const BY_YEAR: &[&str] = &[YEAR];
 
-/// The cells every index reads: the run's cube rows, plus the national aggregate (province
-/// `CN`, the sum over provinces) and the `all` category (the sum of the four categories).
-fn cells_cte(years: &BTreeSet<i32>) -> String {
-    let years = years
+/// Relative slack within which a value counts as equal to the cross-province mean when
+/// placing provinces in quadrants, so that engines that sum in a different order agree.
+const QUADRANT_TOLERANCE: f64 = 1e-12;
+
+/// The indices `indices_change` follows, in the order its rows are written.
+const CHANGE_INDICES: [&str; 13] = [
+    "exports_usd",
+    "destinations",
+    "hhi",
+    "hhi_norm",
+    "entropy",
+    "evenness",
+    "equivalent_markets",
+    "theil",
+    "theil_between",
+    "theil_within",
+    "specialization",
+    "hk_extensive",
+    "hk_intensive",
+];
+
+/// What the plans of a run depend on.
+#[derive(Debug, Clone)]
+pub struct PlanSettings {
+    /// The years whose outputs are written.
+    pub years: BTreeSet<i32>,
+    /// The years the warehouse's cube holds (for previous-year and base-year comparisons).
+    pub cube_years: BTreeSet<i32>,
+    /// The year statuses and changes are measured against.
+    pub base_year: i32,
+    /// Countries or regions as destination units for concentration and growth margins.
+    pub destination_level: DestinationLevel,
+    /// Strongest links kept per category.
+    pub top_n: u32,
+    /// National exports (CNY) that put a destination on the list.
+    pub destination_threshold_cny: f64,
+}
+
+impl PlanSettings {
+    /// Years whose previous year is in the cube: the years with growth margins.
+    fn years_with_previous(&self) -> BTreeSet<i32> {
+        self.years
+            .iter()
+            .copied()
+            .filter(|y| self.cube_years.contains(&(y - 1)))
+            .collect()
+    }
+
+    /// The years the plans read from the cube: the run's, their previous years and the base.
+    fn needed_years(&self) -> BTreeSet<i32> {
+        let mut needed = self.years.clone();
+        needed.extend(self.years.iter().map(|y| y - 1));
+        needed.insert(self.base_year);
+        needed.retain(|y| self.cube_years.contains(y) || self.years.contains(y));
+        needed
+    }
+}
+
+fn year_list(years: &BTreeSet<i32>) -> String {
+    if years.is_empty() {
+        // An empty IN list is not SQL; no year is negative.
+        return "-1".into();
+    }
+    years
         .iter()
         .map(|y| y.to_string())
         .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "cube_run AS (
-            SELECT year, province, partner, region, category, exports_usd
-            FROM cube WHERE year IN ({years})
-        ),
-        by_category AS (
-            SELECT year, province, partner, region, category, exports_usd FROM cube_run
-            UNION ALL
-            SELECT year, '{NATIONAL}' AS province, partner, region, category,
-                   sum(exports_usd) AS exports_usd
-            FROM cube_run GROUP BY year, partner, region, category
-        ),
-        cells AS (
-            SELECT year, province, partner, region, category, exports_usd FROM by_category
-            UNION ALL
-            SELECT year, province, partner, region, '{ALL_CATEGORIES}' AS category,
-                   sum(exports_usd) AS exports_usd
-            FROM by_category GROUP BY year, province, partner, region
-        )"
-    )
+        .join(", ")
 }
 
-fn schema(fields: &[(&str, DataType, bool)]) -> exdep_core::arrow::datatypes::SchemaRef {
+fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     Arc::new(Schema::new(
         fields
             .iter()
@@ -50,90 +99,456 @@ fn schema(fields: &[(&str, DataType, bool)]) -> exdep_core::arrow::datatypes::Sc
     ))
 }
 
-/// The tables of a run over `years`, in the order they are written.
-pub fn tables(years: &BTreeSet<i32>) -> Vec<IndexTable> {
-    let cells = cells_cte(years);
-    vec![
-        IndexTable {
-            name: "indices",
-            partition_by: BY_YEAR_AND_PROVINCE,
-            file_schema: schema(&[
-                ("category", DataType::Utf8, false),
-                ("exports_usd", DataType::Float64, false),
-                ("destinations", DataType::Int64, false),
-                ("hhi", DataType::Float64, false),
-                ("hhi_norm", DataType::Float64, false),
-                ("entropy", DataType::Float64, false),
-            ]),
-            // hhi = sum s_i^2; hhi_norm = (hhi - 1/N) / (1 - 1/N), 0 when N = 1;
-            // entropy = -sum s_i ln s_i (written 0 - sum so a single market gives +0, not -0).
-            sql: format!(
-                "WITH {cells},
-                shares AS (
-                    SELECT year, province, category, exports_usd,
-                           exports_usd / sum(exports_usd)
-                               OVER (PARTITION BY year, province, category) AS s
-                    FROM cells
-                )
-                SELECT year, province, category,
-                       sum(exports_usd) AS exports_usd,
-                       count(*) AS destinations,
-                       sum(s * s) AS hhi,
-                       CASE WHEN count(*) = 1 THEN 0.0
-                            ELSE (sum(s * s) - 1.0 / count(*)) / (1.0 - 1.0 / count(*))
-                       END AS hhi_norm,
-                       0.0 - sum(s * ln(s)) AS entropy
-                FROM shares
-                GROUP BY year, province, category
-                ORDER BY year, province, category"
-            ),
-        },
-        IndexTable {
-            name: "lq",
-            partition_by: BY_YEAR_AND_PROVINCE,
-            file_schema: schema(&[
-                ("partner", DataType::Utf8, false),
-                ("category", DataType::Utf8, false),
-                ("exports_usd", DataType::Float64, false),
-                ("lq", DataType::Float64, true),
-            ]),
-            // lq = (e_rm / e_r) / (e_Nm / e_N); null, never inf or NaN, when a denominator is 0.
-            sql: format!(
-                "WITH {cells},
-                totals AS (
-                    SELECT year, province, partner, category, exports_usd,
-                           sum(exports_usd) OVER (PARTITION BY year, province, partner) AS e_r,
-                           sum(exports_usd) OVER (PARTITION BY year, province, category) AS e_m,
-                           sum(exports_usd) OVER (PARTITION BY year, province) AS e_n
-                    FROM cells WHERE category <> '{ALL_CATEGORIES}'
-                )
+/// `cells`: the needed years' cube rows plus the national aggregate (province `CN`, the sum
+/// over provinces) and the `all` category (the sum of the four categories), at partner level.
+/// `units`: the destination units concentration and margins count, partners or regions.
+fn cells_cte(settings: &PlanSettings) -> String {
+    let years = year_list(&settings.needed_years());
+    let units = match settings.destination_level {
+        DestinationLevel::Country => {
+            "SELECT year, province, category, partner AS unit, region, exports_usd FROM cells"
+        }
+        DestinationLevel::Region => {
+            "SELECT year, province, category, region AS unit, region,
+                    sum(exports_usd) AS exports_usd
+             FROM cells GROUP BY year, province, category, region"
+        }
+    };
+    format!(
+        "cube_years AS (
+            SELECT year, province, partner, region, category, exports_usd, exports_cny
+            FROM cube WHERE year IN ({years})
+        ),
+        by_category AS (
+            SELECT year, province, partner, region, category, exports_usd, exports_cny
+            FROM cube_years
+            UNION ALL
+            SELECT year, '{NATIONAL}' AS province, partner, region, category,
+                   sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
+            FROM cube_years GROUP BY year, partner, region, category
+        ),
+        cells AS (
+            SELECT year, province, partner, region, category, exports_usd, exports_cny
+            FROM by_category
+            UNION ALL
+            SELECT year, province, partner, region, '{ALL_CATEGORIES}' AS category,
+                   sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
+            FROM by_category GROUP BY year, province, partner, region
+        ),
+        units AS ({units})"
+    )
+}
+
+/// `index_values`: every column of `indices` for every needed year. Expects `cells_cte`.
+///
+/// Per origin, year and category, over destination units i with shares s_i of X and N units;
+/// for region g, S_g is its share and N_g its number of units:
+/// - hhi = sum s_i^2; entropy = -sum s_i ln s_i (written 0 - sum so one unit gives +0);
+/// - theil = ln N - entropy = theil_between + theil_within, with
+///   theil_between = sum_g S_g ln(S_g N / N_g) = sum_i s_i ln(S_g(i) N / N_g(i)) and
+///   theil_within = sum_g S_g (ln N_g - V_g) = sum_i s_i (ln N_g(i) + ln(s_i / S_g(i))).
+/// - specialization = sum over all partners r of |e_rm/e_m - e_r/e_N|. Partners without
+///   exports of m add e_r/e_N each, so the sum is 1 + sum over partners with exports of m of
+///   (|e_rm/e_m - e_r/e_N| - e_r/e_N): no cross join of partners and categories is needed.
+/// - hk_extensive = national exports to the partners served / national exports;
+///   hk_intensive = X / national exports to the partners served.
+fn index_values_cte() -> String {
+    let tolerance = QUADRANT_TOLERANCE;
+    format!(
+        "unit_shares AS (
+            SELECT year, province, category, region, exports_usd,
+                   exports_usd / sum(exports_usd) OVER origin AS s,
+                   sum(exports_usd) OVER origin_region / sum(exports_usd) OVER origin AS s_g,
+                   CAST(count(*) OVER origin_region AS DOUBLE) AS n_g,
+                   CAST(count(*) OVER origin AS DOUBLE) AS n
+            FROM units
+            WINDOW origin AS (PARTITION BY year, province, category),
+                   origin_region AS (PARTITION BY year, province, category, region)
+        ),
+        concentration AS (
+            SELECT year, province, category,
+                   sum(exports_usd) AS exports_usd,
+                   count(*) AS destinations,
+                   sum(s * s) AS hhi,
+                   0.0 - sum(s * ln(s)) AS entropy,
+                   sum(s * ln(s_g * n / n_g)) AS theil_between,
+                   sum(s * (ln(n_g) + ln(s / s_g))) AS theil_within
+            FROM unit_shares GROUP BY year, province, category
+        ),
+        partner_weights AS (
+            SELECT year, province, partner,
+                   exports_usd / sum(exports_usd) OVER (PARTITION BY year, province) AS weight
+            FROM cells WHERE category = '{ALL_CATEGORIES}'
+        ),
+        category_shares AS (
+            SELECT year, province, category, partner,
+                   exports_usd / sum(exports_usd) OVER (PARTITION BY year, province, category)
+                       AS share
+            FROM cells WHERE category <> '{ALL_CATEGORIES}'
+        ),
+        specialization AS (
+            SELECT c.year, c.province, c.category,
+                   1.0 + sum(abs(c.share - w.weight) - w.weight) AS specialization
+            FROM category_shares c
+            JOIN partner_weights w
+              ON c.year = w.year AND c.province = w.province AND c.partner = w.partner
+            GROUP BY c.year, c.province, c.category
+        ),
+        national AS (
+            SELECT year, category, partner, exports_usd FROM cells WHERE province = '{NATIONAL}'
+        ),
+        served AS (
+            SELECT c.year, c.province, c.category,
+                   sum(c.exports_usd) AS exports_usd,
+                   sum(n.exports_usd) AS national_to_served
+            FROM cells c
+            JOIN national n
+              ON c.year = n.year AND c.category = n.category AND c.partner = n.partner
+            GROUP BY c.year, c.province, c.category
+        ),
+        national_totals AS (
+            SELECT year, category, sum(exports_usd) AS national_total
+            FROM national GROUP BY year, category
+        ),
+        means AS (
+            SELECT year, category, avg(hhi) AS mean_hhi, avg(entropy) AS mean_entropy
+            FROM concentration WHERE province <> '{NATIONAL}' GROUP BY year, category
+        ),
+        index_values AS (
+            SELECT k.year, k.province, k.category, k.exports_usd, k.destinations,
+                   k.hhi,
+                   CASE WHEN k.destinations = 1 THEN 0.0
+                        ELSE (k.hhi - 1.0 / k.destinations) / (1.0 - 1.0 / k.destinations)
+                   END AS hhi_norm,
+                   k.entropy,
+                   CASE WHEN k.destinations = 1 THEN NULL
+                        ELSE k.entropy / ln(CAST(k.destinations AS DOUBLE))
+                   END AS evenness,
+                   1.0 / k.hhi AS equivalent_markets,
+                   ln(CAST(k.destinations AS DOUBLE)) - k.entropy AS theil,
+                   k.theil_between,
+                   k.theil_within,
+                   p.specialization,
+                   CASE
+                       WHEN k.province = '{NATIONAL}' THEN NULL
+                       WHEN k.hhi >= m.mean_hhi - {tolerance:e} * abs(m.mean_hhi)
+                            AND k.entropy >= m.mean_entropy - {tolerance:e} * abs(m.mean_entropy)
+                           THEN 'I'
+                       WHEN k.entropy >= m.mean_entropy - {tolerance:e} * abs(m.mean_entropy)
+                           THEN 'II'
+                       WHEN k.hhi >= m.mean_hhi - {tolerance:e} * abs(m.mean_hhi) THEN 'IV'
+                       ELSE 'III'
+                   END AS quadrant,
+                   s.national_to_served / t.national_total AS hk_extensive,
+                   s.exports_usd / s.national_to_served AS hk_intensive
+            FROM concentration k
+            JOIN means m ON k.year = m.year AND k.category = m.category
+            JOIN served s
+              ON k.year = s.year AND k.province = s.province AND k.category = s.category
+            JOIN national_totals t ON k.year = t.year AND k.category = t.category
+            LEFT JOIN specialization p
+              ON k.year = p.year AND k.province = p.province AND k.category = p.category
+        )"
+    )
+}
+
+fn indices(settings: &PlanSettings) -> IndexTable {
+    IndexTable {
+        name: "indices",
+        partition_by: BY_YEAR_AND_PROVINCE,
+        file_schema: schema(&[
+            ("category", DataType::Utf8, false),
+            ("exports_usd", DataType::Float64, false),
+            ("destinations", DataType::Int64, false),
+            ("hhi", DataType::Float64, false),
+            ("hhi_norm", DataType::Float64, false),
+            ("entropy", DataType::Float64, false),
+            ("evenness", DataType::Float64, true),
+            ("equivalent_markets", DataType::Float64, false),
+            ("theil", DataType::Float64, false),
+            ("theil_between", DataType::Float64, false),
+            ("theil_within", DataType::Float64, false),
+            ("specialization", DataType::Float64, true),
+            ("quadrant", DataType::Utf8, true),
+            ("hk_extensive", DataType::Float64, false),
+            ("hk_intensive", DataType::Float64, false),
+        ]),
+        sql: format!(
+            "WITH {cells}, {values}
+            SELECT * FROM index_values WHERE year IN ({years})
+            ORDER BY year, province, category",
+            cells = cells_cte(settings),
+            values = index_values_cte(),
+            years = year_list(&settings.years),
+        ),
+    }
+}
+
+fn lq(settings: &PlanSettings) -> IndexTable {
+    IndexTable {
+        name: "lq",
+        partition_by: BY_YEAR_AND_PROVINCE,
+        file_schema: schema(&[
+            ("partner", DataType::Utf8, false),
+            ("category", DataType::Utf8, false),
+            ("exports_usd", DataType::Float64, false),
+            ("lq", DataType::Float64, true),
+        ]),
+        // lq = (e_rm / e_r) / (e_m / e_N); null, never inf or NaN, when a denominator is 0.
+        sql: format!(
+            "WITH {cells},
+            totals AS (
                 SELECT year, province, partner, category, exports_usd,
-                       (exports_usd / nullif(e_r, 0.0)) / nullif(e_m / nullif(e_n, 0.0), 0.0) AS lq
-                FROM totals
-                ORDER BY year, province, partner, category"
+                       sum(exports_usd) OVER (PARTITION BY year, province, partner) AS e_r,
+                       sum(exports_usd) OVER (PARTITION BY year, province, category) AS e_m,
+                       sum(exports_usd) OVER (PARTITION BY year, province) AS e_n
+                FROM cells WHERE category <> '{ALL_CATEGORIES}' AND year IN ({years})
+            )
+            SELECT year, province, partner, category, exports_usd,
+                   (exports_usd / nullif(e_r, 0.0)) / nullif(e_m / nullif(e_n, 0.0), 0.0) AS lq
+            FROM totals
+            ORDER BY year, province, partner, category",
+            cells = cells_cte(settings),
+            years = year_list(&settings.years),
+        ),
+    }
+}
+
+fn region_shares(settings: &PlanSettings) -> IndexTable {
+    IndexTable {
+        name: "region_shares",
+        partition_by: BY_YEAR_AND_PROVINCE,
+        file_schema: schema(&[
+            ("region", DataType::Utf8, false),
+            ("category", DataType::Utf8, false),
+            ("exports_usd", DataType::Float64, false),
+            ("share", DataType::Float64, false),
+        ]),
+        sql: format!(
+            "WITH {cells},
+            regions AS (
+                SELECT year, province, region, category, sum(exports_usd) AS exports_usd
+                FROM cells WHERE year IN ({years})
+                GROUP BY year, province, region, category
+            )
+            SELECT year, province, region, category, exports_usd,
+                   exports_usd / sum(exports_usd)
+                       OVER (PARTITION BY year, province, category) AS share
+            FROM regions
+            ORDER BY year, province, category, region",
+            cells = cells_cte(settings),
+            years = year_list(&settings.years),
+        ),
+    }
+}
+
+/// Growth from t-1 to t over destination units: delta = new - lost + intensive.
+fn margins(settings: &PlanSettings) -> IndexTable {
+    let cells = cells_cte(settings);
+    let years = year_list(&settings.years_with_previous());
+    let terms = "sum(x1) - sum(x0) AS delta,
+                 sum(CASE WHEN x0 = 0.0 THEN x1 ELSE 0.0 END) AS new,
+                 sum(CASE WHEN x1 = 0.0 THEN x0 ELSE 0.0 END) AS lost,
+                 sum(CASE WHEN x0 > 0.0 AND x1 > 0.0 THEN x1 - x0 ELSE 0.0 END) AS intensive";
+    IndexTable {
+        name: "margins",
+        partition_by: BY_YEAR_AND_PROVINCE,
+        file_schema: schema(&[
+            ("category", DataType::Utf8, false),
+            ("region", DataType::Utf8, false),
+            ("delta", DataType::Float64, false),
+            ("new", DataType::Float64, false),
+            ("lost", DataType::Float64, false),
+            ("intensive", DataType::Float64, false),
+        ]),
+        sql: format!(
+            "WITH {cells},
+            current_units AS (SELECT * FROM units WHERE year IN ({years})),
+            previous_units AS (SELECT * FROM units WHERE year + 1 IN ({years})),
+            pairs AS (
+                SELECT coalesce(c.year, p.year + 1) AS year,
+                       coalesce(c.province, p.province) AS province,
+                       coalesce(c.category, p.category) AS category,
+                       coalesce(c.region, p.region) AS region,
+                       coalesce(c.exports_usd, 0.0) AS x1,
+                       coalesce(p.exports_usd, 0.0) AS x0
+                FROM current_units c
+                FULL OUTER JOIN previous_units p
+                  ON c.year = p.year + 1 AND c.province = p.province
+                 AND c.category = p.category AND c.unit = p.unit
+            )
+            SELECT year, province, category, region, {terms}
+            FROM pairs GROUP BY year, province, category, region
+            UNION ALL
+            SELECT year, province, category, '{ALL_REGIONS}' AS region, {terms}
+            FROM pairs GROUP BY year, province, category
+            ORDER BY year, province, category, region"
+        ),
+    }
+}
+
+/// The strongest province-partner flows per category, ties broken by province then partner.
+fn top_links(settings: &PlanSettings) -> IndexTable {
+    IndexTable {
+        name: "top_links",
+        partition_by: BY_YEAR,
+        file_schema: schema(&[
+            ("category", DataType::Utf8, false),
+            ("rank", DataType::Int64, false),
+            ("province", DataType::Utf8, false),
+            ("partner", DataType::Utf8, false),
+            ("exports_usd", DataType::Float64, false),
+            ("share_of_category", DataType::Float64, false),
+        ]),
+        sql: format!(
+            "WITH {cells},
+            ranked AS (
+                SELECT c.year, c.category, c.province, c.partner, c.exports_usd,
+                       c.exports_usd / t.national_total AS share_of_category,
+                       row_number() OVER (
+                           PARTITION BY c.year, c.category
+                           ORDER BY c.exports_usd DESC, c.province, c.partner
+                       ) AS rank
+                FROM cells c
+                JOIN (
+                    SELECT year, category, sum(exports_usd) AS national_total
+                    FROM cells WHERE province = '{NATIONAL}' GROUP BY year, category
+                ) t ON c.year = t.year AND c.category = t.category
+                WHERE c.province <> '{NATIONAL}' AND c.year IN ({years})
+            )
+            SELECT year, category, CAST(rank AS BIGINT) AS rank, province, partner,
+                   exports_usd, share_of_category
+            FROM ranked WHERE rank <= {top_n}
+            ORDER BY year, category, rank",
+            cells = cells_cte(settings),
+            years = year_list(&settings.years),
+            top_n = settings.top_n,
+        ),
+    }
+}
+
+/// National exports per destination, the threshold, and the status against the base year.
+fn destinations(settings: &PlanSettings) -> IndexTable {
+    IndexTable {
+        name: "destinations",
+        partition_by: BY_YEAR,
+        file_schema: schema(&[
+            ("partner", DataType::Utf8, false),
+            ("region", DataType::Utf8, false),
+            ("exports_usd", DataType::Float64, false),
+            ("exports_cny", DataType::Float64, false),
+            ("above_threshold", DataType::Boolean, false),
+            ("status", DataType::Utf8, false),
+        ]),
+        sql: format!(
+            "WITH {cells},
+            national AS (
+                SELECT year, partner, region, exports_usd, exports_cny,
+                       exports_cny >= {threshold:?} AS above_threshold
+                FROM cells
+                WHERE province = '{NATIONAL}' AND category = '{ALL_CATEGORIES}'
             ),
-        },
-        IndexTable {
-            name: "region_shares",
-            partition_by: BY_YEAR_AND_PROVINCE,
-            file_schema: schema(&[
-                ("region", DataType::Utf8, false),
-                ("category", DataType::Utf8, false),
-                ("exports_usd", DataType::Float64, false),
-                ("share", DataType::Float64, false),
-            ]),
-            sql: format!(
-                "WITH {cells},
-                regions AS (
-                    SELECT year, province, region, category, sum(exports_usd) AS exports_usd
-                    FROM cells GROUP BY year, province, region, category
-                )
-                SELECT year, province, region, category, exports_usd,
-                       exports_usd / sum(exports_usd)
-                           OVER (PARTITION BY year, province, category) AS share
-                FROM regions
-                ORDER BY year, province, category, region"
-            ),
-        },
+            base AS (SELECT partner, above_threshold FROM national WHERE year = {base})
+            SELECT n.year, n.partner, n.region, n.exports_usd, n.exports_cny,
+                   n.above_threshold,
+                   CASE
+                       WHEN n.above_threshold AND coalesce(b.above_threshold, false) THEN 'stayed'
+                       WHEN n.above_threshold THEN 'entered'
+                       WHEN coalesce(b.above_threshold, false) THEN 'left'
+                       ELSE 'never'
+                   END AS status
+            FROM national n LEFT JOIN base b ON n.partner = b.partner
+            WHERE n.year IN ({years})
+            ORDER BY n.year, n.partner",
+            cells = cells_cte(settings),
+            threshold = settings.destination_threshold_cny,
+            base = settings.base_year,
+            years = year_list(&settings.years),
+        ),
+    }
+}
+
+/// Every index in long form with its change against the previous and the base year, and
+/// the compound annual growth of exports since the base year.
+fn indices_change(settings: &PlanSettings) -> IndexTable {
+    let long = CHANGE_INDICES
+        .iter()
+        .map(|index| {
+            format!(
+                "SELECT year, province, category, '{index}' AS index,
+                        CAST({index} AS DOUBLE) AS value
+                 FROM index_values"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    IndexTable {
+        name: "indices_change",
+        partition_by: BY_YEAR_AND_PROVINCE,
+        file_schema: schema(&[
+            ("category", DataType::Utf8, false),
+            ("index", DataType::Utf8, false),
+            ("value", DataType::Float64, true),
+            ("change_from_previous", DataType::Float64, true),
+            ("change_from_base", DataType::Float64, true),
+            ("exports_cagr", DataType::Float64, true),
+        ]),
+        sql: format!(
+            "WITH {cells}, {values},
+            long AS ({long}),
+            growth AS (
+                SELECT c.year, c.province, c.category,
+                       CASE WHEN c.year > {base} AND b.exports_usd > 0.0
+                            THEN power(c.exports_usd / b.exports_usd,
+                                       1.0 / CAST(c.year - {base} AS DOUBLE)) - 1.0
+                       END AS exports_cagr
+                FROM index_values c
+                LEFT JOIN index_values b
+                  ON b.year = {base} AND b.province = c.province AND b.category = c.category
+            )
+            SELECT c.year, c.province, c.category, c.index, c.value,
+                   c.value - p.value AS change_from_previous,
+                   c.value - b.value AS change_from_base,
+                   g.exports_cagr
+            FROM long c
+            LEFT JOIN long p
+              ON p.year = c.year - 1 AND p.province = c.province
+             AND p.category = c.category AND p.index = c.index
+            LEFT JOIN long b
+              ON b.year = {base} AND b.province = c.province
+             AND b.category = c.category AND b.index = c.index
+            JOIN growth g
+              ON g.year = c.year AND g.province = c.province AND g.category = c.category
+            WHERE c.year IN ({years})
+            ORDER BY c.year, c.province, c.category, {order}",
+            cells = cells_cte(settings),
+            values = index_values_cte(),
+            base = settings.base_year,
+            years = year_list(&settings.years),
+            order = index_order(),
+        ),
+    }
+}
+
+/// Sorts `indices_change` rows in the order of [`CHANGE_INDICES`].
+fn index_order() -> String {
+    let cases: String = CHANGE_INDICES
+        .iter()
+        .enumerate()
+        .map(|(i, index)| format!(" WHEN '{index}' THEN {i}"))
+        .collect();
+    format!("CASE c.index{cases} END")
+}
+
+/// The tables of a run, in the order they are written.
+pub fn tables(settings: &PlanSettings) -> Vec<IndexTable> {
+    vec![
+        indices(settings),
+        lq(settings),
+        region_shares(settings),
+        margins(settings),
+        top_links(settings),
+        destinations(settings),
+        indices_change(settings),
     ]
 }
