@@ -8,3 +8,4 @@ mod memory;
 mod properties;
 mod reference;
 mod support;
+mod views;

@@ -54,11 +54,12 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (indices, lq, shares) = runtime.block_on(async {
+    let (indices, lq, shares, margins) = runtime.block_on(async {
         (
             read_table(&out, "indices", "year, province, category").await,
             read_table(&out, "lq", "year, province, partner, category").await,
             read_table(&out, "region_shares", "year, province, category, region").await,
+            read_table(&out, "margins", "year, province, category, region").await,
         )
     });
     let eps = 1e-12;
@@ -80,6 +81,95 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
             "entropy {entropy} outside [0, ln {n}]"
         );
     }
+
+    // Theil: between + within = theil = ln N - entropy.
+    for row in &indices {
+        let n = row["destinations"].float();
+        let theil = row["theil"].float();
+        let parts = row["theil_between"].float() + row["theil_within"].float();
+        prop_assert!(
+            (theil - (n.ln() - row["entropy"].float())).abs() < 1e-9,
+            "theil {row:?}"
+        );
+        prop_assert!(
+            (theil - parts).abs() < 1e-9,
+            "between + within = {parts}, theil = {theil}"
+        );
+    }
+
+    // Specialization in [0, 2], null only for `all`; quadrants for every province, not CN.
+    for row in &indices {
+        let all = text(row, "category") == "all";
+        match &row["specialization"] {
+            Value::Null => prop_assert!(all, "specialization missing: {row:?}"),
+            value => {
+                let value = value.float();
+                prop_assert!(
+                    !all && (-eps..=2.0 + eps).contains(&value),
+                    "specialization {value}"
+                );
+            }
+        }
+        let national = text(row, "province") == "CN";
+        prop_assert_eq!(
+            national,
+            row["quadrant"] == Value::Null,
+            "quadrant of {:?}",
+            row
+        );
+    }
+
+    // Hummels-Klenow: EM x IM = the origin's share of national exports of the category.
+    let national_exports = sums_by(
+        &indices
+            .iter()
+            .filter(|r| text(r, "province") == "CN")
+            .cloned()
+            .collect::<Vec<_>>(),
+        &["year", "category"],
+        |r| r["exports_usd"].float(),
+    );
+    for row in &indices {
+        let key = vec![text(row, "year"), text(row, "category")];
+        let share = row["exports_usd"].float() / national_exports[&key];
+        let product = row["hk_extensive"].float() * row["hk_intensive"].float();
+        prop_assert!(
+            (product - share).abs() <= 1e-9 * share,
+            "EM x IM {product} vs share {share}"
+        );
+    }
+
+    // Growth margins: delta = new - lost + intensive, and the regions add up to `all`.
+    for row in &margins {
+        let identity = row["new"].float() - row["lost"].float() + row["intensive"].float();
+        let scale = row["new"].float() + row["lost"].float() + row["intensive"].float().abs() + 1.0;
+        prop_assert!(
+            (row["delta"].float() - identity).abs() <= 1e-9 * scale,
+            "margins {row:?}"
+        );
+    }
+    let (regional, total): (Vec<Row>, Vec<Row>) = margins
+        .iter()
+        .cloned()
+        .partition(|r| text(r, "region") != "all");
+    for measure in ["delta", "new", "lost", "intensive"] {
+        let by_region = sums_by(&regional, &["year", "province", "category"], |r| {
+            r[measure].float()
+        });
+        for (key, value) in sums_by(&total, &["year", "province", "category"], |r| {
+            r[measure].float()
+        }) {
+            let scale = value.abs().max(1.0);
+            prop_assert!(
+                (by_region[&key] - value).abs() <= 1e-9 * scale,
+                "{measure} of {key:?}"
+            );
+        }
+    }
+    prop_assert!(
+        margins.iter().all(|r| text(r, "year") == "2021"),
+        "margins only where 2020 exists"
+    );
 
     // Region shares sum to one for every origin and category.
     for (key, sum) in sums_by(&shares, &["year", "province", "category"], |r| {

@@ -24,7 +24,7 @@ fn reference_available() -> bool {
     found
 }
 
-fn check(scratch: &Scratch, inputs: &[&Path], years: &str) {
+fn check(scratch: &Scratch, inputs: &[&Path], years: &str, options: &[&str]) {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/check_outputs.py");
     let mut command = Command::new("python3");
@@ -35,6 +35,7 @@ fn check(scratch: &Scratch, inputs: &[&Path], years: &str) {
         .arg("--output")
         .arg(scratch.path("out"))
         .args(["--years", years])
+        .args(options)
         .args(inputs);
     let output = command.output().expect("python3 runs");
     assert!(
@@ -45,37 +46,85 @@ fn check(scratch: &Scratch, inputs: &[&Path], years: &str) {
     );
 }
 
-#[test]
-fn tables_match_an_independent_duckdb_computation() {
-    if !reference_available() {
-        return;
-    }
-    let scratch = Scratch::new();
-    let generated = scratch.exdep(&[
+/// Generates `records_per_year` records (with defects) per year into `inputs/`.
+fn generate(scratch: &Scratch, from: i32, to: i32, records_per_year: usize, extra: &[&str]) {
+    let (from, to, records) = (
+        from.to_string(),
+        to.to_string(),
+        records_per_year.to_string(),
+    );
+    let mut args = vec![
         "generate",
         "--out",
         "inputs",
         "--from",
-        "2019",
+        &from,
         "--to",
-        "2021",
+        &to,
         "--records-per-year",
-        "20000",
-        "--dirty-every",
-        "250",
-    ]);
+        &records,
+    ];
+    args.extend_from_slice(extra);
+    let generated = scratch.exdep(&args);
     assert!(
         generated.status.success(),
         "{}",
         String::from_utf8_lossy(&generated.stderr)
     );
-    scratch.config(&[2019, 2020, 2021], "");
-    scratch.run_ok();
-    let inputs: Vec<_> = (2019..=2021)
+}
+
+fn csv_inputs(scratch: &Scratch, years: std::ops::RangeInclusive<i32>) -> Vec<std::path::PathBuf> {
+    years
         .map(|y| scratch.path(&format!("inputs/exports-{y}.csv")))
-        .collect();
+        .collect()
+}
+
+/// The study's six years at a million records, every table, default settings.
+#[test]
+fn a_million_records_match_an_independent_duckdb_computation() {
+    if !reference_available() {
+        return;
+    }
+    let scratch = Scratch::new();
+    generate(&scratch, 2017, 2022, 170_000, &["--dirty-every", "5000"]);
+    scratch.config(&[2017, 2018, 2019, 2020, 2021, 2022], "");
+    scratch.run_ok();
+    let inputs = csv_inputs(&scratch, 2017..=2022);
     let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
-    check(&scratch, &inputs, "2019,2020,2021");
+    check(&scratch, &inputs, "2017,2018,2019,2020,2021,2022", &[]);
+}
+
+/// Regions as destinations, another base year, top-n and threshold.
+#[test]
+fn region_level_settings_match_the_reference() {
+    if !reference_available() {
+        return;
+    }
+    let scratch = Scratch::new();
+    generate(&scratch, 2018, 2021, 20_000, &["--dirty-every", "250"]);
+    scratch.config(
+        &[2018, 2019, 2020, 2021],
+        "[indices]\ndestination-level = \"region\"\nbase-year = 2019\ntop-n = 5\n\
+         destination-threshold-cny = 5e10\n",
+    );
+    scratch.run_ok();
+    let inputs = csv_inputs(&scratch, 2018..=2021);
+    let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
+    check(
+        &scratch,
+        &inputs,
+        "2018,2019,2020,2021",
+        &[
+            "--destination-level",
+            "region",
+            "--base-year",
+            "2019",
+            "--top-n",
+            "5",
+            "--threshold-cny",
+            "5e10",
+        ],
+    );
 }
 
 #[test]
@@ -115,5 +164,6 @@ fn parquet_inputs_match_the_reference_too() {
         &scratch,
         &[&scratch.path("inputs/exports-2022.parquet")],
         "2022",
+        &[],
     );
 }

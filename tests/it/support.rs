@@ -102,13 +102,20 @@ impl Value {
 /// One output row, column name -> value.
 pub type Row = BTreeMap<String, Value>;
 
-/// Reads `OUT/TABLE/**` (Hive-partitioned by year and province) ordered by `order_by`.
+/// Reads `OUT/TABLE/**` (Hive-partitioned by year, and by province where the table is)
+/// ordered by `order_by`.
 pub async fn read_table(out: &Path, table: &str, order_by: &str) -> Vec<Row> {
     let ctx = SessionContext::new();
-    let options = ParquetReadOptions::default().table_partition_cols(vec![
-        ("year".to_string(), DataType::Int32),
-        ("province".to_string(), DataType::Utf8),
-    ]);
+    let by_province = std::fs::read_dir(out.join(table))
+        .unwrap()
+        .filter_map(|year| std::fs::read_dir(year.ok()?.path()).ok())
+        .flatten()
+        .any(|entry| entry.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("province=")));
+    let mut partition_cols = vec![("year".to_string(), DataType::Int32)];
+    if by_province {
+        partition_cols.push(("province".to_string(), DataType::Utf8));
+    }
+    let options = ParquetReadOptions::default().table_partition_cols(partition_cols);
     let url = format!("{}/", out.join(table).display());
     ctx.register_parquet("t", &url, options).await.unwrap();
     let batches = ctx

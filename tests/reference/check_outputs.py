@@ -3,16 +3,23 @@
 
 This script is an independent re-implementation of exdep's arithmetic, used by exdep's
 tests. It shares no code with exdep: it reads the same raw inputs and code tables,
-recomputes the `indices`, `lq` and `region_shares` tables with DuckDB SQL, and compares
-them with the Parquet tables exdep wrote. It also checks the per-file record counts in
-exdep's `_manifest.json`.
+recomputes the `indices`, `lq`, `region_shares`, `margins`, `top_links`, `destinations` and
+`indices_change` tables with DuckDB SQL, and compares them with the Parquet tables exdep
+wrote. It also checks the per-file record counts in exdep's `_manifest.json`.
 
 Usage:
-    check_outputs.py --configs DIR --output OUTDIR --years 2017,2018 INPUT [INPUT ...]
+    check_outputs.py --configs DIR --output OUTDIR --years 2017,2018
+                     [--base-year Y] [--top-n N] [--threshold-cny T]
+                     [--destination-level country|region] INPUT [INPUT ...]
 
     DIR     folder with hs_chapters.csv, partner_regions.csv, provinces.csv, cny_per_usd.csv
-    OUTDIR  exdep's output root (indices/, lq/, region_shares/, _manifest.json)
+    OUTDIR  exdep's output root (one folder per table, _manifest.json)
     INPUT   canonical input files, each .csv or .parquet
+    Y       base year of `destinations` and `indices_change`, one of --years (default: the first)
+    N       number of links kept per year and category in `top_links` (default 10)
+    T       threshold in CNY of a partner in `destinations` (default 1e11)
+    level   what a destination is for the concentration indices and `margins`: a partner
+            country, or a region of partners (default country)
 
 Exit status: 0 when everything agrees (one summary line is printed), 1 when any difference
 is found (each is printed, at most 20 per table), 2 when the check itself cannot run.
@@ -23,6 +30,7 @@ import argparse
 import csv
 import glob
 import json
+import math
 import os
 import sys
 from urllib.parse import unquote, urlparse
@@ -39,24 +47,90 @@ CONFIG_TABLES = {
     "cny_per_usd.csv": (["year", "cny_per_usd"], "year"),
 }
 
-# Output tables: key columns, columns compared with a relative tolerance, columns compared exactly.
+# Output tables: the Hive partition columns of the folder layout, the key columns, and the
+# compared columns by kind: numbers compared with a relative tolerance (`approx`), and
+# integers, text and booleans compared exactly (each must also have a column type of its kind).
 OUTPUT_TABLES = {
-    "indices": (
-        ["year", "province", "category"],
-        ["exports_usd", "hhi", "hhi_norm", "entropy"],
-        ["destinations"],
+    "indices": dict(
+        partitions=["year", "province"],
+        keys=["year", "province", "category"],
+        approx=["exports_usd", "hhi", "hhi_norm", "entropy", "evenness", "equivalent_markets",
+                "theil", "theil_between", "theil_within", "specialization",
+                "hk_extensive", "hk_intensive"],
+        integer=["destinations"],
+        text=["quadrant"],
+        boolean=[],
     ),
-    "lq": (
-        ["year", "province", "partner", "category"],
-        ["exports_usd", "lq"],
-        [],
+    "lq": dict(
+        partitions=["year", "province"],
+        keys=["year", "province", "partner", "category"],
+        approx=["exports_usd", "lq"],
+        integer=[],
+        text=[],
+        boolean=[],
     ),
-    "region_shares": (
-        ["year", "province", "region", "category"],
-        ["exports_usd", "share"],
-        [],
+    "region_shares": dict(
+        partitions=["year", "province"],
+        keys=["year", "province", "region", "category"],
+        approx=["exports_usd", "share"],
+        integer=[],
+        text=[],
+        boolean=[],
+    ),
+    "margins": dict(
+        partitions=["year", "province"],
+        keys=["year", "province", "category", "region"],
+        approx=["delta", "new", "lost", "intensive"],
+        integer=[],
+        text=[],
+        boolean=[],
+    ),
+    "top_links": dict(
+        partitions=["year"],
+        keys=["year", "category", "rank"],
+        approx=["exports_usd", "share_of_category"],
+        integer=[],
+        text=["province", "partner"],
+        boolean=[],
+    ),
+    "destinations": dict(
+        partitions=["year"],
+        keys=["year", "partner"],
+        approx=["exports_usd", "exports_cny"],
+        integer=[],
+        text=["region", "status"],
+        boolean=["above_threshold"],
+    ),
+    "indices_change": dict(
+        partitions=["year", "province"],
+        keys=["year", "province", "category", "index"],
+        approx=["value", "change_from_previous", "change_from_base", "exports_cagr"],
+        integer=[],
+        text=[],
+        boolean=[],
     ),
 }
+
+# SQL type of a key column; every other key is text.
+KEY_TYPES = {"year": "INTEGER", "rank": "BIGINT"}
+
+# SQL type each kind of column is compared as, and the Parquet column types accepted for it.
+INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
+                 "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+KINDS = {
+    "approx": ("DOUBLE", lambda t: t in {"FLOAT", "DOUBLE"} | INTEGER_TYPES
+                                   or t.startswith("DECIMAL")),
+    "integer": ("BIGINT", lambda t: t in INTEGER_TYPES),
+    "text": ("VARCHAR", lambda t: t == "VARCHAR"),
+    "boolean": ("BOOLEAN", lambda t: t == "BOOLEAN"),
+}
+
+# The indices listed in `indices_change`, in this order (`quadrant`, text, is not).
+CHANGE_INDICES = [
+    "exports_usd", "destinations", "hhi", "hhi_norm", "entropy", "evenness",
+    "equivalent_markets", "theil", "theil_between", "theil_within", "specialization",
+    "hk_extensive", "hk_intensive",
+]
 
 REL_TOL = 1e-9
 ABS_TOL = 1e-12
@@ -218,7 +292,11 @@ def build_cube_rows(con, years):
             CASE a.currency
                 WHEN 'USD' THEN a.value
                 ELSE a.value / r.cny_per_usd
-            END AS value_usd
+            END AS value_usd,
+            CASE a.currency
+                WHEN 'CNY' THEN a.value
+                ELSE a.value * r.cny_per_usd
+            END AS value_cny
         FROM accepted a
         JOIN provinces       v ON v.code = a.province
         JOIN partner_regions p ON p.iso3 = a.partner
@@ -235,45 +313,68 @@ def build_cube_rows(con, years):
 
 
 def build_cells(con):
-    """Steps 4-5: cube cells, national cells ('CN'), and the 'all' category."""
+    """Steps 4-5: cube cells, national cells ('CN'), and the 'all' category; x in USD, x_cny
+    in CNY."""
     con.execute("""
         CREATE TABLE cube AS
-        SELECT year, province, partner, region, category, sum(value_usd) AS x
+        SELECT year, province, partner, region, category,
+               sum(value_usd) AS x,
+               sum(value_cny) AS x_cny
         FROM cube_rows
         GROUP BY year, province, partner, region, category
         HAVING sum(value_usd) > 0
     """)
     con.execute("""
         CREATE TABLE cells_by_category AS
-        SELECT year, province, partner, region, category, x
+        SELECT year, province, partner, region, category, x, x_cny
         FROM cube
         UNION ALL
-        SELECT year, 'CN' AS province, partner, region, category, sum(x) AS x
+        SELECT year, 'CN' AS province, partner, region, category, sum(x) AS x, sum(x_cny) AS x_cny
         FROM cube
         GROUP BY year, partner, region, category
     """)
     con.execute("""
         CREATE TABLE cells AS
-        SELECT year, province, partner, region, category, x
+        SELECT year, province, partner, region, category, x, x_cny
         FROM cells_by_category
         UNION ALL
-        SELECT year, province, partner, region, 'all' AS category, sum(x) AS x
+        SELECT year, province, partner, region, 'all' AS category, sum(x) AS x, sum(x_cny) AS x_cny
         FROM cells_by_category
         GROUP BY year, province, partner, region
     """)
+
+
+def build_units(con, level):
+    """Destination units of the concentration indices and margins: a partner country with its
+    region (level 'country'), or a region (level 'region'); `unit` names the unit."""
+    if level == "country":
+        con.execute("""
+            CREATE TABLE units AS
+            SELECT year, province, category, partner AS unit, region, x
+            FROM cells
+        """)
+    else:
+        con.execute("""
+            CREATE TABLE units AS
+            SELECT year, province, category, region AS unit, region, sum(x) AS x
+            FROM cells
+            GROUP BY year, province, category, region
+        """)
 
 
 # --------------------------------------------------------------------------- expected tables
 
 
 def expected_indices(con):
-    """Concentration of each origin's exports of a category over partners."""
+    """Concentration of each origin's exports of a category over destination units, the
+    Theil decomposition by region, specialization and the Hummels-Klenow margins over
+    partner countries, and the quadrant of each province."""
     con.execute("""
         CREATE TABLE expected_indices AS
         WITH shares AS (
-            SELECT year, province, category, x,
+            SELECT year, province, category, region, x,
                    x / sum(x) OVER (PARTITION BY year, province, category) AS s
-            FROM cells
+            FROM units
         ),
         summary AS (
             SELECT year, province, category,
@@ -283,16 +384,131 @@ def expected_indices(con):
                    -sum(CASE WHEN s > 0 THEN s * ln(s) END)    AS entropy
             FROM shares
             GROUP BY year, province, category
+        ),
+        region_shares AS (
+            SELECT year, province, category, region, s,
+                   sum(s) OVER (PARTITION BY year, province, category, region)   AS s_g,
+                   count(*) OVER (PARTITION BY year, province, category, region) AS n_g
+            FROM shares
+        ),
+        regions AS (
+            -- One row per region g: S_g, N_g and V_g, the entropy of the units within g.
+            SELECT year, province, category, region,
+                   any_value(s_g)                                              AS s_g,
+                   any_value(n_g)                                              AS n_g,
+                   -sum(CASE WHEN s > 0 THEN (s / s_g) * ln(s / s_g) END)      AS v_g
+            FROM region_shares
+            GROUP BY year, province, category, region
+        ),
+        theil AS (
+            SELECT r.year, r.province, r.category,
+                   sum(r.s_g * ln(r.s_g * m.destinations / r.n_g))  AS theil_between,
+                   sum(r.s_g * (ln(r.n_g) - r.v_g))                 AS theil_within
+            FROM regions r
+            JOIN summary m USING (year, province, category)
+            GROUP BY r.year, r.province, r.category
+        ),
+        category_totals AS (
+            SELECT year, province, category, sum(x) AS e_m
+            FROM cells
+            WHERE category <> 'all'
+            GROUP BY year, province, category
+        ),
+        partner_totals AS (
+            SELECT year, province, partner, x AS e_r
+            FROM cells
+            WHERE category = 'all'
+        ),
+        origin_totals AS (
+            SELECT year, province, sum(x) AS e_n
+            FROM cells
+            WHERE category = 'all'
+            GROUP BY year, province
+        ),
+        specialization AS (
+            -- Every partner of the origin, with 0 for a category it does not receive.
+            SELECT m.year, m.province, m.category,
+                   sum(abs(coalesce(c.x, 0.0) / m.e_m - r.e_r / n.e_n)) AS specialization
+            FROM category_totals m
+            JOIN partner_totals r ON r.year = m.year AND r.province = m.province
+            JOIN origin_totals n  ON n.year = m.year AND n.province = m.province
+            LEFT JOIN cells c     ON c.year = m.year AND c.province = m.province
+                                 AND c.category = m.category AND c.partner = r.partner
+            GROUP BY m.year, m.province, m.category
+        ),
+        national_totals AS (
+            SELECT year, category, sum(x) AS national_total
+            FROM cells
+            WHERE province = 'CN'
+            GROUP BY year, category
+        ),
+        served AS (
+            SELECT p.year, p.province, p.category,
+                   sum(n.x) AS served,
+                   sum(p.x) AS x_p
+            FROM cells p
+            JOIN cells n ON n.year = p.year AND n.province = 'CN'
+                        AND n.category = p.category AND n.partner = p.partner
+            WHERE p.x > 0
+            GROUP BY p.year, p.province, p.category
+        ),
+        hummels_klenow AS (
+            SELECT v.year, v.province, v.category,
+                   CASE WHEN v.province = 'CN' THEN 1.0 ELSE v.served / t.national_total END
+                       AS hk_extensive,
+                   CASE WHEN v.province = 'CN' THEN 1.0 ELSE v.x_p / v.served END
+                       AS hk_intensive
+            FROM served v
+            JOIN national_totals t USING (year, category)
+        ),
+        means AS (
+            SELECT year, category, avg(hhi) AS mean_hhi, avg(entropy) AS mean_entropy
+            FROM summary
+            WHERE province <> 'CN'
+            GROUP BY year, category
+        ),
+        quadrants AS (
+            SELECT m.year, m.province, m.category,
+                   CASE
+                       WHEN m.province = 'CN' THEN NULL
+                       WHEN high_g AND high_v THEN 'I'
+                       WHEN high_v THEN 'II'
+                       WHEN NOT high_g THEN 'III'
+                       ELSE 'IV'
+                   END AS quadrant
+            FROM (
+                SELECT s.year, s.province, s.category,
+                       s.hhi >= a.mean_hhi - 1e-12 * abs(a.mean_hhi)             AS high_g,
+                       s.entropy >= a.mean_entropy - 1e-12 * abs(a.mean_entropy) AS high_v
+                FROM summary s
+                LEFT JOIN means a USING (year, category)
+            ) m
         )
-        SELECT year, province, category,
-               exports_usd,
-               destinations,
-               hhi,
-               CASE WHEN destinations = 1 THEN 0.0
-                    ELSE (hhi - 1.0 / destinations) / (1.0 - 1.0 / destinations)
+        SELECT m.year, m.province, m.category,
+               m.exports_usd,
+               m.destinations,
+               m.hhi,
+               CASE WHEN m.destinations = 1 THEN 0.0
+                    ELSE (m.hhi - 1.0 / m.destinations) / (1.0 - 1.0 / m.destinations)
                END AS hhi_norm,
-               entropy
-        FROM summary
+               m.entropy,
+               CASE WHEN m.destinations = 1 THEN NULL
+                    ELSE m.entropy / ln(m.destinations)
+               END AS evenness,
+               1.0 / m.hhi                                   AS equivalent_markets,
+               ln(m.destinations) - m.entropy                AS theil,
+               t.theil_between,
+               t.theil_within,
+               CASE WHEN m.category = 'all' THEN NULL ELSE z.specialization END
+                                                             AS specialization,
+               q.quadrant,
+               h.hk_extensive,
+               h.hk_intensive
+        FROM summary m
+        LEFT JOIN theil t           USING (year, province, category)
+        LEFT JOIN specialization z  USING (year, province, category)
+        LEFT JOIN quadrants q       USING (year, province, category)
+        LEFT JOIN hummels_klenow h  USING (year, province, category)
     """)
 
 
@@ -334,41 +550,222 @@ def expected_region_shares(con):
     """)
 
 
+def expected_margins(con, years):
+    """Year-on-year change of each origin's exports of a category, split into new, lost and
+    continuing destination units; by region of the units and over all of them ('all')."""
+    pairs = [y for y in years if y - 1 in years]
+    year_list = ", ".join(str(y) for y in pairs) or "NULL"
+    con.execute(f"""
+        CREATE TABLE expected_margins AS
+        WITH eligible AS (
+            -- Years t whose previous year t-1 is also a run year with cells.
+            SELECT t AS year
+            FROM unnest([{year_list}]::INTEGER[]) y(t)
+            WHERE t IS NOT NULL AND t - 1 IN (SELECT year FROM units)
+        ),
+        current AS (
+            SELECT u.year, u.province, u.category, u.unit, u.region, u.x
+            FROM units u
+            JOIN eligible e ON u.year = e.year
+        ),
+        previous AS (
+            SELECT e.year, u.province, u.category, u.unit, u.region, u.x
+            FROM units u
+            JOIN eligible e ON u.year = e.year - 1
+        ),
+        joined AS (
+            SELECT coalesce(c.year, p.year)         AS year,
+                   coalesce(c.province, p.province) AS province,
+                   coalesce(c.category, p.category) AS category,
+                   coalesce(c.region, p.region)     AS region,
+                   coalesce(c.x, 0.0)               AS x1,
+                   coalesce(p.x, 0.0)               AS x0
+            FROM current c
+            FULL OUTER JOIN previous p
+                ON c.year = p.year AND c.province = p.province
+               AND c.category = p.category AND c.unit = p.unit
+        ),
+        grouped AS (
+            SELECT year, province, category, region, x1, x0 FROM joined
+            UNION ALL
+            SELECT year, province, category, 'all' AS region, x1, x0 FROM joined
+        )
+        SELECT year, province, category, region,
+               sum(x1) - sum(x0)                                         AS delta,
+               sum(CASE WHEN x0 = 0 THEN x1 ELSE 0.0 END)                AS "new",
+               sum(CASE WHEN x1 = 0 THEN x0 ELSE 0.0 END)                AS lost,
+               sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0.0 END) AS intensive
+        FROM grouped
+        GROUP BY year, province, category, region
+        HAVING count(*) FILTER (WHERE x0 > 0 OR x1 > 0) > 0
+    """)
+
+
+def expected_top_links(con, top_n):
+    """The largest province-partner links of each year and category."""
+    con.execute(f"""
+        CREATE TABLE expected_top_links AS
+        WITH national AS (
+            SELECT year, category, sum(x) AS national_total
+            FROM cells
+            WHERE province = 'CN'
+            GROUP BY year, category
+        ),
+        ranked AS (
+            SELECT year, category, province, partner, x,
+                   row_number() OVER (PARTITION BY year, category
+                                      ORDER BY x DESC, province ASC, partner ASC) AS "rank"
+            FROM cells
+            WHERE province <> 'CN'
+        )
+        SELECT r.year, r.category, r."rank", r.province, r.partner,
+               r.x                    AS exports_usd,
+               r.x / n.national_total AS share_of_category
+        FROM ranked r
+        JOIN national n USING (year, category)
+        WHERE r."rank" <= {int(top_n)}
+    """)
+
+
+def expected_destinations(con, threshold_cny, base_year):
+    """National exports to each partner, against a threshold in CNY, and how each partner
+    moved across the threshold since the base year."""
+    threshold = sql_text(repr(float(threshold_cny))) + "::DOUBLE"
+    con.execute(f"""
+        CREATE TABLE expected_destinations AS
+        WITH national AS (
+            SELECT year, partner, region, x, x_cny,
+                   x_cny >= {threshold} AS above
+            FROM cells
+            WHERE province = 'CN' AND category = 'all' AND x > 0
+        ),
+        base AS (
+            SELECT partner, above FROM national WHERE year = {int(base_year)}
+        )
+        SELECT n.year, n.partner, n.region,
+               n.x     AS exports_usd,
+               n.x_cny AS exports_cny,
+               n.above AS above_threshold,
+               CASE
+                   WHEN coalesce(b.above, false) AND n.above THEN 'stayed'
+                   WHEN n.above THEN 'entered'
+                   WHEN coalesce(b.above, false) THEN 'left'
+                   ELSE 'never'
+               END AS status
+        FROM national n
+        LEFT JOIN base b USING (partner)
+    """)
+
+
+def expected_indices_change(con, base_year):
+    """Each index of `indices` as one row, with its change from the previous year and from
+    the base year, and the growth rate of exports since the base year."""
+    long_rows = "\n            UNION ALL\n            ".join(
+        f"SELECT year, province, category, {sql_text(name)} AS index_name, "
+        f"CAST({name} AS DOUBLE) AS value FROM expected_indices"
+        for name in CHANGE_INDICES
+    )
+    con.execute(f"""
+        CREATE TABLE expected_indices_change AS
+        WITH indices_long AS (
+            {long_rows}
+        )
+        SELECT c.year, c.province, c.category,
+               c.index_name          AS "index",
+               c.value,
+               c.value - p.value     AS change_from_previous,
+               c.value - b.value     AS change_from_base,
+               CASE WHEN c.year > {int(base_year)} AND bx.exports_usd IS NOT NULL
+                    THEN pow(cx.exports_usd / bx.exports_usd, 1.0 / (c.year - {int(base_year)})) - 1
+               END                   AS exports_cagr
+        FROM indices_long c
+        JOIN expected_indices cx
+            ON cx.year = c.year AND cx.province = c.province AND cx.category = c.category
+        LEFT JOIN indices_long p
+            ON p.year = c.year - 1 AND p.province = c.province
+           AND p.category = c.category AND p.index_name = c.index_name
+        LEFT JOIN indices_long b
+            ON b.year = {int(base_year)} AND b.province = c.province
+           AND b.category = c.category AND b.index_name = c.index_name
+        LEFT JOIN expected_indices bx
+            ON bx.year = {int(base_year)} AND bx.province = c.province AND bx.category = c.category
+    """)
+
+
 # --------------------------------------------------------------------------- comparison
 
 
-def load_actual(con, outdir, table, keys, approx, exact, problems):
-    """Loads exdep's table as `actual_<table>` with the expected column types.
-    Returns the compared columns found, or None when the table cannot be compared."""
-    files = glob.glob(os.path.join(glob.escape(outdir), table, "**", "*.parquet"), recursive=True)
-    if not files:
-        problems.append(f"no Parquet files under {os.path.join(outdir, table)}")
-        con.execute(f"CREATE TABLE actual_{table} AS SELECT * FROM expected_{table} LIMIT 0")
-        return approx + exact
+def key_kind(key):
+    """The kind of a key column: integer for year and rank, text otherwise."""
+    return "integer" if key in KEY_TYPES else "text"
 
-    pattern = os.path.join(outdir, table, "**", "*.parquet")
-    con.execute(f"""
-        CREATE VIEW parquet_{table} AS
-        SELECT * FROM read_parquet({sql_text(pattern)}, hive_partitioning = true,
-                                   hive_types = {{'year': 'INTEGER', 'province': 'VARCHAR'}})
-    """)
-    present = {row[0] for row in con.execute(f"DESCRIBE parquet_{table}").fetchall()}
-    missing = [c for c in keys + approx + exact if c not in present]
-    for c in missing:
-        problems.append(f"column {c!r} missing from exdep's table")
-    if any(k in missing for k in keys):
+
+def compared_columns(spec):
+    """The compared (non-key) columns of a table, each with its kind, in a fixed order."""
+    return [(c, kind) for kind in KINDS for c in spec[kind]]
+
+
+def load_actual(con, outdir, table, spec, problems):
+    """Loads exdep's table as `actual_<table>` with the expected column types.
+    Returns the compared columns found (name -> kind), or None when the table cannot be
+    compared. A folder without Parquet files is an empty table, and so is a missing folder
+    when no rows are expected (exdep writes no files for an empty table); a missing folder
+    is a difference otherwise."""
+    keys = spec["keys"]
+    columns = compared_columns(spec)
+    folder = os.path.join(outdir, table)
+    empty = f"CREATE TABLE actual_{table} AS SELECT * FROM expected_{table} LIMIT 0"
+    if not os.path.isdir(folder):
+        if con.execute(f"SELECT count(*) FROM expected_{table}").fetchone()[0]:
+            problems.append(f"no table folder {folder}")
+        con.execute(empty)
+        return dict(columns)
+    files = glob.glob(os.path.join(glob.escape(folder), "**", "*.parquet"), recursive=True)
+    if not files:
+        con.execute(empty)
+        return dict(columns)
+
+    pattern = os.path.join(folder, "**", "*.parquet")
+    hive_types = ", ".join(f"{sql_text(k)}: {sql_text(KEY_TYPES.get(k, 'VARCHAR'))}"
+                           for k in spec["partitions"])
+    try:
+        con.execute(f"""
+            CREATE VIEW parquet_{table} AS
+            SELECT * FROM read_parquet({sql_text(pattern)}, hive_partitioning = true,
+                                       hive_types = {{{hive_types}}})
+        """)
+        present = {row[0]: row[1] for row in con.execute(f"DESCRIBE parquet_{table}").fetchall()}
+    except duckdb.Error as e:
+        problems.append(f"cannot read exdep's table: {e}")
         return None
 
-    approx = [c for c in approx if c in present]
-    exact = [c for c in exact if c in present]
-    columns = (
-        ["CAST(year AS INTEGER) AS year"]
-        + [f"CAST({k} AS VARCHAR) AS {k}" for k in keys if k != "year"]
-        + [f"CAST({c} AS DOUBLE) AS {c}" for c in approx]
-        + [f"CAST({c} AS BIGINT) AS {c}" for c in exact]
+    def type_ok(column, kind):
+        if column not in present:
+            problems.append(f"column {column!r} missing from exdep's table")
+            return False
+        if not KINDS[kind][1](present[column]):
+            wanted = {"approx": "a numeric", "integer": "an integer",
+                      "text": "a text", "boolean": "a boolean"}[kind]
+            problems.append(f"column {column!r} has type {present[column]} in exdep's table, "
+                            f"expected {wanted} column")
+            return False
+        return True
+
+    keys_ok = [type_ok(k, key_kind(k)) for k in keys]
+    found = {c: kind for c, kind in columns if type_ok(c, kind)}
+    if not all(keys_ok):
+        return None
+
+    selects = (
+        [f"CAST({sql_name(k)} AS {KEY_TYPES.get(k, 'VARCHAR')}) AS {sql_name(k)}" for k in keys]
+        + [f"CAST({sql_name(c)} AS {KINDS[kind][0]}) AS {sql_name(c)}" for c, kind in found.items()]
     )
-    con.execute(f"CREATE TABLE actual_{table} AS SELECT {', '.join(columns)} FROM parquet_{table}")
-    return approx + exact
+    try:
+        con.execute(f"CREATE TABLE actual_{table} AS SELECT {', '.join(selects)} FROM parquet_{table}")
+    except duckdb.Error as e:
+        problems.append(f"cannot read exdep's table: {e}")
+        return None
+    return found
 
 
 def describe_key(keys, values):
@@ -378,15 +775,14 @@ def describe_key(keys, values):
 def compare_table(con, outdir, table):
     """Compares expected_<table> with exdep's table.
     Returns (rows expected, number of differences, difference lines)."""
-    keys, approx, exact = OUTPUT_TABLES[table]
+    spec = OUTPUT_TABLES[table]
+    keys = spec["keys"]
     problems = []
-    compared = load_actual(con, outdir, table, keys, approx, exact, problems)
+    compared = load_actual(con, outdir, table, spec, problems)
     n_expected = con.execute(f"SELECT count(*) FROM expected_{table}").fetchone()[0]
     if compared is None:
         return n_expected, len(problems), problems
-    approx = [c for c in approx if c in compared]
-    exact = [c for c in exact if c in compared]
-    key_list = ", ".join(keys)
+    key_list = ", ".join(sql_name(k) for k in keys)
 
     # Every key once in exdep's table.
     for row in con.execute(f"""
@@ -396,20 +792,22 @@ def compare_table(con, outdir, table):
         problems.append(f"{describe_key(keys, row[:-1])}: {row[-1]} rows in exdep's table")
 
     # Keys on one side only, and values that disagree.
-    checks = {c: f"agrees(e.{c}, a.{c})" for c in approx}
-    checks.update({c: f"e.{c} IS NOT DISTINCT FROM a.{c}" for c in exact})
+    checks = {}
+    for c, kind in compared.items():
+        e, a = f"e.{sql_name(c)}", f"a.{sql_name(c)}"
+        checks[c] = f"agrees({e}, {a})" if kind == "approx" else f"{e} IS NOT DISTINCT FROM {a}"
     query = f"""
         FROM (SELECT *, true AS present FROM expected_{table}) e
         FULL OUTER JOIN (SELECT *, true AS present FROM actual_{table}) a
-            ON {" AND ".join(f"e.{k} = a.{k}" for k in keys)}
+            ON {" AND ".join(f"e.{sql_name(k)} = a.{sql_name(k)}" for k in keys)}
         WHERE e.present IS NULL
            OR a.present IS NULL
            {"".join(f"OR NOT ({check})" for check in checks.values())}
     """
     select = ", ".join(
-        [f"coalesce(e.{k}, a.{k})" for k in keys]
+        [f"coalesce(e.{sql_name(k)}, a.{sql_name(k)})" for k in keys]
         + ["e.present IS NOT NULL", "a.present IS NOT NULL"]
-        + [f"e.{c}, a.{c}, {check}" for c, check in checks.items()]
+        + [f"e.{sql_name(c)}, a.{sql_name(c)}, {check}" for c, check in checks.items()]
     )
     n_structural = len(problems)
     n_differing = con.execute(f"SELECT count(*) {query}").fetchone()[0]
@@ -497,6 +895,14 @@ def parse_args(argv):
     parser.add_argument("--configs", required=True, help="folder with the four code tables")
     parser.add_argument("--output", required=True, help="exdep's output root")
     parser.add_argument("--years", required=True, help="comma-separated years, e.g. 2017,2018")
+    parser.add_argument("--base-year", type=int, default=None,
+                        help="base year of destinations and indices_change (default: the first year)")
+    parser.add_argument("--top-n", type=int, default=10,
+                        help="links kept per year and category in top_links (default 10)")
+    parser.add_argument("--threshold-cny", type=float, default=1e11,
+                        help="national exports threshold in CNY for destinations (default 1e11)")
+    parser.add_argument("--destination-level", choices=["country", "region"], default="country",
+                        help="destination unit of the concentration indices and margins")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="canonical .csv/.parquet files")
     args = parser.parse_args(argv)
     try:
@@ -505,6 +911,14 @@ def parse_args(argv):
         parser.error(f"--years must be comma-separated integers, got {args.years!r}")
     if not args.years:
         parser.error("--years is empty")
+    if args.base_year is None:
+        args.base_year = args.years[0]
+    elif args.base_year not in args.years:
+        parser.error(f"--base-year {args.base_year} is not one of --years")
+    if args.top_n < 1:
+        parser.error(f"--top-n must be at least 1, got {args.top_n}")
+    if not (math.isfinite(args.threshold_cny) and args.threshold_cny > 0):
+        parser.error(f"--threshold-cny must be a positive number, got {args.threshold_cny}")
     # Inputs by real path, each once, in the order given.
     args.inputs = list(dict.fromkeys(os.path.realpath(p) for p in args.inputs))
     for p in args.inputs:
@@ -522,9 +936,14 @@ def main(argv=None):
         load_inputs(con, args.inputs)
         build_cube_rows(con, args.years)
         build_cells(con)
+        build_units(con, args.destination_level)
         expected_indices(con)
         expected_lq(con)
         expected_region_shares(con)
+        expected_margins(con, args.years)
+        expected_top_links(con, args.top_n)
+        expected_destinations(con, args.threshold_cny, args.base_year)
+        expected_indices_change(con, args.base_year)
     except CheckError as e:
         print(f"check_outputs: cannot run: {e}", file=sys.stderr)
         return 2

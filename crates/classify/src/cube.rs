@@ -8,6 +8,7 @@ use exdep_core::arrow::compute::cast;
 use exdep_core::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CUBE_FILE, RAW_FILE, YEAR};
+use exdep_core::sql::{exact_sum, year_list};
 use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
 use futures::StreamExt;
 use serde::Serialize;
@@ -41,21 +42,14 @@ pub struct CubeReport {
     pub cells_by_year: BTreeMap<i32, u64>,
 }
 
-fn year_list(years: &BTreeSet<i32>) -> String {
-    years
-        .iter()
-        .map(|y| y.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The plan that builds the cube from the raw layer for the given years.
 fn cube_sql(years: &BTreeSet<i32>) -> String {
     let years = year_list(years);
+    let (exact_usd, exact_cny) = (exact_sum("value_usd"), exact_sum("value_cny"));
     format!(
         "SELECT year, province, partner, region, category,
-            sum(value_usd) AS exports_usd,
-            sum(value_cny) AS exports_cny,
+            {exact_usd} AS exports_usd,
+            {exact_cny} AS exports_cny,
             count(*) AS records
         FROM (
             SELECT r.year, r.province, r.partner, p.region, c.category,
@@ -71,7 +65,7 @@ fn cube_sql(years: &BTreeSet<i32>) -> String {
             WHERE r.year IN ({years}) AND c.category <> 'excluded' AND r.partner <> 'CHN'
         )
         GROUP BY year, province, partner, region, category
-        HAVING sum(value_usd) > 0
+        HAVING {exact_usd} > 0
         ORDER BY year, province, partner, category"
     )
 }
@@ -79,6 +73,7 @@ fn cube_sql(years: &BTreeSet<i32>) -> String {
 /// The plan that accounts for every raw record: classified, rejected or excluded.
 fn disposition_sql(years: &BTreeSet<i32>) -> String {
     let years = year_list(years);
+    let value = exact_sum("r.value");
     format!(
         "SELECT r.source,
             CASE
@@ -90,7 +85,7 @@ fn disposition_sql(years: &BTreeSet<i32>) -> String {
                 ELSE '{CLASSIFIED}'
             END AS disposition,
             count(*) AS records,
-            sum(r.value) AS value
+            {value} AS value
         FROM raw r
         LEFT JOIN provinces pv ON r.province = pv.code
         LEFT JOIN partner_regions p ON r.partner = p.iso3

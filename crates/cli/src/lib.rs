@@ -56,7 +56,7 @@ pub async fn run_pipeline(
         exdep_ingest::ingest(ctx, &config.inputs, &config.years, &config.warehouse).await?;
     progress("classifying records into the cube");
     let cube = exdep_classify::build_cube(ctx, &config.warehouse, &config.years).await?;
-    exdep_index::register_cube(ctx, &config.warehouse).await?;
+    exdep_index::prepare(ctx, &config.warehouse).await?;
     let settings = exdep_index::PlanSettings {
         years: config.years.clone(),
         cube_years: exdep_index::cube_years(ctx, &config.warehouse).await?,

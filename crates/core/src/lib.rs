@@ -16,6 +16,7 @@ mod config;
 mod error;
 pub mod schema;
 mod session;
+pub mod sql;
 mod storage;
 mod tally;
 

@@ -10,7 +10,7 @@
 //! ```no_run
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config) -> exdep_index::Result<()> {
-//! exdep_index::register_cube(&ctx, &config.warehouse).await?;
+//! exdep_index::prepare(&ctx, &config.warehouse).await?;
 //! let settings = exdep_index::PlanSettings {
 //!     years: config.years.clone(),
 //!     cube_years: exdep_index::cube_years(&ctx, &config.warehouse).await?,
@@ -68,11 +68,18 @@ pub async fn cube_years(ctx: &SessionContext, warehouse: &Location) -> Result<BT
         .collect())
 }
 
-/// Registers the warehouse's cube layer as table `cube`.
-pub async fn register_cube(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
+/// Readies `ctx` for the index plans: registers the warehouse's cube layer as table `cube`
+/// and plans in a single partition from here on. The cube holds cells, not records, so it is
+/// small; in one partition sums add up in one fixed order, so a run gives the same bits every
+/// time and in every table (a base year's change against itself is exactly 0).
+pub async fn prepare(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
     if ctx.table_exist("cube")? {
         ctx.deregister_table("cube")?;
     }
     exdep_core::register_layer(ctx, "cube", &warehouse.join("cube"), &CUBE_FILE).await?;
+    ctx.sql("SET datafusion.execution.target_partitions = 1")
+        .await?
+        .collect()
+        .await?;
     Ok(())
 }

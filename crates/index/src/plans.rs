@@ -9,6 +9,7 @@ use std::sync::Arc;
 use exdep_core::DestinationLevel;
 use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::schema::{ALL_CATEGORIES, NATIONAL, YEAR};
+use exdep_core::sql::{exact_share_sum, exact_sum, exact_sum_over, year_list};
 
 use crate::IndexTable;
 
@@ -78,18 +79,6 @@ impl PlanSettings {
     }
 }
 
-fn year_list(years: &BTreeSet<i32>) -> String {
-    if years.is_empty() {
-        // An empty IN list is not SQL; no year is negative.
-        return "-1".into();
-    }
-    years
-        .iter()
-        .map(|y| y.to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     Arc::new(Schema::new(
         fields
@@ -104,15 +93,16 @@ fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
 /// `units`: the destination units concentration and margins count, partners or regions.
 fn cells_cte(settings: &PlanSettings) -> String {
     let years = year_list(&settings.needed_years());
+    let (usd, cny) = (exact_sum("exports_usd"), exact_sum("exports_cny"));
     let units = match settings.destination_level {
         DestinationLevel::Country => {
             "SELECT year, province, category, partner AS unit, region, exports_usd FROM cells"
+                .to_string()
         }
-        DestinationLevel::Region => {
-            "SELECT year, province, category, region AS unit, region,
-                    sum(exports_usd) AS exports_usd
+        DestinationLevel::Region => format!(
+            "SELECT year, province, category, region AS unit, region, {usd} AS exports_usd
              FROM cells GROUP BY year, province, category, region"
-        }
+        ),
     };
     format!(
         "cube_years AS (
@@ -124,7 +114,7 @@ fn cells_cte(settings: &PlanSettings) -> String {
             FROM cube_years
             UNION ALL
             SELECT year, '{NATIONAL}' AS province, partner, region, category,
-                   sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
+                   {usd} AS exports_usd, {cny} AS exports_cny
             FROM cube_years GROUP BY year, partner, region, category
         ),
         cells AS (
@@ -132,7 +122,7 @@ fn cells_cte(settings: &PlanSettings) -> String {
             FROM by_category
             UNION ALL
             SELECT year, province, partner, region, '{ALL_CATEGORIES}' AS category,
-                   sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
+                   {usd} AS exports_usd, {cny} AS exports_cny
             FROM by_category GROUP BY year, province, partner, region
         ),
         units AS ({units})"
@@ -154,11 +144,28 @@ fn cells_cte(settings: &PlanSettings) -> String {
 ///   hk_intensive = X / national exports to the partners served.
 fn index_values_cte() -> String {
     let tolerance = QUADRANT_TOLERANCE;
+    let usd = exact_sum("exports_usd");
+    let usd_over = |window: &str| exact_sum_over("exports_usd", window);
+    let (origin_total, region_total) = (usd_over("origin"), usd_over("origin_region"));
+    // Specialization reads the four categories' cells only, with windows and no join: a
+    // partner's weight e_r / e_N comes from its cells' sum over the categories. (A join of
+    // shares and weights followed by the aggregate made DataFusion 55 assume a sort order the
+    // join does not keep, and split groups.)
+    let partner_total = usd_over("(PARTITION BY year, province, partner)");
+    let origin_all_total = usd_over("(PARTITION BY year, province)");
+    let category_total = usd_over("(PARTITION BY year, province, category)");
+    let hhi = exact_share_sum("s * s");
+    let s_ln_s = exact_share_sum("s * ln(s)");
+    let between = exact_share_sum("s * ln(s_g * n / n_g)");
+    let within = exact_share_sum("s * (ln(n_g) + ln(s / s_g))");
+    let specialization = exact_share_sum("abs(share - weight) - weight");
+    let (served_usd, national_usd) = (exact_sum("c.exports_usd"), exact_sum("n.exports_usd"));
+    let (sum_hhi, sum_entropy) = (exact_share_sum("hhi"), exact_share_sum("entropy"));
     format!(
         "unit_shares AS (
             SELECT year, province, category, region, exports_usd,
-                   exports_usd / sum(exports_usd) OVER origin AS s,
-                   sum(exports_usd) OVER origin_region / sum(exports_usd) OVER origin AS s_g,
+                   exports_usd / {origin_total} AS s,
+                   {region_total} / {origin_total} AS s_g,
                    CAST(count(*) OVER origin_region AS DOUBLE) AS n_g,
                    CAST(count(*) OVER origin AS DOUBLE) AS n
             FROM units
@@ -167,51 +174,44 @@ fn index_values_cte() -> String {
         ),
         concentration AS (
             SELECT year, province, category,
-                   sum(exports_usd) AS exports_usd,
+                   {usd} AS exports_usd,
                    count(*) AS destinations,
-                   sum(s * s) AS hhi,
-                   0.0 - sum(s * ln(s)) AS entropy,
-                   sum(s * ln(s_g * n / n_g)) AS theil_between,
-                   sum(s * (ln(n_g) + ln(s / s_g))) AS theil_within
+                   {hhi} AS hhi,
+                   0.0 - {s_ln_s} AS entropy,
+                   {between} AS theil_between,
+                   {within} AS theil_within
             FROM unit_shares GROUP BY year, province, category
         ),
-        partner_weights AS (
-            SELECT year, province, partner,
-                   exports_usd / sum(exports_usd) OVER (PARTITION BY year, province) AS weight
-            FROM cells WHERE category = '{ALL_CATEGORIES}'
-        ),
-        category_shares AS (
-            SELECT year, province, category, partner,
-                   exports_usd / sum(exports_usd) OVER (PARTITION BY year, province, category)
-                       AS share
+        category_terms AS (
+            SELECT year, province, category,
+                   exports_usd / {category_total} AS share,
+                   {partner_total} / {origin_all_total} AS weight
             FROM cells WHERE category <> '{ALL_CATEGORIES}'
         ),
         specialization AS (
-            SELECT c.year, c.province, c.category,
-                   1.0 + sum(abs(c.share - w.weight) - w.weight) AS specialization
-            FROM category_shares c
-            JOIN partner_weights w
-              ON c.year = w.year AND c.province = w.province AND c.partner = w.partner
-            GROUP BY c.year, c.province, c.category
+            SELECT year, province, category, 1.0 + {specialization} AS specialization
+            FROM category_terms GROUP BY year, province, category
         ),
         national AS (
             SELECT year, category, partner, exports_usd FROM cells WHERE province = '{NATIONAL}'
         ),
         served AS (
             SELECT c.year, c.province, c.category,
-                   sum(c.exports_usd) AS exports_usd,
-                   sum(n.exports_usd) AS national_to_served
+                   {served_usd} AS exports_usd,
+                   {national_usd} AS national_to_served
             FROM cells c
             JOIN national n
               ON c.year = n.year AND c.category = n.category AND c.partner = n.partner
             GROUP BY c.year, c.province, c.category
         ),
         national_totals AS (
-            SELECT year, category, sum(exports_usd) AS national_total
+            SELECT year, category, {usd} AS national_total
             FROM national GROUP BY year, category
         ),
         means AS (
-            SELECT year, category, avg(hhi) AS mean_hhi, avg(entropy) AS mean_entropy
+            SELECT year, category,
+                   {sum_hhi} / count(*) AS mean_hhi,
+                   {sum_entropy} / count(*) AS mean_entropy
             FROM concentration WHERE province <> '{NATIONAL}' GROUP BY year, category
         ),
         index_values AS (
@@ -299,9 +299,9 @@ fn lq(settings: &PlanSettings) -> IndexTable {
             "WITH {cells},
             totals AS (
                 SELECT year, province, partner, category, exports_usd,
-                       sum(exports_usd) OVER (PARTITION BY year, province, partner) AS e_r,
-                       sum(exports_usd) OVER (PARTITION BY year, province, category) AS e_m,
-                       sum(exports_usd) OVER (PARTITION BY year, province) AS e_n
+                       {e_r} AS e_r,
+                       {e_m} AS e_m,
+                       {e_n} AS e_n
                 FROM cells WHERE category <> '{ALL_CATEGORIES}' AND year IN ({years})
             )
             SELECT year, province, partner, category, exports_usd,
@@ -310,6 +310,9 @@ fn lq(settings: &PlanSettings) -> IndexTable {
             ORDER BY year, province, partner, category",
             cells = cells_cte(settings),
             years = year_list(&settings.years),
+            e_r = exact_sum_over("exports_usd", "(PARTITION BY year, province, partner)"),
+            e_m = exact_sum_over("exports_usd", "(PARTITION BY year, province, category)"),
+            e_n = exact_sum_over("exports_usd", "(PARTITION BY year, province)"),
         ),
     }
 }
@@ -327,17 +330,18 @@ fn region_shares(settings: &PlanSettings) -> IndexTable {
         sql: format!(
             "WITH {cells},
             regions AS (
-                SELECT year, province, region, category, sum(exports_usd) AS exports_usd
+                SELECT year, province, region, category, {usd} AS exports_usd
                 FROM cells WHERE year IN ({years})
                 GROUP BY year, province, region, category
             )
             SELECT year, province, region, category, exports_usd,
-                   exports_usd / sum(exports_usd)
-                       OVER (PARTITION BY year, province, category) AS share
+                   exports_usd / {total} AS share
             FROM regions
             ORDER BY year, province, category, region",
             cells = cells_cte(settings),
             years = year_list(&settings.years),
+            usd = exact_sum("exports_usd"),
+            total = exact_sum_over("exports_usd", "(PARTITION BY year, province, category)"),
         ),
     }
 }
@@ -346,10 +350,14 @@ fn region_shares(settings: &PlanSettings) -> IndexTable {
 fn margins(settings: &PlanSettings) -> IndexTable {
     let cells = cells_cte(settings);
     let years = year_list(&settings.years_with_previous());
-    let terms = "sum(x1) - sum(x0) AS delta,
-                 sum(CASE WHEN x0 = 0.0 THEN x1 ELSE 0.0 END) AS new,
-                 sum(CASE WHEN x1 = 0.0 THEN x0 ELSE 0.0 END) AS lost,
-                 sum(CASE WHEN x0 > 0.0 AND x1 > 0.0 THEN x1 - x0 ELSE 0.0 END) AS intensive";
+    let terms = format!(
+        "{x1} - {x0} AS delta, {new} AS new, {lost} AS lost, {intensive} AS intensive",
+        x1 = exact_sum("x1"),
+        x0 = exact_sum("x0"),
+        new = exact_sum("CASE WHEN x0 = 0.0 THEN x1 ELSE 0.0 END"),
+        lost = exact_sum("CASE WHEN x1 = 0.0 THEN x0 ELSE 0.0 END"),
+        intensive = exact_sum("CASE WHEN x0 > 0.0 AND x1 > 0.0 THEN x1 - x0 ELSE 0.0 END"),
+    );
     IndexTable {
         name: "margins",
         partition_by: BY_YEAR_AND_PROVINCE,
@@ -411,7 +419,7 @@ fn top_links(settings: &PlanSettings) -> IndexTable {
                        ) AS rank
                 FROM cells c
                 JOIN (
-                    SELECT year, category, sum(exports_usd) AS national_total
+                    SELECT year, category, {usd} AS national_total
                     FROM cells WHERE province = '{NATIONAL}' GROUP BY year, category
                 ) t ON c.year = t.year AND c.category = t.category
                 WHERE c.province <> '{NATIONAL}' AND c.year IN ({years})
@@ -423,6 +431,7 @@ fn top_links(settings: &PlanSettings) -> IndexTable {
             cells = cells_cte(settings),
             years = year_list(&settings.years),
             top_n = settings.top_n,
+            usd = exact_sum("exports_usd"),
         ),
     }
 }
@@ -469,19 +478,20 @@ fn destinations(settings: &PlanSettings) -> IndexTable {
 }
 
 /// Every index in long form with its change against the previous and the base year, and
-/// the compound annual growth of exports since the base year.
+/// the compound annual growth of exports since the base year. One pass over the index
+/// values: the long form is a cross join with the list of index names, and the comparisons
+/// are window functions over each origin's series of an index.
 fn indices_change(settings: &PlanSettings) -> IndexTable {
-    let long = CHANGE_INDICES
+    let names = CHANGE_INDICES
         .iter()
-        .map(|index| {
-            format!(
-                "SELECT year, province, category, '{index}' AS index,
-                        CAST({index} AS DOUBLE) AS value
-                 FROM index_values"
-            )
-        })
+        .enumerate()
+        .map(|(position, index)| format!("('{index}', {position})"))
         .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+        .join(", ");
+    let pick = CHANGE_INDICES
+        .iter()
+        .map(|index| format!(" WHEN '{index}' THEN CAST(v.{index} AS DOUBLE)"))
+        .collect::<String>();
     IndexTable {
         name: "indices_change",
         partition_by: BY_YEAR_AND_PROVINCE,
@@ -495,49 +505,41 @@ fn indices_change(settings: &PlanSettings) -> IndexTable {
         ]),
         sql: format!(
             "WITH {cells}, {values},
-            long AS ({long}),
-            growth AS (
-                SELECT c.year, c.province, c.category,
-                       CASE WHEN c.year > {base} AND b.exports_usd > 0.0
-                            THEN power(c.exports_usd / b.exports_usd,
-                                       1.0 / CAST(c.year - {base} AS DOUBLE)) - 1.0
-                       END AS exports_cagr
-                FROM index_values c
-                LEFT JOIN index_values b
-                  ON b.year = {base} AND b.province = c.province AND b.category = c.category
+            long AS (
+                SELECT v.year, v.province, v.category, i.index, i.index_order,
+                       CASE i.index{pick} END AS value,
+                       v.exports_usd
+                FROM index_values v
+                CROSS JOIN (VALUES {names}) AS i(index, index_order)
+            ),
+            series AS (
+                SELECT year, province, category, index, index_order, value, exports_usd,
+                       lag(year) OVER ordered AS previous_year,
+                       lag(value) OVER ordered AS previous_value,
+                       max(CASE WHEN year = {base} THEN value END) OVER whole AS base_value,
+                       max(CASE WHEN year = {base} THEN exports_usd END) OVER whole
+                           AS base_exports
+                FROM long
+                WINDOW ordered AS (PARTITION BY province, category, index ORDER BY year),
+                       whole AS (PARTITION BY province, category, index)
             )
-            SELECT c.year, c.province, c.category, c.index, c.value,
-                   c.value - p.value AS change_from_previous,
-                   c.value - b.value AS change_from_base,
-                   g.exports_cagr
-            FROM long c
-            LEFT JOIN long p
-              ON p.year = c.year - 1 AND p.province = c.province
-             AND p.category = c.category AND p.index = c.index
-            LEFT JOIN long b
-              ON b.year = {base} AND b.province = c.province
-             AND b.category = c.category AND b.index = c.index
-            JOIN growth g
-              ON g.year = c.year AND g.province = c.province AND g.category = c.category
-            WHERE c.year IN ({years})
-            ORDER BY c.year, c.province, c.category, {order}",
+            SELECT year, province, category, index, value,
+                   CASE WHEN previous_year = year - 1 THEN value - previous_value END
+                       AS change_from_previous,
+                   value - base_value AS change_from_base,
+                   CASE WHEN year > {base} AND base_exports > 0.0
+                        THEN power(exports_usd / base_exports,
+                                   1.0 / CAST(year - {base} AS DOUBLE)) - 1.0
+                   END AS exports_cagr
+            FROM series
+            WHERE year IN ({years})
+            ORDER BY year, province, category, index_order",
             cells = cells_cte(settings),
             values = index_values_cte(),
             base = settings.base_year,
             years = year_list(&settings.years),
-            order = index_order(),
         ),
     }
-}
-
-/// Sorts `indices_change` rows in the order of [`CHANGE_INDICES`].
-fn index_order() -> String {
-    let cases: String = CHANGE_INDICES
-        .iter()
-        .enumerate()
-        .map(|(i, index)| format!(" WHEN '{index}' THEN {i}"))
-        .collect();
-    format!("CASE c.index{cases} END")
 }
 
 /// The tables of a run, in the order they are written.
