@@ -222,8 +222,14 @@ fn a_missing_input_column_is_named_and_published_outputs_stay() {
 #[test]
 fn a_base_year_outside_the_run_is_named() {
     let scratch = Scratch::new();
-    scratch.write("inputs/a.csv", "year,month,province,partner,hs_code,value,currency\n");
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n",
+    );
     scratch.config(&[2020, 2021], "[indices]\nbase-year = 2019\n");
     let error = failing(&scratch);
-    assert!(error.contains("indices.base-year") && error.contains("2019"), "{error}");
+    assert!(
+        error.contains("indices.base-year") && error.contains("2019"),
+        "{error}"
+    );
 }
