@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check the shipped code tables in configs/ (partner_regions, provinces, hs_chapters).
+"""Check the shipped code tables in configs/ (partner_regions, provinces, hs_chapters,
+customs_partner_codes).
 
 Usage: check_tables.py [CONFIGS_DIR]   (default: the configs/ directory next to tests/)
 Needs Python 3 and pycountry. Exits non-zero with a message on the first failed table.
@@ -26,8 +27,10 @@ def fail(msg):
     errors.append(msg)
 
 
-def read_table(path, header):
-    """Naive CSV read: split on commas, no quoting. Returns list of rows (lists)."""
+def read_table(path, header, may_be_empty=()):
+    """Naive CSV read: split on commas, no quoting. Returns list of rows (lists).
+
+    Columns named in may_be_empty may hold an empty field; all others must not."""
     if not path.is_file():
         fail(f"{path}: missing")
         return []
@@ -58,7 +61,8 @@ def read_table(path, header):
         if len(fields) != len(header):
             fail(f"{path.name}:{n}: expected {len(header)} fields, got {len(fields)}")
             continue
-        if any(f != f.strip() or f == "" for f in fields):
+        if any(f != f.strip() or (f == "" and h not in may_be_empty)
+               for f, h in zip(fields, header)):
             fail(f"{path.name}:{n}: empty field or surrounding whitespace")
         rows.append(fields)
     return rows
@@ -122,6 +126,55 @@ def check_hs(d):
     return len(rows)
 
 
+# China Customs partner codes that the table must hold, with their ISO3 ("" = not a country)
+# and the accepted customs Chinese names.
+CUSTOMS_REQUIRED = {
+    "110": ("HKG", {"香港"}), "116": ("JPN", {"日本"}), "121": ("MAC", {"澳门"}),
+    "132": ("SGP", {"新加坡"}), "133": ("KOR", {"韩国"}), "141": ("VNM", {"越南"}),
+    "142": ("CHN", {"中国"}), "143": ("TWN", {"台澎金马关税区", "中国台湾"}),
+    "111": ("IND", {"印度"}), "112": ("IDN", {"印度尼西亚"}), "122": ("MYS", {"马来西亚"}),
+    "129": ("PHL", {"菲律宾"}), "136": ("THA", {"泰国"}), "301": ("BEL", {"比利时"}),
+    "303": ("GBR", {"英国"}), "304": ("DEU", {"德国"}), "305": ("FRA", {"法国"}),
+    "307": ("ITA", {"意大利"}), "309": ("NLD", {"荷兰"}), "312": ("ESP", {"西班牙"}),
+    "344": ("RUS", {"俄罗斯联邦"}), "410": ("BRA", {"巴西"}), "429": ("MEX", {"墨西哥"}),
+    "501": ("CAN", {"加拿大"}), "502": ("USA", {"美国"}), "601": ("AUS", {"澳大利亚"}),
+    "609": ("NZL", {"新西兰"}), "701": ("", {"国别不详"}),
+    "145": ("KAZ", {"哈萨克斯坦"}), "341": ("KAZ", {"哈萨克斯坦"}),
+    "146": ("KGZ", {"吉尔吉斯斯坦"}), "342": ("KGZ", {"吉尔吉斯斯坦"}),
+}
+
+
+def check_customs(d):
+    name = "customs_partner_codes.csv"
+    rows = read_table(d / name, ["code", "iso3", "name_zh"], may_be_empty={"iso3"})
+    codes = [r[0] for r in rows]
+    unique_keys(name, codes)
+    badc = [c for c in codes if not (len(c) == 3 and c.isascii() and c.isdigit())]
+    if badc:
+        fail(f"{name}: codes not three digits {badc}")
+    if codes != sorted(codes):
+        fail(f"{name}: rows not sorted by code")
+    badcont = [c for c in codes if c[:1] not in "1234567"]
+    if badcont:
+        fail(f"{name}: codes whose first digit is not a continent 1-7 {badcont}")
+    iso = {c.alpha_3 for c in pycountry.countries}
+    notiso = sorted({r[1] for r in rows if r[1] and r[1] not in iso})
+    if notiso:
+        fail(f"{name}: iso3 values not in pycountry {notiso}")
+    table = {r[0]: (r[1], r[2]) for r in rows}
+    for code, (want_iso, names) in sorted(CUSTOMS_REQUIRED.items()):
+        got = table.get(code)
+        if got is None:
+            fail(f"{name}: required code {code} missing")
+        elif got[0] != want_iso:
+            fail(f"{name}: code {code} must map to {want_iso or '(empty)'}, got {got[0] or '(empty)'}")
+        elif got[1] not in names:
+            fail(f"{name}: code {code} name must be one of {sorted(names)}, got {got[1]!r}")
+    n_countries = len({r[1] for r in rows if r[1]})
+    n_empty = sum(1 for r in rows if not r[1])
+    return len(rows), n_countries, n_empty
+
+
 def main():
     if len(sys.argv) > 2:
         sys.exit(__doc__)
@@ -131,12 +184,14 @@ def main():
     n_p = check_partners(d)
     n_v = check_provinces(d)
     n_h = check_hs(d)
+    n_c, n_ci, n_ce = check_customs(d)
     if errors:
         for e in errors:
             print(f"FAIL: {e}", file=sys.stderr)
         sys.exit(1)
     print(f"OK: partner_regions {n_p} codes / {len(REGIONS)} regions, provinces {n_v} / "
-          f"{len(MACRO)} macro regions, hs_chapters {n_h} chapters ({d})")
+          f"{len(MACRO)} macro regions, hs_chapters {n_h} chapters, customs_partner_codes {n_c} "
+          f"codes -> {n_ci} ISO3 + {n_ce} not a country ({d})")
 
 
 if __name__ == "__main__":

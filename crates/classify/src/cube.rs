@@ -7,7 +7,7 @@ use exdep_core::arrow::array::{Array, AsArray};
 use exdep_core::arrow::compute::cast;
 use exdep_core::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::schema::{CUBE_FILE, RAW_FILE, YEAR};
+use exdep_core::schema::{CUBE_FILE, RAW_FILE, REJECTS_FILE, YEAR};
 use exdep_core::sql::{exact_sum, year_list};
 use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
 use futures::StreamExt;
@@ -29,7 +29,8 @@ pub struct SourceDisposition {
     pub classified: Tally,
     /// Records whose codes no table maps, by kind (`unknown_province`, ...).
     pub rejected: TallyByReason,
-    /// Records left out by a rule (`excluded_hs_chapter`, `partner_is_china`).
+    /// Records left out by a rule (`excluded_hs_chapter`, `partner_is_china`: exports of a
+    /// Chinese province to China itself).
     pub excluded: TallyByReason,
 }
 
@@ -58,11 +59,13 @@ fn cube_sql(years: &BTreeSet<i32>) -> String {
                 CASE WHEN r.currency = 'CNY' THEN r.value
                      ELSE r.value * CAST(x.cny_per_usd AS DOUBLE) END AS value_cny
             FROM raw r
-            JOIN provinces pv ON r.province = pv.code
+            LEFT JOIN provinces pv ON r.province = pv.code
+            LEFT JOIN partner_regions o ON r.province = o.iso3
             JOIN partner_regions p ON r.partner = p.iso3
             JOIN hs_chapters c ON substr(r.hs_code, 1, 2) = c.chapter
             JOIN exchange_rates x ON r.year = CAST(x.year AS INT)
-            WHERE r.year IN ({years}) AND c.category <> 'excluded' AND r.partner <> 'CHN'
+            WHERE r.year IN ({years}) AND c.category <> 'excluded'
+              AND (pv.code IS NOT NULL AND r.partner <> 'CHN' OR o.iso3 IS NOT NULL)
         )
         GROUP BY year, province, partner, region, category
         HAVING {exact_usd} > 0
@@ -70,28 +73,52 @@ fn cube_sql(years: &BTreeSet<i32>) -> String {
     )
 }
 
-/// The plan that accounts for every raw record: classified, rejected or excluded.
-fn disposition_sql(years: &BTreeSet<i32>) -> String {
+/// Each raw record with its disposition: classified, rejected (a code no table maps) or
+/// excluded by a rule. Origins are provinces (`provinces.csv`) or, for sources whose
+/// reporters are countries, ISO3 codes (`partner_regions.csv`).
+fn dispositions(years: &BTreeSet<i32>) -> String {
     let years = year_list(years);
-    let value = exact_sum("r.value");
     format!(
-        "SELECT r.source,
+        "SELECT r.year, r.source, r.line,
+            concat_ws(',', CAST(r.year AS VARCHAR), coalesce(CAST(r.month AS VARCHAR), ''),
+                      r.province, r.partner, r.hs_code, CAST(r.value AS VARCHAR), r.currency)
+                AS raw,
+            r.value,
             CASE
-                WHEN pv.code IS NULL THEN 'unknown_province'
+                WHEN pv.code IS NULL AND o.iso3 IS NULL THEN 'unknown_province'
                 WHEN p.iso3 IS NULL THEN 'unknown_partner'
                 WHEN c.chapter IS NULL THEN 'unknown_hs_chapter'
                 WHEN c.category = 'excluded' THEN 'excluded_hs_chapter'
-                WHEN r.partner = 'CHN' THEN 'partner_is_china'
+                WHEN pv.code IS NOT NULL AND r.partner = 'CHN' THEN 'partner_is_china'
                 ELSE '{CLASSIFIED}'
-            END AS disposition,
-            count(*) AS records,
-            {value} AS value
+            END AS disposition
         FROM raw r
         LEFT JOIN provinces pv ON r.province = pv.code
+        LEFT JOIN partner_regions o ON r.province = o.iso3
         LEFT JOIN partner_regions p ON r.partner = p.iso3
         LEFT JOIN hs_chapters c ON substr(r.hs_code, 1, 2) = c.chapter
-        WHERE r.year IN ({years})
-        GROUP BY 1, 2"
+        WHERE r.year IN ({years})"
+    )
+}
+
+/// Counts of [`dispositions`] by source.
+fn disposition_sql(years: &BTreeSet<i32>) -> String {
+    let value = exact_sum("value");
+    format!(
+        "SELECT source, disposition, count(*) AS records, {value} AS value
+        FROM ({}) GROUP BY source, disposition",
+        dispositions(years)
+    )
+}
+
+/// The records [`dispositions`] rejects, for the quarantine.
+fn rejects_sql(years: &BTreeSet<i32>) -> String {
+    let rules = EXCLUSION_RULES.map(|r| format!("'{r}'")).join(", ");
+    format!(
+        "SELECT year, source, line, disposition AS reason, raw
+        FROM ({}) WHERE disposition NOT IN ('{CLASSIFIED}', {rules})
+        ORDER BY source, line",
+        dispositions(years)
     )
 }
 
@@ -143,6 +170,20 @@ pub async fn build_cube(
             }
         }
     }
+
+    // Records whose codes no table maps join the quarantine beside ingest's rejects.
+    let mut rejected = PartitionedWriter::new(
+        ctx,
+        &warehouse.join("rejects"),
+        &[YEAR],
+        "part-classify.parquet",
+    )?
+    .with_file_schema(REJECTS_FILE.clone());
+    let mut stream = ctx.sql(&rejects_sql(years)).await?.execute_stream().await?;
+    while let Some(batch) = stream.next().await {
+        rejected.write(&batch?).await?;
+    }
+    rejected.finish().await?;
 
     let cube = warehouse.join("cube");
     for year in years {

@@ -19,6 +19,7 @@ fn locations(dir: &Path) -> TableLocations {
         partner_regions: at("partner_regions.csv"),
         provinces: at("provinces.csv"),
         exchange_rates: at("cny_per_usd.csv"),
+        customs_partner_codes: at("customs_partner_codes.csv"),
     }
 }
 

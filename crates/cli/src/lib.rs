@@ -36,6 +36,21 @@ pub enum Error {
     /// Writing outputs or the manifest.
     #[error(transparent)]
     Export(#[from] exdep_export::Error),
+    /// More records were rejected than `max-reject-ratio` allows; nothing was published.
+    #[error(
+        "{rejected} of {read} records were rejected ({ratio:.4}), more than max-reject-ratio \
+         {max}; the outputs were left as they were (see WAREHOUSE/rejects/)"
+    )]
+    TooManyRejects {
+        /// Records rejected.
+        rejected: u64,
+        /// Records read.
+        read: u64,
+        /// rejected / read.
+        ratio: f64,
+        /// The limit.
+        max: f64,
+    },
 }
 
 /// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts,
@@ -52,10 +67,27 @@ pub async fn run_pipeline(
     tables.register(ctx).await?;
 
     progress("ingesting inputs into the raw layer");
-    let ingest =
-        exdep_ingest::ingest(ctx, &config.inputs, &config.years, &config.warehouse).await?;
+    let ingest = exdep_ingest::ingest(ctx, config, &config.warehouse).await?;
     progress("classifying records into the cube");
     let cube = exdep_classify::build_cube(ctx, &config.warehouse, &config.years).await?;
+    let inputs = exdep_export::reconcile(&ingest, &cube);
+    if let Some(max) = config.max_reject_ratio {
+        let read: u64 = inputs.iter().map(|f| f.read).sum();
+        let rejected: u64 = inputs.iter().map(|f| f.rejected_total().records).sum();
+        let ratio = if read == 0 {
+            0.0
+        } else {
+            rejected as f64 / read as f64
+        };
+        if ratio > max {
+            return Err(Error::TooManyRejects {
+                rejected,
+                read,
+                ratio,
+                max,
+            });
+        }
+    }
     exdep_index::prepare(ctx, &config.warehouse).await?;
     let settings = exdep_index::PlanSettings {
         years: config.years.clone(),
@@ -70,11 +102,12 @@ pub async fn run_pipeline(
         progress(&format!("computing and writing `{}`", table.name));
         written.push(write_table(ctx, &config.output, &table, &config.years).await?);
     }
+    exdep_export::publish_rejects(ctx, &config.warehouse, &config.output, &config.years).await?;
     let manifest = RunManifest::new(
         started,
         config,
         tables.digests.clone(),
-        &ingest,
+        inputs,
         &cube,
         written,
     );

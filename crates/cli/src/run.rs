@@ -20,6 +20,10 @@ pub struct RunArgs {
     /// Write the tables under this root instead of the config's `output`.
     #[arg(long, value_name = "URL")]
     output: Option<String>,
+    /// Fail, before publishing anything, when more than this fraction of the records read
+    /// is rejected (replaces the config's `max-reject-ratio`).
+    #[arg(long, value_name = "R")]
+    max_reject_ratio: Option<f64>,
     /// Print only the final summary, no progress.
     #[arg(long)]
     quiet: bool,
@@ -48,6 +52,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     }
     if let Some(output) = &args.output {
         config.override_output(output)?;
+    }
+    if let Some(ratio) = args.max_reject_ratio {
+        exdep_core::check_ratio(Some(ratio), "--max-reject-ratio")?;
+        config.max_reject_ratio = Some(ratio);
     }
     let ctx = new_session();
     let manifest = exdep::run_pipeline(&ctx, &config, |stage| {

@@ -35,13 +35,42 @@ struct ConfigFile {
     /// Settings of the index views.
     #[serde(default)]
     indices: IndicesFile,
+    /// Fail the run when more than this fraction of the records read is rejected. Default:
+    /// no limit.
+    #[serde(default)]
+    max_reject_ratio: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct InputFile {
+    /// A file, folder or glob.
     location: String,
+    /// Default `auto`: told from the header (or `.parquet` for canonical Parquet).
+    #[serde(default)]
     format: InputFormat,
+    /// Default `auto`. Text formats only.
+    #[serde(default)]
+    encoding: TextEncoding,
+    /// BACI's `country_codes_V*.csv`; required for, and only for, `baci-csv`.
+    #[serde(default)]
+    country_codes: Option<String>,
+}
+
+/// How to decode a text input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TextEncoding {
+    /// A UTF-8 byte order mark means UTF-8; otherwise UTF-8 if the start of the file is valid
+    /// UTF-8, else GB18030 (a superset of GBK).
+    #[default]
+    Auto,
+    /// UTF-8, with or without a byte order mark.
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// GBK or GB18030 (the same decoder: GB18030 extends GBK).
+    #[serde(alias = "gbk")]
+    Gb18030,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +88,10 @@ struct TablesFile {
     /// CNY per USD, annual average, by year. Default `cny_per_usd.csv`.
     #[serde(default = "default_exchange_rates")]
     exchange_rates: String,
+    /// China Customs 3-digit partner code -> ISO3. Default `customs_partner_codes.csv`; read
+    /// only when an input is a customs export.
+    #[serde(default = "default_customs_partner_codes")]
+    customs_partner_codes: String,
 }
 
 fn default_hs_chapters() -> String {
@@ -73,6 +106,9 @@ fn default_provinces() -> String {
 fn default_exchange_rates() -> String {
     "cny_per_usd.csv".into()
 }
+fn default_customs_partner_codes() -> String {
+    "customs_partner_codes.csv".into()
+}
 
 impl Default for TablesFile {
     fn default() -> Self {
@@ -81,6 +117,7 @@ impl Default for TablesFile {
             partner_regions: default_partner_regions(),
             provinces: default_provinces(),
             exchange_rates: default_exchange_rates(),
+            customs_partner_codes: default_customs_partner_codes(),
         }
     }
 }
@@ -135,41 +172,45 @@ impl Default for IndicesFile {
 }
 
 /// The format of an input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputFormat {
+    /// Told from each file: `.parquet` is canonical Parquet; a text file's header names its
+    /// format.
+    #[default]
+    Auto,
     /// exdep's canonical contract as CSV with a header line.
     CanonicalCsv,
     /// exdep's canonical contract as Parquet.
     CanonicalParquet,
+    /// An export of the China Customs statistics query platform.
+    CustomsCsv,
+    /// UN Comtrade (plus, v1) CSV.
+    ComtradeCsv,
+    /// CEPII BACI CSV (`t,i,j,k,v,q`).
+    BaciCsv,
 }
 
 impl InputFormat {
     /// The name used in the config file.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Auto => "auto",
             Self::CanonicalCsv => "canonical-csv",
             Self::CanonicalParquet => "canonical-parquet",
+            Self::CustomsCsv => "customs-csv",
+            Self::ComtradeCsv => "comtrade-csv",
+            Self::BaciCsv => "baci-csv",
         }
     }
 
-    /// The file extension that input listings are filtered by.
+    /// The file extension that input listings are filtered by (`auto` takes `.csv` and
+    /// `.parquet`, so it lists without a filter).
     pub fn file_extension(self) -> &'static str {
         match self {
-            Self::CanonicalCsv => ".csv",
+            Self::Auto => "",
             Self::CanonicalParquet => ".parquet",
-        }
-    }
-
-    /// Guesses the format from a location's file extension (used for `--input`).
-    pub fn from_location(location: &str) -> Option<Self> {
-        let lower = location.to_ascii_lowercase();
-        if lower.ends_with(".csv") {
-            Some(Self::CanonicalCsv)
-        } else if lower.ends_with(".parquet") {
-            Some(Self::CanonicalParquet)
-        } else {
-            None
+            _ => ".csv",
         }
     }
 }
@@ -181,6 +222,10 @@ pub struct Input {
     pub location: InputLocation,
     /// How to read them.
     pub format: InputFormat,
+    /// How to decode them, for text formats.
+    pub encoding: TextEncoding,
+    /// BACI's country code dictionary.
+    pub country_codes: Option<Location>,
 }
 
 /// Where the code tables live.
@@ -194,6 +239,8 @@ pub struct TableLocations {
     pub provinces: Location,
     /// Year -> CNY per USD.
     pub exchange_rates: Location,
+    /// Customs partner code -> ISO3 (read only for customs inputs).
+    pub customs_partner_codes: Location,
 }
 
 /// Settings of the index views.
@@ -228,6 +275,8 @@ pub struct Config {
     pub tables: TableLocations,
     /// Index settings.
     pub indices: IndexSettings,
+    /// The largest tolerated fraction of rejected records, if any.
+    pub max_reject_ratio: Option<f64>,
 }
 
 impl Config {
@@ -272,10 +321,39 @@ impl Config {
             .iter()
             .enumerate()
             .map(|(i, input)| {
+                let key = |field: &str| format!("inputs[{i}].{field}");
+                let country_codes = match (&input.country_codes, input.format) {
+                    (Some(codes), InputFormat::BaciCsv | InputFormat::Auto) => Some(
+                        Location::resolve(codes, &base).map_err(in_key(&key("country-codes")))?,
+                    ),
+                    (None, InputFormat::BaciCsv) => {
+                        return Err(Error::ConfigValue {
+                            key: key("country-codes"),
+                            message: "baci-csv needs BACI's country_codes file".into(),
+                        });
+                    }
+                    (Some(_), format) => {
+                        return Err(Error::ConfigValue {
+                            key: key("country-codes"),
+                            message: format!("only baci-csv inputs take it, not {}", format.name()),
+                        });
+                    }
+                    (None, _) => None,
+                };
+                if input.format == InputFormat::CanonicalParquet
+                    && input.encoding != TextEncoding::Auto
+                {
+                    return Err(Error::ConfigValue {
+                        key: key("encoding"),
+                        message: "Parquet inputs have no text encoding".into(),
+                    });
+                }
                 Ok(Input {
                     location: InputLocation::resolve(&input.location, &base)
-                        .map_err(in_key(&format!("inputs[{i}].location")))?,
+                        .map_err(in_key(&key("location")))?,
                     format: input.format,
+                    encoding: input.encoding,
+                    country_codes,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -287,6 +365,10 @@ impl Config {
             partner_regions: table("partner-regions", &file.tables.partner_regions)?,
             provinces: table("provinces", &file.tables.provinces)?,
             exchange_rates: table("exchange-rates", &file.tables.exchange_rates)?,
+            customs_partner_codes: table(
+                "customs-partner-codes",
+                &file.tables.customs_partner_codes,
+            )?,
         };
         let threshold = file.indices.destination_threshold_cny;
         if !(threshold.is_finite() && threshold > 0.0) {
@@ -311,6 +393,8 @@ impl Config {
                 });
             }
         };
+        let max_reject_ratio = file.max_reject_ratio;
+        check_ratio(max_reject_ratio, "max-reject-ratio")?;
         Ok(Self {
             path: path.to_path_buf(),
             sha256: hex_sha256(text.as_bytes()),
@@ -325,11 +409,12 @@ impl Config {
                 base_year,
                 destination_level: file.indices.destination_level,
             },
+            max_reject_ratio,
         })
     }
 
     /// Replaces the configured inputs (the CLI's `--input`), resolved against the working
-    /// directory; the format is taken from each location's extension.
+    /// directory; each file's format is told from its extension and header.
     pub fn override_inputs(&mut self, locations: &[String]) -> Result<()> {
         let cwd = std::env::current_dir().map_err(|source| Error::ConfigRead {
             path: PathBuf::from("."),
@@ -338,15 +423,11 @@ impl Config {
         self.inputs = locations
             .iter()
             .map(|location| {
-                let format =
-                    InputFormat::from_location(location).ok_or_else(|| Error::Location {
-                        location: location.clone(),
-                        message: "--input must end in .csv or .parquet so its format is known"
-                            .into(),
-                    })?;
                 Ok(Input {
                     location: InputLocation::resolve(location, &cwd)?,
-                    format,
+                    format: InputFormat::Auto,
+                    encoding: TextEncoding::Auto,
+                    country_codes: None,
                 })
             })
             .collect::<Result<_>>()?;
@@ -372,6 +453,17 @@ impl Config {
             });
         }
         Ok(())
+    }
+}
+
+/// A fraction must lie in [0, 1].
+pub fn check_ratio(ratio: Option<f64>, key: &str) -> Result<()> {
+    match ratio {
+        Some(r) if !(0.0..=1.0).contains(&r) => Err(Error::ConfigValue {
+            key: key.into(),
+            message: format!("must lie between 0 and 1, got {r}"),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -21,7 +21,8 @@ mod storage;
 mod tally;
 
 pub use config::{
-    Config, DestinationLevel, IndexSettings, Input, InputFormat, TableLocations, hex_sha256,
+    Config, DestinationLevel, IndexSettings, Input, InputFormat, TableLocations, TextEncoding,
+    check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};
 pub use session::{new_session, register_layer};

@@ -28,8 +28,23 @@ pub static RAW_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("value", DataType::Float64, false),
         Field::new("currency", DataType::Utf8, false),
         Field::new("source", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, true),
     ]))
 });
+
+/// Rejected records as `rejects/year=YYYY/` holds them: where each came from, why it was
+/// rejected and its text. Records without a usable year are filed under `year=0`.
+pub static REJECTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("line", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, true),
+    ]))
+});
+
+/// The `year` partition of rejected records whose year is unusable.
+pub const UNKNOWN_YEAR: i32 = 0;
 
 /// The classified cube as classify writes it to `cube/year=YYYY/`: exports summed by
 /// province, partner and category, in both currencies. `year` lives in the path.

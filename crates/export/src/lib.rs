@@ -20,10 +20,11 @@ mod manifest;
 use std::collections::BTreeSet;
 
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::schema::YEAR;
+use exdep_core::object_store::ObjectStoreExt;
+use exdep_core::schema::{UNKNOWN_YEAR, YEAR};
 use exdep_core::{Location, PartitionedWriter, WrittenFile};
 use exdep_index::IndexTable;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use tracing::{Instrument, info, info_span};
 
@@ -39,6 +40,35 @@ pub struct TableReport {
     pub rows: u64,
     /// One file per partition.
     pub files: Vec<WrittenFile>,
+}
+
+/// Publishes the warehouse's quarantine of rejected records as `OUTPUT/rejects/`, replacing
+/// the partitions of `years` and of records without a usable year.
+pub async fn publish_rejects(
+    ctx: &SessionContext,
+    warehouse: &Location,
+    output: &Location,
+    years: &BTreeSet<i32>,
+) -> Result<u64> {
+    let mut copied = 0;
+    for year in years.iter().chain([&UNKNOWN_YEAR]) {
+        let partition = format!("{YEAR}={year}");
+        let (from, to) = (
+            warehouse.join("rejects").join(&partition),
+            output.join("rejects").join(&partition),
+        );
+        to.delete_all(ctx).await?;
+        let store = from.store(ctx)?;
+        let objects: Vec<_> = store.list(Some(&from.path()?)).try_collect().await?;
+        for object in objects {
+            let name = object.location.filename().unwrap_or_default().to_string();
+            store
+                .copy(&object.location, &to.join(&name).path()?)
+                .await?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
 }
 
 /// Computes `table` and writes it under `OUTPUT/NAME/`, replacing the partitions of `years`.

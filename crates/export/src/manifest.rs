@@ -21,6 +21,10 @@ pub struct FileReconciliation {
     pub file: String,
     /// Its format.
     pub format: InputFormat,
+    /// The text encoding it was decoded from.
+    pub encoding: Option<String>,
+    /// The column its origins came from, where the format offers a choice.
+    pub origin_column: Option<String>,
     /// Its size in bytes.
     pub bytes: u64,
     /// Records read.
@@ -60,11 +64,16 @@ pub fn reconcile(ingest: &IngestReport, cube: &CubeReport) -> Vec<FileReconcilia
                 rejected.entry(reason).or_default().add(tally);
             }
             let accepted = disposition.classified;
-            let excluded = disposition.excluded;
+            let mut excluded = file.excluded.clone();
+            for (rule, tally) in disposition.excluded {
+                excluded.entry(rule).or_default().add(tally);
+            }
             let counted = accepted.records + total(&rejected).records + total(&excluded).records;
             FileReconciliation {
                 file: file.file.clone(),
                 format: file.format,
+                encoding: file.encoding.clone(),
+                origin_column: file.origin_column.clone(),
                 bytes: file.bytes,
                 read: file.read,
                 accepted,
@@ -117,7 +126,7 @@ impl RunManifest {
         started: chrono::DateTime<chrono::Utc>,
         config: &exdep_core::Config,
         code_tables: BTreeMap<String, TableDigest>,
-        ingest: &IngestReport,
+        inputs: Vec<FileReconciliation>,
         cube: &CubeReport,
         tables: Vec<TableReport>,
     ) -> Self {
@@ -138,7 +147,7 @@ impl RunManifest {
             years: config.years.clone(),
             years_without_records,
             code_tables,
-            inputs: reconcile(ingest, cube),
+            inputs,
             cube_cells_by_year: cube.cells_by_year.clone(),
             tables,
         }

@@ -29,6 +29,46 @@ pub enum Error {
         /// What is wrong with the header.
         message: String,
     },
+    /// Bytes that do not decode in the file's encoding.
+    #[error(
+        "{file}: line {line} (byte {byte}) is not valid {encoding}; set `encoding` on the input if the file uses another"
+    )]
+    Decode {
+        /// The file.
+        file: String,
+        /// The 1-based line of the first bad byte.
+        line: u64,
+        /// The byte offset of the first bad byte.
+        byte: u64,
+        /// The encoding tried.
+        encoding: &'static str,
+    },
+    /// The staging copy of an input could not be written.
+    #[error("cannot write the staging copy {location}: {message}")]
+    Staging {
+        /// Where the copy was being written.
+        location: String,
+        /// What failed.
+        message: String,
+    },
+    /// A code table of a source format is unusable.
+    #[error("{file}: line {line}: {message}")]
+    CodeTable {
+        /// The table.
+        file: String,
+        /// The 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The format of a file could not be recognized from its header.
+    #[error("{file}: cannot tell the format from the header ({found}); set `format` on the input")]
+    UnknownFormat {
+        /// The file.
+        file: String,
+        /// The header's columns.
+        found: String,
+    },
     /// A required column is absent.
     #[error("{file}: required column `{column}` is missing (found: {found})")]
     MissingColumn {

@@ -1,54 +1,66 @@
-//! Ingestion: reads export records from their inputs, checks every row, and writes the rows
-//! that pass as canonical Parquet to the warehouse's raw layer, `raw/year=YYYY/`.
+//! Ingestion: reads export records from their sources — exdep's canonical CSV or Parquet,
+//! China Customs query exports, UN Comtrade and CEPII BACI — checks every row, and writes
+//! the rows that pass as canonical Parquet to the warehouse's raw layer, `raw/year=YYYY/`.
 //!
 //! Nothing is dropped without a count: each file's [`FileReport`] says how many records were
-//! read, how many were accepted, and how many were rejected for which reason, with the sum
-//! of their values. A problem with a whole file (missing column, empty file, undecodable
-//! bytes) stops the run with an error that names the file.
+//! read, accepted, rejected (by reason) and excluded by a rule, with the sum of their values;
+//! every rejected row is kept in `rejects/year=YYYY/` with its file, line and text. A problem
+//! with a whole file (missing column, empty file, undecodable bytes) stops the run with an
+//! error that names the file, before the warehouse is touched.
 //!
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config) -> exdep_ingest::Result<()> {
 //! let ctx = exdep_core::new_session();
-//! let report = exdep_ingest::ingest(&ctx, &config.inputs, &config.years, &config.warehouse).await?;
+//! let report = exdep_ingest::ingest(&ctx, &config, &config.warehouse).await?;
 //! println!("{} files, {} records read", report.files.len(), report.read());
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
-mod canonical;
 mod error;
+mod formats;
+mod normalize;
+mod tables;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
-use exdep_core::arrow::compute::{cast, filter_record_batch, is_null};
-use exdep_core::arrow::datatypes::{DataType, Float64Type};
-use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::arrow::compute::{and, cast, filter_record_batch, is_not_null, is_null};
+use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Schema};
+use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
-use exdep_core::schema::{RAW_FILE, YEAR};
-use exdep_core::{Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
+use exdep_core::schema::{RAW_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
+use exdep_core::{Config, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
 use futures::StreamExt;
 use serde::Serialize;
 use tracing::{Instrument, info, info_span};
 
-pub use canonical::COLUMNS as CANONICAL_COLUMNS;
 pub use error::{Error, Result};
+pub use formats::CANONICAL_COLUMNS;
 
 /// What ingestion did with one input file.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileReport {
     /// The file's URL; raw records carry it in their `source` column.
     pub file: String,
-    /// The format it was read as.
+    /// The format it was read as (told from the header when configured as `auto`).
     pub format: InputFormat,
+    /// The text encoding it was decoded from, for text formats.
+    pub encoding: Option<String>,
+    /// The column the origin (province or reporter) was taken from, where the format has a
+    /// choice: customs exports give the firm's registered location (注册地编码) or the goods'
+    /// domestic origin (境内货源地编码), whose totals differ.
+    pub origin_column: Option<String>,
     /// Its size in bytes.
     pub bytes: u64,
-    /// Records read (data lines for CSV, rows for Parquet).
+    /// Records read (data lines for text, rows for Parquet; blank lines are not records).
     pub read: u64,
     /// Records written to the raw layer.
     pub accepted: Tally,
     /// Records rejected, by reason code.
     pub rejected: TallyByReason,
+    /// Records left out by a rule of the source format, by rule code.
+    pub excluded: TallyByReason,
     /// Accepted records by year.
     pub accepted_by_year: BTreeMap<i32, u64>,
 }
@@ -67,18 +79,44 @@ impl IngestReport {
     }
 }
 
-/// Reads every input, writes accepted records to `WAREHOUSE/raw/year=YYYY/` for the run's
-/// years (replacing what was there) and reports what happened to each record.
+/// One input file, looked at and registered, ready to be read.
+struct Prepared {
+    file: Location,
+    meta: ObjectMeta,
+    format: InputFormat,
+    encoding: Option<String>,
+    origin_column: Option<String>,
+    sql: String,
+    tables: Vec<String>,
+}
+
+/// Reads every input of `config`, writes accepted records to `WAREHOUSE/raw/year=YYYY/` and
+/// rejected ones to `WAREHOUSE/rejects/year=YYYY/` for the run's years (replacing what was
+/// there), and reports what happened to each record.
 pub async fn ingest(
     ctx: &SessionContext,
-    inputs: &[Input],
-    years: &BTreeSet<i32>,
+    config: &Config,
     warehouse: &Location,
+) -> Result<IngestReport> {
+    let staging = warehouse.join("_staging");
+    staging.delete_all(ctx).await?;
+    let result = ingest_inputs(ctx, config, warehouse, &staging).await;
+    // The staging copies are scratch, whether the run went well or not.
+    staging.delete_all(ctx).await?;
+    result
+}
+
+async fn ingest_inputs(
+    ctx: &SessionContext,
+    config: &Config,
+    warehouse: &Location,
+    staging: &Location,
 ) -> Result<IngestReport> {
     // Look at every file before touching the warehouse, so a bad input fails the run while
     // the previous raw layer is still intact.
-    let mut files = Vec::new();
-    for input in inputs {
+    let mut prepared = Vec::new();
+    let mut customs_registered = false;
+    for (input_index, input) in config.inputs.iter().enumerate() {
         let listed = input
             .location
             .list_files(ctx, input.format.file_extension())
@@ -86,102 +124,246 @@ pub async fn ingest(
         if listed.is_empty() {
             return Err(Error::NoFiles {
                 input: input.location.as_written().to_string(),
-                extension: input.format.file_extension().to_string(),
+                extension: match input.format {
+                    InputFormat::Auto => ".csv or .parquet".to_string(),
+                    format => format.file_extension().to_string(),
+                },
             });
         }
-        files.extend(
-            listed
-                .into_iter()
-                .map(|(file, meta)| (file, meta, input.format)),
-        );
-    }
-    let mut registered = Vec::with_capacity(files.len());
-    for (index, (file, meta, format)) in files.iter().enumerate() {
-        let table = format!("ingest_input_{index}");
-        let texts = canonical::register(ctx, &table, file, meta, *format).await?;
-        registered.push((table, texts));
+        for (file, meta) in listed {
+            let index = prepared.len();
+            let ready = prepare(
+                ctx,
+                config,
+                input,
+                input_index,
+                index,
+                file,
+                meta,
+                staging,
+                &mut customs_registered,
+            )
+            .await?;
+            prepared.push(ready);
+        }
     }
 
     let raw = warehouse.join("raw");
-    for year in years {
+    let rejects = warehouse.join("rejects");
+    for year in config.years.iter().chain([&UNKNOWN_YEAR]) {
         raw.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
+        rejects
+            .join(&format!("{YEAR}={year}"))
+            .delete_all(ctx)
+            .await?;
     }
     let mut report = IngestReport::default();
-    for (index, ((file, meta, format), (table, texts))) in files.iter().zip(&registered).enumerate()
-    {
-        let span = info_span!("ingest", file = %file, format = format.name());
-        let file_report = ingest_file(ctx, index, file, meta, *format, table, texts, years, &raw)
+    for (index, file) in prepared.iter().enumerate() {
+        let span = info_span!("ingest", file = %file.file, format = file.format.name());
+        let file_report = read_file(ctx, index, file, &raw, &rejects)
             .instrument(span)
             .await?;
-        ctx.deregister_table(table.as_str())?;
+        for table in &file.tables {
+            ctx.deregister_table(table.as_str())?;
+        }
         report.files.push(file_report);
     }
     Ok(report)
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn ingest_file(
+async fn prepare(
+    ctx: &SessionContext,
+    config: &Config,
+    input: &Input,
+    input_index: usize,
+    index: usize,
+    file: Location,
+    meta: ObjectMeta,
+    staging: &Location,
+    customs_registered: &mut bool,
+) -> Result<Prepared> {
+    let table = format!("ingest_input_{index}");
+    let parquet = match input.format {
+        InputFormat::CanonicalParquet => true,
+        InputFormat::Auto => meta
+            .location
+            .as_ref()
+            .to_ascii_lowercase()
+            .ends_with(".parquet"),
+        _ => false,
+    };
+    let read_error = |e| Error::Read {
+        file: file.to_string(),
+        source: Box::new(e),
+    };
+    let mut tables = vec![table.clone()];
+    let (format, columns, encoding) = if parquet {
+        if meta.size == 0 {
+            return Err(Error::EmptyFile {
+                file: file.to_string(),
+            });
+        }
+        ctx.register_parquet(
+            &table,
+            file.url().as_str(),
+            ParquetReadOptions::default().file_extension(""),
+        )
+        .await
+        .map_err(read_error)?;
+        let schema = ctx.table_provider(table.as_str()).await?.schema();
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        (InputFormat::CanonicalParquet, columns, None)
+    } else {
+        let staged = staging.join(&format!("{index:05}.csv"));
+        let normalized = normalize::normalize(ctx, &file, &meta, input.encoding, &staged).await?;
+        let format = match input.format {
+            InputFormat::Auto => {
+                let format =
+                    formats::infer(&normalized.header).ok_or_else(|| Error::UnknownFormat {
+                        file: file.to_string(),
+                        found: normalized.header.join(", "),
+                    })?;
+                info!(file = %file, format = format.name(), "format told from the header");
+                format
+            }
+            format => format,
+        };
+        let names: Vec<String> = [normalize::LINE, normalize::RAW, normalize::FIELDS_OK]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(normalized.header.iter().cloned())
+            .collect();
+        let schema = Schema::new(
+            names
+                .iter()
+                .map(|name| Field::new(name, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        let options = CsvReadOptions::new()
+            .has_header(true)
+            .schema(&schema)
+            .file_extension(".csv");
+        ctx.register_csv(&table, normalized.staging.url().as_str(), options)
+            .await
+            .map_err(read_error)?;
+        let columns = names.into_iter().map(|n| (n, DataType::Utf8)).collect();
+        (format, columns, Some(normalized.encoding.to_string()))
+    };
+    let codes = match format {
+        InputFormat::CustomsCsv if !*customs_registered => {
+            tables::register_customs_partners(ctx, &config.tables.customs_partner_codes).await?;
+            *customs_registered = true;
+            None
+        }
+        InputFormat::BaciCsv => {
+            let location =
+                input
+                    .country_codes
+                    .as_ref()
+                    .ok_or_else(|| exdep_core::Error::ConfigValue {
+                        key: format!("inputs[{input_index}].country-codes"),
+                        message: format!("{file} is a BACI file; give BACI's country_codes file"),
+                    })?;
+            let name = format!("baci_country_codes_{index}");
+            tables::register_baci_codes(ctx, &name, location).await?;
+            tables.push(name.clone());
+            Some(format!(
+                "(SELECT country_code AS code, country_iso3 AS iso3 FROM {name})"
+            ))
+        }
+        _ => None,
+    };
+    let columns = formats::Columns {
+        file: file.to_string(),
+        columns,
+    };
+    let projection = formats::projection(format, &table, &columns, !parquet, codes.as_deref())?;
+    let sql = formats::validation_sql(&projection.select, &file.to_string(), &config.years);
+    // Plan now, so a mistake in a file's shape surfaces before any data moves.
+    ctx.sql(&sql).await.map_err(read_error)?;
+    Ok(Prepared {
+        file,
+        meta,
+        format,
+        encoding,
+        origin_column: projection.origin_column,
+        sql,
+        tables,
+    })
+}
+
+async fn read_file(
     ctx: &SessionContext,
     index: usize,
-    file: &Location,
-    meta: &ObjectMeta,
-    format: InputFormat,
-    table: &str,
-    texts: &[String],
-    years: &BTreeSet<i32>,
+    prepared: &Prepared,
     raw: &Location,
+    rejects: &Location,
 ) -> Result<FileReport> {
-    let source = file.to_string();
-    let sql = canonical::validation_sql(table, texts, &source, years);
-    let frame = ctx.sql(&sql).await?;
-    let mut stream = frame
-        .execute_stream()
-        .await
-        .map_err(|e| canonical::read_error(file, e))?;
-    let mut writer =
-        PartitionedWriter::new(ctx, raw, &[YEAR], &format!("part-{index:05}.parquet"))?
-            .with_file_schema(RAW_FILE.clone());
+    let file = &prepared.file;
+    let frame = ctx.sql(&prepared.sql).await?;
+    let read_error = |e| Error::Read {
+        file: file.to_string(),
+        source: Box::new(e),
+    };
+    let mut stream = frame.execute_stream().await.map_err(read_error)?;
+    let part = format!("part-{index:05}.parquet");
+    let mut accepted_writer =
+        PartitionedWriter::new(ctx, raw, &[YEAR], &part)?.with_file_schema(RAW_FILE.clone());
+    let mut rejected_writer = PartitionedWriter::new(ctx, rejects, &[YEAR], &part)?
+        .with_file_schema(REJECTS_FILE.clone());
     let mut report = FileReport {
-        file: source,
-        format,
-        bytes: meta.size,
+        file: file.to_string(),
+        format: prepared.format,
+        encoding: prepared.encoding.clone(),
+        origin_column: prepared.origin_column.clone(),
+        bytes: prepared.meta.size,
         read: 0,
         accepted: Tally::default(),
         rejected: TallyByReason::new(),
+        excluded: TallyByReason::new(),
         accepted_by_year: BTreeMap::new(),
     };
     while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(|e| canonical::read_error(file, e))?;
-        let accepted = tally_batch(&batch, &mut report)?;
-        writer.write(&accepted).await?;
+        let batch = batch.map_err(read_error)?;
+        let (accepted, rejected) = tally_batch(&batch, &mut report)?;
+        accepted_writer.write(&accepted).await?;
+        rejected_writer.write(&rejected).await?;
     }
-    let written = writer.finish().await?;
-    for file in &written {
-        let year = file.partition[0]
+    for written in accepted_writer.finish().await? {
+        let year = written.partition[0]
             .1
             .parse()
             .expect("year partitions are integers");
-        report.accepted_by_year.insert(year, file.rows);
+        report.accepted_by_year.insert(year, written.rows);
     }
+    rejected_writer.finish().await?;
     info!(
         read = report.read,
         accepted = report.accepted.records,
-        rejected = report.read - report.accepted.records,
+        rejected = exdep_core::total(&report.rejected).records,
+        excluded = exdep_core::total(&report.excluded).records,
         "ingested"
     );
     Ok(report)
 }
 
-/// Counts a validated batch into the report and returns its accepted rows, without the
-/// `reason` column.
-fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<RecordBatch> {
-    let reason_index = batch.schema().index_of("reason")?;
-    let reasons = cast(batch.column(reason_index), &DataType::Utf8)?;
-    let reasons = reasons.as_string::<i32>();
-    let values = batch
-        .column_by_name("value")
-        .expect("the validation projection has a value column")
-        .as_primitive::<Float64Type>();
+/// Counts a validated batch into the report; returns its accepted rows and its rejected
+/// rows (with the year a reject is filed under).
+fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBatch, RecordBatch)> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("the validation projection has a `{name}` column"))
+    };
+    let reasons = cast(column("reason"), &DataType::Utf8)?;
+    let rules = cast(column("rule"), &DataType::Utf8)?;
+    let (reasons, rules) = (reasons.as_string::<i32>(), rules.as_string::<i32>());
+    let values = column("value").as_primitive::<Float64Type>();
     report.read += batch.num_rows() as u64;
     for row in 0..batch.num_rows() {
         let value = if values.is_null(row) {
@@ -189,20 +371,60 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<RecordBat
         } else {
             values.value(row)
         };
-        let tally = if reasons.is_null(row) {
-            &mut report.accepted
-        } else {
+        let tally = if !rules.is_null(row) {
+            report
+                .excluded
+                .entry(rules.value(row).to_string())
+                .or_default()
+        } else if !reasons.is_null(row) {
             report
                 .rejected
                 .entry(reasons.value(row).to_string())
                 .or_default()
+        } else {
+            &mut report.accepted
         };
-        tally.records += 1;
-        tally.value += value;
+        tally.add(Tally { records: 1, value });
     }
-    let accepted = filter_record_batch(batch, &is_null(reasons)?)?;
-    let keep: Vec<usize> = (0..accepted.num_columns())
-        .filter(|&i| i != reason_index)
+    let accepted = filter_record_batch(batch, &and(&is_null(reasons)?, &is_null(rules)?)?)?;
+    let rejected = filter_record_batch(batch, &is_not_null(reasons)?)?;
+    // A reject without a usable year is filed under year 0.
+    let years = cast(
+        rejected.column_by_name(YEAR).expect("a year column"),
+        &DataType::Int32,
+    )?;
+    let years: exdep_core::arrow::array::Int32Array = years
+        .as_primitive::<Int32Type>()
+        .iter()
+        .map(|y| Some(y.unwrap_or(UNKNOWN_YEAR)))
         .collect();
-    Ok(accepted.project(&keep)?)
+    let rejected = RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(vec![
+            Field::new(YEAR, DataType::Int32, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("line", DataType::Int64, true),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("raw", DataType::Utf8, true),
+        ])),
+        vec![
+            std::sync::Arc::new(years),
+            cast(
+                rejected.column_by_name("source").expect("source"),
+                &DataType::Utf8,
+            )?,
+            cast(
+                rejected.column_by_name("line").expect("line"),
+                &DataType::Int64,
+            )?,
+            cast(
+                rejected.column_by_name("reason").expect("reason"),
+                &DataType::Utf8,
+            )?,
+            cast(
+                rejected.column_by_name("raw").expect("raw"),
+                &DataType::Utf8,
+            )?,
+        ],
+    )?;
+    Ok((accepted, rejected))
 }
