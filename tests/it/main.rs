@@ -7,5 +7,6 @@ mod fixtures;
 mod memory;
 mod properties;
 mod reference;
+mod sources;
 mod support;
 mod views;

@@ -292,7 +292,7 @@ pub(crate) fn projection(
                     rule,
                     String::new(),
                 ),
-                origin_column: Some("reporterISO".to_string()),
+                origin_column: None,
             })
         }
         InputFormat::BaciCsv => {
@@ -329,7 +329,7 @@ pub(crate) fn projection(
                          LEFT JOIN {codes} cj ON cj.code = {importer}"
                     ),
                 ),
-                origin_column: Some("i".to_string()),
+                origin_column: None,
             })
         }
     }
@@ -349,6 +349,9 @@ pub(crate) fn validation_sql(projection: &str, source: &str, years: &BTreeSet<i3
             currency,
             '{source}' AS source,
             line, raw,
+            -- Rejects are filed under their year when it is one of the run's, else under 0.
+            CASE WHEN try_cast(year_text AS INT) IN ({run_years})
+                 THEN try_cast(year_text AS INT) ELSE 0 END AS reject_year,
             CASE WHEN pre_reason IS NULL THEN rule END AS rule,
             CASE
                 WHEN pre_reason IS NOT NULL THEN pre_reason

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
 use exdep_core::arrow::compute::{and, cast, filter_record_batch, is_not_null, is_null};
-use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Schema};
+use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::schema::{RAW_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
@@ -352,14 +352,16 @@ async fn read_file(
     Ok(report)
 }
 
+fn column_of<'a>(batch: &'a RecordBatch, name: &str) -> &'a exdep_core::arrow::array::ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("the validation projection has a `{name}` column"))
+}
+
 /// Counts a validated batch into the report; returns its accepted rows and its rejected
 /// rows (with the year a reject is filed under).
 fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBatch, RecordBatch)> {
-    let column = |name: &str| {
-        batch
-            .column_by_name(name)
-            .unwrap_or_else(|| panic!("the validation projection has a `{name}` column"))
-    };
+    let column = |name: &str| column_of(batch, name);
     let reasons = cast(column("reason"), &DataType::Utf8)?;
     let rules = cast(column("rule"), &DataType::Utf8)?;
     let (reasons, rules) = (reasons.as_string::<i32>(), rules.as_string::<i32>());
@@ -388,16 +390,7 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBa
     }
     let accepted = filter_record_batch(batch, &and(&is_null(reasons)?, &is_null(rules)?)?)?;
     let rejected = filter_record_batch(batch, &is_not_null(reasons)?)?;
-    // A reject without a usable year is filed under year 0.
-    let years = cast(
-        rejected.column_by_name(YEAR).expect("a year column"),
-        &DataType::Int32,
-    )?;
-    let years: exdep_core::arrow::array::Int32Array = years
-        .as_primitive::<Int32Type>()
-        .iter()
-        .map(|y| Some(y.unwrap_or(UNKNOWN_YEAR)))
-        .collect();
+    // The quarantine's partition column is the reject's filing year (see `validation_sql`).
     let rejected = RecordBatch::try_new(
         std::sync::Arc::new(Schema::new(vec![
             Field::new(YEAR, DataType::Int32, false),
@@ -407,23 +400,11 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBa
             Field::new("raw", DataType::Utf8, true),
         ])),
         vec![
-            std::sync::Arc::new(years),
-            cast(
-                rejected.column_by_name("source").expect("source"),
-                &DataType::Utf8,
-            )?,
-            cast(
-                rejected.column_by_name("line").expect("line"),
-                &DataType::Int64,
-            )?,
-            cast(
-                rejected.column_by_name("reason").expect("reason"),
-                &DataType::Utf8,
-            )?,
-            cast(
-                rejected.column_by_name("raw").expect("raw"),
-                &DataType::Utf8,
-            )?,
+            cast(column_of(&rejected, "reject_year"), &DataType::Int32)?,
+            cast(column_of(&rejected, "source"), &DataType::Utf8)?,
+            cast(column_of(&rejected, "line"), &DataType::Int64)?,
+            cast(column_of(&rejected, "reason"), &DataType::Utf8)?,
+            cast(column_of(&rejected, "raw"), &DataType::Utf8)?,
         ],
     )?;
     Ok((accepted, rejected))

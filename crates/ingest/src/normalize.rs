@@ -134,11 +134,17 @@ pub(crate) async fn normalize(
         write!(text, "{line_number},").expect("writing to a string");
         push_quoted(text, line);
         text.push_str(if fields_ok { ",1" } else { ",0" });
-        let fields = fields.unwrap_or_default();
-        for i in 0..names.len() {
+        // A line of the wrong shape keeps its raw text but no fields: it is rejected whole.
+        let fields = fields.filter(|_| fields_ok).unwrap_or_default();
+        for field in fields
+            .iter()
+            .map(Some)
+            .chain(std::iter::repeat(None))
+            .take(names.len())
+        {
             text.push(',');
-            if fields_ok {
-                push_quoted(text, &fields[i]);
+            if let Some(field) = field {
+                push_quoted(text, field);
             }
         }
         text.push('\n');

@@ -82,7 +82,8 @@ fn check_rows(
             ));
         }
         let iso = fields[iso3].trim();
-        if !iso.is_empty() && !(iso.len() == 3 && iso.bytes().all(|b| b.is_ascii_alphanumeric())) {
+        let is_code = iso.len() == 3 && iso.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !(iso.is_empty() || is_code) {
             return Err(error(
                 line,
                 format!("`{iso}` is not an ISO 3166-1 alpha-3 code"),

@@ -1,0 +1,302 @@
+//! The real sources — China Customs exports, UN Comtrade, CEPII BACI — on hand-made samples
+//! with every trap (tests/data/README.md), and a corpus of broken inputs.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use crate::support::{Row, Scratch, Value, read_table};
+
+fn data(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(relative)
+}
+
+/// A config for run year 2021 reading one input of `format` (with BACI's country codes).
+fn config_for(scratch: &Scratch, location: &Path, format: &str, codes: Option<&Path>) {
+    let codes = codes.map_or(String::new(), |c| {
+        format!("country-codes = {:?}\n", c.display().to_string())
+    });
+    let config = scratch.config(&[2021], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[[inputs]]\nlocation = \"inputs/*.csv\"\nformat = \"canonical-csv\"\n",
+        &format!(
+            "[[inputs]]\nlocation = {:?}\nformat = \"{format}\"\n{codes}",
+            location.display().to_string()
+        ),
+    );
+    let tables = crate::support::configs_dir();
+    let text = text.replace(
+        "[tables]\n",
+        &format!(
+            "[tables]\ncustoms-partner-codes = \"{}/customs_partner_codes.csv\"\n",
+            tables.display()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+}
+
+fn manifest(scratch: &Scratch) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(scratch.path("out/_manifest.json")).unwrap())
+        .unwrap()
+}
+
+fn counts(tallies: &Json) -> Vec<(String, u64)> {
+    tallies
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["records"].as_u64().unwrap()))
+        .collect()
+}
+
+fn expected_counts(tallies: &Json) -> Vec<(String, u64)> {
+    tallies
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
+}
+
+fn text(row: &Row, column: &str) -> String {
+    match &row[column] {
+        Value::Text(t) => t.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Null => "null".into(),
+        Value::Float(f) => f.to_string(),
+    }
+}
+
+/// Ingests one sample and checks the reconciliation and the canonical records against its
+/// `.expected.json`.
+async fn check_sample(sample: &str, codes: Option<&str>) {
+    let path = data(sample);
+    let expected: Json = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.expected.json", path.display())).unwrap(),
+    )
+    .unwrap();
+    let scratch = Scratch::new();
+    let codes = codes.map(data);
+    config_for(
+        &scratch,
+        &path,
+        expected["format"].as_str().unwrap(),
+        codes.as_deref(),
+    );
+    scratch.run_ok();
+    let input = &manifest(&scratch)["inputs"][0];
+    assert_eq!(input["balanced"], true, "{input:#}");
+    assert_eq!(input["read"], expected["read"], "read: {input:#}");
+    assert_eq!(
+        input["accepted"]["records"], expected["accepted"],
+        "accepted: {input:#}"
+    );
+    assert_eq!(
+        counts(&input["rejected"]),
+        expected_counts(&expected["rejected"]),
+        "rejected"
+    );
+    assert_eq!(
+        counts(&input["excluded"]),
+        expected_counts(&expected["excluded"]),
+        "excluded"
+    );
+    let (value, expected_value) = (
+        input["accepted"]["value"].as_f64().unwrap(),
+        expected["value_sum"].as_f64().unwrap(),
+    );
+    assert!(
+        (value - expected_value).abs() <= 1e-12 * expected_value,
+        "value {value} vs {expected_value}"
+    );
+
+    // The raw layer holds the accepted records, and those classification then excluded.
+    let raw = read_table(
+        &scratch.path("warehouse"),
+        "raw",
+        "province, partner, hs_code, value",
+    )
+    .await;
+    let mut actual: Vec<String> = raw
+        .iter()
+        .filter(|r| {
+            let province = text(r, "province");
+            let chapter = &text(r, "hs_code")[..2];
+            let to_china = province.len() == 2 && text(r, "partner") == "CHN";
+            !(to_china || chapter == "98" || chapter == "99")
+        })
+        .map(|r| {
+            format!(
+                "{} {} {} {} {} {:.6e} {}",
+                text(r, "year"),
+                text(r, "month"),
+                text(r, "province"),
+                text(r, "partner"),
+                text(r, "hs_code"),
+                r["value"].float(),
+                text(r, "currency")
+            )
+        })
+        .collect();
+    let mut wanted: Vec<String> = expected["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let month = if r[1].is_null() {
+                "null".to_string()
+            } else {
+                r[1].to_string()
+            };
+            format!(
+                "{} {month} {} {} {} {:.6e} {}",
+                r[0],
+                r[2].as_str().unwrap(),
+                r[3].as_str().unwrap(),
+                r[4].as_str().unwrap(),
+                r[5].as_f64().unwrap(),
+                r[6].as_str().unwrap()
+            )
+        })
+        .collect();
+    actual.sort();
+    wanted.sort();
+    assert_eq!(actual, wanted, "canonical records of {sample}");
+    assert_eq!(
+        input["origin_column"].as_str(),
+        expected["origin_column"].as_str(),
+        "origin column"
+    );
+}
+
+#[tokio::test]
+async fn a_gbk_customs_export_in_cny() {
+    check_sample("customs/exports-2021-cny-gbk.csv", None).await;
+}
+
+#[tokio::test]
+async fn a_utf8_bom_customs_export_in_usd_by_domestic_origin() {
+    check_sample("customs/exports-2021-usd-utf8bom.csv", None).await;
+}
+
+#[tokio::test]
+async fn a_comtrade_file_with_breakdowns_and_world_rows() {
+    check_sample("comtrade/comtrade-2021.csv", None).await;
+}
+
+#[tokio::test]
+async fn a_baci_file_with_leading_zeros_and_missing_quantities() {
+    check_sample(
+        "baci/BACI_HS17_Y2021_V202401.csv",
+        Some("baci/country_codes_V202401.csv"),
+    )
+    .await;
+}
+
+/// The same customs records, once GBK in CNY and once UTF-8 in USD (at 2021's rate), give the
+/// same indices.
+#[tokio::test]
+async fn gbk_cny_and_utf8_usd_give_the_same_indices() {
+    let mut tables = Vec::new();
+    for sample in [
+        "customs/exports-2021-cny-gbk.csv",
+        "customs/exports-2021-usd-utf8bom.csv",
+    ] {
+        let scratch = Scratch::new();
+        config_for(&scratch, &data(sample), "auto", None);
+        scratch.run_ok();
+        tables.push(read_table(&scratch.path("out"), "indices", "year, province, category").await);
+    }
+    let (cny, usd) = (&tables[0], &tables[1]);
+    assert_eq!(cny.len(), usd.len());
+    assert!(!cny.is_empty());
+    for (a, b) in cny.iter().zip(usd) {
+        for (column, value) in a {
+            match (value, &b[column]) {
+                (Value::Float(x), Value::Float(y)) => assert!(
+                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()) + 1e-15,
+                    "{column}: {x} vs {y} in {a:?}"
+                ),
+                (x, y) => assert_eq!(x, y, "{column}"),
+            }
+        }
+    }
+}
+
+/// Every broken input: no panic; a file-level problem names the file and the place and
+/// leaves published outputs as they were; a row-level problem is a counted, located reject.
+#[tokio::test]
+async fn broken_inputs_are_named_counted_and_never_lose_outputs() {
+    let cases: Json =
+        serde_json::from_str(&std::fs::read_to_string(data("broken/cases.json")).unwrap()).unwrap();
+    let cases = cases.as_array().unwrap();
+    assert!(cases.len() >= 15, "at least 15 distinct broken inputs");
+
+    // A good run first, whose outputs every failed run must leave alone.
+    let published = Scratch::new();
+    published.write(
+        "inputs/good.csv",
+        "year,month,province,partner,hs_code,value,currency\n2021,,44,USA,8504,10,USD\n",
+    );
+    published.config(&[2021], "");
+    published.run_ok();
+    let published_file = published.path("out/indices/year=2021/province=44/part-00000.parquet");
+    let before = std::fs::read(&published_file).unwrap();
+
+    for case in cases {
+        let name = case["file"].as_str().unwrap();
+        let format = case["format"].as_str().unwrap();
+        let codes = case["country_codes"]
+            .as_str()
+            .map(|c| data("broken").join(c));
+        let scratch = if case["kind"] == "file" {
+            &published
+        } else {
+            &Scratch::new()
+        };
+        config_for(
+            scratch,
+            &data("broken").join(name),
+            format,
+            codes.as_deref(),
+        );
+        let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        if case["kind"] == "file" {
+            assert_eq!(output.status.code(), Some(2), "{name} must fail: {stderr}");
+            let expect = case["expect"].as_str().unwrap();
+            assert!(
+                stderr.contains(name) && stderr.contains(expect),
+                "{name}: `{expect}` not in {stderr}"
+            );
+            assert_eq!(
+                std::fs::read(&published_file).unwrap(),
+                before,
+                "{name} touched the outputs"
+            );
+            continue;
+        }
+        assert!(output.status.success(), "{name}: {stderr}");
+        let input = &manifest(scratch)["inputs"][0];
+        assert_eq!(input["balanced"], true, "{name}: {input:#}");
+        if let Some(records) = case["expect"]["records"].as_u64() {
+            assert_eq!(input["read"].as_u64(), Some(records), "{name}");
+            continue;
+        }
+        let reason = case["expect"]["reason"].as_str().unwrap();
+        let line = case["expect"]["line"].as_i64().unwrap();
+        let rejects = read_table(&scratch.path("out"), "rejects", "source, line").await;
+        let found = rejects.iter().any(|r| {
+            text(r, "reason") == reason
+                && r["line"] == Value::Int(line)
+                && text(r, "source").ends_with(name)
+        });
+        assert!(
+            found,
+            "{name}: no `{reason}` reject on line {line} in {rejects:?}"
+        );
+    }
+}
