@@ -233,3 +233,33 @@ fn a_base_year_outside_the_run_is_named() {
         "{error}"
     );
 }
+
+#[test]
+fn too_many_rejects_fail_the_run_before_anything_is_published() {
+    let scratch = Scratch::new();
+    scratch.write("inputs/mixed.csv", MIXED);
+    let config = scratch.config(&[2020], "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("max-reject-ratio = 0.9\n{text}")).unwrap();
+    // 13 of 18 records are rejected (0.72): under the config's 0.9, over the flag's 0.5.
+    let output = scratch.exdep(&[
+        "run",
+        "--config",
+        "config.toml",
+        "--max-reject-ratio",
+        "0.5",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("13 of 18 records were rejected"),
+        "{stderr}"
+    );
+    assert!(!scratch.path("out").exists(), "nothing was published");
+    scratch.run_ok();
+    assert!(
+        scratch
+            .path("out/rejects/year=2020/part-00000.parquet")
+            .is_file()
+    );
+}
