@@ -3,10 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exdep_core::arrow::datatypes::{DataType, Field, Schema};
-use exdep_core::datafusion::prelude::{CsvReadOptions, SessionContext};
-use exdep_core::object_store::ObjectStoreExt;
-use exdep_core::{Location, TableLocations, hex_sha256};
+use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::{Location, TableLocations, hex_sha256, register_text_table, utf8_text};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -133,49 +131,28 @@ impl CodeTables {
     /// executor can read as well.
     pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
         for (name, columns) in TABLES {
-            let location = location_of(&self.locations, name);
-            let schema = Schema::new(
-                columns
-                    .iter()
-                    .map(|column| Field::new(*column, DataType::Utf8, false))
-                    .collect::<Vec<_>>(),
-            );
-            let url = location.url().as_str();
-            let extension = url.rfind('.').map_or("", |i| &url[i..]);
-            let options = CsvReadOptions::new()
-                .has_header(true)
-                .comment(b'#')
-                .schema(&schema)
-                .file_extension(extension);
-            if ctx.table_exist(name)? {
-                ctx.deregister_table(name)?;
-            }
-            ctx.register_csv(name, url, options).await?;
+            register_text_table(ctx, name, location_of(&self.locations, name), columns).await?;
         }
         Ok(())
     }
 }
 
 async fn read_bytes(ctx: &SessionContext, location: &Location) -> Result<Vec<u8>> {
-    let read_error = |source| Error::TableRead {
-        file: location.to_string(),
-        source,
-    };
-    let store = location.store(ctx)?;
-    let result = store.get(&location.path()?).await.map_err(read_error)?;
-    Ok(result.bytes().await.map_err(read_error)?.to_vec())
+    location.read_all(ctx).await.map_err(|e| match e {
+        exdep_core::Error::ObjectStore(source) => Error::TableRead {
+            file: location.to_string(),
+            source,
+        },
+        other => other.into(),
+    })
 }
 
 /// Splits a table into fields; skips blank and `#` lines; checks the header names.
 fn split_table(location: &Location, bytes: &[u8], header: &[&str]) -> Result<TableText> {
     let file = location.to_string();
-    let text = std::str::from_utf8(bytes).map_err(|e| Error::TableLine {
+    let text = utf8_text(bytes).map_err(|line| Error::TableLine {
         file: file.clone(),
-        line: bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1,
+        line,
         message: "not valid UTF-8".into(),
     })?;
     let mut lines = text

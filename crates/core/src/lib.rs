@@ -25,7 +25,7 @@ pub use config::{
     check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};
-pub use session::{new_session, register_layer};
+pub use session::{new_session, register_layer, register_text_table, utf8_text};
 pub use storage::{InputLocation, Location, PartitionedWriter, WrittenFile, writer_properties};
 pub use tally::{Tally, TallyByReason, total};
 

@@ -121,6 +121,13 @@ impl Location {
         Ok(objects.len())
     }
 
+    /// Reads the whole object at this location.
+    pub async fn read_all(&self, ctx: &SessionContext) -> Result<Vec<u8>> {
+        let store = self.store(ctx)?;
+        let bytes = store.get(&self.path()?).await?.bytes().await?;
+        Ok(bytes.to_vec())
+    }
+
     /// Whether any object lies under this folder.
     pub async fn has_objects(&self, ctx: &SessionContext) -> Result<bool> {
         let store = self.store(ctx)?;

@@ -4,31 +4,18 @@
 
 use std::collections::BTreeMap;
 
-use exdep_core::Location;
-use exdep_core::arrow::datatypes::{DataType, Field, Schema};
-use exdep_core::datafusion::prelude::{CsvReadOptions, SessionContext};
-use exdep_core::object_store::ObjectStoreExt;
+use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::{Location, register_text_table, utf8_text};
 
 use crate::error::{Error, Result};
 use crate::formats::CUSTOMS_PARTNERS;
 use crate::normalize::split_fields;
 
 async fn read_text(ctx: &SessionContext, location: &Location) -> Result<String> {
-    let bytes = location
-        .store(ctx)?
-        .get(&location.path()?)
-        .await
-        .map_err(exdep_core::Error::from)?
-        .bytes()
-        .await
-        .map_err(exdep_core::Error::from)?;
-    let text = String::from_utf8(bytes.to_vec()).map_err(|e| Error::CodeTable {
+    let bytes = location.read_all(ctx).await?;
+    let text = utf8_text(&bytes).map_err(|line| Error::CodeTable {
         file: location.to_string(),
-        line: bytes[..e.utf8_error().valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1,
+        line,
         message: "not valid UTF-8".into(),
     })?;
     Ok(text.trim_start_matches('\u{feff}').to_string())
@@ -93,31 +80,6 @@ fn check_rows(
     Ok(())
 }
 
-async fn register(
-    ctx: &SessionContext,
-    name: &str,
-    location: &Location,
-    header: &[&str],
-) -> Result<()> {
-    let schema = Schema::new(
-        header
-            .iter()
-            .map(|c| Field::new(*c, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    );
-    let url = location.url().as_str();
-    let extension = url.rfind('.').map_or("", |i| &url[i..]);
-    let options = CsvReadOptions::new()
-        .has_header(true)
-        .schema(&schema)
-        .file_extension(extension);
-    if ctx.table_exist(name)? {
-        ctx.deregister_table(name)?;
-    }
-    ctx.register_csv(name, url, options).await?;
-    Ok(())
-}
-
 /// Loads, checks and registers `configs/customs_partner_codes.csv` (`code,iso3,name_zh`):
 /// unique three-digit codes, each with an ISO3 or empty (not a country: excluded by rule).
 pub(crate) async fn register_customs_partners(
@@ -134,7 +96,7 @@ pub(crate) async fn register_customs_partners(
         |code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
         1,
     )?;
-    register(ctx, CUSTOMS_PARTNERS, location, &HEADER).await
+    Ok(register_text_table(ctx, CUSTOMS_PARTNERS, location, &HEADER).await?)
 }
 
 /// Loads, checks and registers a BACI `country_codes_V*.csv` as table `name`.
@@ -158,5 +120,5 @@ pub(crate) async fn register_baci_codes(
         |code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()),
         3,
     )?;
-    register(ctx, name, location, &HEADER).await
+    Ok(register_text_table(ctx, name, location, &HEADER).await?)
 }
