@@ -6,6 +6,7 @@ mod cli;
 mod fixtures;
 mod memory;
 mod properties;
+mod publication;
 mod reference;
 mod sources;
 mod support;

@@ -97,12 +97,19 @@ pub async fn run_pipeline(
         top_n: config.indices.top_n,
         destination_threshold_cny: config.indices.destination_threshold_cny,
     };
+    // Leftovers of a run killed before it published go first; this run stages its tables
+    // and publishes them only when all are computed.
+    exdep_export::clear_staging(ctx, &config.output).await?;
+    let run_id = started.format("%Y%m%dT%H%M%S%3fZ").to_string();
+    let staging = exdep_export::staging_root(&config.output, &run_id);
     let mut written = Vec::new();
     for table in exdep_index::tables(&settings) {
         progress(&format!("computing and writing `{}`", table.name));
-        written.push(write_table(ctx, &config.output, &table, &config.years).await?);
+        written.push(write_table(ctx, &staging, &table).await?);
     }
-    exdep_export::publish_rejects(ctx, &config.warehouse, &config.output, &config.years).await?;
+    exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &config.years).await?;
+    progress("publishing");
+    exdep_export::publish(ctx, &staging, &config.output, &mut written, &config.years).await?;
     let manifest = RunManifest::new(
         started,
         config,

@@ -110,15 +110,37 @@ impl Location {
         Ok(ctx.runtime_env().object_store(self.object_store_url())?)
     }
 
+    /// A location from a URL string exdep itself produced (no relative paths).
+    pub fn parse_url(url: &str) -> Result<Self> {
+        Url::parse(url)
+            .map(|url| Self { url })
+            .map_err(|e| Error::Location {
+                location: url.to_string(),
+                message: e.to_string(),
+            })
+    }
+
     /// Deletes every object under this folder.
     pub async fn delete_all(&self, ctx: &SessionContext) -> Result<usize> {
+        self.delete_all_except(ctx, &std::collections::HashSet::new())
+            .await
+    }
+
+    /// Deletes every object under this folder but those in `keep`.
+    pub async fn delete_all_except(
+        &self,
+        ctx: &SessionContext,
+        keep: &std::collections::HashSet<ObjectPath>,
+    ) -> Result<usize> {
         let store = self.store(ctx)?;
         let prefix = self.path()?;
         let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-        for meta in &objects {
+        let mut deleted = 0;
+        for meta in objects.iter().filter(|m| !keep.contains(&m.location)) {
             store.delete(&meta.location).await?;
+            deleted += 1;
         }
-        Ok(objects.len())
+        Ok(deleted)
     }
 
     /// Reads the whole object at this location.

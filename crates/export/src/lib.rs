@@ -1,15 +1,18 @@
-//! Export: writes the index tables as Hive-partitioned Parquet under the output root and
-//! records the run in a manifest, `OUTPUT/_manifest.json`, that reconciles every input
-//! record: read = classified + rejected + excluded, with value sums per bucket.
+//! Export: writes the index tables as Hive-partitioned Parquet, first to a staging folder,
+//! then publishes them under the output root partition by partition, and records the run in
+//! a manifest, `OUTPUT/_manifest.json`, that reconciles every input record: read =
+//! classified + rejected + excluded, with value sums per bucket. `_SUCCESS` comes last.
 //!
 //! ```no_run
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config) -> exdep_export::Result<()> {
 //! # let settings: exdep_index::PlanSettings = todo!();
+//! let staging = exdep_export::staging_root(&config.output, "run-1");
+//! let mut reports = Vec::new();
 //! for table in exdep_index::tables(&settings) {
-//!     let report = exdep_export::write_table(&ctx, &config.output, &table, &config.years).await?;
-//!     println!("{}: {} rows in {} partitions", report.name, report.rows, report.files.len());
+//!     reports.push(exdep_export::write_table(&ctx, &staging, &table).await?);
 //! }
+//! exdep_export::publish(&ctx, &staging, &config.output, &mut reports, &config.years).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -17,7 +20,7 @@
 mod error;
 mod manifest;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
@@ -42,22 +45,33 @@ pub struct TableReport {
     pub files: Vec<WrittenFile>,
 }
 
-/// Publishes the warehouse's quarantine of rejected records as `OUTPUT/rejects/`, replacing
-/// the partitions of `years` and of records without a usable year.
-pub async fn publish_rejects(
+/// The folder under the output root where a run stages its tables; `_` keeps lake readers
+/// out of it.
+const STAGING: &str = "_staging";
+
+/// Where run `run_id` stages its tables before [`publish`] moves them into place.
+pub fn staging_root(output: &Location, run_id: &str) -> Location {
+    output.join(STAGING).join(run_id)
+}
+
+/// Removes what runs that were killed before publishing left in the staging folder.
+pub async fn clear_staging(ctx: &SessionContext, output: &Location) -> Result<usize> {
+    Ok(output.join(STAGING).delete_all(ctx).await?)
+}
+
+/// Stages the warehouse's quarantine of rejected records (the run's years, and year 0 for
+/// records without a usable year) as table `rejects`.
+pub async fn stage_rejects(
     ctx: &SessionContext,
     warehouse: &Location,
-    output: &Location,
+    staging: &Location,
     years: &BTreeSet<i32>,
 ) -> Result<u64> {
     let mut copied = 0;
     for year in years.iter().chain([&UNKNOWN_YEAR]) {
         let partition = format!("{YEAR}={year}");
-        let (from, to) = (
-            warehouse.join("rejects").join(&partition),
-            output.join("rejects").join(&partition),
-        );
-        to.delete_all(ctx).await?;
+        let from = warehouse.join(REJECTS).join(&partition);
+        let to = staging.join(REJECTS).join(&partition);
         let store = from.store(ctx)?;
         let objects: Vec<_> = store.list(Some(&from.path()?)).try_collect().await?;
         for object in objects {
@@ -71,15 +85,64 @@ pub async fn publish_rejects(
     Ok(copied)
 }
 
-/// Computes `table` and writes it under `OUTPUT/NAME/`, replacing the partitions of `years`.
+/// Moves every staged table into place under the output root, object by object, then
+/// removes the partitions of the run's years (and year 0) that the run did not rewrite, and
+/// the staging folder. Each move replaces one partition's object whole, so readers see old
+/// or new partitions, never a partial one; until `publish` starts, the published tables are
+/// untouched, so a run killed while computing leaves them as they were.
+pub async fn publish(
+    ctx: &SessionContext,
+    staging: &Location,
+    output: &Location,
+    tables: &mut [TableReport],
+    years: &BTreeSet<i32>,
+) -> Result<()> {
+    let store = staging.store(ctx)?;
+    let names = tables
+        .iter()
+        .map(|t| t.name.clone())
+        .chain([REJECTS.to_string()]);
+    for name in names {
+        let (from, to) = (staging.join(&name), output.join(&name));
+        let prefix = from.path()?;
+        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        let mut kept = HashSet::new();
+        for object in objects {
+            let relative: Vec<_> = object
+                .location
+                .prefix_match(&prefix)
+                .expect("listed under the prefix")
+                .map(|part| part.as_ref().to_string())
+                .collect();
+            let target = to.join(&relative.join("/")).path()?;
+            store.rename(&object.location, &target).await?;
+            kept.insert(target);
+        }
+        for year in years.iter().chain([&UNKNOWN_YEAR]) {
+            to.join(&format!("{YEAR}={year}"))
+                .delete_all_except(ctx, &kept)
+                .await?;
+        }
+    }
+    let (staged, published) = (staging.to_string(), output.to_string());
+    for file in tables.iter_mut().flat_map(|t| t.files.iter_mut()) {
+        file.location = file.location.replacen(&staged, &published, 1);
+    }
+    staging.delete_all(ctx).await?;
+    Ok(())
+}
+
+/// The quarantine table's name.
+const REJECTS: &str = "rejects";
+
+/// Computes `table` and writes it under `STAGING/NAME/` (see [`staging_root`]).
 pub async fn write_table(
     ctx: &SessionContext,
-    output: &Location,
+    staging: &Location,
     table: &IndexTable,
-    years: &BTreeSet<i32>,
 ) -> Result<TableReport> {
     let span = info_span!("write", table = table.name);
-    write_table_inner(ctx, output, table, years)
+    write_table_inner(ctx, staging, table)
         .instrument(span)
         .await
         .map_err(|source| Error::Table {
@@ -90,17 +153,11 @@ pub async fn write_table(
 
 async fn write_table_inner(
     ctx: &SessionContext,
-    output: &Location,
+    staging: &Location,
     table: &IndexTable,
-    years: &BTreeSet<i32>,
 ) -> Result<TableReport> {
-    let root = output.join(table.name);
-    // Plan before deleting, so a plan error leaves the published table as it was.
-    let frame = ctx.sql(&table.sql).await?;
-    let mut stream = frame.execute_stream().await?;
-    for year in years {
-        root.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
-    }
+    let root = staging.join(table.name);
+    let mut stream = ctx.sql(&table.sql).await?.execute_stream().await?;
     let mut writer = PartitionedWriter::new(ctx, &root, table.partition_by, "part-00000.parquet")?
         .with_file_schema(table.file_schema.clone());
     while let Some(batch) = stream.next().await {

@@ -154,7 +154,11 @@ impl RunManifest {
     }
 }
 
-/// Writes the manifest as `OUTPUT/_manifest.json`, after every table.
+/// The marker written after everything else, which a consumer can wait for.
+pub const SUCCESS_NAME: &str = "_SUCCESS";
+
+/// Writes the manifest as `OUTPUT/_manifest.json`, after every table, then the `_SUCCESS`
+/// marker (holding the run's finish time).
 pub async fn write_manifest(
     ctx: &SessionContext,
     output: &Location,
@@ -162,9 +166,14 @@ pub async fn write_manifest(
 ) -> Result<Location> {
     let location = output.join(MANIFEST_NAME);
     let json = serde_json::to_vec_pretty(manifest)?;
-    location
-        .store(ctx)?
-        .put(&location.path()?, PutPayload::from(json))
+    let store = location.store(ctx)?;
+    store.put(&location.path()?, PutPayload::from(json)).await?;
+    let marker = output.join(SUCCESS_NAME);
+    store
+        .put(
+            &marker.path()?,
+            PutPayload::from(manifest.finished.clone().into_bytes()),
+        )
         .await?;
     Ok(location)
 }
