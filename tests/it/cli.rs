@@ -263,3 +263,21 @@ fn too_many_rejects_fail_the_run_before_anything_is_published() {
             .is_file()
     );
 }
+
+#[test]
+fn an_unknown_storage_option_is_named() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n",
+    );
+    let config = scratch.config(&[2020], "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("output = \"out\"", "output = \"s3://bucket/out\"");
+    std::fs::write(&config, format!("{text}\n[storage]\naws_endpoin = \"x\"\n")).unwrap();
+    let output = scratch.exdep(&["run", "--config", "config.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("storage.aws_endpoin"), "{stderr}");
+}

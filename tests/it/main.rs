@@ -8,6 +8,7 @@ mod memory;
 mod properties;
 mod publication;
 mod reference;
+mod s3;
 mod sources;
 mod support;
 mod views;

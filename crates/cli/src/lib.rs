@@ -62,6 +62,7 @@ pub async fn run_pipeline(
 ) -> Result<RunManifest, Error> {
     let started = chrono::Utc::now();
     config.require_inputs()?;
+    config.register_stores(ctx)?;
     progress("loading code tables");
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
     tables.register(ctx).await?;

@@ -5,9 +5,11 @@
 //! file are resolved against the directory that holds the file, so a config can be run from
 //! anywhere.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -39,6 +41,10 @@ struct ConfigFile {
     /// no limit.
     #[serde(default)]
     max_reject_ratio: Option<f64>,
+    /// Options of the cloud object stores (`aws_endpoint`, `aws_region`, ...), on top of the
+    /// environment's `AWS_*`, `GOOGLE_*` and `AZURE_*` variables. Default: none.
+    #[serde(default)]
+    storage: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +283,8 @@ pub struct Config {
     pub indices: IndexSettings,
     /// The largest tolerated fraction of rejected records, if any.
     pub max_reject_ratio: Option<f64>,
+    /// Object store options from `[storage]` (never logged: they may hold secrets).
+    pub storage: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -410,6 +418,7 @@ impl Config {
                 destination_level: file.indices.destination_level,
             },
             max_reject_ratio,
+            storage: file.storage,
         })
     }
 
@@ -442,6 +451,30 @@ impl Config {
         })?;
         self.output = Location::resolve(location, &cwd)?;
         Ok(())
+    }
+
+    /// The stores (scheme and authority) of every location the run touches.
+    pub fn store_urls(&self) -> Vec<ObjectStoreUrl> {
+        let tables = &self.tables;
+        [
+            &self.output,
+            &self.warehouse,
+            &tables.hs_chapters,
+            &tables.partner_regions,
+            &tables.provinces,
+            &tables.exchange_rates,
+            &tables.customs_partner_codes,
+        ]
+        .into_iter()
+        .chain(self.inputs.iter().filter_map(|i| i.country_codes.as_ref()))
+        .map(Location::object_store_url)
+        .chain(self.inputs.iter().map(|i| i.location.object_store_url()))
+        .collect()
+    }
+
+    /// Registers the cloud stores of every location in `ctx`.
+    pub fn register_stores(&self, ctx: &SessionContext) -> Result<()> {
+        crate::register_stores(ctx, &self.store_urls(), &self.storage)
     }
 
     /// Fails unless the run has something to read.

@@ -18,6 +18,7 @@ pub mod schema;
 mod session;
 pub mod sql;
 mod storage;
+mod stores;
 mod tally;
 
 pub use config::{
@@ -27,6 +28,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use session::{new_session, register_layer, register_text_table, utf8_text};
 pub use storage::{InputLocation, Location, PartitionedWriter, WrittenFile, writer_properties};
+pub use stores::register_stores;
 pub use tally::{Tally, TallyByReason, total};
 
 pub use arrow;

@@ -204,6 +204,11 @@ impl InputLocation {
         })
     }
 
+    /// The store that holds the files.
+    pub fn object_store_url(&self) -> ObjectStoreUrl {
+        self.url.object_store()
+    }
+
     /// The location as the user wrote it.
     pub fn as_written(&self) -> &str {
         &self.text

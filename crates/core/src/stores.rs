@@ -1,0 +1,88 @@
+//! Cloud object stores: S3 (and S3-compatible servers), Google Cloud Storage and Azure Blob
+//! Storage, built from the environment's standard variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`)
+//! and the config's `[storage]` options, then registered in the session so that DataFusion's
+//! plans and exdep's own writers share them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
+use object_store::ObjectStore;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::{BackoffConfig, RetryConfig};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Fail within seconds, not minutes, when a store is unreachable or refuses us: a scheduled
+/// job should report a wrong endpoint or credentials promptly.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+    }
+}
+
+/// Builds and registers the store of every cloud URL among `stores` (scheme and authority,
+/// such as `s3://bucket`). Local and `memory://` stores are already in every session.
+pub fn register_stores<'a>(
+    ctx: &SessionContext,
+    stores: impl IntoIterator<Item = &'a ObjectStoreUrl>,
+    options: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut done = std::collections::BTreeSet::new();
+    for store_url in stores {
+        if !done.insert(store_url.as_str().to_string()) {
+            continue;
+        }
+        let url: &Url = store_url.as_ref();
+        let store: Arc<dyn ObjectStore> = match url.scheme() {
+            "file" | "memory" => continue,
+            "s3" | "s3a" => {
+                let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+                for (key, value) in options {
+                    builder = builder.with_config(parse_key::<AmazonS3ConfigKey>(key)?, value);
+                }
+                Arc::new(builder.with_retry(retry()).build()?)
+            }
+            "gs" => {
+                let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+                for (key, value) in options {
+                    builder = builder.with_config(parse_key::<GoogleConfigKey>(key)?, value);
+                }
+                Arc::new(builder.with_retry(retry()).build()?)
+            }
+            "az" | "azure" | "abfs" | "abfss" | "adl" => {
+                let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+                for (key, value) in options {
+                    builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
+                }
+                Arc::new(builder.with_retry(retry()).build()?)
+            }
+            other => {
+                return Err(Error::Location {
+                    location: url.to_string(),
+                    message: format!(
+                        "exdep cannot reach `{other}://` stores (use a path, file://, s3://, \
+                         gs://, az:// or memory://)"
+                    ),
+                });
+            }
+        };
+        ctx.register_object_store(url, store);
+    }
+    Ok(())
+}
+
+/// A `[storage]` key as the store's typed configuration key; an unknown key is an error.
+fn parse_key<K: std::str::FromStr>(key: &str) -> Result<K> {
+    key.parse().map_err(|_| Error::ConfigValue {
+        key: format!("storage.{key}"),
+        message: "not an option of this object store".into(),
+    })
+}

@@ -1,0 +1,244 @@
+//! The pipeline against a real S3-compatible server on 127.0.0.1 (moto's standalone server,
+//! `pip install "moto[server]"`): inputs read from a bucket, warehouse and tables written to
+//! it, the same bytes as on the local filesystem. The test starts the server and stops it.
+//!
+//! Without `moto_server` the tests are skipped with a message, unless `EXDEP_REQUIRE_S3=1`
+//! (set by `.ci/run`), which makes them fail.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exdep_core::object_store::aws::AmazonS3Builder;
+use exdep_core::object_store::path::Path as ObjectPath;
+use exdep_core::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use futures::TryStreamExt;
+
+use crate::support::{Scratch, configs_dir};
+
+const BUCKET: &str = "exdep";
+const SECRET: &str = "s3cr3t-never-printed";
+
+/// A moto server on a free loopback port, stopped on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl S3Server {
+    fn start() -> Option<Self> {
+        let available = Command::new("moto_server")
+            .arg("--help")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var("EXDEP_REQUIRE_S3").as_deref() != Ok("1"),
+                "EXDEP_REQUIRE_S3=1 but moto_server is not installed"
+            );
+            eprintln!("skipping the S3 test: moto_server not found (pip install \"moto[server]\")");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Create the bucket with a plain PUT: moto does not check signatures.
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "bucket not created: {response}"
+        );
+        Some(server)
+    }
+
+    fn store(&self) -> impl ObjectStore {
+        AmazonS3Builder::new()
+            .with_bucket_name(BUCKET)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("exdep")
+            .with_secret_access_key(SECRET)
+            .build()
+            .unwrap()
+    }
+
+    fn env(&self, command: &mut Command) {
+        command
+            .env("AWS_ENDPOINT", &self.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "exdep")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET);
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn s3_config(scratch: &Scratch) {
+    let tables = configs_dir();
+    scratch.write(
+        "s3.toml",
+        &format!(
+            "years = [2019, 2020, 2021]\n\
+             output = \"s3://{BUCKET}/lake/exdep\"\n\
+             warehouse = \"s3://{BUCKET}/lake/_exdep_warehouse\"\n\n\
+             [[inputs]]\nlocation = \"s3://{BUCKET}/landing/*.csv\"\n\n\
+             [tables]\nhs-chapters = \"{t}/hs_chapters.csv\"\n\
+             partner-regions = \"{t}/partner_regions.csv\"\n\
+             provinces = \"{t}/provinces.csv\"\nexchange-rates = \"{t}/cny_per_usd.csv\"\n",
+            t = tables.display()
+        ),
+    );
+}
+
+#[tokio::test]
+async fn the_pipeline_reads_and_writes_a_bucket() {
+    let Some(server) = S3Server::start() else {
+        return;
+    };
+    let scratch = Scratch::new();
+    let generated = scratch.exdep(&[
+        "generate",
+        "--out",
+        "inputs",
+        "--from",
+        "2019",
+        "--to",
+        "2021",
+        "--records-per-year",
+        "5000",
+        "--dirty-every",
+        "200",
+    ]);
+    assert!(generated.status.success());
+    let store = server.store();
+    for year in 2019..=2021 {
+        let bytes = std::fs::read(scratch.path(&format!("inputs/exports-{year}.csv"))).unwrap();
+        store
+            .put(
+                &ObjectPath::from(format!("landing/exports-{year}.csv")),
+                PutPayload::from(bytes),
+            )
+            .await
+            .unwrap();
+    }
+    s3_config(&scratch);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
+    command
+        .args(["run", "--config", "s3.toml", "--quiet"])
+        .current_dir(scratch.dir.path());
+    server.env(&mut command);
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("s3://exdep/landing/exports-2019.csv"),
+        "{stdout}"
+    );
+
+    // The same inputs on the local filesystem give the same bytes.
+    scratch.config(&[2019, 2020, 2021], "");
+    scratch.run_ok();
+    let lake = ObjectPath::from("lake/exdep");
+    let objects: Vec<_> = store.list(Some(&lake)).try_collect().await.unwrap();
+    let mut compared = 0;
+    for object in &objects {
+        let relative: Vec<_> = object
+            .location
+            .prefix_match(&lake)
+            .unwrap()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        let relative = relative.join("/");
+        // Rejects name their source file, whose URL differs between the two runs.
+        if !relative.ends_with(".parquet") || relative.starts_with("rejects/") {
+            continue;
+        }
+        let remote = store
+            .get(&object.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let local = std::fs::read(scratch.path("out").join(&relative)).unwrap();
+        assert!(remote.as_ref() == local.as_slice(), "{relative} differs");
+        compared += 1;
+    }
+    assert!(compared > 100, "only {compared} tables files in the bucket");
+    for marker in ["lake/exdep/_manifest.json", "lake/exdep/_SUCCESS"] {
+        assert!(
+            store.head(&ObjectPath::from(marker)).await.is_ok(),
+            "{marker}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_line_naming_the_url_not_the_secret() {
+    let scratch = Scratch::new();
+    s3_config(&scratch);
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_exdep"))
+        .args(["run", "--config", "s3.toml", "--quiet"])
+        .current_dir(scratch.dir.path())
+        .env("AWS_ENDPOINT", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "exdep")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("EXDEP_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        errors[0]
+    );
+    assert!(!stderr.contains(SECRET), "the secret leaked: {stderr}");
+}
