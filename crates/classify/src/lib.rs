@@ -9,7 +9,7 @@
 //! # async fn demo(config: exdep_core::Config) -> exdep_classify::Result<()> {
 //! let ctx = exdep_core::new_session();
 //! let tables = exdep_classify::CodeTables::load(&ctx, &config.tables, &config.years).await?;
-//! tables.register(&ctx).await?;
+//! tables.register(&ctx, &config.warehouse.join("tables")).await?;
 //! let report = exdep_classify::build_cube(&ctx, &config.warehouse, &config.years).await?;
 //! println!("{:?}", report.cells_by_year);
 //! # Ok(()) }

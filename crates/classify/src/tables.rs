@@ -127,11 +127,12 @@ impl CodeTables {
         })
     }
 
-    /// Registers the tables in the session as CSV-backed tables, the form a Ballista
-    /// executor can read as well.
-    pub async fn register(&self, ctx: &SessionContext) -> Result<()> {
+    /// Registers the tables in the session as file-backed tables (Parquet copies under
+    /// `cache`), the form a Ballista executor can read as well.
+    pub async fn register(&self, ctx: &SessionContext, cache: &Location) -> Result<()> {
         for (name, columns) in TABLES {
-            register_text_table(ctx, name, location_of(&self.locations, name), columns).await?;
+            let location = location_of(&self.locations, name);
+            register_text_table(ctx, name, location, columns, cache).await?;
         }
         Ok(())
     }

@@ -65,7 +65,9 @@ pub async fn run_pipeline(
     config.register_stores(ctx)?;
     progress("loading code tables");
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
-    tables.register(ctx).await?;
+    tables
+        .register(ctx, &config.warehouse.join("tables"))
+        .await?;
 
     progress("ingesting inputs into the raw layer");
     let ingest = exdep_ingest::ingest(ctx, config, &config.warehouse).await?;

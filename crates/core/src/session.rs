@@ -4,6 +4,10 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::datatypes::{Field, Schema};
+use object_store::{ObjectStoreExt, PutPayload};
+use parquet::arrow::ArrowWriter;
+
+use crate::storage::writer_properties;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use object_store::memory::InMemory;
 use url::Url;
@@ -43,12 +47,16 @@ pub async fn register_layer(
 }
 
 /// Registers a small CSV file (a code table) as table `name`, every column read as text:
-/// a header line, `#` starting a comment line. Replaces a table of the same name.
+/// a header line, `#` starting a comment line. The table is served from a Parquet copy under
+/// `cache`: CSV carries no statistics, and without them DataFusion would build its join hash
+/// tables on the big side of a join with a code table, holding millions of records in memory
+/// instead of a few hundred codes. Replaces a table of the same name.
 pub async fn register_text_table(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
     columns: &[&str],
+    cache: &Location,
 ) -> Result<()> {
     let schema = Schema::new(
         columns
@@ -63,10 +71,22 @@ pub async fn register_text_table(
         .comment(b'#')
         .schema(&schema)
         .file_extension(extension);
+    let rows = ctx.read_csv(url, options).await?.collect().await?;
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::new(schema), Some(writer_properties()))?;
+    for batch in &rows {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    let copy = cache.join(&format!("{name}.parquet"));
+    copy.store(ctx)?
+        .put(&copy.path()?, PutPayload::from(bytes))
+        .await?;
     if ctx.table_exist(name)? {
         ctx.deregister_table(name)?;
     }
-    ctx.register_csv(name, url, options).await?;
+    ctx.register_parquet(name, copy.url().as_str(), ParquetReadOptions::default())
+        .await?;
     Ok(())
 }
 

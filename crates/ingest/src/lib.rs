@@ -256,7 +256,12 @@ async fn prepare(
     };
     let codes = match format {
         InputFormat::CustomsCsv if !*customs_registered => {
-            tables::register_customs_partners(ctx, &config.tables.customs_partner_codes).await?;
+            tables::register_customs_partners(
+                ctx,
+                &config.tables.customs_partner_codes,
+                &staging.join("tables"),
+            )
+            .await?;
             *customs_registered = true;
             None
         }
@@ -270,7 +275,7 @@ async fn prepare(
                         message: format!("{file} is a BACI file; give BACI's country_codes file"),
                     })?;
             let name = format!("baci_country_codes_{index}");
-            tables::register_baci_codes(ctx, &name, location).await?;
+            tables::register_baci_codes(ctx, &name, location, &staging.join("tables")).await?;
             tables.push(name.clone());
             Some(format!(
                 "(SELECT country_code AS code, country_iso3 AS iso3 FROM {name})"

@@ -85,6 +85,7 @@ fn check_rows(
 pub(crate) async fn register_customs_partners(
     ctx: &SessionContext,
     location: &Location,
+    cache: &Location,
 ) -> Result<()> {
     const HEADER: [&str; 3] = ["code", "iso3", "name_zh"];
     let text = read_text(ctx, location).await?;
@@ -96,7 +97,7 @@ pub(crate) async fn register_customs_partners(
         |code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()),
         1,
     )?;
-    Ok(register_text_table(ctx, CUSTOMS_PARTNERS, location, &HEADER).await?)
+    Ok(register_text_table(ctx, CUSTOMS_PARTNERS, location, &HEADER, cache).await?)
 }
 
 /// Loads, checks and registers a BACI `country_codes_V*.csv` as table `name`.
@@ -104,6 +105,7 @@ pub(crate) async fn register_baci_codes(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
+    cache: &Location,
 ) -> Result<()> {
     const HEADER: [&str; 4] = [
         "country_code",
@@ -120,5 +122,5 @@ pub(crate) async fn register_baci_codes(
         |code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()),
         3,
     )?;
-    Ok(register_text_table(ctx, name, location, &HEADER).await?)
+    Ok(register_text_table(ctx, name, location, &HEADER, cache).await?)
 }
