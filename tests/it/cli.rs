@@ -153,10 +153,7 @@ fn failing(scratch: &Scratch) -> String {
 #[test]
 fn an_unknown_key_is_named() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        "year,month,province,partner,hs_code,value,currency\n",
-    );
+    scratch.empty_input();
     scratch.config(&[2020], "[indices]\ntop-n = 5\ntop-m = 3\n");
     let error = failing(&scratch);
     assert!(error.contains("top-m"), "{error}");
@@ -166,10 +163,7 @@ fn an_unknown_key_is_named() {
 #[test]
 fn a_missing_table_file_is_named() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        "year,month,province,partner,hs_code,value,currency\n",
-    );
+    scratch.empty_input();
     let config = scratch.config(&[2020], "");
     let text = std::fs::read_to_string(&config)
         .unwrap()
@@ -182,10 +176,7 @@ fn a_missing_table_file_is_named() {
 #[test]
 fn a_year_without_an_exchange_rate_is_named() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        "year,month,province,partner,hs_code,value,currency\n",
-    );
+    scratch.empty_input();
     scratch.config(&[2021, 2031], "");
     let error = failing(&scratch);
     assert!(
@@ -222,10 +213,7 @@ fn a_missing_input_column_is_named_and_published_outputs_stay() {
 #[test]
 fn a_base_year_outside_the_run_is_named() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        "year,month,province,partner,hs_code,value,currency\n",
-    );
+    scratch.empty_input();
     scratch.config(&[2020, 2021], "[indices]\nbase-year = 2019\n");
     let error = failing(&scratch);
     assert!(
@@ -267,10 +255,7 @@ fn too_many_rejects_fail_the_run_before_anything_is_published() {
 #[test]
 fn an_unknown_storage_option_is_named() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        "year,month,province,partner,hs_code,value,currency\n",
-    );
+    scratch.empty_input();
     let config = scratch.config(&[2020], "");
     let text = std::fs::read_to_string(&config)
         .unwrap()

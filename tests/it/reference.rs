@@ -53,24 +53,9 @@ fn generate(scratch: &Scratch, from: i32, to: i32, records_per_year: usize, extr
         to.to_string(),
         records_per_year.to_string(),
     );
-    let mut args = vec![
-        "generate",
-        "--out",
-        "inputs",
-        "--from",
-        &from,
-        "--to",
-        &to,
-        "--records-per-year",
-        &records,
-    ];
+    let mut args = vec!["--from", &from, "--to", &to, "--records-per-year", &records];
     args.extend_from_slice(extra);
-    let generated = scratch.exdep(&args);
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    scratch.generate(&args);
 }
 
 fn csv_inputs(scratch: &Scratch, years: std::ops::RangeInclusive<i32>) -> Vec<std::path::PathBuf> {

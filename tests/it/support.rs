@@ -67,6 +67,23 @@ impl Scratch {
             .expect("the exdep binary runs")
     }
 
+    /// Runs `exdep generate --out inputs ARGS` and insists it succeeds.
+    pub fn generate(&self, args: &[&str]) {
+        let mut all = vec!["generate", "--out", "inputs"];
+        all.extend_from_slice(args);
+        let output = self.exdep(&all);
+        assert!(
+            output.status.success(),
+            "exdep generate failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// Writes `inputs/a.csv` with the canonical header and no records.
+    pub fn empty_input(&self) {
+        self.write("inputs/a.csv", &canonical_csv(&[]));
+    }
+
     /// Runs `exdep run --config config.toml --quiet` and insists it succeeds.
     pub fn run_ok(&self) -> String {
         let output = self.exdep(&["run", "--config", "config.toml", "--quiet"]);
