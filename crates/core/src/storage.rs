@@ -140,7 +140,31 @@ impl Location {
             store.delete(&meta.location).await?;
             deleted += 1;
         }
+        self.remove_empty_folders();
         Ok(deleted)
+    }
+
+    /// On a local filesystem, deleting objects leaves their folders behind (object stores
+    /// have no folders): remove the ones left empty under this location, so that staging
+    /// and emptied partitions do not linger as empty trees.
+    fn remove_empty_folders(&self) {
+        fn prune(dir: &Path) -> bool {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return false;
+            };
+            let mut empty = true;
+            for entry in entries.flatten() {
+                let path = entry.path();
+                empty &= path.is_dir() && prune(&path);
+            }
+            // Best effort: a folder that cannot be removed is only untidy.
+            empty && std::fs::remove_dir(dir).is_ok()
+        }
+        if self.url.scheme() == "file"
+            && let Ok(path) = self.url.to_file_path()
+        {
+            prune(&path);
+        }
     }
 
     /// Reads the whole object at this location.

@@ -128,7 +128,7 @@ pub async fn publish(
     for file in tables.iter_mut().flat_map(|t| t.files.iter_mut()) {
         file.location = file.location.replacen(&staged, &published, 1);
     }
-    staging.delete_all(ctx).await?;
+    clear_staging(ctx, output).await?;
     Ok(())
 }
 
