@@ -10,5 +10,6 @@ mod publication;
 mod reference;
 mod s3;
 mod sources;
+mod status;
 mod support;
 mod views;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::{Location, TableLocations, hex_sha256, register_text_table, utf8_text};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -70,7 +70,7 @@ pub struct CodeTables {
 }
 
 /// Where a table came from and a hash of its bytes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableDigest {
     /// The table's location.
     pub location: String,

@@ -2,6 +2,7 @@
 
 mod generate;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,12 @@ enum Command {
     Run(run::RunArgs),
     /// Check a config file and its code tables without reading or writing any data.
     Check {
+        /// The pipeline config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show, per year, what is published, when, from which inputs, and whether it is stale.
+    Status {
         /// The pipeline config (TOML).
         #[arg(long)]
         config: PathBuf,
@@ -56,6 +63,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Check { config } => run::check(&config).await,
+            Command::Status { config } => status::status(&config).await,
             Command::Generate(args) => generate::generate(args),
         }
     });

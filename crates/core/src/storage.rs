@@ -308,7 +308,7 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// One Parquet file a [`PartitionedWriter`] produced.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct WrittenFile {
     /// Hive partition values, in partition-column order.
     pub partition: Vec<(String, String)>,

@@ -28,14 +28,16 @@ use exdep_core::schema::{UNKNOWN_YEAR, YEAR};
 use exdep_core::{Location, PartitionedWriter, WrittenFile};
 use exdep_index::IndexTable;
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
-pub use manifest::{FileReconciliation, MANIFEST_NAME, RunManifest, reconcile, write_manifest};
+pub use manifest::{
+    FileReconciliation, MANIFEST_NAME, RunManifest, read_manifest, reconcile, write_manifest,
+};
 
 /// What was written for one table.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableReport {
     /// The table's name.
     pub name: String,

@@ -7,7 +7,7 @@ use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::{ObjectStoreExt, PutPayload};
 use exdep_core::{InputFormat, Location, Tally, TallyByReason, total};
 use exdep_ingest::IngestReport;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Result, TableReport};
 
@@ -15,7 +15,7 @@ use crate::{Result, TableReport};
 pub const MANIFEST_NAME: &str = "_manifest.json";
 
 /// The fate of every record of one input file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileReconciliation {
     /// The file.
     pub file: String,
@@ -27,6 +27,12 @@ pub struct FileReconciliation {
     pub origin_column: Option<String>,
     /// Its size in bytes.
     pub bytes: u64,
+    /// Its entity tag, where the store gives one.
+    pub e_tag: Option<String>,
+    /// When it was last modified (RFC 3339).
+    pub last_modified: String,
+    /// The years its accepted records fall in.
+    pub years: Vec<i32>,
     /// Records read.
     pub read: u64,
     /// Records that entered the cube.
@@ -75,6 +81,9 @@ pub fn reconcile(ingest: &IngestReport, cube: &CubeReport) -> Vec<FileReconcilia
                 encoding: file.encoding.clone(),
                 origin_column: file.origin_column.clone(),
                 bytes: file.bytes,
+                e_tag: file.e_tag.clone(),
+                last_modified: file.last_modified.clone(),
+                years: file.accepted_by_year.keys().copied().collect(),
                 read: file.read,
                 accepted,
                 rejected,
@@ -86,7 +95,7 @@ pub fn reconcile(ingest: &IngestReport, cube: &CubeReport) -> Vec<FileReconcilia
 }
 
 /// Everything a run records about itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunManifest {
     /// The exdep version that ran.
     pub exdep_version: String,
@@ -111,7 +120,7 @@ pub struct RunManifest {
 }
 
 /// The config a run used.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigRecord {
     /// Its path.
     pub path: String,
@@ -154,6 +163,17 @@ impl RunManifest {
     }
 }
 
+/// Reads the manifest of the last published run under `output`, if there is one.
+pub async fn read_manifest(ctx: &SessionContext, output: &Location) -> Result<Option<RunManifest>> {
+    match output.join(MANIFEST_NAME).read_all(ctx).await {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        Err(exdep_core::Error::ObjectStore(exdep_core::object_store::Error::NotFound {
+            ..
+        })) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The marker written after everything else, which a consumer can wait for.
 pub const SUCCESS_NAME: &str = "_SUCCESS";
 
@@ -168,6 +188,7 @@ pub async fn write_manifest(
     let json = serde_json::to_vec_pretty(manifest)?;
     let store = location.store(ctx)?;
     store.put(&location.path()?, PutPayload::from(json)).await?;
+
     let marker = output.join(SUCCESS_NAME);
     store
         .put(

@@ -53,6 +53,11 @@ pub struct FileReport {
     pub origin_column: Option<String>,
     /// Its size in bytes.
     pub bytes: u64,
+    /// Its entity tag, where the store gives one: with the size and modification time, the
+    /// file's fingerprint.
+    pub e_tag: Option<String>,
+    /// When it was last modified (RFC 3339).
+    pub last_modified: String,
     /// Records read (data lines for text, rows for Parquet; blank lines are not records).
     pub read: u64,
     /// Records written to the raw layer.
@@ -327,6 +332,8 @@ async fn read_file(
         encoding: prepared.encoding.clone(),
         origin_column: prepared.origin_column.clone(),
         bytes: prepared.meta.size,
+        e_tag: prepared.meta.e_tag.clone(),
+        last_modified: prepared.meta.last_modified.to_rfc3339(),
         read: 0,
         accepted: Tally::default(),
         rejected: TallyByReason::new(),
