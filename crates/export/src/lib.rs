@@ -5,8 +5,8 @@
 //!
 //! ```no_run
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
-//! #               config: exdep_core::Config) -> exdep_export::Result<()> {
-//! # let settings: exdep_index::PlanSettings = todo!();
+//! #               config: exdep_core::Config,
+//! #               settings: exdep_index::PlanSettings) -> exdep_export::Result<()> {
 //! let staging = exdep_export::staging_root(&config.output, "run-1");
 //! let mut reports = Vec::new();
 //! for table in exdep_index::tables(&settings) {
