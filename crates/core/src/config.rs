@@ -425,10 +425,7 @@ impl Config {
     /// Replaces the configured inputs (the CLI's `--input`), resolved against the working
     /// directory; each file's format is told from its extension and header.
     pub fn override_inputs(&mut self, locations: &[String]) -> Result<()> {
-        let cwd = std::env::current_dir().map_err(|source| Error::ConfigRead {
-            path: PathBuf::from("."),
-            source,
-        })?;
+        let cwd = working_dir()?;
         self.inputs = locations
             .iter()
             .map(|location| {
@@ -445,10 +442,7 @@ impl Config {
 
     /// Replaces the output root (the CLI's `--output`), resolved against the working directory.
     pub fn override_output(&mut self, location: &str) -> Result<()> {
-        let cwd = std::env::current_dir().map_err(|source| Error::ConfigRead {
-            path: PathBuf::from("."),
-            source,
-        })?;
+        let cwd = working_dir()?;
         self.output = Location::resolve(location, &cwd)?;
         Ok(())
     }
@@ -498,6 +492,14 @@ pub fn check_ratio(ratio: Option<f64>, key: &str) -> Result<()> {
         }),
         _ => Ok(()),
     }
+}
+
+/// The directory command-line locations are relative to.
+fn working_dir() -> Result<PathBuf> {
+    std::env::current_dir().map_err(|source| Error::ConfigRead {
+        path: PathBuf::from("."),
+        source,
+    })
 }
 
 fn check_years(years: &[i32]) -> Result<BTreeSet<i32>> {

@@ -27,7 +27,9 @@ use std::collections::BTreeMap;
 use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
 use exdep_core::arrow::compute::{and, cast, filter_record_batch, is_not_null, is_null};
 use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Schema};
-use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use exdep_core::datafusion::prelude::{
+    CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
+};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::schema::{RAW_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::{Config, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
@@ -91,7 +93,8 @@ struct Prepared {
     format: InputFormat,
     encoding: Option<String>,
     origin_column: Option<String>,
-    sql: String,
+    /// The validation plan, made once while looking at the file.
+    frame: DataFrame,
     tables: Vec<String>,
 }
 
@@ -295,14 +298,14 @@ async fn prepare(
     let projection = formats::projection(format, &table, &columns, !parquet, codes.as_deref())?;
     let sql = formats::validation_sql(&projection.select, &file.to_string(), &config.years);
     // Plan now, so a mistake in a file's shape surfaces before any data moves.
-    ctx.sql(&sql).await.map_err(read_error)?;
+    let frame = ctx.sql(&sql).await.map_err(read_error)?;
     Ok(Prepared {
         file,
         meta,
         format,
         encoding,
         origin_column: projection.origin_column,
-        sql,
+        frame,
         tables,
     })
 }
@@ -315,7 +318,7 @@ async fn read_file(
     rejects: &Location,
 ) -> Result<FileReport> {
     let file = &prepared.file;
-    let frame = ctx.sql(&prepared.sql).await?;
+    let frame = prepared.frame.clone();
     let read_error = |e| Error::Read {
         file: file.to_string(),
         source: Box::new(e),
