@@ -176,6 +176,10 @@ async fn ingest_inputs(
         }
         report.files.push(file_report);
     }
+    // Its Parquet copy lives in the staging folder, which goes when ingest ends.
+    if customs_registered {
+        ctx.deregister_table(formats::CUSTOMS_PARTNERS)?;
+    }
     Ok(report)
 }
 
