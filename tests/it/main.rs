@@ -4,6 +4,7 @@
 
 mod cli;
 mod fixtures;
+mod incremental;
 mod memory;
 mod properties;
 mod publication;

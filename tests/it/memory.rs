@@ -65,7 +65,11 @@ async fn the_pipeline_runs_on_an_in_memory_store() {
     )
     .unwrap();
 
-    let manifest = exdep::run_pipeline(&ctx, &config, |_| {}).await.unwrap();
+    let options = exdep::RunOptions::default();
+    let outcome = exdep::run_pipeline(&ctx, &config, &options, |_| {})
+        .await
+        .unwrap();
+    let manifest = outcome.manifest;
     assert_eq!(manifest.inputs.len(), 1);
     assert_eq!(manifest.inputs[0].file, "memory:///landing/exports.csv");
     assert_eq!(manifest.inputs[0].accepted.records, 3);

@@ -53,15 +53,19 @@ fn status_tells_what_is_published_and_what_is_stale() {
         "{changed}"
     );
 
-    // A new configured year is not published yet, and the config change touches every year.
+    // A new configured year is not published yet; adding it leaves the other years alone,
+    // while a change of the index settings touches every year.
     scratch.config(&[2020, 2021, 2022], "");
     let extended = status(&scratch);
     assert!(
         line(&extended, 2022).contains("configured but not published"),
         "{extended}"
     );
+    assert!(line(&extended, 2020).ends_with("current"), "{extended}");
+    scratch.config(&[2020, 2021, 2022], "[indices]\ntop-n = 3\n");
+    let resettled = status(&scratch);
     assert!(
-        line(&extended, 2020).contains("the config changed"),
-        "{extended}"
+        line(&resettled, 2020).contains("the index settings changed"),
+        "{resettled}"
     );
 }

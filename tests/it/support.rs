@@ -86,7 +86,14 @@ impl Scratch {
 
     /// Runs `exdep run --config config.toml --quiet` and insists it succeeds.
     pub fn run_ok(&self) -> String {
-        let output = self.exdep(&["run", "--config", "config.toml", "--quiet"]);
+        self.run_ok_with(&[])
+    }
+
+    /// [`Scratch::run_ok`] with more arguments.
+    pub fn run_ok_with(&self, extra: &[&str]) -> String {
+        let mut args = vec!["run", "--config", "config.toml", "--quiet"];
+        args.extend_from_slice(extra);
+        let output = self.exdep(&args);
         assert!(
             output.status.success(),
             "exdep run failed:\n{}\n{}",

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::arrow::array::{Array, AsArray};
 use exdep_core::arrow::compute::cast;
-use exdep_core::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use exdep_core::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CUBE_FILE, RAW_FILE, REJECTS_FILE, YEAR};
 use exdep_core::sql::{exact_sum, year_list};
 use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::error::Result;
@@ -23,7 +23,7 @@ const CLASSIFIED: &str = "classified";
 const EXCLUSION_RULES: [&str; 2] = ["excluded_hs_chapter", "partner_is_china"];
 
 /// What classification did with the raw records of one source file.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SourceDisposition {
     /// Records that entered the cube.
     pub classified: Tally,
@@ -34,13 +34,16 @@ pub struct SourceDisposition {
     pub excluded: TallyByReason,
 }
 
-/// What the cube build did.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct CubeReport {
-    /// Dispositions of raw records by source file URL.
+/// What the cube build did, by year.
+pub type CubeReport = BTreeMap<i32, YearCube>;
+
+/// What the cube build did for one year.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct YearCube {
+    /// Cube cells written.
+    pub cells: u64,
+    /// Dispositions of the year's raw records by source file URL.
     pub by_source: BTreeMap<String, SourceDisposition>,
-    /// Cube cells written per year.
-    pub cells_by_year: BTreeMap<i32, u64>,
 }
 
 /// The plan that builds the cube from the raw layer for the given years.
@@ -105,8 +108,8 @@ fn dispositions(years: &BTreeSet<i32>) -> String {
 fn disposition_sql(years: &BTreeSet<i32>) -> String {
     let value = exact_sum("value");
     format!(
-        "SELECT source, disposition, count(*) AS records, {value} AS value
-        FROM ({}) GROUP BY source, disposition",
+        "SELECT year, source, disposition, count(*) AS records, {value} AS value
+        FROM ({}) GROUP BY year, source, disposition",
         dispositions(years)
     )
 }
@@ -122,25 +125,34 @@ fn rejects_sql(years: &BTreeSet<i32>) -> String {
     )
 }
 
+/// The name of the object that holds, in each `rejects/year=YYYY/` partition, the records
+/// classification rejected.
+const CLASSIFY_REJECTS: &str = "part-classify.parquet";
+
 /// Builds `WAREHOUSE/cube/year=YYYY/` for `years` from the raw layer (replacing what was
-/// there) and accounts for every raw record. The code tables must be registered.
+/// there, with classification's rejects of those years) and accounts for every raw record
+/// of those years. Other years are untouched. The code tables must be registered.
 pub async fn build_cube(
     ctx: &SessionContext,
     warehouse: &Location,
     years: &BTreeSet<i32>,
 ) -> Result<CubeReport> {
     register_layer(ctx, "raw", &warehouse.join("raw"), &RAW_FILE).await?;
-    let mut report = CubeReport::default();
+    let mut report: CubeReport = years.iter().map(|y| (*y, YearCube::default())).collect();
 
     let dispositions = ctx.sql(&disposition_sql(years)).await?.collect().await?;
     for batch in &dispositions {
-        let sources = cast(batch.column(0), &DataType::Utf8)?;
-        let kinds = cast(batch.column(1), &DataType::Utf8)?;
+        let batch_years = cast(batch.column(0), &DataType::Int32)?;
+        let batch_years = batch_years.as_primitive::<Int32Type>();
+        let sources = cast(batch.column(1), &DataType::Utf8)?;
+        let kinds = cast(batch.column(2), &DataType::Utf8)?;
         let (sources, kinds) = (sources.as_string::<i32>(), kinds.as_string::<i32>());
-        let records = batch.column(2).as_primitive::<Int64Type>();
-        let values = batch.column(3).as_primitive::<Float64Type>();
+        let records = batch.column(3).as_primitive::<Int64Type>();
+        let values = batch.column(4).as_primitive::<Float64Type>();
         for row in 0..batch.num_rows() {
             let entry = report
+                .entry(batch_years.value(row))
+                .or_default()
                 .by_source
                 .entry(sources.value(row).to_string())
                 .or_default();
@@ -172,13 +184,15 @@ pub async fn build_cube(
     }
 
     // Records whose codes no table maps join the quarantine beside ingest's rejects.
-    let mut rejected = PartitionedWriter::new(
-        ctx,
-        &warehouse.join("rejects"),
-        &[YEAR],
-        "part-classify.parquet",
-    )?
-    .with_file_schema(REJECTS_FILE.clone());
+    let rejects = warehouse.join("rejects");
+    for year in years {
+        rejects
+            .join(&format!("{YEAR}={year}"))
+            .delete_where(ctx, |path| path.filename() == Some(CLASSIFY_REJECTS))
+            .await?;
+    }
+    let mut rejected = PartitionedWriter::new(ctx, &rejects, &[YEAR], CLASSIFY_REJECTS)?
+        .with_file_schema(REJECTS_FILE.clone());
     let mut stream = ctx.sql(&rejects_sql(years)).await?.execute_stream().await?;
     while let Some(batch) = stream.next().await {
         rejected.write(&batch?).await?;
@@ -200,12 +214,31 @@ pub async fn build_cube(
             .1
             .parse()
             .expect("year partitions are integers");
-        report.cells_by_year.insert(year, file.rows);
+        report.entry(year).or_default().cells = file.rows;
     }
     ctx.deregister_table("raw")?;
     info!(
-        cells = report.cells_by_year.values().sum::<u64>(),
+        cells = report.values().map(|y| y.cells).sum::<u64>(),
         "cube built"
     );
     Ok(report)
+}
+
+/// Removes the warehouse's partitions of `years` from every layer (raw, cube, rejects): the
+/// years a config no longer names, so that the cube holds the run's years only.
+pub async fn drop_years(
+    ctx: &SessionContext,
+    warehouse: &Location,
+    years: &BTreeSet<i32>,
+) -> Result<()> {
+    for layer in ["raw", "cube", "rejects"] {
+        for year in years {
+            warehouse
+                .join(layer)
+                .join(&format!("{YEAR}={year}"))
+                .delete_all(ctx)
+                .await?;
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,9 @@
 //! let tables = exdep_classify::CodeTables::load(&ctx, &config.tables, &config.years).await?;
 //! tables.register(&ctx, &config.warehouse.join("tables")).await?;
 //! let report = exdep_classify::build_cube(&ctx, &config.warehouse, &config.years).await?;
-//! println!("{:?}", report.cells_by_year);
+//! for (year, cube) in &report {
+//!     println!("{year}: {} cells", cube.cells);
+//! }
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -20,7 +22,7 @@ mod cube;
 mod error;
 mod tables;
 
-pub use cube::{CubeReport, SourceDisposition, build_cube};
+pub use cube::{CubeReport, SourceDisposition, YearCube, build_cube, drop_years};
 pub use error::{Error, Result};
 pub use tables::{CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, TableDigest};
 

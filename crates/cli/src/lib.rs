@@ -6,16 +6,26 @@
 //! # async fn demo() -> Result<(), exdep::Error> {
 //! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
 //! let ctx = exdep_core::new_session();
-//! let manifest = exdep::run_pipeline(&ctx, &config, |stage| eprintln!("{stage}")).await?;
-//! println!("{} tables written", manifest.tables.len());
+//! let options = exdep::RunOptions::default();
+//! let outcome = exdep::run_pipeline(&ctx, &config, &options, |stage| eprintln!("{stage}")).await?;
+//! println!("{} years rebuilt", outcome.plan.rebuild.len());
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
-use exdep_classify::CodeTables;
+mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use exdep_classify::{CodeTables, CubeReport};
 use exdep_core::Config;
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_export::{RunManifest, write_manifest, write_table};
+use exdep_export::{
+    FileState, RunManifest, RunState, read_manifest, read_state, remove_state, write_manifest,
+    write_state, write_table,
+};
+
+pub use plan::Plan;
 
 /// A failure in one of the stages; each names the file, key or table involved.
 #[derive(Debug, thiserror::Error)]
@@ -53,27 +63,116 @@ pub enum Error {
     },
 }
 
-/// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts,
-/// and returns the manifest it wrote to `OUTPUT/_manifest.json`.
+/// How `exdep run` treats earlier runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rebuild every year from the inputs, whatever the run state says.
+    pub force: bool,
+    /// Rebuild these years (and what reads them) even when nothing changed.
+    pub years: Vec<i32>,
+    /// Remove the published tables of years the config no longer names.
+    pub prune: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The work it found to do, with the reasons; empty when nothing changed.
+    pub plan: Plan,
+    /// The manifest of the published tables: the one this run wrote, or, when there was
+    /// nothing to do, the one already there.
+    pub manifest: RunManifest,
+}
+
+/// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts.
+/// Only what changed since the last run is redone (see [`Plan`]); when nothing changed,
+/// nothing is written.
 pub async fn run_pipeline(
     ctx: &SessionContext,
     config: &Config,
+    options: &RunOptions,
     progress: impl Fn(&str),
-) -> Result<RunManifest, Error> {
+) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
     config.require_inputs()?;
     config.register_stores(ctx)?;
-    progress("loading code tables");
+    progress("loading code tables and listing inputs");
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
+    let listed = exdep_ingest::list_inputs(ctx, config).await?;
+    let state = read_state(ctx, &config.warehouse).await?;
+    let previous = read_manifest(ctx, &config.output).await?;
+    let mut plan = Plan::new(
+        config,
+        &listed,
+        &tables.digests,
+        state.as_ref(),
+        previous.as_ref(),
+        options,
+    );
+    if plan.is_empty() {
+        let manifest = previous.expect("a run with nothing to do has published every year");
+        return Ok(RunOutcome { plan, manifest });
+    }
+
+    // From here on the warehouse changes. The state written first leaves out what is about
+    // to be rebuilt, so a run killed midway sends the next one over the same ground.
+    let mut files = BTreeMap::new();
+    let mut cube = CubeReport::new();
+    match &state {
+        Some(state) if plan.full.is_none() => {
+            let redone: BTreeSet<String> = plan
+                .read
+                .iter()
+                .map(|(f, _)| f.location.to_string())
+                .chain(plan.gone.iter().cloned())
+                .collect();
+            files = state.files.clone();
+            files.retain(|url, _| !redone.contains(url));
+            cube = state.cube.clone();
+            cube.retain(|year, _| config.years.contains(year) && !plan.rebuild.contains_key(year));
+            let mut pending = state.clone();
+            pending.files = files.clone();
+            pending.cube = cube.clone();
+            write_state(ctx, &config.warehouse, &pending).await?;
+        }
+        _ => remove_state(ctx, &config.warehouse).await?,
+    }
     tables
         .register(ctx, &config.warehouse.join("tables"))
         .await?;
+    let dropped = if plan.full.is_some() {
+        warehouse_years(ctx, config).await?
+    } else {
+        plan.dropped.clone()
+    };
+    exdep_classify::drop_years(ctx, &config.warehouse, &dropped).await?;
 
-    progress("ingesting inputs into the raw layer");
-    let ingest = exdep_ingest::ingest(ctx, config, &config.warehouse).await?;
-    progress("classifying records into the cube");
-    let cube = exdep_classify::build_cube(ctx, &config.warehouse, &config.years).await?;
-    let inputs = exdep_export::reconcile(&ingest, &cube);
+    progress(&format!("reading {} input files", plan.read.len()));
+    let to_read: Vec<_> = plan.read.iter().map(|(f, _)| f.clone()).collect();
+    let ingest = exdep_ingest::ingest(ctx, config, &config.warehouse, &to_read, &plan.gone).await?;
+    plan.add_years_read(&ingest.files, config);
+    for (file, report) in to_read.iter().zip(&ingest.files) {
+        let reading = config.inputs[file.input_index].reading();
+        files.insert(
+            report.file.clone(),
+            FileState {
+                reading,
+                report: report.clone(),
+            },
+        );
+    }
+
+    progress(&format!(
+        "building the cube of {} years",
+        plan.rebuild.len()
+    ));
+    cube.extend(exdep_classify::build_cube(ctx, &config.warehouse, &plan.rebuilt_years()).await?);
+    let reports: Vec<_> = listed
+        .iter()
+        .filter_map(|f| files.get(&f.location.to_string()))
+        .map(|f| f.report.clone())
+        .collect();
+    let inputs = exdep_export::reconcile(&reports, &cube);
     if let Some(max) = config.max_reject_ratio {
         let read: u64 = inputs.iter().map(|f| f.read).sum();
         let rejected: u64 = inputs.iter().map(|f| f.rejected_total().records).sum();
@@ -91,6 +190,7 @@ pub async fn run_pipeline(
             });
         }
     }
+
     exdep_index::prepare(ctx, &config.warehouse).await?;
     let settings = exdep_index::PlanSettings {
         years: config.years.clone(),
@@ -100,27 +200,71 @@ pub async fn run_pipeline(
         top_n: config.indices.top_n,
         destination_threshold_cny: config.indices.destination_threshold_cny,
     };
+    let index_tables = exdep_index::tables(&settings);
+    plan.replaced = plan.partitions_to_replace(&index_tables);
     // Leftovers of a run killed before it published go first; this run stages its tables
     // and publishes them only when all are computed.
     exdep_export::clear_staging(ctx, &config.output).await?;
     let run_id = started.format("%Y%m%dT%H%M%S%3fZ").to_string();
     let staging = exdep_export::staging_root(&config.output, &run_id);
     let mut written = Vec::new();
-    for table in exdep_index::tables(&settings) {
-        progress(&format!("computing and writing `{}`", table.name));
-        written.push(write_table(ctx, &staging, &table).await?);
+    for table in &index_tables {
+        let years = plan.table_years(table);
+        if years.is_empty() {
+            continue;
+        }
+        progress(&format!(
+            "computing and writing `{}` for {}",
+            table.name,
+            year_span(&years)
+        ));
+        let planned = exdep_index::tables(&exdep_index::PlanSettings {
+            years,
+            ..settings.clone()
+        })
+        .into_iter()
+        .find(|t| t.name == table.name)
+        .expect("the same settings plan the same tables");
+        written.push(write_table(ctx, &staging, &planned).await?);
     }
-    exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &config.years).await?;
+    exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
     progress("publishing");
-    exdep_export::publish(ctx, &staging, &config.output, &mut written, &config.years).await?;
+    exdep_export::publish(ctx, &staging, &config.output, &mut written, &plan.replaced).await?;
     let manifest = RunManifest::new(
         started,
         config,
         tables.digests.clone(),
         inputs,
         &cube,
+        previous.as_ref(),
         written,
+        &plan.replaced,
+        &plan.pruned,
     );
     write_manifest(ctx, &config.output, &manifest).await?;
-    Ok(manifest)
+    let state = RunState::new(config, tables.digests.clone(), files, cube);
+    write_state(ctx, &config.warehouse, &state).await?;
+    Ok(RunOutcome { plan, manifest })
+}
+
+/// Every year any layer of the warehouse holds.
+async fn warehouse_years(ctx: &SessionContext, config: &Config) -> Result<BTreeSet<i32>, Error> {
+    let mut years = BTreeSet::new();
+    for layer in ["raw", "cube", "rejects"] {
+        years.extend(config.warehouse.join(layer).partition_years(ctx).await?);
+    }
+    Ok(years)
+}
+
+/// Years as a short text: `2017-2022` for a run of consecutive years, else a list.
+pub fn year_span(years: &BTreeSet<i32>) -> String {
+    let (Some(first), Some(last)) = (years.first(), years.last()) else {
+        return "no years".to_string();
+    };
+    if (last - first) as usize + 1 == years.len() && years.len() > 1 {
+        format!("{first}-{last}")
+    } else {
+        let list: Vec<String> = years.iter().map(|y| y.to_string()).collect();
+        list.join(", ")
+    }
 }

@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
+use exdep::{Plan, RunOptions, year_span};
 use exdep_classify::CodeTables;
 use exdep_core::{Config, new_session};
-use exdep_export::{FileReconciliation, MANIFEST_NAME, RunManifest};
+use exdep_export::{FileReconciliation, MANIFEST_NAME, REJECTS, RunManifest};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -24,6 +25,16 @@ pub struct RunArgs {
     /// is rejected (replaces the config's `max-reject-ratio`).
     #[arg(long, value_name = "R")]
     max_reject_ratio: Option<f64>,
+    /// Rebuild these years, and the tables that read them, even if nothing changed; a year
+    /// the config does not name is added to this run (comma-separated or repeated).
+    #[arg(long, value_name = "YEAR", value_delimiter = ',')]
+    years: Vec<i32>,
+    /// Rebuild every year from the inputs, whatever the warehouse's run state says.
+    #[arg(long)]
+    force: bool,
+    /// Remove the published tables of years the config no longer names (kept by default).
+    #[arg(long)]
+    prune: bool,
     /// Print only the final summary, no progress.
     #[arg(long)]
     quiet: bool,
@@ -58,19 +69,32 @@ pub async fn run(args: RunArgs) -> Result<()> {
         exdep_core::check_ratio(Some(ratio), "--max-reject-ratio")?;
         config.max_reject_ratio = Some(ratio);
     }
+    config.add_years(&args.years, "--years")?;
+    let options = RunOptions {
+        force: args.force,
+        years: args.years.clone(),
+        prune: args.prune,
+    };
     let ctx = new_session();
-    let manifest = exdep::run_pipeline(&ctx, &config, |stage| {
+    let outcome = exdep::run_pipeline(&ctx, &config, &options, |stage| {
         if !args.quiet {
             eprintln!("[{:>6.2}s] {stage}", timer.elapsed().as_secs_f64());
         }
     })
     .await?;
+    let manifest = &outcome.manifest;
     let manifest_location = config.output.join(MANIFEST_NAME);
-    print_summary(
-        &manifest,
-        &manifest_location.to_string(),
-        timer.elapsed().as_secs_f64(),
-    );
+    let seconds = timer.elapsed().as_secs_f64();
+    if outcome.plan.is_empty() {
+        println!(
+            "exdep run: nothing changed since the run of {}; nothing written ({seconds:.2} s)",
+            manifest.finished
+        );
+        println!("manifest: {manifest_location}");
+        return Ok(());
+    }
+    print_summary(manifest, &manifest_location.to_string(), seconds);
+    print_plan(&outcome.plan);
     if let Some(file) = manifest.inputs.iter().find(|f| !f.balanced) {
         bail!(
             "{}: records do not reconcile (read {}, accepted {}, rejected {}, excluded {})",
@@ -142,4 +166,45 @@ fn print_reconciliation(file: &FileReconciliation) {
         detail(&file.excluded),
         if file.balanced { "" } else { "  MISMATCH" }
     );
+}
+
+/// What the run redid and why, and what it left as it was.
+fn print_plan(plan: &Plan) {
+    if let Some(why) = &plan.full {
+        println!("rebuilt every year: {why}");
+    }
+    println!("years:");
+    for year in &plan.years {
+        let state = if let Some(reasons) = plan.rebuild.get(year) {
+            let reasons: Vec<&str> = reasons.iter().map(String::as_str).collect();
+            format!("recomputed: {}", reasons.join("; "))
+        } else {
+            let rewritten: Vec<&str> = plan
+                .replaced
+                .iter()
+                .filter(|(name, years)| *name != REJECTS && years.contains(year))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            if rewritten.is_empty() {
+                "skipped: current".to_string()
+            } else if plan.unpublished.contains(year) {
+                "tables recomputed: not published under this output yet".to_string()
+            } else {
+                format!(
+                    "tables {} recomputed: they read a rebuilt year",
+                    rewritten.join(", ")
+                )
+            }
+        };
+        println!("  {year}  {state}");
+    }
+    if !plan.dropped.is_empty() {
+        println!(
+            "no longer configured, removed from the warehouse: {}",
+            year_span(&plan.dropped)
+        );
+    }
+    if !plan.pruned.is_empty() {
+        println!("pruned from the output: {}", year_span(&plan.pruned));
+    }
 }

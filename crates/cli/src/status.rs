@@ -1,15 +1,13 @@
 //! `exdep status`: what is published, when, from which inputs, and what is stale.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
+use exdep::{Plan, RunOptions};
 use exdep_classify::CodeTables;
 use exdep_core::{Config, new_session};
-use exdep_export::read_manifest;
-
-/// An input file as it is now: size, entity tag, modification time.
-type Fingerprint = (u64, Option<String>, String);
+use exdep_export::{read_manifest, read_state};
 
 pub async fn status(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
@@ -19,81 +17,59 @@ pub async fn status(path: &Path) -> Result<()> {
         println!("nothing is published under {}", config.output);
         return Ok(());
     };
+    let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
+    let listed = exdep_ingest::list_inputs(&ctx, &config).await?;
+    let state = read_state(&ctx, &config.warehouse).await?;
+    let plan = Plan::new(
+        &config,
+        &listed,
+        &tables.digests,
+        state.as_ref(),
+        Some(&manifest),
+        &RunOptions::default(),
+    );
     println!(
         "published under {} by exdep {}, run finished {}",
         config.output, manifest.exdep_version, manifest.finished
     );
+    if let Some(why) = &plan.full {
+        println!("every year is stale: {why}");
+    }
+    for (file, why) in plan.read.iter().filter(|(f, _)| {
+        state
+            .as_ref()
+            .is_none_or(|s| !s.files.contains_key(&f.location.to_string()))
+    }) {
+        println!(
+            "to read: {} ({why}; its years are known once read)",
+            file.location
+        );
+    }
 
-    // Reasons every year is stale: the config or a code table changed since the run.
-    let mut everywhere = Vec::new();
-    if manifest.config.sha256 != config.sha256 {
-        everywhere.push("the config changed".to_string());
-    }
-    let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
-    for (name, digest) in &tables.digests {
-        match manifest.code_tables.get(name) {
-            Some(used) if used.sha256 == digest.sha256 => {}
-            _ => everywhere.push(format!("code table {name} changed")),
-        }
-    }
-
-    let mut now: BTreeMap<String, Fingerprint> = BTreeMap::new();
-    for input in &config.inputs {
-        for (file, meta) in input
-            .location
-            .list_files(&ctx, input.format.file_extension())
-            .await?
-        {
-            let fingerprint = (
-                meta.size,
-                meta.e_tag.clone(),
-                meta.last_modified.to_rfc3339(),
-            );
-            now.insert(file.to_string(), fingerprint);
-        }
-    }
-    let then: BTreeMap<&str, _> = manifest
-        .inputs
-        .iter()
-        .map(|f| (f.file.as_str(), f))
+    let years: BTreeSet<i32> = config
+        .years
+        .union(&manifest.published_years)
+        .copied()
         .collect();
-    for file in now.keys().filter(|f| !then.contains_key(f.as_str())) {
-        everywhere.push(format!("new input {file} (its years are known once read)"));
-    }
-
-    let published: BTreeSet<i32> = manifest
-        .tables
-        .iter()
-        .flat_map(|t| t.files.iter())
-        .filter_map(|f| f.partition.first()?.1.parse().ok())
-        .collect();
-    let years: BTreeSet<i32> = config.years.union(&published).copied().collect();
     println!("{:<6} {:<10} {:<7} state", "year", "published", "inputs");
     for year in years {
-        let inputs: Vec<_> = manifest
+        let inputs = manifest
             .inputs
             .iter()
             .filter(|f| f.years.contains(&year))
+            .count();
+        let mut reasons: Vec<String> = plan
+            .rebuild
+            .get(&year)
+            .into_iter()
+            .flatten()
+            .cloned()
             .collect();
-        let mut reasons = everywhere.clone();
-        for file in &inputs {
-            match now.get(&file.file) {
-                None => reasons.push(format!("input {} is gone", file.file)),
-                Some((size, e_tag, modified))
-                    if *size != file.bytes
-                        || *e_tag != file.e_tag
-                        || *modified != file.last_modified =>
-                {
-                    reasons.push(format!("input {} changed", file.file))
-                }
-                Some(_) => {}
-            }
-        }
-        let is_published = published.contains(&year);
-        if !is_published && config.years.contains(&year) {
+        let is_published = manifest.published_years.contains(&year);
+        if !is_published {
             reasons.push("configured but not published".into());
         }
-        if is_published && !config.years.contains(&year) {
+        if !config.years.contains(&year) {
             reasons.push("published but no longer configured".into());
         }
         let state = if reasons.is_empty() {
@@ -102,9 +78,8 @@ pub async fn status(path: &Path) -> Result<()> {
             format!("stale: {}", reasons.join("; "))
         };
         println!(
-            "{year:<6} {:<10} {:<7} {state}",
+            "{year:<6} {:<10} {inputs:<7} {state}",
             if is_published { "yes" } else { "no" },
-            inputs.len()
         );
     }
     Ok(())

@@ -234,6 +234,21 @@ pub struct Input {
     pub country_codes: Option<Location>,
 }
 
+impl Input {
+    /// How this input's files are read, as text: a file read under another description must
+    /// be read again.
+    pub fn reading(&self) -> String {
+        format!(
+            "format={} encoding={:?} country-codes={}",
+            self.format.name(),
+            self.encoding,
+            self.country_codes
+                .as_ref()
+                .map_or(String::new(), |l| l.to_string())
+        )
+    }
+}
+
 /// Where the code tables live.
 #[derive(Debug, Clone)]
 pub struct TableLocations {
@@ -295,6 +310,21 @@ impl Config {
             source,
         })?;
         Self::parse(&text, path)
+    }
+
+    /// Adds `years` (given as `key`) to the run's years.
+    pub fn add_years(&mut self, years: &[i32], key: &str) -> Result<()> {
+        for &year in years {
+            check_year(year, key)?;
+            self.years.insert(year);
+        }
+        Ok(())
+    }
+
+    /// SHA-256 of the settings that shape every year's tables (the index settings): when it
+    /// changes, every year is recomputed. Years, inputs and locations are followed one by one.
+    pub fn settings_sha256(&self) -> String {
+        hex_sha256(format!("{:?}", self.indices).as_bytes())
     }
 
     /// Checks config text as if it had been read from `path` (relative locations resolve
@@ -502,6 +532,20 @@ fn working_dir() -> Result<PathBuf> {
     })
 }
 
+fn check_year(year: i32, key: &str) -> Result<()> {
+    if YEAR_RANGE.contains(&year) {
+        return Ok(());
+    }
+    Err(Error::ConfigValue {
+        key: key.to_string(),
+        message: format!(
+            "{year} is outside {}..={}",
+            YEAR_RANGE.start(),
+            YEAR_RANGE.end()
+        ),
+    })
+}
+
 fn check_years(years: &[i32]) -> Result<BTreeSet<i32>> {
     let key = || "years".to_string();
     if years.is_empty() {
@@ -512,16 +556,7 @@ fn check_years(years: &[i32]) -> Result<BTreeSet<i32>> {
     }
     let mut set = BTreeSet::new();
     for &year in years {
-        if !YEAR_RANGE.contains(&year) {
-            return Err(Error::ConfigValue {
-                key: key(),
-                message: format!(
-                    "{year} is outside {}..={}",
-                    YEAR_RANGE.start(),
-                    YEAR_RANGE.end()
-                ),
-            });
-        }
+        check_year(year, "years")?;
         if !set.insert(year) {
             return Err(Error::ConfigValue {
                 key: key(),

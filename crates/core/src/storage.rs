@@ -4,7 +4,7 @@
 //! becomes a `file://` URL. The stores behind the URLs live in the DataFusion session's
 //! runtime, so the plans and exdep's own writers always talk to the same store instance.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -120,6 +120,26 @@ impl Location {
             })
     }
 
+    /// The years of the `year=YYYY` partitions directly under this folder.
+    pub async fn partition_years(&self, ctx: &SessionContext) -> Result<BTreeSet<i32>> {
+        let listing = self
+            .store(ctx)?
+            .list_with_delimiter(Some(&self.path()?))
+            .await?;
+        Ok(listing
+            .common_prefixes
+            .iter()
+            .filter_map(|prefix| {
+                prefix
+                    .filename()?
+                    .strip_prefix(crate::schema::YEAR)?
+                    .strip_prefix('=')?
+                    .parse()
+                    .ok()
+            })
+            .collect())
+    }
+
     /// Deletes every object under this folder.
     pub async fn delete_all(&self, ctx: &SessionContext) -> Result<usize> {
         self.delete_all_except(ctx, &std::collections::HashSet::new())
@@ -132,11 +152,20 @@ impl Location {
         ctx: &SessionContext,
         keep: &std::collections::HashSet<ObjectPath>,
     ) -> Result<usize> {
+        self.delete_where(ctx, |path| !keep.contains(path)).await
+    }
+
+    /// Deletes the objects under this folder whose path `doomed` picks.
+    pub async fn delete_where(
+        &self,
+        ctx: &SessionContext,
+        doomed: impl Fn(&ObjectPath) -> bool,
+    ) -> Result<usize> {
         let store = self.store(ctx)?;
         let prefix = self.path()?;
         let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         let mut deleted = 0;
-        for meta in objects.iter().filter(|m| !keep.contains(&m.location)) {
+        for meta in objects.iter().filter(|m| doomed(&m.location)) {
             store.delete(&meta.location).await?;
             deleted += 1;
         }

@@ -15,6 +15,16 @@ pub enum Error {
         /// What failed.
         source: Box<Error>,
     },
+    /// A manifest or run state exdep wrote earlier cannot be read back.
+    #[error(
+        "{location} is not a manifest this exdep can read ({source}); move it away to start afresh"
+    )]
+    Unreadable {
+        /// Where it is.
+        location: String,
+        /// What is wrong with it.
+        source: serde_json::Error,
+    },
     /// The manifest could not be serialized.
     #[error("cannot serialize the run manifest: {0}")]
     Manifest(#[from] serde_json::Error),

@@ -12,19 +12,24 @@
 //! for table in exdep_index::tables(&settings) {
 //!     reports.push(exdep_export::write_table(&ctx, &staging, &table).await?);
 //! }
-//! exdep_export::publish(&ctx, &staging, &config.output, &mut reports, &config.years).await?;
+//! let replaced = reports
+//!     .iter()
+//!     .map(|r| (r.name.clone(), config.years.clone()))
+//!     .collect();
+//! exdep_export::publish(&ctx, &staging, &config.output, &mut reports, &replaced).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
 mod error;
 mod manifest;
+mod state;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
-use exdep_core::schema::{UNKNOWN_YEAR, YEAR};
+use exdep_core::schema::YEAR;
 use exdep_core::{Location, PartitionedWriter, WrittenFile};
 use exdep_index::IndexTable;
 use futures::{StreamExt, TryStreamExt};
@@ -33,8 +38,10 @@ use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
 pub use manifest::{
-    FileReconciliation, MANIFEST_NAME, RunManifest, read_manifest, reconcile, write_manifest,
+    FileReconciliation, MANIFEST_NAME, RunManifest, partition_year, read_manifest, reconcile,
+    write_manifest,
 };
+pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
 
 /// What was written for one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,8 +68,8 @@ pub async fn clear_staging(ctx: &SessionContext, output: &Location) -> Result<us
     Ok(output.join(STAGING).delete_all(ctx).await?)
 }
 
-/// Stages the warehouse's quarantine of rejected records (the run's years, and year 0 for
-/// records without a usable year) as table `rejects`.
+/// Stages the warehouse's quarantine of rejected records of `years` (year 0 holds records
+/// without a usable year) as table [`REJECTS`].
 pub async fn stage_rejects(
     ctx: &SessionContext,
     warehouse: &Location,
@@ -70,7 +77,7 @@ pub async fn stage_rejects(
     years: &BTreeSet<i32>,
 ) -> Result<u64> {
     let mut copied = 0;
-    for year in years.iter().chain([&UNKNOWN_YEAR]) {
+    for year in years {
         let partition = format!("{YEAR}={year}");
         let from = warehouse.join(REJECTS).join(&partition);
         let to = staging.join(REJECTS).join(&partition);
@@ -88,24 +95,21 @@ pub async fn stage_rejects(
 }
 
 /// Moves every staged table into place under the output root, object by object, then
-/// removes the partitions of the run's years (and year 0) that the run did not rewrite, and
-/// the staging folder. Each move replaces one partition's object whole, so readers see old
-/// or new partitions, never a partial one; until `publish` starts, the published tables are
-/// untouched, so a run killed while computing leaves them as they were.
+/// removes, in the year partitions `replaced` names for each table (index tables and
+/// [`REJECTS`]), what the run did not rewrite, and then the staging folder. Each move
+/// replaces one partition's object whole, so readers see old or new partitions, never a
+/// partial one; until `publish` starts, the published tables are untouched, so a run killed
+/// while computing leaves them as they were. Partitions of other years are not touched.
 pub async fn publish(
     ctx: &SessionContext,
     staging: &Location,
     output: &Location,
     tables: &mut [TableReport],
-    years: &BTreeSet<i32>,
+    replaced: &BTreeMap<String, BTreeSet<i32>>,
 ) -> Result<()> {
     let store = staging.store(ctx)?;
-    let names = tables
-        .iter()
-        .map(|t| t.name.clone())
-        .chain([REJECTS.to_string()]);
-    for name in names {
-        let (from, to) = (staging.join(&name), output.join(&name));
+    for (name, years) in replaced {
+        let (from, to) = (staging.join(name), output.join(name));
         let prefix = from.path()?;
         let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         let mut kept = HashSet::new();
@@ -120,7 +124,7 @@ pub async fn publish(
             store.rename(&object.location, &target).await?;
             kept.insert(target);
         }
-        for year in years.iter().chain([&UNKNOWN_YEAR]) {
+        for year in years {
             to.join(&format!("{YEAR}={year}"))
                 .delete_all_except(ctx, &kept)
                 .await?;
@@ -135,7 +139,7 @@ pub async fn publish(
 }
 
 /// The quarantine table's name.
-const REJECTS: &str = "rejects";
+pub const REJECTS: &str = "rejects";
 
 /// Computes `table` and writes it under `STAGING/NAME/` (see [`staging_root`]).
 pub async fn write_table(

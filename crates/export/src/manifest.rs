@@ -6,7 +6,8 @@ use exdep_classify::{CubeReport, TableDigest};
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::{ObjectStoreExt, PutPayload};
 use exdep_core::{InputFormat, Location, Tally, TallyByReason, total};
-use exdep_ingest::IngestReport;
+use exdep_ingest::FileReport;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, TableReport};
@@ -58,21 +59,23 @@ impl FileReconciliation {
     }
 }
 
-/// Joins what ingest and classification did into one account per input file.
-pub fn reconcile(ingest: &IngestReport, cube: &CubeReport) -> Vec<FileReconciliation> {
-    ingest
-        .files
+/// Joins what ingest did with each file and what classification did with its records, in
+/// every year of `cube`, into one account per input file.
+pub fn reconcile(files: &[FileReport], cube: &CubeReport) -> Vec<FileReconciliation> {
+    files
         .iter()
         .map(|file| {
-            let disposition = cube.by_source.get(&file.file).cloned().unwrap_or_default();
+            let mut accepted = Tally::default();
             let mut rejected = file.rejected.clone();
-            for (reason, tally) in disposition.rejected {
-                rejected.entry(reason).or_default().add(tally);
-            }
-            let accepted = disposition.classified;
             let mut excluded = file.excluded.clone();
-            for (rule, tally) in disposition.excluded {
-                excluded.entry(rule).or_default().add(tally);
+            for disposition in cube.values().filter_map(|y| y.by_source.get(&file.file)) {
+                accepted.add(disposition.classified);
+                for (reason, tally) in &disposition.rejected {
+                    rejected.entry(reason.clone()).or_default().add(*tally);
+                }
+                for (rule, tally) in &disposition.excluded {
+                    excluded.entry(rule.clone()).or_default().add(*tally);
+                }
             }
             let counted = accepted.records + total(&rejected).records + total(&excluded).records;
             FileReconciliation {
@@ -107,6 +110,13 @@ pub struct RunManifest {
     pub config: ConfigRecord,
     /// The years of the run.
     pub years: BTreeSet<i32>,
+    /// The years whose tables are published: the run's, and those of earlier runs that a
+    /// config no longer names but `--prune` did not remove.
+    #[serde(default)]
+    pub published_years: BTreeSet<i32>,
+    /// SHA-256 of the index settings the tables were computed with.
+    #[serde(default)]
+    pub settings_sha256: String,
     /// Configured years for which no record was accepted.
     pub years_without_records: BTreeSet<i32>,
     /// The code tables used.
@@ -129,7 +139,8 @@ pub struct ConfigRecord {
 }
 
 impl RunManifest {
-    /// A manifest for a finished run.
+    /// A manifest for a finished run that rewrote `written` and removed the `pruned` years:
+    /// the files of `previous` in partitions the run did not replace stay listed.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         started: chrono::DateTime<chrono::Utc>,
@@ -137,13 +148,40 @@ impl RunManifest {
         code_tables: BTreeMap<String, TableDigest>,
         inputs: Vec<FileReconciliation>,
         cube: &CubeReport,
-        tables: Vec<TableReport>,
+        previous: Option<&RunManifest>,
+        written: Vec<TableReport>,
+        replaced: &BTreeMap<String, BTreeSet<i32>>,
+        pruned: &BTreeSet<i32>,
     ) -> Self {
         let years_without_records = config
             .years
             .iter()
-            .filter(|y| !cube.cells_by_year.contains_key(y))
+            .filter(|y| cube.get(y).is_none_or(|c| c.cells == 0))
             .copied()
+            .collect();
+        let mut published_years = config.years.clone();
+        if let Some(previous) = previous {
+            published_years.extend(previous.published_years.difference(pruned));
+        }
+        let no_years = BTreeSet::new();
+        let tables = written
+            .into_iter()
+            .map(|mut table| {
+                let replaced = replaced.get(&table.name).unwrap_or(&no_years);
+                let kept = previous
+                    .and_then(|p| p.tables.iter().find(|t| t.name == table.name))
+                    .into_iter()
+                    .flat_map(|t| t.files.iter())
+                    .filter(|f| {
+                        partition_year(f)
+                            .is_some_and(|y| !replaced.contains(&y) && published_years.contains(&y))
+                    })
+                    .cloned();
+                table.files.extend(kept);
+                table.files.sort_by(|a, b| a.partition.cmp(&b.partition));
+                table.rows = table.files.iter().map(|f| f.rows).sum();
+                table
+            })
             .collect();
         Self {
             exdep_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -154,24 +192,60 @@ impl RunManifest {
                 sha256: config.sha256.clone(),
             },
             years: config.years.clone(),
+            published_years,
+            settings_sha256: config.settings_sha256(),
             years_without_records,
             code_tables,
             inputs,
-            cube_cells_by_year: cube.cells_by_year.clone(),
+            cube_cells_by_year: cube.iter().map(|(y, c)| (*y, c.cells)).collect(),
             tables,
         }
     }
 }
 
+/// The year partition a published file is in.
+pub fn partition_year(file: &exdep_core::WrittenFile) -> Option<i32> {
+    file.partition.first()?.1.parse().ok()
+}
+
 /// Reads the manifest of the last published run under `output`, if there is one.
 pub async fn read_manifest(ctx: &SessionContext, output: &Location) -> Result<Option<RunManifest>> {
-    match output.join(MANIFEST_NAME).read_all(ctx).await {
-        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+    read_json(ctx, &output.join(MANIFEST_NAME)).await
+}
+
+/// Reads a JSON object exdep wrote, if it exists.
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<Option<T>> {
+    match location.read_all(ctx).await {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| crate::Error::Unreadable {
+                    location: location.to_string(),
+                    source,
+                })
+        }
         Err(exdep_core::Error::ObjectStore(exdep_core::object_store::Error::NotFound {
             ..
         })) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Writes `value` as a JSON object, replacing what was there.
+pub(crate) async fn write_json<T: Serialize>(
+    ctx: &SessionContext,
+    location: &Location,
+    value: &T,
+) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    location
+        .store(ctx)?
+        .put(&location.path()?, PutPayload::from(json))
+        .await?;
+    Ok(())
 }
 
 /// The marker written after everything else, which a consumer can wait for.
@@ -185,12 +259,11 @@ pub async fn write_manifest(
     manifest: &RunManifest,
 ) -> Result<Location> {
     let location = output.join(MANIFEST_NAME);
-    let json = serde_json::to_vec_pretty(manifest)?;
-    let store = location.store(ctx)?;
-    store.put(&location.path()?, PutPayload::from(json)).await?;
+    write_json(ctx, &location, manifest).await?;
 
     let marker = output.join(SUCCESS_NAME);
-    store
+    marker
+        .store(ctx)?
         .put(
             &marker.path()?,
             PutPayload::from(manifest.finished.clone().into_bytes()),

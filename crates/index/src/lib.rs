@@ -47,25 +47,41 @@ pub struct IndexTable {
     pub name: &'static str,
     /// Hive partition columns, outermost first.
     pub partition_by: &'static [&'static str],
+    /// Whether a year's rows read the previous year's cube (growth margins, changes).
+    pub reads_previous_year: bool,
+    /// Whether a year's rows read the base year's cube.
+    pub reads_base_year: bool,
     /// Schema of the Parquet files (without the partition columns).
     pub file_schema: SchemaRef,
     /// The plan, as SQL over the registered `cube` table.
     pub sql: String,
 }
 
+impl IndexTable {
+    /// The years among `years` whose rows of this table read a cube year in `changed`:
+    /// the rows to recompute when those cube years were rebuilt.
+    pub fn years_reading(
+        &self,
+        changed: &BTreeSet<i32>,
+        years: &BTreeSet<i32>,
+        base_year: i32,
+    ) -> BTreeSet<i32> {
+        let base_changed = self.reads_base_year && changed.contains(&base_year);
+        years
+            .iter()
+            .filter(|&&year| {
+                base_changed
+                    || changed.contains(&year)
+                    || (self.reads_previous_year && changed.contains(&(year - 1)))
+            })
+            .copied()
+            .collect()
+    }
+}
+
 /// The years whose cube partitions exist in the warehouse.
 pub async fn cube_years(ctx: &SessionContext, warehouse: &Location) -> Result<BTreeSet<i32>> {
-    let cube = warehouse.join("cube");
-    let store = cube.store(ctx)?;
-    let listing = store
-        .list_with_delimiter(Some(&cube.path()?))
-        .await
-        .map_err(exdep_core::Error::from)?;
-    Ok(listing
-        .common_prefixes
-        .iter()
-        .filter_map(|prefix| prefix.filename()?.strip_prefix("year=")?.parse().ok())
-        .collect())
+    Ok(warehouse.join("cube").partition_years(ctx).await?)
 }
 
 /// Readies `ctx` for the index plans: registers the warehouse's cube layer as table `cube`

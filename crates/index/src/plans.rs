@@ -256,6 +256,8 @@ fn indices(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "indices",
         partition_by: BY_YEAR_AND_PROVINCE,
+        reads_previous_year: false,
+        reads_base_year: false,
         file_schema: schema(&[
             ("category", DataType::Utf8, false),
             ("exports_usd", DataType::Float64, false),
@@ -288,6 +290,8 @@ fn lq(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "lq",
         partition_by: BY_YEAR_AND_PROVINCE,
+        reads_previous_year: false,
+        reads_base_year: false,
         file_schema: schema(&[
             ("partner", DataType::Utf8, false),
             ("category", DataType::Utf8, false),
@@ -321,6 +325,8 @@ fn region_shares(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "region_shares",
         partition_by: BY_YEAR_AND_PROVINCE,
+        reads_previous_year: false,
+        reads_base_year: false,
         file_schema: schema(&[
             ("region", DataType::Utf8, false),
             ("category", DataType::Utf8, false),
@@ -361,6 +367,8 @@ fn margins(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "margins",
         partition_by: BY_YEAR_AND_PROVINCE,
+        reads_previous_year: true,
+        reads_base_year: false,
         file_schema: schema(&[
             ("category", DataType::Utf8, false),
             ("region", DataType::Utf8, false),
@@ -400,6 +408,8 @@ fn top_links(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "top_links",
         partition_by: BY_YEAR,
+        reads_previous_year: false,
+        reads_base_year: false,
         file_schema: schema(&[
             ("category", DataType::Utf8, false),
             ("rank", DataType::Int64, false),
@@ -441,6 +451,8 @@ fn destinations(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "destinations",
         partition_by: BY_YEAR,
+        reads_previous_year: false,
+        reads_base_year: true,
         file_schema: schema(&[
             ("partner", DataType::Utf8, false),
             ("region", DataType::Utf8, false),
@@ -495,6 +507,8 @@ fn indices_change(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "indices_change",
         partition_by: BY_YEAR_AND_PROVINCE,
+        reads_previous_year: true,
+        reads_base_year: true,
         file_schema: schema(&[
             ("category", DataType::Utf8, false),
             ("index", DataType::Utf8, false),

@@ -11,7 +11,8 @@
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config) -> exdep_ingest::Result<()> {
 //! let ctx = exdep_core::new_session();
-//! let report = exdep_ingest::ingest(&ctx, &config, &config.warehouse).await?;
+//! let files = exdep_ingest::list_inputs(&ctx, &config).await?;
+//! let report = exdep_ingest::ingest(&ctx, &config, &config.warehouse, &files, &[]).await?;
 //! println!("{} files, {} records read", report.files.len(), report.read());
 //! # Ok(()) }
 //! ```
@@ -22,11 +23,11 @@ mod formats;
 mod normalize;
 mod tables;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
 use exdep_core::arrow::compute::{and, cast, filter_record_batch, is_not_null, is_null};
-use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Schema};
 use exdep_core::datafusion::prelude::{
     CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
 };
@@ -34,14 +35,14 @@ use exdep_core::object_store::ObjectMeta;
 use exdep_core::schema::{RAW_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::{Config, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
 pub use formats::CANONICAL_COLUMNS;
 
 /// What ingestion did with one input file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileReport {
     /// The file's URL; raw records carry it in their `source` column.
     pub file: String,
@@ -70,6 +71,12 @@ pub struct FileReport {
     pub excluded: TallyByReason,
     /// Accepted records by year.
     pub accepted_by_year: BTreeMap<i32, u64>,
+    /// Every year its records name, in the run's years or not: when the run's years change,
+    /// a file that names an added or removed year is read again.
+    pub years_seen: BTreeSet<i32>,
+    /// Rejected records filed under year 0 in the quarantine: no usable year, or one
+    /// outside the run.
+    pub rejected_without_year: u64,
 }
 
 /// What ingestion did with all inputs.
@@ -86,44 +93,21 @@ impl IngestReport {
     }
 }
 
-/// One input file, looked at and registered, ready to be read.
-struct Prepared {
-    file: Location,
-    meta: ObjectMeta,
-    format: InputFormat,
-    encoding: Option<String>,
-    origin_column: Option<String>,
-    /// The validation plan, made once while looking at the file.
-    frame: DataFrame,
-    tables: Vec<String>,
+/// One file of the configured inputs, as listed.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    /// Which of the config's `[[inputs]]` lists it.
+    pub input_index: usize,
+    /// Where it is.
+    pub location: Location,
+    /// Size, entity tag and modification time.
+    pub meta: ObjectMeta,
 }
 
-/// Reads every input of `config`, writes accepted records to `WAREHOUSE/raw/year=YYYY/` and
-/// rejected ones to `WAREHOUSE/rejects/year=YYYY/` for the run's years (replacing what was
-/// there), and reports what happened to each record.
-pub async fn ingest(
-    ctx: &SessionContext,
-    config: &Config,
-    warehouse: &Location,
-) -> Result<IngestReport> {
-    let staging = warehouse.join("_staging");
-    staging.delete_all(ctx).await?;
-    let result = ingest_inputs(ctx, config, warehouse, &staging).await;
-    // The staging copies are scratch, whether the run went well or not.
-    staging.delete_all(ctx).await?;
-    result
-}
-
-async fn ingest_inputs(
-    ctx: &SessionContext,
-    config: &Config,
-    warehouse: &Location,
-    staging: &Location,
-) -> Result<IngestReport> {
-    // Look at every file before touching the warehouse, so a bad input fails the run while
-    // the previous raw layer is still intact.
-    let mut prepared = Vec::new();
-    let mut customs_registered = false;
+/// Lists the files of every configured input, in input order; an input that names no file
+/// is an error.
+pub async fn list_inputs(ctx: &SessionContext, config: &Config) -> Result<Vec<InputFile>> {
+    let mut files = Vec::new();
     for (input_index, input) in config.inputs.iter().enumerate() {
         let listed = input
             .location
@@ -138,37 +122,90 @@ async fn ingest_inputs(
                 },
             });
         }
-        for (file, meta) in listed {
-            let index = prepared.len();
-            let ready = prepare(
-                ctx,
-                config,
-                input,
-                input_index,
-                index,
-                file,
-                meta,
-                staging,
-                &mut customs_registered,
-            )
-            .await?;
-            prepared.push(ready);
-        }
+        files.extend(listed.into_iter().map(|(location, meta)| InputFile {
+            input_index,
+            location,
+            meta,
+        }));
+    }
+    Ok(files)
+}
+
+/// The name of the objects a file's records take in each `raw/` and `rejects/` partition:
+/// named after the file's URL, so reading one file again replaces exactly its own objects.
+pub fn part_name(file: &str) -> String {
+    let digest = exdep_core::hex_sha256(file.as_bytes());
+    format!("part-{}.parquet", &digest[..16])
+}
+
+/// One input file, looked at and registered, ready to be read.
+struct Prepared {
+    file: Location,
+    meta: ObjectMeta,
+    format: InputFormat,
+    encoding: Option<String>,
+    origin_column: Option<String>,
+    /// The validation plan, made once while looking at the file.
+    frame: DataFrame,
+    tables: Vec<String>,
+}
+
+/// Reads `files` (from [`list_inputs`]), writes their accepted records to
+/// `WAREHOUSE/raw/year=YYYY/` and rejected ones to `WAREHOUSE/rejects/year=YYYY/`, each file
+/// to its own object per partition (see [`part_name`]), replacing what an earlier read of
+/// the file left; removes what the files in `gone` left; and reports what happened to each
+/// record read. Other files' objects are untouched.
+pub async fn ingest(
+    ctx: &SessionContext,
+    config: &Config,
+    warehouse: &Location,
+    files: &[InputFile],
+    gone: &[String],
+) -> Result<IngestReport> {
+    let staging = warehouse.join("_staging");
+    staging.delete_all(ctx).await?;
+    let result = ingest_inputs(ctx, config, warehouse, &staging, files, gone).await;
+    // The staging copies are scratch, whether the run went well or not.
+    staging.delete_all(ctx).await?;
+    result
+}
+
+async fn ingest_inputs(
+    ctx: &SessionContext,
+    config: &Config,
+    warehouse: &Location,
+    staging: &Location,
+    files: &[InputFile],
+    gone: &[String],
+) -> Result<IngestReport> {
+    // Look at every file before touching the warehouse, so a bad input fails the run while
+    // the previous raw layer is still intact.
+    let mut prepared = Vec::new();
+    let mut customs_registered = false;
+    for (index, file) in files.iter().enumerate() {
+        let ready = prepare(ctx, config, file, index, staging, &mut customs_registered).await?;
+        prepared.push(ready);
     }
 
     let raw = warehouse.join("raw");
     let rejects = warehouse.join("rejects");
-    for year in config.years.iter().chain([&UNKNOWN_YEAR]) {
-        raw.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
-        rejects
-            .join(&format!("{YEAR}={year}"))
-            .delete_all(ctx)
+    let replaced: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.location.to_string())
+        .chain(gone.iter().cloned())
+        .map(|file| part_name(&file))
+        .collect();
+    for layer in [&raw, &rejects] {
+        layer
+            .delete_where(ctx, |path| {
+                path.filename().is_some_and(|name| replaced.contains(name))
+            })
             .await?;
     }
     let mut report = IngestReport::default();
-    for (index, file) in prepared.iter().enumerate() {
+    for file in &prepared {
         let span = info_span!("ingest", file = %file.file, format = file.format.name());
-        let file_report = read_file(ctx, index, file, &raw, &rejects)
+        let file_report = read_file(ctx, file, &raw, &rejects)
             .instrument(span)
             .await?;
         for table in &file.tables {
@@ -183,18 +220,16 @@ async fn ingest_inputs(
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn prepare(
     ctx: &SessionContext,
     config: &Config,
-    input: &Input,
-    input_index: usize,
+    listed: &InputFile,
     index: usize,
-    file: Location,
-    meta: ObjectMeta,
     staging: &Location,
     customs_registered: &mut bool,
 ) -> Result<Prepared> {
+    let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
+    let input: &Input = &config.inputs[input_index];
     let table = format!("ingest_input_{index}");
     let parquet = match input.format {
         InputFormat::CanonicalParquet => true,
@@ -232,7 +267,7 @@ async fn prepare(
         (InputFormat::CanonicalParquet, columns, None)
     } else {
         let staged = staging.join(&format!("{index:05}.csv"));
-        let normalized = normalize::normalize(ctx, &file, &meta, input.encoding, &staged).await?;
+        let normalized = normalize::normalize(ctx, &file, meta, input.encoding, &staged).await?;
         let format = match input.format {
             InputFormat::Auto => {
                 let format =
@@ -305,7 +340,7 @@ async fn prepare(
     let frame = ctx.sql(&sql).await.map_err(read_error)?;
     Ok(Prepared {
         file,
-        meta,
+        meta: meta.clone(),
         format,
         encoding,
         origin_column: projection.origin_column,
@@ -316,7 +351,6 @@ async fn prepare(
 
 async fn read_file(
     ctx: &SessionContext,
-    index: usize,
     prepared: &Prepared,
     raw: &Location,
     rejects: &Location,
@@ -328,7 +362,7 @@ async fn read_file(
         source: Box::new(e),
     };
     let mut stream = frame.execute_stream().await.map_err(read_error)?;
-    let part = format!("part-{index:05}.parquet");
+    let part = part_name(&file.to_string());
     let mut accepted_writer =
         PartitionedWriter::new(ctx, raw, &[YEAR], &part)?.with_file_schema(RAW_FILE.clone());
     let mut rejected_writer = PartitionedWriter::new(ctx, rejects, &[YEAR], &part)?
@@ -346,6 +380,8 @@ async fn read_file(
         rejected: TallyByReason::new(),
         excluded: TallyByReason::new(),
         accepted_by_year: BTreeMap::new(),
+        years_seen: BTreeSet::new(),
+        rejected_without_year: 0,
     };
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(read_error)?;
@@ -386,6 +422,8 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBa
     let (reasons, rules) = (reasons.as_string::<i32>(), rules.as_string::<i32>());
     let values = column("value").as_primitive::<Float64Type>();
     report.read += batch.num_rows() as u64;
+    let years = column("year").as_primitive::<Int32Type>();
+    report.years_seen.extend(years.iter().flatten());
     for row in 0..batch.num_rows() {
         let value = if values.is_null(row) {
             0.0
@@ -410,6 +448,12 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBa
     let accepted = filter_record_batch(batch, &and(&is_null(reasons)?, &is_null(rules)?)?)?;
     let rejected = filter_record_batch(batch, &is_not_null(reasons)?)?;
     // The quarantine's partition column is the reject's filing year (see `validation_sql`).
+    let reject_years = cast(column_of(&rejected, "reject_year"), &DataType::Int32)?;
+    report.rejected_without_year += reject_years
+        .as_primitive::<Int32Type>()
+        .iter()
+        .filter(|year| *year == Some(UNKNOWN_YEAR))
+        .count() as u64;
     let rejected = RecordBatch::try_new(
         std::sync::Arc::new(Schema::new(vec![
             Field::new(YEAR, DataType::Int32, false),
@@ -419,7 +463,7 @@ fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBa
             Field::new("raw", DataType::Utf8, true),
         ])),
         vec![
-            cast(column_of(&rejected, "reject_year"), &DataType::Int32)?,
+            reject_years,
             cast(column_of(&rejected, "source"), &DataType::Utf8)?,
             cast(column_of(&rejected, "line"), &DataType::Int64)?,
             cast(column_of(&rejected, "reason"), &DataType::Utf8)?,

@@ -1,0 +1,94 @@
+//! The run state: what the warehouse holds and what it was built from, so that the next run
+//! redoes only what changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use exdep_classify::{CubeReport, TableDigest};
+use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::object_store::ObjectStoreExt;
+use exdep_core::{Config, Location};
+use exdep_ingest::FileReport;
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::manifest::{read_json, write_json};
+
+/// The run state's name under the warehouse root.
+pub const STATE_NAME: &str = "_state.json";
+
+/// What the warehouse's layers were built from. A run writes it last; before it changes
+/// the warehouse it writes the state without what it is about to rebuild, so a run killed
+/// midway leaves a state that sends the next run over the same ground.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunState {
+    /// The exdep version that built the layers.
+    pub exdep_version: String,
+    /// When the state was written (RFC 3339, UTC).
+    pub written: String,
+    /// SHA-256 of the config file's bytes.
+    pub config_sha256: String,
+    /// SHA-256 of the settings that shape every year (see [`Config::settings_sha256`]).
+    pub settings_sha256: String,
+    /// The code tables, with the hash of their bytes.
+    pub code_tables: BTreeMap<String, TableDigest>,
+    /// The years the layers were built for.
+    pub years: BTreeSet<i32>,
+    /// Every input file in the raw layer: its fingerprint, how it was read and what became
+    /// of its records.
+    pub files: BTreeMap<String, FileState>,
+    /// The cube's years: cells and the dispositions of their raw records.
+    pub cube: CubeReport,
+}
+
+/// One input file in the raw layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileState {
+    /// How it was read (see [`exdep_core::Input::reading`]).
+    pub reading: String,
+    /// What ingest did with it, with its size, entity tag and modification time.
+    pub report: FileReport,
+}
+
+impl RunState {
+    /// The state of a warehouse built for `config` from these files and cube years.
+    pub fn new(
+        config: &Config,
+        code_tables: BTreeMap<String, TableDigest>,
+        files: BTreeMap<String, FileState>,
+        cube: CubeReport,
+    ) -> Self {
+        Self {
+            exdep_version: env!("CARGO_PKG_VERSION").to_string(),
+            written: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            config_sha256: config.sha256.clone(),
+            settings_sha256: config.settings_sha256(),
+            code_tables,
+            years: config.years.clone(),
+            files,
+            cube,
+        }
+    }
+}
+
+/// Reads the warehouse's run state, if there is one.
+pub async fn read_state(ctx: &SessionContext, warehouse: &Location) -> Result<Option<RunState>> {
+    read_json(ctx, &warehouse.join(STATE_NAME)).await
+}
+
+/// Writes the warehouse's run state.
+pub async fn write_state(
+    ctx: &SessionContext,
+    warehouse: &Location,
+    state: &RunState,
+) -> Result<()> {
+    write_json(ctx, &warehouse.join(STATE_NAME), state).await
+}
+
+/// Removes the warehouse's run state, so that the next run starts from the inputs.
+pub async fn remove_state(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
+    let location = warehouse.join(STATE_NAME);
+    match location.store(ctx)?.delete(&location.path()?).await {
+        Ok(()) | Err(exdep_core::object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
