@@ -269,3 +269,33 @@ fn an_unknown_storage_option_is_named() {
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("storage.aws_endpoin"), "{stderr}");
 }
+
+#[test]
+fn parquet_compression_is_configurable_and_checked() {
+    use exdep_core::parquet::basic::Compression;
+    use exdep_core::parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let scratch = Scratch::new();
+    scratch.write("inputs/mixed.csv", MIXED);
+    let config = scratch.config(&[2020], "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("parquet-compression = \"brotli(4)\"\n{text}"),
+    )
+    .unwrap();
+    let error = failing(&scratch);
+    assert!(
+        error.contains("parquet-compression") && error.contains("brotli(4)"),
+        "{error}"
+    );
+
+    std::fs::write(&config, format!("parquet-compression = \"snappy\"\n{text}")).unwrap();
+    scratch.run_ok();
+    let file =
+        std::fs::File::open(scratch.path("out/indices/year=2020/province=44/part-00000.parquet"))
+            .unwrap();
+    let metadata = SerializedFileReader::new(file).unwrap().metadata().clone();
+    let column = metadata.row_group(0).column(0);
+    assert_eq!(column.compression(), Compression::SNAPPY);
+}

@@ -118,7 +118,10 @@ fn write_parquet(spec: &Spec, file: File) -> Result<()> {
             Arc::new(currency.finish()),
         ],
     )?;
-    let mut writer = ArrowWriter::try_new(file, schema, Some(exdep_core::writer_properties()))?;
+    let compression = exdep_core::parse_compression(exdep_core::DEFAULT_COMPRESSION)
+        .expect("the default compression is valid");
+    let properties = exdep_core::writer_properties(compression);
+    let mut writer = ArrowWriter::try_new(file, schema, Some(properties))?;
     writer.write(&batch)?;
     writer.close()?;
     Ok(())

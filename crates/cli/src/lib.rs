@@ -95,7 +95,7 @@ pub async fn run_pipeline(
 ) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
     config.require_inputs()?;
-    config.register_stores(ctx)?;
+    config.prepare_session(ctx)?;
     progress("loading code tables and listing inputs");
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
     let listed = exdep_ingest::list_inputs(ctx, config).await?;

@@ -43,7 +43,7 @@ pub struct RunArgs {
 pub async fn check(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let ctx = new_session();
-    config.register_stores(&ctx)?;
+    config.prepare_session(&ctx)?;
     let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
     println!(
         "config ok: {} years, {} inputs, {} chapters, {} partners, {} provinces",

@@ -12,7 +12,7 @@ use exdep_export::{read_manifest, read_state};
 pub async fn status(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let ctx = new_session();
-    config.register_stores(&ctx)?;
+    config.prepare_session(&ctx)?;
     let Some(manifest) = read_manifest(&ctx, &config.output).await? else {
         println!("nothing is published under {}", config.output);
         return Ok(());

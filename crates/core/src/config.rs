@@ -45,6 +45,9 @@ struct ConfigFile {
     /// environment's `AWS_*`, `GOOGLE_*` and `AZURE_*` variables. Default: none.
     #[serde(default)]
     storage: BTreeMap<String, String>,
+    /// Compression of the Parquet files exdep writes. Default `zstd(3)`.
+    #[serde(default)]
+    parquet_compression: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,6 +303,8 @@ pub struct Config {
     pub max_reject_ratio: Option<f64>,
     /// Object store options from `[storage]` (never logged: they may hold secrets).
     pub storage: BTreeMap<String, String>,
+    /// Compression of the Parquet files written, as DataFusion names it (`zstd(3)`, ...).
+    pub parquet_compression: String,
 }
 
 impl Config {
@@ -433,6 +438,16 @@ impl Config {
         };
         let max_reject_ratio = file.max_reject_ratio;
         check_ratio(max_reject_ratio, "max-reject-ratio")?;
+        let parquet_compression = file
+            .parquet_compression
+            .unwrap_or_else(|| crate::storage::DEFAULT_COMPRESSION.to_string())
+            .to_lowercase();
+        crate::storage::parse_compression(&parquet_compression).map_err(|message| {
+            Error::ConfigValue {
+                key: "parquet-compression".into(),
+                message,
+            }
+        })?;
         Ok(Self {
             path: path.to_path_buf(),
             sha256: hex_sha256(text.as_bytes()),
@@ -449,6 +464,7 @@ impl Config {
             },
             max_reject_ratio,
             storage: file.storage,
+            parquet_compression,
         })
     }
 
@@ -496,8 +512,16 @@ impl Config {
         .collect()
     }
 
-    /// Registers the cloud stores of every location in `ctx`.
-    pub fn register_stores(&self, ctx: &SessionContext) -> Result<()> {
+    /// Readies `ctx` for this config: registers the cloud stores of every location, and
+    /// sets the compression of the Parquet files written.
+    pub fn prepare_session(&self, ctx: &SessionContext) -> Result<()> {
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .execution
+            .parquet
+            .compression = Some(self.parquet_compression.clone());
         crate::register_stores(ctx, &self.store_urls(), &self.storage)
     }
 

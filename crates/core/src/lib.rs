@@ -27,7 +27,10 @@ pub use config::{
 };
 pub use error::{Error, Result};
 pub use session::{new_session, register_layer, register_text_table, utf8_text};
-pub use storage::{InputLocation, Location, PartitionedWriter, WrittenFile, writer_properties};
+pub use storage::{
+    DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile,
+    parse_compression, writer_properties,
+};
 pub use stores::register_stores;
 pub use tally::{Tally, TallyByReason, total};
 

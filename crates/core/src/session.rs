@@ -7,7 +7,7 @@ use arrow::datatypes::{Field, Schema};
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 
-use crate::storage::writer_properties;
+use crate::storage::{session_compression, writer_properties};
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
 use object_store::memory::InMemory;
 use url::Url;
@@ -73,7 +73,11 @@ pub async fn register_text_table(
         .file_extension(extension);
     let rows = ctx.read_csv(url, options).await?.collect().await?;
     let mut bytes = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut bytes, Arc::new(schema), Some(writer_properties()))?;
+    let mut writer = ArrowWriter::try_new(
+        &mut bytes,
+        Arc::new(schema),
+        Some(writer_properties(session_compression(ctx))),
+    )?;
     for batch in &rows {
         writer.write(batch)?;
     }

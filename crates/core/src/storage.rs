@@ -326,10 +326,43 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Parquet settings for every file exdep writes: zstd, column statistics, bounded row groups.
-pub fn writer_properties() -> WriterProperties {
+/// The compression of the Parquet files exdep writes unless a config says otherwise.
+pub const DEFAULT_COMPRESSION: &str = "zstd(3)";
+
+/// Reads a compression as DataFusion and the config name it: `uncompressed`, `snappy`,
+/// `gzip(LEVEL)`, `lz4_raw` or `zstd(LEVEL)`.
+pub fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
+    let compression: Compression = text.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    match compression {
+        Compression::UNCOMPRESSED
+        | Compression::SNAPPY
+        | Compression::GZIP(_)
+        | Compression::LZ4_RAW
+        | Compression::ZSTD(_) => Ok(compression),
+        _ => Err(format!(
+            "`{text}` is not one of uncompressed, snappy, gzip(LEVEL), lz4_raw, zstd(LEVEL)"
+        )),
+    }
+}
+
+/// The compression `ctx` is set to write Parquet with (see `Config::prepare_session`).
+pub fn session_compression(ctx: &SessionContext) -> Compression {
+    let configured = ctx
+        .copied_config()
+        .options()
+        .execution
+        .parquet
+        .compression
+        .clone();
+    parse_compression(configured.as_deref().unwrap_or(DEFAULT_COMPRESSION))
+        .unwrap_or(Compression::ZSTD(ZstdLevel::default()))
+}
+
+/// Parquet settings for every file exdep writes: the given compression, column statistics,
+/// bounded row groups.
+pub fn writer_properties(compression: Compression) -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_compression(compression)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_created_by(format!("exdep {}", env!("CARGO_PKG_VERSION")))
@@ -356,6 +389,7 @@ pub struct PartitionedWriter {
     partition_columns: Vec<String>,
     file_name: String,
     file_schema: Option<SchemaRef>,
+    compression: Compression,
     writers: BTreeMap<Vec<String>, PartitionFile>,
 }
 
@@ -379,6 +413,7 @@ impl PartitionedWriter {
             partition_columns: partition_columns.iter().map(|c| c.to_string()).collect(),
             file_name: file_name.to_string(),
             file_schema: None,
+            compression: session_compression(ctx),
             writers: BTreeMap::new(),
         })
     }
@@ -462,7 +497,7 @@ impl PartitionedWriter {
             let writer = AsyncArrowWriter::try_new(
                 object,
                 Arc::new(Schema::new(schema.fields().clone())),
-                Some(writer_properties()),
+                Some(writer_properties(self.compression)),
             )?;
             self.writers.insert(
                 key.clone(),
