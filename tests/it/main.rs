@@ -3,6 +3,7 @@
 //! recomputation of every table.
 
 mod cli;
+mod cluster;
 mod fixtures;
 mod incremental;
 mod memory;

@@ -18,17 +18,17 @@ use futures::TryStreamExt;
 
 use crate::support::{Scratch, configs_dir};
 
-const BUCKET: &str = "exdep";
+pub const BUCKET: &str = "exdep";
 const SECRET: &str = "s3cr3t-never-printed";
 
-/// A moto server on a free loopback port, stopped on drop.
-struct S3Server {
+/// A moto server on a free loopback port, stopped on drop (also used by the cluster tests).
+pub struct S3Server {
     child: Child,
     endpoint: String,
 }
 
 impl S3Server {
-    fn start() -> Option<Self> {
+    pub fn start() -> Option<Self> {
         let available = Command::new("moto_server")
             .arg("--help")
             .stdout(Stdio::null())
@@ -79,7 +79,7 @@ impl S3Server {
         Some(server)
     }
 
-    fn store(&self) -> impl ObjectStore {
+    pub fn store(&self) -> impl ObjectStore {
         AmazonS3Builder::new()
             .with_bucket_name(BUCKET)
             .with_endpoint(&self.endpoint)
@@ -91,7 +91,7 @@ impl S3Server {
             .unwrap()
     }
 
-    fn env(&self, command: &mut Command) {
+    pub fn env(&self, command: &mut Command) {
         command
             .env("AWS_ENDPOINT", &self.endpoint)
             .env("AWS_ALLOW_HTTP", "true")
@@ -133,7 +133,7 @@ fn s3_config_for(scratch: &Scratch, years: &[i32]) {
 
 impl S3Server {
     /// Puts a local file into the bucket.
-    async fn upload(&self, from: &std::path::Path, to: &str) {
+    pub async fn upload(&self, from: &std::path::Path, to: &str) {
         let bytes = std::fs::read(from).unwrap();
         self.store()
             .put(&ObjectPath::from(to), PutPayload::from(bytes))

@@ -35,6 +35,10 @@ pub struct RunArgs {
     /// Remove the published tables of years the config no longer names (kept by default).
     #[arg(long)]
     prune: bool,
+    /// Run the plans on the Ballista cluster whose scheduler this is, `df://HOST:PORT`
+    /// (replaces the config's `[engine]`).
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
     /// Print only the final summary, no progress.
     #[arg(long)]
     quiet: bool,
@@ -70,12 +74,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
         config.max_reject_ratio = Some(ratio);
     }
     config.add_years(&args.years, "--years")?;
+    match &args.cluster {
+        Some(scheduler) => config.use_cluster(scheduler)?,
+        None => config.check_engine()?,
+    }
     let options = RunOptions {
         force: args.force,
         years: args.years.clone(),
         prune: args.prune,
     };
-    let ctx = new_session();
+    let ctx = exdep_core::connect(&config).await?;
     let outcome = exdep::run_pipeline(&ctx, &config, &options, |stage| {
         if !args.quiet {
             eprintln!("[{:>6.2}s] {stage}", timer.elapsed().as_secs_f64());

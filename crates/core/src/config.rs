@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::storage::{InputLocation, Location};
+use url::Url;
 
 /// The earliest and latest years exdep accepts; anything else is a typo.
 const YEAR_RANGE: std::ops::RangeInclusive<i32> = 1950..=2100;
@@ -48,6 +49,46 @@ struct ConfigFile {
     /// Compression of the Parquet files exdep writes. Default `zstd(3)`.
     #[serde(default)]
     parquet_compression: Option<String>,
+    /// Where the plans execute. Default: embedded, in this process.
+    #[serde(default)]
+    engine: EngineFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct EngineFile {
+    /// `embedded` (default) or `ballista`.
+    #[serde(default)]
+    kind: EngineKind,
+    /// The Ballista scheduler, `df://HOST:PORT`; required for, and only for, `ballista`.
+    #[serde(default)]
+    scheduler: Option<String>,
+    /// Whether local paths name a filesystem every node of the cluster mounts at the same
+    /// place. Default `false`: local paths are refused unless the scheduler is on this host.
+    #[serde(default)]
+    shared_local_paths: bool,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum EngineKind {
+    #[default]
+    Embedded,
+    Ballista,
+}
+
+/// Where a run's plans execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// In this process, with DataFusion.
+    Embedded,
+    /// On an Apache DataFusion Ballista cluster.
+    Ballista {
+        /// The scheduler, `df://HOST:PORT`.
+        scheduler: String,
+        /// Whether local paths are on a filesystem every node mounts at the same place.
+        shared_local_paths: bool,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,6 +346,8 @@ pub struct Config {
     pub storage: BTreeMap<String, String>,
     /// Compression of the Parquet files written, as DataFusion names it (`zstd(3)`, ...).
     pub parquet_compression: String,
+    /// Where the plans execute.
+    pub engine: Engine,
 }
 
 impl Config {
@@ -448,7 +491,26 @@ impl Config {
                 message,
             }
         })?;
-        Ok(Self {
+        let engine = match (file.engine.kind, file.engine.scheduler) {
+            (EngineKind::Embedded, None) => Engine::Embedded,
+            (EngineKind::Embedded, Some(_)) => {
+                return Err(Error::ConfigValue {
+                    key: "engine.scheduler".into(),
+                    message: "is for `kind = \"ballista\"` only".into(),
+                });
+            }
+            (EngineKind::Ballista, None) => {
+                return Err(Error::ConfigValue {
+                    key: "engine.scheduler".into(),
+                    message: "a Ballista run needs its scheduler, `df://HOST:PORT`".into(),
+                });
+            }
+            (EngineKind::Ballista, Some(scheduler)) => Engine::Ballista {
+                scheduler: check_scheduler(&scheduler, "engine.scheduler")?,
+                shared_local_paths: file.engine.shared_local_paths,
+            },
+        };
+        let config = Self {
             path: path.to_path_buf(),
             sha256: hex_sha256(text.as_bytes()),
             years,
@@ -465,7 +527,100 @@ impl Config {
             max_reject_ratio,
             storage: file.storage,
             parquet_compression,
-        })
+            engine,
+        };
+        config.check_engine()?;
+        Ok(config)
+    }
+
+    /// Runs on the Ballista cluster whose scheduler is `scheduler` (the CLI's `--cluster`).
+    pub fn use_cluster(&mut self, scheduler: &str) -> Result<()> {
+        let shared_local_paths = matches!(
+            self.engine,
+            Engine::Ballista {
+                shared_local_paths: true,
+                ..
+            }
+        );
+        self.engine = Engine::Ballista {
+            scheduler: check_scheduler(scheduler, "--cluster")?,
+            shared_local_paths,
+        };
+        self.check_engine()
+    }
+
+    /// On a cluster, the executors read the inputs and write the warehouse and the output:
+    /// those locations must be where every node reaches them, and store options must come
+    /// from the nodes' environment, which the executors see, not from the config.
+    pub fn check_engine(&self) -> Result<()> {
+        let Engine::Ballista {
+            scheduler,
+            shared_local_paths,
+        } = &self.engine
+        else {
+            return Ok(());
+        };
+        if !self.storage.is_empty() {
+            return Err(Error::ConfigValue {
+                key: "storage".into(),
+                message: format!(
+                    "the executors of {scheduler} do not see the config's store options; \
+                     give them as AWS_*, GOOGLE_* or AZURE_* variables in the environment of \
+                     the client, the scheduler and every executor"
+                ),
+            });
+        }
+        let scheduler_is_local = Url::parse(scheduler)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string))
+            .is_some_and(|host| {
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            });
+        let locations = self
+            .inputs
+            .iter()
+            .map(|input| {
+                (
+                    "inputs",
+                    input.location.object_store_url().as_str().to_string(),
+                    input.location.to_string(),
+                )
+            })
+            .chain([
+                (
+                    "warehouse",
+                    self.warehouse.object_store_url().as_str().to_string(),
+                    self.warehouse.to_string(),
+                ),
+                (
+                    "output",
+                    self.output.object_store_url().as_str().to_string(),
+                    self.output.to_string(),
+                ),
+            ]);
+        for (key, store, location) in locations {
+            let unseen = if store.starts_with("memory:") {
+                Some("lives in this process's memory")
+            } else if store.starts_with("file:") && !scheduler_is_local && !shared_local_paths {
+                Some("is a path on this machine")
+            } else {
+                None
+            };
+            if let Some(unseen) = unseen {
+                return Err(Error::ConfigValue {
+                    key: key.into(),
+                    message: format!(
+                        "`{location}` {unseen}, which the executors of {scheduler} cannot \
+                         see: put it in a bucket (s3://, gs://, az://), or, if every node \
+                         mounts it at the same place, set `engine.shared-local-paths = true`"
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the configured inputs (the CLI's `--input`), resolved against the working
@@ -554,6 +709,22 @@ fn working_dir() -> Result<PathBuf> {
         path: PathBuf::from("."),
         source,
     })
+}
+
+/// A scheduler URL, `df://HOST:PORT`.
+fn check_scheduler(text: &str, key: &str) -> Result<String> {
+    let url = Url::parse(text).ok().filter(|url| {
+        url.scheme() == "df"
+            && url.host_str().is_some_and(|h| !h.is_empty())
+            && url.port().is_some()
+    });
+    match url {
+        Some(_) => Ok(text.to_string()),
+        None => Err(Error::ConfigValue {
+            key: key.to_string(),
+            message: format!("`{text}` is not a scheduler URL, df://HOST:PORT"),
+        }),
+    }
 }
 
 fn check_year(year: i32, key: &str) -> Result<()> {

@@ -59,6 +59,14 @@ pub enum Error {
         /// The absent column.
         column: String,
     },
+    /// The Ballista cluster cannot be used.
+    #[error("cluster at {scheduler}: {source}")]
+    Cluster {
+        /// The scheduler's URL.
+        scheduler: String,
+        /// What failed.
+        source: Box<datafusion::error::DataFusionError>,
+    },
     /// An error from DataFusion.
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),

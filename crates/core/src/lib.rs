@@ -22,16 +22,16 @@ mod stores;
 mod tally;
 
 pub use config::{
-    Config, DestinationLevel, IndexSettings, Input, InputFormat, TableLocations, TextEncoding,
-    check_ratio, hex_sha256,
+    Config, DestinationLevel, Engine, IndexSettings, Input, InputFormat, TableLocations,
+    TextEncoding, check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};
-pub use session::{new_session, register_layer, register_text_table, utf8_text};
+pub use session::{connect, new_session, register_layer, register_text_table, utf8_text};
 pub use storage::{
     DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile,
     parse_compression, writer_properties,
 };
-pub use stores::register_stores;
+pub use stores::{EnvironmentStores, register_stores};
 pub use tally::{Tally, TallyByReason, total};
 
 pub use arrow;

@@ -12,18 +12,54 @@ use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, Ses
 use object_store::memory::InMemory;
 use url::Url;
 
-use crate::error::Result;
+use crate::config::{Config, Engine};
+use crate::error::{Error, Result};
 use crate::schema::YEAR;
 use crate::storage::Location;
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::execution::SessionStateBuilder;
 
-/// A session with exdep's settings and the `memory://` store registered next to the local
-/// filesystem.
-pub fn new_session() -> SessionContext {
-    let config = SessionConfig::new()
+/// exdep's session settings, on top of `config`.
+fn session_config(config: SessionConfig) -> SessionConfig {
+    config
         .with_information_schema(false)
         // Small joins against code tables are broadcast; the cube is read with its statistics.
-        .with_collect_statistics(true);
-    let ctx = SessionContext::new_with_config(config);
+        .with_collect_statistics(true)
+}
+
+/// The session a run of `config` executes in: embedded, or a client of its Ballista
+/// cluster. [`Config::prepare_session`] readies it for the config's locations.
+pub async fn connect(config: &Config) -> Result<SessionContext> {
+    let ctx = match &config.engine {
+        Engine::Embedded => new_session(),
+        Engine::Ballista { scheduler, .. } => {
+            let state = SessionStateBuilder::new()
+                .with_default_features()
+                .with_config(session_config(SessionConfig::new_with_ballista()))
+                .build();
+            let cluster_error = |source| Error::Cluster {
+                scheduler: scheduler.clone(),
+                source: Box::new(source),
+            };
+            let ctx = SessionContext::remote_with_state(scheduler, state)
+                .await
+                .map_err(cluster_error)?;
+            // Ballista 55's adaptive planner re-plans stages per task, and a task whose
+            // re-planned operators differ from its stage's cannot report its status: the
+            // job then never ends. The static distributed planner runs the same plans.
+            ctx.sql("SET ballista.planner.adaptive.enabled = false")
+                .await
+                .map_err(cluster_error)?;
+            ctx
+        }
+    };
+    Ok(ctx)
+}
+
+/// An embedded session with exdep's settings and the `memory://` store registered next to
+/// the local filesystem.
+pub fn new_session() -> SessionContext {
+    let ctx = SessionContext::new_with_config(session_config(SessionConfig::new()));
     ctx.register_object_store(
         &Url::parse("memory:///").expect("a constant URL"),
         Arc::new(InMemory::new()),

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::execution::object_store::{
+    DefaultObjectStoreRegistry, ObjectStoreRegistry, ObjectStoreUrl,
+};
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -41,42 +43,91 @@ pub fn register_stores<'a>(
             continue;
         }
         let url: &Url = store_url.as_ref();
-        let store: Arc<dyn ObjectStore> = match url.scheme() {
-            "file" | "memory" => continue,
-            "s3" | "s3a" => {
-                let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
-                for (key, value) in options {
-                    builder = builder.with_config(parse_key::<AmazonS3ConfigKey>(key)?, value);
-                }
-                Arc::new(builder.with_retry(retry()).build()?)
-            }
-            "gs" => {
-                let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-                for (key, value) in options {
-                    builder = builder.with_config(parse_key::<GoogleConfigKey>(key)?, value);
-                }
-                Arc::new(builder.with_retry(retry()).build()?)
-            }
-            "az" | "azure" | "abfs" | "abfss" | "adl" => {
-                let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-                for (key, value) in options {
-                    builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
-                }
-                Arc::new(builder.with_retry(retry()).build()?)
-            }
-            other => {
-                return Err(Error::Location {
-                    location: url.to_string(),
-                    message: format!(
-                        "exdep cannot reach `{other}://` stores (use a path, file://, s3://, \
-                         gs://, az:// or memory://)"
-                    ),
-                });
-            }
-        };
-        ctx.register_object_store(url, store);
+        if let Some(store) = build_store(url, options)? {
+            ctx.register_object_store(url, store);
+        }
     }
     Ok(())
+}
+
+/// The cloud store of `url`'s bucket or container, from the environment and `options`;
+/// `None` for the local filesystem and `memory://`, which every session has.
+fn build_store(
+    url: &Url,
+    options: &BTreeMap<String, String>,
+) -> Result<Option<Arc<dyn ObjectStore>>> {
+    let store: Arc<dyn ObjectStore> = match url.scheme() {
+        "file" | "memory" => return Ok(None),
+        "s3" | "s3a" => {
+            let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+            for (key, value) in options {
+                builder = builder.with_config(parse_key::<AmazonS3ConfigKey>(key)?, value);
+            }
+            Arc::new(builder.with_retry(retry()).build()?)
+        }
+        "gs" => {
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
+            for (key, value) in options {
+                builder = builder.with_config(parse_key::<GoogleConfigKey>(key)?, value);
+            }
+            Arc::new(builder.with_retry(retry()).build()?)
+        }
+        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+            for (key, value) in options {
+                builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
+            }
+            Arc::new(builder.with_retry(retry()).build()?)
+        }
+        other => {
+            return Err(Error::Location {
+                location: url.to_string(),
+                message: format!(
+                    "exdep cannot reach `{other}://` stores (use a path, file://, s3://, \
+                     gs://, az:// or memory://)"
+                ),
+            });
+        }
+    };
+    Ok(Some(store))
+}
+
+/// An object store registry that builds the store of a cloud bucket the first time a plan
+/// names it, from the process's environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`). The cluster's
+/// scheduler and executors plan and run whatever buckets a client's plans name, so they
+/// cannot register stores in advance.
+#[derive(Debug, Default)]
+pub struct EnvironmentStores {
+    known: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for EnvironmentStores {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.known.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        self.known.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> datafusion::error::Result<Arc<dyn ObjectStore>> {
+        if let Ok(store) = self.known.get_store(url) {
+            return Ok(store);
+        }
+        let built = build_store(url, &BTreeMap::new())
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        match built {
+            Some(store) => {
+                self.known.register_store(url, store.clone());
+                Ok(store)
+            }
+            None => self.known.get_store(url),
+        }
+    }
 }
 
 /// A `[storage]` key as the store's typed configuration key; an unknown key is an error.

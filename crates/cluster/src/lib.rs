@@ -1,0 +1,159 @@
+//! exdep's Ballista cluster processes: a scheduler and executors built on the
+//! `ballista-scheduler` and `ballista-executor` libraries, so they share exdep's build and
+//! register what exdep's plans need — object stores for every bucket a plan names, built
+//! from the process's environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+//!
+//! The binaries are `exdep-scheduler` and `exdep-executor` (in package `exdep`); `deploy/local-cluster.sh` starts
+//! one scheduler and two executors on this machine.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+
+use ballista_core::JobId;
+use ballista_core::extension::{
+    ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
+};
+use ballista_core::serde::protobuf::{
+    RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport,
+};
+use ballista_executor::execution_engine::{
+    DefaultExecutionEngine, ExecutionEngine, QueryStageExecutor,
+};
+use exdep_core::EnvironmentStores;
+use exdep_core::datafusion::execution::SessionStateBuilder;
+use exdep_core::datafusion::execution::TaskContext;
+use exdep_core::datafusion::execution::object_store::ObjectStoreRegistry;
+use exdep_core::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use exdep_core::datafusion::execution::session_state::SessionState;
+use exdep_core::datafusion::physical_plan::ExecutionPlan;
+use exdep_core::datafusion::physical_plan::metrics::MetricsSet;
+use exdep_core::datafusion::prelude::SessionConfig;
+
+/// The registry every session of a cluster process shares: one store per bucket, built on
+/// first use from the environment.
+pub fn object_stores() -> Arc<dyn ObjectStoreRegistry> {
+    Arc::new(EnvironmentStores::default())
+}
+
+/// A runtime for one session: the shared object stores, and, on an executor, its work
+/// folder for spills. A runtime per session keeps each session's listing caches its own.
+pub fn runtime(
+    stores: &Arc<dyn ObjectStoreRegistry>,
+    work_dir: Option<&str>,
+) -> exdep_core::datafusion::error::Result<Arc<RuntimeEnv>> {
+    let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(stores.clone());
+    if let Some(dir) = work_dir {
+        builder = builder.with_temp_file_path(dir);
+    }
+    builder.build_arc()
+}
+
+/// The scheduler's state for a client session: Ballista's defaults with exdep's stores.
+pub fn scheduler_session(
+    config: SessionConfig,
+    stores: &Arc<dyn ObjectStoreRegistry>,
+) -> exdep_core::datafusion::error::Result<SessionState> {
+    Ok(SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime(stores, None)?)
+        .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .with_scalar_functions(ballista_scalar_functions())
+        .with_aggregate_functions(ballista_aggregate_functions())
+        .with_window_functions(ballista_window_functions())
+        .build())
+}
+
+/// Ballista's execution engine, but tasks report no operator metrics to the scheduler.
+///
+/// Ballista 55's scheduler adopts the first task's operator metrics as its stage's, and
+/// when a later task of the stage reports a different number of operators (the plans of
+/// exdep's index tables do this) it rejects that task's status update: the job then never
+/// ends. The metrics only feed the scheduler's displays; without them every status update
+/// is taken. Everything else a task reports passes through.
+#[derive(Default)]
+pub struct TasksWithoutMetrics {
+    engine: DefaultExecutionEngine,
+}
+
+impl ExecutionEngine for TasksWithoutMetrics {
+    fn create_query_stage_exec(
+        &self,
+        job_id: JobId,
+        stage_id: usize,
+        task_id: usize,
+        global_output_partition_ids: Vec<usize>,
+        plan: Arc<dyn ExecutionPlan>,
+        work_dir: &str,
+        config: &SessionConfig,
+    ) -> exdep_core::datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
+        let stage = self.engine.create_query_stage_exec(
+            job_id,
+            stage_id,
+            task_id,
+            global_output_partition_ids,
+            plan,
+            work_dir,
+            config,
+        )?;
+        Ok(Arc::new(StageWithoutMetrics(stage)))
+    }
+}
+
+/// A query stage whose operator metrics stay on the executor.
+#[derive(Debug)]
+struct StageWithoutMetrics(Arc<dyn QueryStageExecutor>);
+
+impl std::fmt::Display for StageWithoutMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[async_trait::async_trait]
+impl QueryStageExecutor for StageWithoutMetrics {
+    async fn execute_query_stage(
+        &self,
+        task_id: usize,
+        context: Arc<TaskContext>,
+    ) -> exdep_core::datafusion::error::Result<Vec<ShuffleWritePartition>> {
+        self.0.execute_query_stage(task_id, context).await
+    }
+
+    fn collect_plan_metrics(&self) -> Vec<MetricsSet> {
+        Vec::new()
+    }
+
+    fn collect_runtime_stats_reports(&self) -> Vec<RuntimeStatsReport> {
+        self.0.collect_runtime_stats_reports()
+    }
+
+    fn collect_window_state_reports(
+        &self,
+    ) -> exdep_core::datafusion::error::Result<Vec<WindowStateReport>> {
+        self.0.collect_window_state_reports()
+    }
+
+    fn collect_column_stats(&self) -> Vec<TaskColumnStats> {
+        self.0.collect_column_stats()
+    }
+}
+
+/// Logs to standard error, at the level `EXDEP_LOG` names (default `info`).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("EXDEP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A runtime with large thread stacks: planning deep SQL recurses.
+pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+}

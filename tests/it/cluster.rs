@@ -1,0 +1,377 @@
+//! The pipeline on a Ballista cluster: `deploy/local-cluster.sh` starts a scheduler and two
+//! executors on 127.0.0.1, a moto server stands in for S3, and the cluster's tables must
+//! equal the embedded run's. Every process started here is stopped, every folder removed.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use exdep_core::object_store::path::Path as ObjectPath;
+use exdep_core::object_store::{ObjectStore, ObjectStoreExt};
+use futures::TryStreamExt;
+
+use crate::s3::{BUCKET, S3Server};
+use crate::support::{Row, Scratch, Value, configs_dir, read_table};
+
+/// A scheduler and two executors started by `deploy/local-cluster.sh`, stopped on drop.
+struct LocalCluster {
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl LocalCluster {
+    fn start(s3: &S3Server) -> Self {
+        let port = free_ports(5);
+        let cluster = Self {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let output = cluster.script("start", s3);
+        assert!(
+            output.status.success(),
+            "the local cluster did not start:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        cluster
+    }
+
+    fn script(&self, action: &str, s3: &S3Server) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local-cluster.sh");
+        let bin = Path::new(env!("CARGO_BIN_EXE_exdep")).parent().unwrap();
+        let mut command = Command::new("bash");
+        command
+            .arg(script)
+            .arg(action)
+            .env("EXDEP_SCHEDULER_PORT", self.port.to_string())
+            .env("EXDEP_CLUSTER_DIR", self.dir.path())
+            .env("EXDEP_BIN_DIR", bin)
+            .env("EXDEP_EXECUTOR_TIMEOUT", "6")
+            .env("EXDEP_HEARTBEAT", "1")
+            .env("EXDEP_LOG", "warn");
+        s3.env(&mut command);
+        command.output().unwrap()
+    }
+
+    fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id of executor `n` (1 or 2).
+    fn executor_pid(&self, n: u32) -> u32 {
+        let file = self.dir.path().join(format!("executor-{n}.pid"));
+        std::fs::read_to_string(file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn stop(&self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local-cluster.sh");
+        let _ = Command::new("bash")
+            .arg(script)
+            .arg("stop")
+            .env("EXDEP_SCHEDULER_PORT", self.port.to_string())
+            .env("EXDEP_CLUSTER_DIR", self.dir.path())
+            .output();
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The first of `count` consecutive free ports on 127.0.0.1.
+fn free_ports(count: u16) -> u16 {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if first > u16::MAX - count {
+            continue;
+        }
+        let all_free = (first..first + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return first;
+        }
+    }
+    panic!("no {count} consecutive free ports");
+}
+
+/// A config reading `landing/` of the bucket and writing `ROOT/` there, run by `engine`.
+fn bucket_config(scratch: &Scratch, name: &str, root: &str, engine: &str) -> PathBuf {
+    let tables = configs_dir();
+    scratch.write(
+        name,
+        &format!(
+            "years = [2017, 2018, 2019, 2020, 2021, 2022]\n\
+             output = \"s3://{BUCKET}/{root}/out\"\n\
+             warehouse = \"s3://{BUCKET}/{root}/warehouse\"\n{engine}\n\
+             [[inputs]]\nlocation = \"s3://{BUCKET}/landing/*.csv\"\n\n\
+             [tables]\nhs-chapters = \"{t}/hs_chapters.csv\"\n\
+             partner-regions = \"{t}/partner_regions.csv\"\n\
+             provinces = \"{t}/provinces.csv\"\nexchange-rates = \"{t}/cny_per_usd.csv\"\n",
+            t = tables.display()
+        ),
+    )
+}
+
+fn exdep(scratch: &Scratch, s3: &S3Server, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
+    command
+        .args(args)
+        .current_dir(scratch.dir.path())
+        .env("EXDEP_LOG", "warn");
+    s3.env(&mut command);
+    command
+}
+
+fn succeed(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "exdep failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Copies every object under `prefix` of the bucket into `to`.
+async fn download(s3: &S3Server, prefix: &str, to: &Path) {
+    let store = s3.store();
+    let prefix = ObjectPath::from(prefix);
+    let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
+    for object in objects {
+        let relative: Vec<_> = object
+            .location
+            .prefix_match(&prefix)
+            .unwrap()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        let path = to.join(relative.join("/"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let bytes = store
+            .get(&object.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+}
+
+/// The partition folders of every table under `out`.
+fn partitions(out: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![out.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let relative = folder.strip_prefix(out).unwrap().display().to_string();
+                found.push(relative);
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+const TABLES: [&str; 8] = [
+    "indices",
+    "lq",
+    "region_shares",
+    "margins",
+    "top_links",
+    "destinations",
+    "indices_change",
+    "rejects",
+];
+
+/// The rows of a table, keyed by their text and integer values, for comparing runs whose
+/// row order may differ.
+fn keyed(rows: Vec<Row>) -> BTreeMap<String, Vec<Row>> {
+    let mut keyed: BTreeMap<String, Vec<Row>> = BTreeMap::new();
+    for row in rows {
+        let key: Vec<String> = row
+            .iter()
+            .filter(|(_, v)| !matches!(v, Value::Float(_)))
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        keyed.entry(key.join(",")).or_default().push(row);
+    }
+    keyed
+}
+
+/// Asserts the tables under `a` and `b` hold the same rows in the same partitions, floats
+/// equal to 1e-9 relative.
+async fn assert_same_tables(a: &Path, b: &Path) {
+    assert_eq!(partitions(a), partitions(b), "partitions differ");
+    for table in TABLES {
+        let (rows_a, rows_b) = (
+            keyed(read_table(a, table, "year").await),
+            keyed(read_table(b, table, "year").await),
+        );
+        assert_eq!(
+            rows_a.keys().collect::<Vec<_>>(),
+            rows_b.keys().collect::<Vec<_>>(),
+            "{table}: different rows"
+        );
+        for (key, group_a) in &rows_a {
+            let group_b = &rows_b[key];
+            assert_eq!(group_a.len(), group_b.len(), "{table} {key}");
+            for (row_a, row_b) in group_a.iter().zip(group_b) {
+                for (column, value) in row_a {
+                    if let (Value::Float(x), Value::Float(y)) = (value, &row_b[column]) {
+                        let tolerance = 1e-9 * x.abs().max(y.abs()) + 1e-12;
+                        assert!(
+                            (x - y).abs() <= tolerance,
+                            "{table} {key} {column}: {x} vs {y}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_run_equals_the_embedded_run() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    let scratch = Scratch::new();
+    // 6 years x 170,000 records: over a million.
+    scratch.generate(&["--records-per-year", "170000", "--dirty-every", "5000"]);
+    for year in 2017..=2022 {
+        let file = format!("exports-{year}.csv");
+        s3.upload(
+            &scratch.path(&format!("inputs/{file}")),
+            &format!("landing/{file}"),
+        )
+        .await;
+    }
+    bucket_config(&scratch, "embedded.toml", "embedded", "");
+    let started = Instant::now();
+    succeed(exdep(
+        &scratch,
+        &s3,
+        &["run", "--config", "embedded.toml", "--quiet"],
+    ));
+    let embedded_seconds = started.elapsed().as_secs_f64();
+
+    let cluster = LocalCluster::start(&s3);
+    let engine = format!(
+        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n",
+        cluster.url()
+    );
+    bucket_config(&scratch, "cluster.toml", "cluster", &engine);
+    let started = Instant::now();
+    let summary = succeed(exdep(
+        &scratch,
+        &s3,
+        &["run", "--config", "cluster.toml", "--quiet"],
+    ));
+    let cluster_seconds = started.elapsed().as_secs_f64();
+    eprintln!("1.02M records: embedded {embedded_seconds:.1} s, cluster {cluster_seconds:.1} s");
+    assert!(summary.contains("indices"), "{summary}");
+
+    download(&s3, "embedded/out", &scratch.path("embedded")).await;
+    download(&s3, "cluster/out", &scratch.path("cluster")).await;
+    assert_same_tables(&scratch.path("embedded"), &scratch.path("cluster")).await;
+}
+
+#[tokio::test]
+async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    let scratch = Scratch::new();
+    scratch.generate(&["--records-per-year", "60000", "--seed", "1"]);
+    for year in 2017..=2022 {
+        let file = format!("exports-{year}.csv");
+        s3.upload(
+            &scratch.path(&format!("inputs/{file}")),
+            &format!("landing/{file}"),
+        )
+        .await;
+    }
+    let cluster = LocalCluster::start(&s3);
+    let engine = format!(
+        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n",
+        cluster.url()
+    );
+    bucket_config(&scratch, "cluster.toml", "lake", &engine);
+    succeed(exdep(
+        &scratch,
+        &s3,
+        &["run", "--config", "cluster.toml", "--quiet"],
+    ));
+    download(&s3, "lake/out", &scratch.path("before")).await;
+
+    // New data; executor 1 is killed once the run is under way.
+    scratch.generate(&["--records-per-year", "60000", "--seed", "2"]);
+    for year in 2017..=2022 {
+        let file = format!("exports-{year}.csv");
+        s3.upload(
+            &scratch.path(&format!("inputs/{file}")),
+            &format!("landing/{file}"),
+        )
+        .await;
+    }
+    let mut run = exdep(
+        &scratch,
+        &s3,
+        &["run", "--config", "cluster.toml", "--quiet"],
+    );
+    let child = run
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let killed = Command::new("kill")
+        .args(["-KILL", &cluster.executor_pid(1).to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    download(&s3, "lake/out", &scratch.path("after")).await;
+    if output.status.success() {
+        // It completed on the other executor: the tables are those of the new data.
+        bucket_config(&scratch, "embedded.toml", "embedded", "");
+        succeed(exdep(
+            &scratch,
+            &s3,
+            &["run", "--config", "embedded.toml", "--quiet"],
+        ));
+        download(&s3, "embedded/out", &scratch.path("embedded")).await;
+        assert_same_tables(&scratch.path("after"), &scratch.path("embedded")).await;
+    } else {
+        // It failed: one line saying so, and the published tables are the old ones.
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert_same_tables(&scratch.path("before"), &scratch.path("after")).await;
+    }
+    eprintln!(
+        "run after losing an executor: {}",
+        if output.status.success() {
+            "completed".to_string()
+        } else {
+            stderr.to_string()
+        }
+    );
+}
