@@ -299,3 +299,43 @@ fn parquet_compression_is_configurable_and_checked() {
     let column = metadata.row_group(0).column(0);
     assert_eq!(column.compression(), Compression::SNAPPY);
 }
+
+#[test]
+fn a_cluster_run_refuses_locations_its_executors_cannot_see() {
+    let scratch = Scratch::new();
+    scratch.empty_input();
+    // A remote scheduler cannot see this machine's paths.
+    scratch.config(
+        &[2020],
+        "[engine]\nkind = \"ballista\"\nscheduler = \"df://10.1.2.3:50050\"\n",
+    );
+    let error = failing(&scratch);
+    assert!(
+        error.contains("`inputs`") && error.contains("df://10.1.2.3:50050"),
+        "{error}"
+    );
+
+    // Nor a run without its scheduler, nor a scheduler that is not a URL.
+    scratch.config(&[2020], "[engine]\nkind = \"ballista\"\n");
+    assert!(failing(&scratch).contains("engine.scheduler"));
+    scratch.config(&[2020], "");
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--cluster", "10.1.2.3"]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--cluster") && stderr.contains("df://HOST:PORT"),
+        "{stderr}"
+    );
+
+    // Store options stay with the client; the executors would not see them.
+    let config = scratch.config(
+        &[2020],
+        "[engine]\nkind = \"ballista\"\nscheduler = \"df://127.0.0.1:50050\"\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n[storage]\naws_region = \"x\"\n")).unwrap();
+    let error = failing(&scratch);
+    assert!(
+        error.contains("`storage`") && error.contains("AWS_"),
+        "{error}"
+    );
+}
