@@ -254,14 +254,7 @@ async fn a_cluster_run_equals_the_embedded_run() {
     let scratch = Scratch::new();
     // 6 years x 170,000 records: over a million.
     scratch.generate(&["--records-per-year", "170000", "--dirty-every", "5000"]);
-    for year in 2017..=2022 {
-        let file = format!("exports-{year}.csv");
-        s3.upload(
-            &scratch.path(&format!("inputs/{file}")),
-            &format!("landing/{file}"),
-        )
-        .await;
-    }
+    s3.upload_inputs(&scratch, 2017..=2022).await;
     bucket_config(&scratch, "embedded.toml", "embedded", "");
     let started = Instant::now();
     succeed(exdep(
@@ -299,14 +292,7 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
     };
     let scratch = Scratch::new();
     scratch.generate(&["--records-per-year", "60000", "--seed", "1"]);
-    for year in 2017..=2022 {
-        let file = format!("exports-{year}.csv");
-        s3.upload(
-            &scratch.path(&format!("inputs/{file}")),
-            &format!("landing/{file}"),
-        )
-        .await;
-    }
+    s3.upload_inputs(&scratch, 2017..=2022).await;
     let cluster = LocalCluster::start(&s3);
     let engine = format!(
         "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n",
@@ -322,14 +308,7 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
 
     // New data; executor 1 is killed once the run is under way.
     scratch.generate(&["--records-per-year", "60000", "--seed", "2"]);
-    for year in 2017..=2022 {
-        let file = format!("exports-{year}.csv");
-        s3.upload(
-            &scratch.path(&format!("inputs/{file}")),
-            &format!("landing/{file}"),
-        )
-        .await;
-    }
+    s3.upload_inputs(&scratch, 2017..=2022).await;
     let mut run = exdep(
         &scratch,
         &s3,

@@ -132,13 +132,19 @@ fn s3_config_for(scratch: &Scratch, years: &[i32]) {
 }
 
 impl S3Server {
-    /// Puts a local file into the bucket.
-    pub async fn upload(&self, from: &std::path::Path, to: &str) {
-        let bytes = std::fs::read(from).unwrap();
-        self.store()
-            .put(&ObjectPath::from(to), PutPayload::from(bytes))
-            .await
-            .unwrap();
+    /// Puts the scratch folder's `inputs/exports-YEAR.csv` of `years` into `landing/`.
+    pub async fn upload_inputs(&self, scratch: &Scratch, years: std::ops::RangeInclusive<i32>) {
+        for year in years {
+            let file = format!("exports-{year}.csv");
+            let bytes = std::fs::read(scratch.path(&format!("inputs/{file}"))).unwrap();
+            self.store()
+                .put(
+                    &ObjectPath::from(format!("landing/{file}")),
+                    PutPayload::from(bytes),
+                )
+                .await
+                .unwrap();
+        }
     }
 
     /// Every object of the bucket with its entity tag and modification time.
@@ -199,15 +205,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
         "--dirty-every",
         "150",
     ]);
-    for year in 2017..=2021 {
-        let file = format!("exports-{year}.csv");
-        server
-            .upload(
-                &scratch.path(&format!("inputs/{file}")),
-                &format!("landing/{file}"),
-            )
-            .await;
-    }
+    server.upload_inputs(&scratch, 2017..=2021).await;
     s3_config_for(&scratch, &[2017, 2018, 2019, 2020, 2021]);
     server.run(&scratch, &[]);
     let first = server.snapshot().await;
@@ -215,12 +213,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
     // 2022's customs data lands and the config names 2022. Modification times have a
     // resolution of a second: wait so that a rewrite shows even with the same bytes.
     std::thread::sleep(Duration::from_millis(1100));
-    server
-        .upload(
-            &scratch.path("inputs/exports-2022.csv"),
-            "landing/exports-2022.csv",
-        )
-        .await;
+    server.upload_inputs(&scratch, 2022..=2022).await;
     s3_config_for(&scratch, &[2017, 2018, 2019, 2020, 2021, 2022]);
     let summary = server.run(&scratch, &[]);
     let second = server.snapshot().await;
@@ -309,15 +302,7 @@ async fn the_pipeline_reads_and_writes_a_bucket() {
         "--dirty-every",
         "200",
     ]);
-    for year in 2019..=2021 {
-        let file = format!("exports-{year}.csv");
-        server
-            .upload(
-                &scratch.path(&format!("inputs/{file}")),
-                &format!("landing/{file}"),
-            )
-            .await;
-    }
+    server.upload_inputs(&scratch, 2019..=2021).await;
     s3_config(&scratch);
     let stdout = server.run(&scratch, &[]);
     assert!(

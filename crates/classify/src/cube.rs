@@ -9,7 +9,9 @@ use exdep_core::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CUBE_FILE, RAW_FILE, REJECTS_FILE, YEAR};
 use exdep_core::sql::{exact_sum, year_list};
-use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
+use exdep_core::{
+    Location, PartitionedWriter, Tally, TallyByReason, copy_partitioned, register_layer,
+};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -120,7 +122,7 @@ fn rejects_sql(years: &BTreeSet<i32>) -> String {
     format!(
         "SELECT year, source, line, disposition AS reason, raw
         FROM ({}) WHERE disposition NOT IN ('{CLASSIFIED}', {rules})
-        ORDER BY source, line",
+        ORDER BY source, line, raw, reason",
         dispositions(years)
     )
 }
@@ -203,13 +205,10 @@ pub async fn build_cube(
     for year in years {
         cube.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
     }
-    let mut writer = PartitionedWriter::new(ctx, &cube, &[YEAR], "part-00000.parquet")?
-        .with_file_schema(CUBE_FILE.clone());
-    let mut stream = ctx.sql(&cube_sql(years)).await?.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch?).await?;
-    }
-    for file in writer.finish().await? {
+    let scratch = warehouse.join("_staging").join("cube");
+    let written =
+        copy_partitioned(ctx, &cube_sql(years), &cube, &[YEAR], &CUBE_FILE, &scratch).await?;
+    for file in written {
         let year = file.partition[0]
             .1
             .parse()

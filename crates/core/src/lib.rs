@@ -28,7 +28,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use session::{connect, new_session, register_layer, register_text_table, utf8_text};
 pub use storage::{
-    DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile,
+    DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile, copy_partitioned,
     parse_compression, writer_properties,
 };
 pub use stores::{EnvironmentStores, register_stores};

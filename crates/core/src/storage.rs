@@ -22,6 +22,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use url::Url;
 
@@ -553,6 +554,137 @@ fn is_safe_segment(value: &str) -> bool {
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Writes the rows of `query` as Hive-partitioned Parquet files under `root`
+/// (`col=value/.../part-00000.parquet`), through the session's engine: a `COPY` statement,
+/// which a Ballista cluster runs on its executors. `COPY` names its files at random, in a
+/// scratch folder; they are then renamed into place, the first of each partition
+/// `part-00000.parquet`, so that a partition's object has a stable name and replaces the
+/// one before. Columns are cast to `file_schema`; the partition columns leave the files.
+pub async fn copy_partitioned(
+    ctx: &SessionContext,
+    query: &str,
+    root: &Location,
+    partition_columns: &[&str],
+    file_schema: &SchemaRef,
+    scratch: &Location,
+) -> Result<Vec<WrittenFile>> {
+    scratch.delete_all(ctx).await?;
+    let mut columns = Vec::new();
+    let mut order = partition_columns.to_vec();
+    order.extend(file_schema.fields().iter().map(|f| f.name().as_str()));
+    for field in file_schema.fields() {
+        let name = field.name();
+        let sql_type = sql_type(field.data_type()).ok_or_else(|| Error::Location {
+            location: root.to_string(),
+            message: format!(
+                "column `{name}` has type {}, which exdep does not write",
+                field.data_type()
+            ),
+        })?;
+        columns.push(format!("CAST(\"{name}\" AS {sql_type}) AS \"{name}\""));
+    }
+    columns.extend(partition_columns.iter().map(|c| format!("\"{c}\"")));
+    let compression = ctx
+        .copied_config()
+        .options()
+        .execution
+        .parquet
+        .compression
+        .clone()
+        .unwrap_or_else(|| DEFAULT_COMPRESSION.to_string());
+    let copy = format!(
+        "COPY (SELECT {columns} FROM ({query}) ORDER BY {order}) TO '{target}/' STORED AS PARQUET \
+         PARTITIONED BY ({partitions}) OPTIONS ('format.compression' '{compression}', \
+         'format.max_row_group_size' '{ROW_GROUP_ROWS}', 'format.statistics_enabled' 'page', \
+         'format.created_by' 'exdep {version}')",
+        columns = columns.join(", "),
+        // A subquery's order does not survive planning: the files' rows are ordered here,
+        // by every column, so that a partition's bytes are the same on every run.
+        order = order
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        target = scratch.url().as_str().trim_end_matches('/'),
+        partitions = partition_columns.join(", "),
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    ctx.sql(&copy).await?.collect().await?;
+
+    let store = scratch.store(ctx)?;
+    let prefix = scratch.path()?;
+    let mut objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut written = Vec::new();
+    let mut files_in_partition: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
+    for object in objects {
+        let segments: Vec<String> = object
+            .location
+            .prefix_match(&prefix)
+            .expect("listed under the prefix")
+            .map(|part| part.as_ref().to_string())
+            .collect();
+        let Some((_, folders)) = segments.split_last() else {
+            continue;
+        };
+        let partition: Vec<(String, String)> = folders
+            .iter()
+            .filter_map(|folder| folder.split_once('='))
+            .map(|(column, value)| (column.to_string(), value.to_string()))
+            .collect();
+        let index = files_in_partition.entry(partition.clone()).or_default();
+        let target = root
+            .join(&folders.join("/"))
+            .join(&format!("part-{index:05}.parquet"));
+        *index += 1;
+        let rows = parquet_rows(store.as_ref(), &object.location, object.size).await?;
+        store.rename(&object.location, &target.path()?).await?;
+        written.push(WrittenFile {
+            partition,
+            location: target.to_string(),
+            rows,
+        });
+    }
+    scratch.delete_all(ctx).await?;
+    Ok(written)
+}
+
+/// The row count a Parquet object's footer records: the footer's last 8 bytes give the
+/// metadata's length, and the metadata the count.
+async fn parquet_rows(store: &dyn ObjectStore, path: &ObjectPath, size: u64) -> Result<u64> {
+    let corrupt = |message: &str| Error::Location {
+        location: path.to_string(),
+        message: message.to_string(),
+    };
+    if size < 12 {
+        return Err(corrupt("too short to be a Parquet file"));
+    }
+    let tail = store.get_range(path, size - 8..size).await?;
+    if &tail[4..] != b"PAR1" {
+        return Err(corrupt("no Parquet footer"));
+    }
+    let length = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
+    if length + 8 > size {
+        return Err(corrupt("a Parquet footer longer than the file"));
+    }
+    let metadata = store.get_range(path, size - 8 - length..size - 8).await?;
+    let metadata = ParquetMetaDataReader::decode_metadata(&metadata)?;
+    Ok(metadata.file_metadata().num_rows() as u64)
+}
+
+/// The SQL name of a column type exdep writes.
+fn sql_type(data_type: &arrow::datatypes::DataType) -> Option<&'static str> {
+    use arrow::datatypes::DataType;
+    Some(match data_type {
+        DataType::Utf8 => "VARCHAR",
+        DataType::Float64 => "DOUBLE",
+        DataType::Int64 => "BIGINT",
+        DataType::Int32 => "INT",
+        DataType::Boolean => "BOOLEAN",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -29,10 +29,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
-use exdep_core::schema::YEAR;
-use exdep_core::{Location, PartitionedWriter, WrittenFile};
+use exdep_core::schema::{REJECTS_FILE, YEAR};
+use exdep_core::{Location, WrittenFile};
 use exdep_index::IndexTable;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
@@ -69,29 +69,34 @@ pub async fn clear_staging(ctx: &SessionContext, output: &Location) -> Result<us
 }
 
 /// Stages the warehouse's quarantine of rejected records of `years` (year 0 holds records
-/// without a usable year) as table [`REJECTS`].
+/// without a usable year) as table [`REJECTS`]: one file per year, its rows in a fixed
+/// order, whichever input files and stages they came from.
 pub async fn stage_rejects(
     ctx: &SessionContext,
     warehouse: &Location,
     staging: &Location,
     years: &BTreeSet<i32>,
 ) -> Result<u64> {
-    let mut copied = 0;
-    for year in years {
-        let partition = format!("{YEAR}={year}");
-        let from = warehouse.join(REJECTS).join(&partition);
-        let to = staging.join(REJECTS).join(&partition);
-        let store = from.store(ctx)?;
-        let objects: Vec<_> = store.list(Some(&from.path()?)).try_collect().await?;
-        for object in objects {
-            let name = object.location.filename().unwrap_or_default().to_string();
-            store
-                .copy(&object.location, &to.join(&name).path()?)
-                .await?;
-            copied += 1;
-        }
+    let quarantine = warehouse.join(REJECTS);
+    if years.is_empty() || !quarantine.has_objects(ctx).await? {
+        return Ok(0);
     }
-    Ok(copied)
+    let table = "quarantine";
+    exdep_core::register_layer(ctx, table, &quarantine, &REJECTS_FILE).await?;
+    let written = exdep_core::copy_partitioned(
+        ctx,
+        &format!(
+            "SELECT * FROM {table} WHERE {YEAR} IN ({})",
+            exdep_core::sql::year_list(years)
+        ),
+        &staging.join(REJECTS),
+        &[YEAR],
+        &REJECTS_FILE,
+        &staging.join(COPY_SCRATCH).join(REJECTS),
+    )
+    .await;
+    ctx.deregister_table(table)?;
+    Ok(written?.iter().map(|file| file.rows).sum())
 }
 
 /// Moves every staged table into place under the output root, object by object, then
@@ -138,6 +143,9 @@ pub async fn publish(
     Ok(())
 }
 
+/// Where `COPY` writes a table's files before they are renamed into the staged table.
+const COPY_SCRATCH: &str = "_copy";
+
 /// The quarantine table's name.
 pub const REJECTS: &str = "rejects";
 
@@ -162,14 +170,15 @@ async fn write_table_inner(
     staging: &Location,
     table: &IndexTable,
 ) -> Result<TableReport> {
-    let root = staging.join(table.name);
-    let mut stream = ctx.sql(&table.sql).await?.execute_stream().await?;
-    let mut writer = PartitionedWriter::new(ctx, &root, table.partition_by, "part-00000.parquet")?
-        .with_file_schema(table.file_schema.clone());
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch?).await?;
-    }
-    let files = writer.finish().await?;
+    let files = exdep_core::copy_partitioned(
+        ctx,
+        &table.sql,
+        &staging.join(table.name),
+        table.partition_by,
+        &table.file_schema,
+        &staging.join(COPY_SCRATCH).join(table.name),
+    )
+    .await?;
     let rows = files.iter().map(|f| f.rows).sum();
     info!(rows, partitions = files.len(), "written");
     Ok(TableReport {
