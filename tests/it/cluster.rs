@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use exdep_core::object_store::path::Path as ObjectPath;
@@ -28,7 +28,15 @@ impl LocalCluster {
             port,
             dir: tempfile::tempdir().unwrap(),
         };
-        let output = cluster.script("start", s3);
+        let bin = Path::new(env!("CARGO_BIN_EXE_exdep")).parent().unwrap();
+        let mut start = cluster.script("start");
+        start
+            .env("EXDEP_BIN_DIR", bin)
+            .env("EXDEP_EXECUTOR_TIMEOUT", "6")
+            .env("EXDEP_HEARTBEAT", "1")
+            .env("EXDEP_LOG", "warn");
+        s3.env(&mut start);
+        let output = start.output().unwrap();
         assert!(
             output.status.success(),
             "the local cluster did not start:\n{}",
@@ -37,21 +45,16 @@ impl LocalCluster {
         cluster
     }
 
-    fn script(&self, action: &str, s3: &S3Server) -> Output {
+    /// `deploy/local-cluster.sh ACTION` for this cluster's port and folder.
+    fn script(&self, action: &str) -> Command {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local-cluster.sh");
-        let bin = Path::new(env!("CARGO_BIN_EXE_exdep")).parent().unwrap();
         let mut command = Command::new("bash");
         command
             .arg(script)
             .arg(action)
             .env("EXDEP_SCHEDULER_PORT", self.port.to_string())
-            .env("EXDEP_CLUSTER_DIR", self.dir.path())
-            .env("EXDEP_BIN_DIR", bin)
-            .env("EXDEP_EXECUTOR_TIMEOUT", "6")
-            .env("EXDEP_HEARTBEAT", "1")
-            .env("EXDEP_LOG", "warn");
-        s3.env(&mut command);
-        command.output().unwrap()
+            .env("EXDEP_CLUSTER_DIR", self.dir.path());
+        command
     }
 
     fn url(&self) -> String {
@@ -69,13 +72,7 @@ impl LocalCluster {
     }
 
     fn stop(&self) {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local-cluster.sh");
-        let _ = Command::new("bash")
-            .arg(script)
-            .arg("stop")
-            .env("EXDEP_SCHEDULER_PORT", self.port.to_string())
-            .env("EXDEP_CLUSTER_DIR", self.dir.path())
-            .output();
+        let _ = self.script("stop").output();
     }
 }
 
@@ -120,27 +117,6 @@ fn bucket_config(scratch: &Scratch, name: &str, root: &str, engine: &str) -> Pat
             t = tables.display()
         ),
     )
-}
-
-fn exdep(scratch: &Scratch, s3: &S3Server, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
-    command
-        .args(args)
-        .current_dir(scratch.dir.path())
-        .env("EXDEP_LOG", "warn");
-    s3.env(&mut command);
-    command
-}
-
-fn succeed(mut command: Command) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "exdep failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// Copies every object under `prefix` of the bucket into `to`.
@@ -257,11 +233,7 @@ async fn a_cluster_run_equals_the_embedded_run() {
     s3.upload_inputs(&scratch, 2017..=2022).await;
     bucket_config(&scratch, "embedded.toml", "embedded", "");
     let started = Instant::now();
-    succeed(exdep(
-        &scratch,
-        &s3,
-        &["run", "--config", "embedded.toml", "--quiet"],
-    ));
+    s3.run(&scratch, "embedded.toml", &[]);
     let embedded_seconds = started.elapsed().as_secs_f64();
 
     let cluster = LocalCluster::start(&s3);
@@ -271,11 +243,7 @@ async fn a_cluster_run_equals_the_embedded_run() {
     );
     bucket_config(&scratch, "cluster.toml", "cluster", &engine);
     let started = Instant::now();
-    let summary = succeed(exdep(
-        &scratch,
-        &s3,
-        &["run", "--config", "cluster.toml", "--quiet"],
-    ));
+    let summary = s3.run(&scratch, "cluster.toml", &[]);
     let cluster_seconds = started.elapsed().as_secs_f64();
     eprintln!("1.02M records: embedded {embedded_seconds:.1} s, cluster {cluster_seconds:.1} s");
     assert!(summary.contains("indices"), "{summary}");
@@ -299,21 +267,13 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
         cluster.url()
     );
     bucket_config(&scratch, "cluster.toml", "lake", &engine);
-    succeed(exdep(
-        &scratch,
-        &s3,
-        &["run", "--config", "cluster.toml", "--quiet"],
-    ));
+    s3.run(&scratch, "cluster.toml", &[]);
     download(&s3, "lake/out", &scratch.path("before")).await;
 
     // New data; executor 1 is killed once the run is under way.
     scratch.generate(&["--records-per-year", "60000", "--seed", "2"]);
     s3.upload_inputs(&scratch, 2017..=2022).await;
-    let mut run = exdep(
-        &scratch,
-        &s3,
-        &["run", "--config", "cluster.toml", "--quiet"],
-    );
+    let mut run = s3.exdep(&scratch, &["run", "--config", "cluster.toml", "--quiet"]);
     let child = run
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -332,11 +292,7 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
     if output.status.success() {
         // It completed on the other executor: the tables are those of the new data.
         bucket_config(&scratch, "embedded.toml", "embedded", "");
-        succeed(exdep(
-            &scratch,
-            &s3,
-            &["run", "--config", "embedded.toml", "--quiet"],
-        ));
+        s3.run(&scratch, "embedded.toml", &[]);
         download(&s3, "embedded/out", &scratch.path("embedded")).await;
         assert_same_tables(&scratch.path("after"), &scratch.path("embedded")).await;
     } else {

@@ -159,18 +159,27 @@ impl S3Server {
             .collect()
     }
 
-    /// Runs `exdep run` with the bucket's credentials; returns its standard output.
-    fn run(&self, scratch: &Scratch, extra: &[&str]) -> String {
+    /// `exdep ARGS` in the scratch folder, with the bucket's credentials.
+    pub fn exdep(&self, scratch: &Scratch, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
         command
-            .args(["run", "--config", "s3.toml", "--quiet"])
-            .args(extra)
-            .current_dir(scratch.dir.path());
+            .args(args)
+            .current_dir(scratch.dir.path())
+            .env("EXDEP_LOG", "warn");
         self.env(&mut command);
-        let output = command.output().unwrap();
+        command
+    }
+
+    /// Runs `exdep run --config CONFIG --quiet EXTRA` with the bucket's credentials and
+    /// insists it succeeds; returns its standard output.
+    pub fn run(&self, scratch: &Scratch, config: &str, extra: &[&str]) -> String {
+        let mut args = vec!["run", "--config", config, "--quiet"];
+        args.extend_from_slice(extra);
+        let output = self.exdep(scratch, &args).output().unwrap();
         assert!(
             output.status.success(),
-            "{}",
+            "exdep failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8(output.stdout).unwrap()
@@ -207,7 +216,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
     ]);
     server.upload_inputs(&scratch, 2017..=2021).await;
     s3_config_for(&scratch, &[2017, 2018, 2019, 2020, 2021]);
-    server.run(&scratch, &[]);
+    server.run(&scratch, "s3.toml", &[]);
     let first = server.snapshot().await;
 
     // 2022's customs data lands and the config names 2022. Modification times have a
@@ -215,7 +224,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
     std::thread::sleep(Duration::from_millis(1100));
     server.upload_inputs(&scratch, 2022..=2022).await;
     s3_config_for(&scratch, &[2017, 2018, 2019, 2020, 2021, 2022]);
-    let summary = server.run(&scratch, &[]);
+    let summary = server.run(&scratch, "s3.toml", &[]);
     let second = server.snapshot().await;
     assert!(summary.contains("2022  recomputed"), "{summary}");
     for year in 2017..=2021 {
@@ -249,7 +258,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
 
     // Nothing changed: nothing is written, and the run says so.
     std::thread::sleep(Duration::from_millis(1100));
-    let summary = server.run(&scratch, &[]);
+    let summary = server.run(&scratch, "s3.toml", &[]);
     assert!(summary.contains("nothing changed"), "{summary}");
     assert_eq!(server.snapshot().await, second, "a rerun wrote objects");
 
@@ -270,7 +279,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
             .unwrap();
         contents.push((key, bytes.bytes().await.unwrap()));
     }
-    let summary = server.run(&scratch, &["--force"]);
+    let summary = server.run(&scratch, "s3.toml", &["--force"]);
     assert!(summary.contains("rebuilt every year: --force"), "{summary}");
     assert_eq!(tables(&server.snapshot().await), tables(&second));
     for (key, before) in contents {
@@ -304,7 +313,7 @@ async fn the_pipeline_reads_and_writes_a_bucket() {
     ]);
     server.upload_inputs(&scratch, 2019..=2021).await;
     s3_config(&scratch);
-    let stdout = server.run(&scratch, &[]);
+    let stdout = server.run(&scratch, "s3.toml", &[]);
     assert!(
         stdout.contains("s3://exdep/landing/exports-2019.csv"),
         "{stdout}"

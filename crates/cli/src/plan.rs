@@ -6,14 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::TableDigest;
 use exdep_core::Config;
+use exdep_core::schema::UNKNOWN_YEAR;
 use exdep_export::{REJECTS, RunManifest, RunState};
 use exdep_index::IndexTable;
 use exdep_ingest::{FileReport, InputFile};
 
 use crate::RunOptions;
-
-/// The records of no usable year are filed under this year in the quarantine.
-const UNKNOWN_YEAR: i32 = exdep_core::schema::UNKNOWN_YEAR;
 
 /// The work of one run, with the reason for each piece.
 #[derive(Debug, Clone, Default)]

@@ -346,16 +346,21 @@ pub fn parse_compression(text: &str) -> std::result::Result<Compression, String>
     }
 }
 
-/// The compression `ctx` is set to write Parquet with (see `Config::prepare_session`).
-pub fn session_compression(ctx: &SessionContext) -> Compression {
-    let configured = ctx
-        .copied_config()
+/// The compression `ctx` is set to write Parquet with, as DataFusion names it (see
+/// `Config::prepare_session`, which checked it).
+fn session_compression_name(ctx: &SessionContext) -> String {
+    ctx.copied_config()
         .options()
         .execution
         .parquet
         .compression
-        .clone();
-    parse_compression(configured.as_deref().unwrap_or(DEFAULT_COMPRESSION))
+        .clone()
+        .unwrap_or_else(|| DEFAULT_COMPRESSION.to_string())
+}
+
+/// The compression `ctx` is set to write Parquet with (see `Config::prepare_session`).
+pub fn session_compression(ctx: &SessionContext) -> Compression {
+    parse_compression(&session_compression_name(ctx))
         .unwrap_or(Compression::ZSTD(ZstdLevel::default()))
 }
 
@@ -586,14 +591,7 @@ pub async fn copy_partitioned(
         columns.push(format!("CAST(\"{name}\" AS {sql_type}) AS \"{name}\""));
     }
     columns.extend(partition_columns.iter().map(|c| format!("\"{c}\"")));
-    let compression = ctx
-        .copied_config()
-        .options()
-        .execution
-        .parquet
-        .compression
-        .clone()
-        .unwrap_or_else(|| DEFAULT_COMPRESSION.to_string());
+    let compression = session_compression_name(ctx);
     let copy = format!(
         "COPY (SELECT {columns} FROM ({query}) ORDER BY {order}) TO '{target}/' STORED AS PARQUET \
          PARTITIONED BY ({partitions}) OPTIONS ('format.compression' '{compression}', \

@@ -38,8 +38,7 @@ use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
 pub use manifest::{
-    FileReconciliation, MANIFEST_NAME, RunManifest, partition_year, read_manifest, reconcile,
-    write_manifest,
+    FileReconciliation, MANIFEST_NAME, RunManifest, read_manifest, reconcile, write_manifest,
 };
 pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
 

@@ -204,7 +204,7 @@ impl RunManifest {
 }
 
 /// The year partition a published file is in.
-pub fn partition_year(file: &exdep_core::WrittenFile) -> Option<i32> {
+fn partition_year(file: &exdep_core::WrittenFile) -> Option<i32> {
     file.partition.first()?.1.parse().ok()
 }
 
