@@ -3,9 +3,11 @@
 //! equal the embedded run's. Every process started here is stopped, every folder removed.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use exdep_core::object_store::path::Path as ObjectPath;
@@ -103,6 +105,17 @@ fn free_ports(count: u16) -> u16 {
 
 /// A config reading `landing/` of the bucket and writing `ROOT/` there, run by `engine`.
 fn bucket_config(scratch: &Scratch, name: &str, root: &str, engine: &str) -> PathBuf {
+    bucket_config_for(scratch, name, root, engine, "csv")
+}
+
+/// [`bucket_config`] for the inputs `landing/*.EXTENSION`.
+fn bucket_config_for(
+    scratch: &Scratch,
+    name: &str,
+    root: &str,
+    engine: &str,
+    extension: &str,
+) -> PathBuf {
     let tables = configs_dir();
     scratch.write(
         name,
@@ -110,7 +123,7 @@ fn bucket_config(scratch: &Scratch, name: &str, root: &str, engine: &str) -> Pat
             "years = [2017, 2018, 2019, 2020, 2021, 2022]\n\
              output = \"s3://{BUCKET}/{root}/out\"\n\
              warehouse = \"s3://{BUCKET}/{root}/warehouse\"\n{engine}\n\
-             [[inputs]]\nlocation = \"s3://{BUCKET}/landing/*.csv\"\n\n\
+             [[inputs]]\nlocation = \"s3://{BUCKET}/landing/*.{extension}\"\n\n\
              [tables]\nhs-chapters = \"{t}/hs_chapters.csv\"\n\
              partner-regions = \"{t}/partner_regions.csv\"\n\
              provinces = \"{t}/provinces.csv\"\nexchange-rates = \"{t}/cny_per_usd.csv\"\n",
@@ -251,6 +264,218 @@ async fn a_cluster_run_equals_the_embedded_run() {
     download(&s3, "embedded/out", &scratch.path("embedded")).await;
     download(&s3, "cluster/out", &scratch.path("cluster")).await;
     assert_same_tables(&scratch.path("embedded"), &scratch.path("cluster")).await;
+}
+
+/// A TCP proxy in front of the S3 server that records the head of every request a process
+/// pointed at it sends: what that process asked the store for. Stopped on drop.
+struct RecordingProxy {
+    port: u16,
+    heads: Arc<Mutex<Vec<String>>>,
+    open: Arc<AtomicU64>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RecordingProxy {
+    fn start(upstream: &str) -> Self {
+        let upstream: SocketAddr = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(AtomicU64::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (log, connections) = (heads.clone(), open.clone());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let serve = async {
+                    while let Ok((client, _)) = listener.accept().await {
+                        let (log, connections) = (log.clone(), connections.clone());
+                        connections.fetch_add(1, Ordering::SeqCst);
+                        tokio::spawn(async move {
+                            if let Ok(server) = tokio::net::TcpStream::connect(upstream).await {
+                                let (from_client, mut to_client) = client.into_split();
+                                let (mut from_server, to_server) = server.into_split();
+                                let requests = record_requests(from_client, to_server, log);
+                                let responses = tokio::io::copy(&mut from_server, &mut to_client);
+                                let _ = tokio::join!(requests, responses);
+                            }
+                            connections.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    }
+                };
+                tokio::select! {
+                    () = serve => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Self {
+            port,
+            heads,
+            open,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The heads of the requests sent through the proxy, once every connection has closed.
+    fn heads(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.open.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Forwards a client's bytes to the server, keeping the head (request line and headers) of
+/// each request; bodies pass through unread.
+async fn record_requests(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    log: Arc<Mutex<Vec<String>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        pending.extend_from_slice(&buffer[..read]);
+        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let text = String::from_utf8_lossy(&pending[..end]).into_owned();
+            // A request's body may precede the next head in the same read: the head starts
+            // at its request line.
+            if let Some(start) = ["GET ", "PUT ", "POST ", "HEAD ", "DELETE "]
+                .iter()
+                .filter_map(|method| text.rfind(method))
+                .max()
+            {
+                log.lock().unwrap().push(text[start..].to_string());
+            }
+            pending.drain(..end + 4);
+        }
+        // Only the tail can hold the start of a head.
+        if pending.len() > 64 * 1024 {
+            pending.drain(..pending.len() - 16 * 1024);
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// The bytes a request head asks for from `object` of size `size`: its range, or all of it.
+fn requested_bytes(head: &str, object: &str, size: u64) -> Option<u64> {
+    let request_line = head.lines().next()?;
+    let path = request_line.strip_prefix("GET ")?.split(' ').next()?;
+    if !path.trim_end_matches('/').ends_with(object) {
+        return None;
+    }
+    let range = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("range")
+            .then(|| value.trim().strip_prefix("bytes=").map(str::to_string))?
+    });
+    Some(match range {
+        None => size,
+        Some(range) => match range.split_once('-') {
+            Some((first, "")) => size - first.parse::<u64>().unwrap_or(0),
+            Some(("", suffix)) => suffix.parse().unwrap_or(size),
+            Some((first, last)) => {
+                last.parse::<u64>().unwrap_or(size) + 1 - first.parse::<u64>().unwrap_or(0)
+            }
+            None => size,
+        },
+    })
+}
+
+#[tokio::test]
+async fn a_cluster_run_reads_parquet_inputs_on_the_executors_not_the_client() {
+    let Some(s3) = S3Server::start() else {
+        return;
+    };
+    let scratch = Scratch::new();
+    scratch.generate(&[
+        "--records-per-year",
+        "150000",
+        "--format",
+        "parquet",
+        "--dirty-every",
+        "5000",
+    ]);
+    s3.upload_inputs_as(&scratch, 2017..=2022, "parquet").await;
+    let cluster = LocalCluster::start(&s3);
+    let engine = format!(
+        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n",
+        cluster.url()
+    );
+    bucket_config_for(&scratch, "cluster.toml", "lake", &engine, "parquet");
+    // The client reaches S3 through the proxy; the executors reach it directly.
+    let proxy = RecordingProxy::start(&s3.endpoint);
+    let output = s3
+        .exdep(&scratch, &["run", "--config", "cluster.toml", "--quiet"])
+        .env("AWS_ENDPOINT", proxy.endpoint())
+        .output()
+        .unwrap();
+    let heads = proxy.heads();
+    assert!(
+        output.status.success(),
+        "exdep failed:\n{}\n{}\nrequests: {heads:?}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("tables:"), "{summary}");
+    assert!(
+        heads.iter().any(|h| h.starts_with("PUT ")),
+        "the proxy saw the client's requests: {heads:?}"
+    );
+    // Of each input, the client reads no more than the footer (its schema); the records
+    // stay on the executors.
+    for year in 2017..=2022 {
+        let object = format!("landing/exports-{year}.parquet");
+        let size = std::fs::metadata(scratch.path(&format!("inputs/exports-{year}.parquet")))
+            .unwrap()
+            .len();
+        let read: u64 = heads
+            .iter()
+            .filter_map(|head| requested_bytes(head, &object, size))
+            .sum();
+        eprintln!("{object}: {size} bytes, the client asked for {read}");
+        assert!(
+            read < size / 4,
+            "the client asked for {read} of the {size} bytes of {object}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ const SECRET: &str = "s3cr3t-never-printed";
 /// A moto server on a free loopback port, stopped on drop (also used by the cluster tests).
 pub struct S3Server {
     child: Child,
-    endpoint: String,
+    pub endpoint: String,
 }
 
 impl S3Server {
@@ -134,8 +134,18 @@ fn s3_config_for(scratch: &Scratch, years: &[i32]) {
 impl S3Server {
     /// Puts the scratch folder's `inputs/exports-YEAR.csv` of `years` into `landing/`.
     pub async fn upload_inputs(&self, scratch: &Scratch, years: std::ops::RangeInclusive<i32>) {
+        self.upload_inputs_as(scratch, years, "csv").await;
+    }
+
+    /// Uploads the generated `inputs/exports-YEAR.EXTENSION` files to `landing/`.
+    pub async fn upload_inputs_as(
+        &self,
+        scratch: &Scratch,
+        years: std::ops::RangeInclusive<i32>,
+        extension: &str,
+    ) {
         for year in years {
-            let file = format!("exports-{year}.csv");
+            let file = format!("exports-{year}.{extension}");
             let bytes = std::fs::read(scratch.path(&format!("inputs/{file}"))).unwrap();
             self.store()
                 .put(

@@ -26,6 +26,8 @@ fn config_for(scratch: &Scratch, location: &Path, format: &str, codes: Option<&P
             location.display().to_string()
         ),
     );
+    // The audit layer keeps the records that passed, for the record-by-record comparison.
+    let text = format!("raw-layer = true\n{text}");
     let tables = crate::support::configs_dir();
     let text = text.replace(
         "[tables]\n",
@@ -112,7 +114,7 @@ async fn check_sample(sample: &str, codes: Option<&str>) {
         "value {value} vs {expected_value}"
     );
 
-    // The raw layer holds the accepted records, and those classification then excluded.
+    // The audit layer holds the accepted records, and those classification then excluded.
     let raw = read_table(
         &scratch.path("warehouse"),
         "raw",

@@ -277,6 +277,7 @@ def build_cube_rows(con, years):
           AND regexp_full_match(value, '{FLOAT_SYNTAX}')
           AND isfinite(TRY_CAST(value AS DOUBLE))
           AND TRY_CAST(value AS DOUBLE) >= 0
+          AND TRY_CAST(value AS DOUBLE) <= 1e15
           AND upper(currency) IN ('USD', 'CNY')
     """)
     con.execute("""

@@ -1,226 +1,392 @@
-//! The classified cube: one pass over the raw records joins the code tables, converts
-//! currencies and sums exports by year, province, partner and category.
+//! The classified cube, one input file at a time: one plan reads the file's checked records,
+//! sums them by their raw codes, classifies the sums with the code tables and converts the
+//! currencies, and yields the file's partial cube, the fate of each record (counts and value
+//! sums) and its rejected records. Each file's partial cube is its own object in every year
+//! partition of `cube/`, so a changed file is read again alone; a year's cube is the exact
+//! sum of its files' partials.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
-use exdep_core::arrow::array::{Array, AsArray};
-use exdep_core::arrow::compute::cast;
-use exdep_core::arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
+use exdep_core::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
+use exdep_core::arrow::compute::{cast, filter_record_batch, is_not_null, take_record_batch};
+use exdep_core::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema};
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::schema::{CUBE_FILE, RAW_FILE, REJECTS_FILE, YEAR};
-use exdep_core::sql::{exact_sum, year_list};
-use exdep_core::{
-    Location, PartitionedWriter, Tally, TallyByReason, copy_partitioned, register_layer,
-};
-use futures::StreamExt;
+use exdep_core::schema::{CUBE_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
+use exdep_core::sql::{MONEY_DECIMAL, year_list};
+use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
-/// Dispositions that mean the record is counted in the cube.
+/// The disposition of records counted in the cube.
 const CLASSIFIED: &str = "classified";
 
-/// Dispositions that are rules, not errors: the record is valid but out of scope.
-const EXCLUSION_RULES: [&str; 2] = ["excluded_hs_chapter", "partner_is_china"];
+/// The warehouse layers that hold one object per input file in each year partition.
+const FILE_LAYERS: [&str; 3] = ["cube", "rejects", "raw"];
 
-/// What classification did with the raw records of one source file.
+/// What classification did with the records of one source file in one year.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SourceDisposition {
     /// Records that entered the cube.
     pub classified: Tally,
-    /// Records whose codes no table maps, by kind (`unknown_province`, ...).
+    /// Records rejected at classification, by kind (kept for run states of earlier
+    /// versions; the code tables' membership checks are now among ingest's reasons).
+    #[serde(default)]
     pub rejected: TallyByReason,
     /// Records left out by a rule (`excluded_hs_chapter`, `partner_is_china`: exports of a
     /// Chinese province to China itself).
     pub excluded: TallyByReason,
 }
 
-/// What the cube build did, by year.
+/// What the cube holds, by year.
 pub type CubeReport = BTreeMap<i32, YearCube>;
 
-/// What the cube build did for one year.
+/// What the cube holds for one year.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct YearCube {
-    /// Cube cells written.
+    /// Cube cells: province x partner x category with exports.
     pub cells: u64,
-    /// Dispositions of the year's raw records by source file URL.
+    /// Dispositions of the year's checked records by source file URL.
     pub by_source: BTreeMap<String, SourceDisposition>,
 }
 
-/// The plan that builds the cube from the raw layer for the given years.
-fn cube_sql(years: &BTreeSet<i32>) -> String {
+/// Everything one pass over an input file found.
+#[derive(Debug, Clone, Default)]
+pub struct FileClassification {
+    /// Records read.
+    pub read: u64,
+    /// Records that passed every check.
+    pub accepted: Tally,
+    /// Those records by year.
+    pub accepted_by_year: BTreeMap<i32, u64>,
+    /// Records rejected, by reason.
+    pub rejected: TallyByReason,
+    /// Records left out by a rule of the source format, by rule.
+    pub excluded: TallyByReason,
+    /// Every year the records name, in the run or not.
+    pub years_seen: BTreeSet<i32>,
+    /// Rejected records filed under year 0: no usable year, or one outside the run.
+    pub rejected_without_year: u64,
+    /// What classification did with the accepted records, by year.
+    pub dispositions: BTreeMap<i32, SourceDisposition>,
+    /// Partial cube cells written, by year.
+    pub cells_by_year: BTreeMap<i32, u64>,
+}
+
+/// The one plan over a file's checked records (see `exdep_ingest::PreparedFile`): its rows
+/// are the partial cube's cells, the tallies of every other fate, and the rejected records,
+/// each once with its multiplicity. Records are summed by their raw codes first, so the code
+/// tables and the exchange rates are joined to sums, not to records; money is summed as
+/// exact decimals, so the result does not depend on the order records arrive in.
+fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
     let years = year_list(years);
-    let (exact_usd, exact_cny) = (exact_sum("value_usd"), exact_sum("value_cny"));
     format!(
-        "SELECT year, province, partner, region, category,
-            {exact_usd} AS exports_usd,
-            {exact_cny} AS exports_cny,
-            count(*) AS records
+        "SELECT year, reject_year, reason, rule, disposition,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN province END AS province,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN partner END AS partner,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN region END AS region,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN category END AS category,
+            line, raw,
+            sum(records) AS records, sum(value) AS value,
+            sum(CASE WHEN disposition = '{CLASSIFIED}' THEN usd END) AS exports_usd,
+            sum(CASE WHEN disposition = '{CLASSIFIED}' THEN cny END) AS exports_cny
         FROM (
-            SELECT r.year, r.province, r.partner, p.region, c.category,
-                CASE WHEN r.currency = 'USD' THEN r.value
-                     ELSE r.value / CAST(x.cny_per_usd AS DOUBLE) END AS value_usd,
-                CASE WHEN r.currency = 'CNY' THEN r.value
-                     ELSE r.value * CAST(x.cny_per_usd AS DOUBLE) END AS value_cny
-            FROM raw r
-            LEFT JOIN provinces pv ON r.province = pv.code
-            LEFT JOIN partner_regions o ON r.province = o.iso3
-            JOIN partner_regions p ON r.partner = p.iso3
-            JOIN hs_chapters c ON substr(r.hs_code, 1, 2) = c.chapter
-            JOIN exchange_rates x ON r.year = CAST(x.year AS INT)
-            WHERE r.year IN ({years}) AND c.category <> 'excluded'
-              AND (pv.code IS NOT NULL AND r.partner <> 'CHN' OR o.iso3 IS NOT NULL)
+            SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
+                g.records, g.value, p.region, c.category,
+                CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
+                    AS reject_year,
+                CASE
+                    WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
+                    WHEN c.category = 'excluded' THEN 'excluded_hs_chapter'
+                    WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
+                    ELSE '{CLASSIFIED}'
+                END AS disposition,
+                CASE WHEN g.currency = 'USD' THEN g.value
+                     ELSE CAST(CAST(g.value AS DOUBLE) / CAST(x.cny_per_usd AS DOUBLE)
+                               AS {MONEY_DECIMAL}) END AS usd,
+                CASE WHEN g.currency = 'CNY' THEN g.value
+                     ELSE CAST(CAST(g.value AS DOUBLE) * CAST(x.cny_per_usd AS DOUBLE)
+                               AS {MONEY_DECIMAL}) END AS cny
+            FROM (
+                SELECT year, reason, rule, province, partner, substr(hs_code, 1, 2) AS chapter,
+                    currency, line, raw, count(*) AS records,
+                    sum(CASE WHEN abs(value) <= 1e15 THEN CAST(value AS {MONEY_DECIMAL}) END)
+                        AS value
+                FROM (
+                    SELECT year, reason, rule, value,
+                        CASE WHEN reason IS NULL AND rule IS NULL THEN province END AS province,
+                        CASE WHEN reason IS NULL AND rule IS NULL THEN partner END AS partner,
+                        CASE WHEN reason IS NULL AND rule IS NULL THEN hs_code END AS hs_code,
+                        CASE WHEN reason IS NULL AND rule IS NULL THEN currency END AS currency,
+                        CASE WHEN reason IS NOT NULL THEN line END AS line,
+                        CASE WHEN reason IS NOT NULL THEN raw END AS raw
+                    FROM ({checked})
+                )
+                GROUP BY year, reason, rule, province, partner, substr(hs_code, 1, 2),
+                    currency, line, raw
+            ) g
+            LEFT JOIN hs_chapters c ON g.chapter = c.chapter
+            LEFT JOIN partner_regions p ON g.partner = p.iso3
+            LEFT JOIN provinces pv ON g.province = pv.code
+            LEFT JOIN exchange_rates x ON g.year = CAST(x.year AS INT)
         )
-        GROUP BY year, province, partner, region, category
-        HAVING {exact_usd} > 0
-        ORDER BY year, province, partner, category"
+        GROUP BY year, reject_year, reason, rule, disposition,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN province END,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN partner END,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN region END,
+            CASE WHEN disposition = '{CLASSIFIED}' THEN category END,
+            line, raw
+        ORDER BY year, reject_year, reason, rule, disposition, province, partner, category,
+            line, raw"
     )
 }
 
-/// Each raw record with its disposition: classified, rejected (a code no table maps) or
-/// excluded by a rule. Origins are provinces (`provinces.csv`) or, for sources whose
-/// reporters are countries, ISO3 codes (`partner_regions.csv`).
-fn dispositions(years: &BTreeSet<i32>) -> String {
-    let years = year_list(years);
-    format!(
-        "SELECT r.year, r.source, r.line,
-            concat_ws(',', CAST(r.year AS VARCHAR), coalesce(CAST(r.month AS VARCHAR), ''),
-                      r.province, r.partner, r.hs_code, CAST(r.value AS VARCHAR), r.currency)
-                AS raw,
-            r.value,
-            CASE
-                WHEN pv.code IS NULL AND o.iso3 IS NULL THEN 'unknown_province'
-                WHEN p.iso3 IS NULL THEN 'unknown_partner'
-                WHEN c.chapter IS NULL THEN 'unknown_hs_chapter'
-                WHEN c.category = 'excluded' THEN 'excluded_hs_chapter'
-                WHEN pv.code IS NOT NULL AND r.partner = 'CHN' THEN 'partner_is_china'
-                ELSE '{CLASSIFIED}'
-            END AS disposition
-        FROM raw r
-        LEFT JOIN provinces pv ON r.province = pv.code
-        LEFT JOIN partner_regions o ON r.province = o.iso3
-        LEFT JOIN partner_regions p ON r.partner = p.iso3
-        LEFT JOIN hs_chapters c ON substr(r.hs_code, 1, 2) = c.chapter
-        WHERE r.year IN ({years})"
-    )
-}
-
-/// Counts of [`dispositions`] by source.
-fn disposition_sql(years: &BTreeSet<i32>) -> String {
-    let value = exact_sum("value");
-    format!(
-        "SELECT year, source, disposition, count(*) AS records, {value} AS value
-        FROM ({}) GROUP BY year, source, disposition",
-        dispositions(years)
-    )
-}
-
-/// The records [`dispositions`] rejects, for the quarantine.
-fn rejects_sql(years: &BTreeSet<i32>) -> String {
-    let rules = EXCLUSION_RULES.map(|r| format!("'{r}'")).join(", ");
-    format!(
-        "SELECT year, source, line, disposition AS reason, raw
-        FROM ({}) WHERE disposition NOT IN ('{CLASSIFIED}', {rules})
-        ORDER BY source, line, raw, reason",
-        dispositions(years)
-    )
-}
-
-/// The name of the object that holds, in each `rejects/year=YYYY/` partition, the records
-/// classification rejected.
-const CLASSIFY_REJECTS: &str = "part-classify.parquet";
-
-/// Builds `WAREHOUSE/cube/year=YYYY/` for `years` from the raw layer (replacing what was
-/// there, with classification's rejects of those years) and accounts for every raw record
-/// of those years. Other years are untouched. The code tables must be registered.
-pub async fn build_cube(
+/// Reads the file whose checked records `checked` plans (URL `source`) in one pass, and
+/// writes its partial cube to `WAREHOUSE/cube/year=YYYY/PART` and its rejected records to
+/// `WAREHOUSE/rejects/year=YYYY/PART`. The code tables must be registered, and the file's
+/// earlier objects removed ([`remove_files`]).
+pub async fn classify_file(
     ctx: &SessionContext,
+    checked: &str,
+    source: &str,
+    part: &str,
     warehouse: &Location,
     years: &BTreeSet<i32>,
-) -> Result<CubeReport> {
-    register_layer(ctx, "raw", &warehouse.join("raw"), &RAW_FILE).await?;
-    let mut report: CubeReport = years.iter().map(|y| (*y, YearCube::default())).collect();
-
-    let dispositions = ctx.sql(&disposition_sql(years)).await?.collect().await?;
-    for batch in &dispositions {
-        let batch_years = cast(batch.column(0), &DataType::Int32)?;
-        let batch_years = batch_years.as_primitive::<Int32Type>();
-        let sources = cast(batch.column(1), &DataType::Utf8)?;
-        let kinds = cast(batch.column(2), &DataType::Utf8)?;
-        let (sources, kinds) = (sources.as_string::<i32>(), kinds.as_string::<i32>());
-        let records = batch.column(3).as_primitive::<Int64Type>();
-        let values = batch.column(4).as_primitive::<Float64Type>();
-        for row in 0..batch.num_rows() {
-            let entry = report
-                .entry(batch_years.value(row))
-                .or_default()
-                .by_source
-                .entry(sources.value(row).to_string())
-                .or_default();
-            let tally = Tally {
-                records: records.value(row) as u64,
-                value: if values.is_null(row) {
-                    0.0
-                } else {
-                    values.value(row)
-                },
-            };
-            let kind = kinds.value(row);
-            if kind == CLASSIFIED {
-                entry.classified.add(tally);
-            } else if EXCLUSION_RULES.contains(&kind) {
-                entry
-                    .excluded
-                    .entry(kind.to_string())
-                    .or_default()
-                    .add(tally);
-            } else {
-                entry
-                    .rejected
-                    .entry(kind.to_string())
-                    .or_default()
-                    .add(tally);
-            }
-        }
-    }
-
-    // Records whose codes no table maps join the quarantine beside ingest's rejects.
-    let rejects = warehouse.join("rejects");
-    for year in years {
-        rejects
-            .join(&format!("{YEAR}={year}"))
-            .delete_where(ctx, |path| path.filename() == Some(CLASSIFY_REJECTS))
-            .await?;
-    }
-    let mut rejected = PartitionedWriter::new(ctx, &rejects, &[YEAR], CLASSIFY_REJECTS)?
+) -> Result<FileClassification> {
+    let read_error = |e| Error::Read {
+        file: source.to_string(),
+        source: Box::new(e),
+    };
+    let batches = ctx
+        .sql(&file_sql(checked, years))
+        .await
+        .map_err(read_error)?
+        .collect()
+        .await
+        .map_err(read_error)?;
+    let mut outcome = FileClassification::default();
+    let mut cube = PartitionedWriter::new(ctx, &warehouse.join("cube"), &[YEAR], part)?
+        .with_file_schema(CUBE_FILE.clone());
+    let mut rejects = PartitionedWriter::new(ctx, &warehouse.join("rejects"), &[YEAR], part)?
         .with_file_schema(REJECTS_FILE.clone());
-    let mut stream = ctx.sql(&rejects_sql(years)).await?.execute_stream().await?;
-    while let Some(batch) = stream.next().await {
-        rejected.write(&batch?).await?;
+    for batch in &batches {
+        tally(batch, &mut outcome)?;
+        cube.write(&cube_cells_of(batch)?).await?;
+        rejects.write(&rejects_of(batch, source)?).await?;
     }
-    rejected.finish().await?;
-
-    let cube = warehouse.join("cube");
-    for year in years {
-        cube.join(&format!("{YEAR}={year}")).delete_all(ctx).await?;
-    }
-    let scratch = warehouse.join("_staging").join("cube");
-    let written =
-        copy_partitioned(ctx, &cube_sql(years), &cube, &[YEAR], &CUBE_FILE, &scratch).await?;
-    for file in written {
-        let year = file.partition[0]
+    for written in cube.finish().await? {
+        let year = written.partition[0]
             .1
             .parse()
             .expect("year partitions are integers");
-        report.entry(year).or_default().cells = file.rows;
+        outcome.cells_by_year.insert(year, written.rows);
     }
-    ctx.deregister_table("raw")?;
+    rejects.finish().await?;
     info!(
-        cells = report.values().map(|y| y.cells).sum::<u64>(),
-        "cube built"
+        file = source,
+        read = outcome.read,
+        accepted = outcome.accepted.records,
+        rejected = exdep_core::total(&outcome.rejected).records,
+        excluded = exdep_core::total(&outcome.excluded).records,
+        "classified"
     );
-    Ok(report)
+    Ok(outcome)
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("the file plan has a `{name}` column"))
+}
+
+fn text_column(batch: &RecordBatch, name: &str) -> Result<StringArray> {
+    Ok(cast(column(batch, name), &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone())
+}
+
+/// Money in the plan's exact decimals as a double.
+fn money(values: &exdep_core::arrow::array::PrimitiveArray<Decimal128Type>, row: usize) -> f64 {
+    if values.is_null(row) {
+        0.0
+    } else {
+        values.value(row) as f64 / 1e10
+    }
+}
+
+/// Counts the rows of a file plan's result into `outcome`.
+fn tally(batch: &RecordBatch, outcome: &mut FileClassification) -> Result<()> {
+    let years = cast(column(batch, YEAR), &DataType::Int32)?;
+    let years = years.as_primitive::<Int32Type>();
+    let reject_years = cast(column(batch, "reject_year"), &DataType::Int32)?;
+    let reject_years = reject_years.as_primitive::<Int32Type>();
+    let (reasons, rules) = (text_column(batch, "reason")?, text_column(batch, "rule")?);
+    let dispositions = text_column(batch, "disposition")?;
+    let records = cast(column(batch, "records"), &DataType::Int64)?;
+    let records = records.as_primitive::<Int64Type>();
+    let values = column(batch, "value").as_primitive::<Decimal128Type>();
+    for row in 0..batch.num_rows() {
+        let count = records.value(row) as u64;
+        let tally = Tally {
+            records: count,
+            value: money(values, row),
+        };
+        outcome.read += count;
+        if !years.is_null(row) {
+            outcome.years_seen.insert(years.value(row));
+        }
+        if !rules.is_null(row) {
+            let rule = rules.value(row).to_string();
+            outcome.excluded.entry(rule).or_default().add(tally);
+        } else if !reasons.is_null(row) {
+            let reason = reasons.value(row).to_string();
+            outcome.rejected.entry(reason).or_default().add(tally);
+            if reject_years.value(row) == UNKNOWN_YEAR {
+                outcome.rejected_without_year += count;
+            }
+        } else {
+            let year = years.value(row);
+            outcome.accepted.add(tally);
+            *outcome.accepted_by_year.entry(year).or_default() += count;
+            let disposition = outcome.dispositions.entry(year).or_default();
+            match dispositions.value(row) {
+                CLASSIFIED => disposition.classified.add(tally),
+                rule => disposition
+                    .excluded
+                    .entry(rule.to_string())
+                    .or_default()
+                    .add(tally),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The partial cube's cells among a file plan's rows.
+fn cube_cells_of(batch: &RecordBatch) -> Result<RecordBatch> {
+    let dispositions = text_column(batch, "disposition")?;
+    let classified = exdep_core::arrow::compute::kernels::cmp::eq(
+        &dispositions,
+        &StringArray::new_scalar(CLASSIFIED),
+    )?;
+    let columns = [
+        YEAR,
+        "province",
+        "partner",
+        "region",
+        "category",
+        "exports_usd",
+        "exports_cny",
+        "records",
+    ];
+    let indices = columns
+        .iter()
+        .map(|name| batch.schema().index_of(name))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(filter_record_batch(&batch.project(&indices)?, &classified)?)
+}
+
+/// The rejected records among a file plan's rows, each as often as it occurred, filed
+/// under their year (or year 0).
+fn rejects_of(batch: &RecordBatch, source: &str) -> Result<RecordBatch> {
+    let rejected = filter_record_batch(batch, &is_not_null(column(batch, "reason"))?)?;
+    let records = cast(column(&rejected, "records"), &DataType::Int64)?;
+    let repeated: UInt32Array = records
+        .as_primitive::<Int64Type>()
+        .values()
+        .iter()
+        .enumerate()
+        .flat_map(|(row, count)| std::iter::repeat_n(row as u32, *count as usize))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(YEAR, DataType::Int32, false),
+        Field::new("line", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, true),
+    ]));
+    let distinct = RecordBatch::try_new(
+        schema,
+        vec![
+            cast(column(&rejected, "reject_year"), &DataType::Int32)?,
+            cast(column(&rejected, "line"), &DataType::Int64)?,
+            cast(column(&rejected, "reason"), &DataType::Utf8)?,
+            cast(column(&rejected, "raw"), &DataType::Utf8)?,
+        ],
+    )?;
+    let every = take_record_batch(&distinct, &repeated)?;
+    let sources: ArrayRef = Arc::new(StringArray::from(vec![source; every.num_rows()]));
+    let mut fields = every.schema().fields().to_vec();
+    fields.push(Arc::new(Field::new("source", DataType::Utf8, false)));
+    let mut columns = every.columns().to_vec();
+    columns.push(sources);
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// Removes the objects the files named by `parts` (see `exdep_ingest::part_name`) hold in
+/// every year partition of the warehouse's per-file layers, before they are read again or
+/// because they are gone. Other files' objects are untouched.
+pub async fn remove_files(
+    ctx: &SessionContext,
+    warehouse: &Location,
+    parts: &BTreeSet<String>,
+) -> Result<()> {
+    if parts.is_empty() {
+        return Ok(());
+    }
+    for layer in FILE_LAYERS {
+        warehouse
+            .join(layer)
+            .delete_where(ctx, |path| {
+                path.filename().is_some_and(|name| parts.contains(name))
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// The cells of the cube's `years`: per year, the province x partner x category
+/// combinations whose exports, summed over the files' partials, are positive.
+pub async fn cube_cells(
+    ctx: &SessionContext,
+    warehouse: &Location,
+    years: &BTreeSet<i32>,
+) -> Result<BTreeMap<i32, u64>> {
+    let mut cells = BTreeMap::new();
+    let cube = warehouse.join("cube");
+    if years.is_empty() || !cube.has_objects(ctx).await? {
+        return Ok(cells);
+    }
+    let table = "cube_partials";
+    register_layer(ctx, table, &cube, &CUBE_FILE).await?;
+    let counted = ctx
+        .sql(&format!(
+            "SELECT year, count(*) AS cells FROM (
+                SELECT year FROM {table} WHERE year IN ({years})
+                GROUP BY year, province, partner, category HAVING sum(exports_usd) > 0
+            ) GROUP BY year",
+            years = year_list(years)
+        ))
+        .await?
+        .collect()
+        .await;
+    ctx.deregister_table(table)?;
+    for batch in counted? {
+        let years = cast(column(&batch, YEAR), &DataType::Int32)?;
+        let counts = cast(column(&batch, "cells"), &DataType::Int64)?;
+        let (years, counts) = (
+            years.as_primitive::<Int32Type>(),
+            counts.as_primitive::<Int64Type>(),
+        );
+        for row in 0..batch.num_rows() {
+            cells.insert(years.value(row), counts.value(row) as u64);
+        }
+    }
+    Ok(cells)
 }
 
 /// Removes the warehouse's partitions of `years` from every layer (raw, cube, rejects): the
@@ -230,7 +396,7 @@ pub async fn drop_years(
     warehouse: &Location,
     years: &BTreeSet<i32>,
 ) -> Result<()> {
-    for layer in ["raw", "cube", "rejects"] {
+    for layer in FILE_LAYERS {
         for year in years {
             warehouse
                 .join(layer)

@@ -33,6 +33,14 @@ pub enum Error {
         /// What is missing.
         message: String,
     },
+    /// Reading an input file in its one pass failed part-way.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file's URL.
+        file: String,
+        /// What failed.
+        source: Box<exdep_core::datafusion::error::DataFusionError>,
+    },
     /// An error from the shared foundation.
     #[error(transparent)]
     Core(#[from] exdep_core::Error),

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::schema::KnownCodes;
 use exdep_core::{Location, TableLocations, hex_sha256, register_text_table, utf8_text};
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +126,20 @@ impl CodeTables {
             cny_per_usd: check_rates(&rates, years)?,
             digests,
         })
+    }
+
+    /// The codes the tables know, for the per-record membership checks.
+    pub fn known_codes(&self) -> KnownCodes {
+        KnownCodes {
+            origins: self
+                .provinces
+                .keys()
+                .chain(self.partner_regions.keys())
+                .cloned()
+                .collect(),
+            partners: self.partner_regions.keys().cloned().collect(),
+            chapters: self.chapters.keys().cloned().collect(),
+        }
     }
 
     /// Registers the tables in the session as file-backed tables (Parquet copies under

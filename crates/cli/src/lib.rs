@@ -1,5 +1,6 @@
-//! The exdep pipeline as one call: ingest -> classify -> index -> export, as `exdep run` runs
-//! it. The binary adds argument parsing and the summary; tests and embedding programs call
+//! The exdep pipeline as one call, as `exdep run` runs it: per input file, one pass that
+//! checks (ingest) and classifies its records into the file's partial cube; then the index
+//! plans over the cube, and export. The binary adds argument parsing and the summary; tests and embedding programs call
 //! [`run_pipeline`] directly, for example on a `memory://` store.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@ use exdep_export::{
     FileState, RunManifest, RunState, read_manifest, read_state, remove_state, write_manifest,
     write_state, write_table,
 };
+use exdep_ingest::{FileReport, PreparedFile, part_name};
 
 pub use plan::Plan;
 
@@ -115,21 +117,24 @@ pub async fn run_pipeline(
     }
 
     // From here on the warehouse changes. The state written first leaves out what is about
-    // to be rebuilt, so a run killed midway sends the next one over the same ground.
+    // to be redone, so a run killed midway sends the next one over the same ground.
+    let redone: BTreeSet<String> = plan
+        .read
+        .iter()
+        .map(|(f, _)| f.location.to_string())
+        .chain(plan.gone.iter().cloned())
+        .collect();
     let mut files = BTreeMap::new();
     let mut cube = CubeReport::new();
     match &state {
         Some(state) if plan.full.is_none() => {
-            let redone: BTreeSet<String> = plan
-                .read
-                .iter()
-                .map(|(f, _)| f.location.to_string())
-                .chain(plan.gone.iter().cloned())
-                .collect();
             files = state.files.clone();
             files.retain(|url, _| !redone.contains(url));
             cube = state.cube.clone();
-            cube.retain(|year, _| config.years.contains(year) && !plan.rebuild.contains_key(year));
+            cube.retain(|year, _| config.years.contains(year));
+            for year in cube.values_mut() {
+                year.by_source.retain(|url, _| !redone.contains(url));
+            }
             let mut pending = state.clone();
             pending.files = files.clone();
             pending.cube = cube.clone();
@@ -149,24 +154,31 @@ pub async fn run_pipeline(
 
     progress(&format!("reading {} input files", plan.read.len()));
     let to_read: Vec<_> = plan.read.iter().map(|(f, _)| f.clone()).collect();
-    let ingest = exdep_ingest::ingest(ctx, config, &config.warehouse, &to_read, &plan.gone).await?;
-    plan.add_years_read(&ingest.files, config);
-    for (file, report) in to_read.iter().zip(&ingest.files) {
+    let prepared = exdep_ingest::prepare_inputs(
+        ctx,
+        config,
+        &tables.known_codes(),
+        &config.warehouse,
+        &to_read,
+    )
+    .await?;
+    let parts = redone.iter().map(|url| part_name(url)).collect();
+    let read = match exdep_classify::remove_files(ctx, &config.warehouse, &parts).await {
+        Ok(()) => read_inputs(ctx, config, &prepared.files, &mut cube).await,
+        Err(error) => Err(error.into()),
+    };
+    prepared.release(ctx).await?;
+    let reports = read?;
+    plan.add_years_read(&reports, config);
+    for (file, report) in to_read.iter().zip(reports) {
         let reading = config.inputs[file.input_index].reading();
-        files.insert(
-            report.file.clone(),
-            FileState {
-                reading,
-                report: report.clone(),
-            },
-        );
+        files.insert(report.file.clone(), FileState { reading, report });
     }
-
-    progress(&format!(
-        "building the cube of {} years",
-        plan.rebuild.len()
-    ));
-    cube.extend(exdep_classify::build_cube(ctx, &config.warehouse, &plan.rebuilt_years()).await?);
+    let rebuilt = plan.rebuilt_years();
+    let cells = exdep_classify::cube_cells(ctx, &config.warehouse, &rebuilt).await?;
+    for year in &rebuilt {
+        cube.entry(*year).or_default().cells = cells.get(year).copied().unwrap_or(0);
+    }
     let reports: Vec<_> = listed
         .iter()
         .filter_map(|f| files.get(&f.location.to_string()))
@@ -245,6 +257,50 @@ pub async fn run_pipeline(
     let state = RunState::new(config, tables.digests.clone(), files, cube);
     write_state(ctx, &config.warehouse, &state).await?;
     Ok(RunOutcome { plan, manifest })
+}
+
+/// Reads each prepared input in its one pass (its partial cube and rejects go to the
+/// warehouse, its dispositions into `cube`), and reports on each.
+async fn read_inputs(
+    ctx: &SessionContext,
+    config: &Config,
+    prepared: &[PreparedFile],
+    cube: &mut CubeReport,
+) -> Result<Vec<FileReport>, Error> {
+    let mut reports = Vec::with_capacity(prepared.len());
+    for file in prepared {
+        let url = file.url();
+        let part = part_name(&url);
+        let outcome = exdep_classify::classify_file(
+            ctx,
+            file.checked_sql(),
+            &url,
+            &part,
+            &config.warehouse,
+            &config.years,
+        )
+        .await?;
+        if config.raw_layer {
+            exdep_ingest::write_raw(ctx, file, &config.warehouse).await?;
+        }
+        for (year, disposition) in outcome.dispositions {
+            cube.entry(year)
+                .or_default()
+                .by_source
+                .insert(url.clone(), disposition);
+        }
+        reports.push(FileReport {
+            read: outcome.read,
+            accepted: outcome.accepted,
+            rejected: outcome.rejected,
+            excluded: outcome.excluded,
+            accepted_by_year: outcome.accepted_by_year,
+            years_seen: outcome.years_seen,
+            rejected_without_year: outcome.rejected_without_year,
+            ..file.report()
+        });
+    }
+    Ok(reports)
 }
 
 /// Every year any layer of the warehouse holds.

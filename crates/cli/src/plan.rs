@@ -232,6 +232,9 @@ fn full_rebuild(
             state.exdep_version
         ));
     }
+    if state.raw_layer != config.raw_layer {
+        return Some("raw-layer changed".to_string());
+    }
     if state.settings_sha256 != config.settings_sha256() {
         return Some("the index settings changed".to_string());
     }

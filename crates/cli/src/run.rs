@@ -39,6 +39,10 @@ pub struct RunArgs {
     /// (replaces the config's `[engine]`).
     #[arg(long, value_name = "URL")]
     cluster: Option<String>,
+    /// The memory the engine may use before it spills to disk, such as `2GiB` (replaces the
+    /// config's `memory-limit`; on a cluster, each executor sets its own).
+    #[arg(long, value_name = "SIZE")]
+    memory_limit: Option<String>,
     /// Print only the final summary, no progress.
     #[arg(long)]
     quiet: bool,
@@ -72,6 +76,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if let Some(ratio) = args.max_reject_ratio {
         exdep_core::check_ratio(Some(ratio), "--max-reject-ratio")?;
         config.max_reject_ratio = Some(ratio);
+    }
+    if let Some(limit) = &args.memory_limit {
+        config.override_memory_limit(limit)?;
     }
     config.add_years(&args.years, "--years")?;
     match &args.cluster {

@@ -52,6 +52,14 @@ struct ConfigFile {
     /// Where the plans execute. Default: embedded, in this process.
     #[serde(default)]
     engine: EngineFile,
+    /// Keep the records that passed every check in `WAREHOUSE/raw/` as an audit copy.
+    /// Default: false (the run reads each input once and keeps only sums and rejects).
+    #[serde(default)]
+    raw_layer: bool,
+    /// The memory the engine may use before it spills to disk (`2GiB`, `512MiB`, ...).
+    /// Default: half of this machine's memory.
+    #[serde(default)]
+    memory_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -348,6 +356,10 @@ pub struct Config {
     pub parquet_compression: String,
     /// Where the plans execute.
     pub engine: Engine,
+    /// Whether the audit layer `raw/` is written.
+    pub raw_layer: bool,
+    /// Bytes the embedded engine may hold before it spills to disk.
+    pub memory_limit: u64,
 }
 
 impl Config {
@@ -528,6 +540,11 @@ impl Config {
             storage: file.storage,
             parquet_compression,
             engine,
+            raw_layer: file.raw_layer,
+            memory_limit: match &file.memory_limit {
+                Some(text) => parse_bytes(text, "memory-limit")?,
+                None => crate::session::default_memory_limit(),
+            },
         };
         config.check_engine()?;
         Ok(config)
@@ -680,6 +697,12 @@ impl Config {
         crate::register_stores(ctx, &self.store_urls(), &self.storage)
     }
 
+    /// Replaces the memory limit (the CLI's `--memory-limit`).
+    pub fn override_memory_limit(&mut self, text: &str) -> Result<()> {
+        self.memory_limit = parse_bytes(text, "--memory-limit")?;
+        Ok(())
+    }
+
     /// Fails unless the run has something to read.
     pub fn require_inputs(&self) -> Result<()> {
         if self.inputs.is_empty() {
@@ -690,6 +713,46 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Reads a size such as `2GiB`, `512 MiB`, `1.5GB` or `1000000` (bytes); at least 64 MiB,
+/// below which no plan of exdep's can run.
+fn parse_bytes(text: &str, key: &str) -> Result<u64> {
+    let error = |message: String| Error::ConfigValue {
+        key: key.into(),
+        message,
+    };
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| error(format!("`{text}` is not a size such as 2GiB or 512MiB")))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(error(format!(
+                "unknown unit `{other}` in `{text}`; use KiB, MiB, GiB or TiB"
+            )));
+        }
+    };
+    let bytes = (number * factor as f64) as u64;
+    if bytes < 64 << 20 {
+        return Err(error(format!(
+            "`{text}` is below the smallest limit, 64MiB"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// A fraction must lie in [0, 1].

@@ -17,8 +17,9 @@ pub const ALL_CATEGORIES: &str = "all";
 /// The province code of the national aggregate (the sum over provinces).
 pub const NATIONAL: &str = "CN";
 
-/// Raw canonical records as ingest writes them to `raw/year=YYYY/`: syntactically valid,
-/// in the run's years, not yet classified. `year` lives in the path.
+/// Raw canonical records as the opt-in audit layer `raw/year=YYYY/` holds them (config key
+/// `raw-layer`): the records that passed ingest's checks, not yet classified. `year` lives
+/// in the path.
 pub static RAW_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("month", DataType::Int32, true),
@@ -46,16 +47,31 @@ pub static REJECTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// The `year` partition of rejected records whose year is unusable.
 pub const UNKNOWN_YEAR: i32 = 0;
 
-/// The classified cube as classify writes it to `cube/year=YYYY/`: exports summed by
-/// province, partner and category, in both currencies. `year` lives in the path.
+/// One input file's partial cube as classify writes it to
+/// `cube/year=YYYY/part-<hash of the file's URL>.parquet`: the file's exports summed by
+/// province, partner and category, in both currencies, as exact decimals (1e-10 units), so
+/// that a year's cube is the exact sum of its files' partials in any order. `year` lives in
+/// the path.
 pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("province", DataType::Utf8, false),
         Field::new("partner", DataType::Utf8, false),
         Field::new("region", DataType::Utf8, false),
         Field::new("category", DataType::Utf8, false),
-        Field::new("exports_usd", DataType::Float64, false),
-        Field::new("exports_cny", DataType::Float64, false),
+        Field::new("exports_usd", DataType::Decimal128(38, 10), false),
+        Field::new("exports_cny", DataType::Decimal128(38, 10), false),
         Field::new("records", DataType::Int64, false),
     ]))
 });
+
+/// The codes the code tables know, written into the per-record checks of a file's plan as
+/// literal lists: a membership test per record costs far less than a join.
+#[derive(Debug, Clone, Default)]
+pub struct KnownCodes {
+    /// Origins: province codes, and ISO3 codes of reporters that are countries.
+    pub origins: Vec<String>,
+    /// Partners (ISO3).
+    pub partners: Vec<String>,
+    /// HS chapters (two digits), excluded ones included.
+    pub chapters: Vec<String>,
+}

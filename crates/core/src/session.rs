@@ -18,20 +18,27 @@ use crate::schema::YEAR;
 use crate::storage::Location;
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// exdep's session settings, on top of `config`.
 fn session_config(config: SessionConfig) -> SessionConfig {
-    config
+    let mut config = config
         .with_information_schema(false)
         // Small joins against code tables are broadcast; the cube is read with its statistics.
-        .with_collect_statistics(true)
+        .with_collect_statistics(true);
+    // A Parquet footer is read with one request of this many bytes from the file's end (a
+    // second one when the footer is longer). DataFusion's 512 KiB would have the client
+    // download half a megabyte of every input just to learn its schema.
+    config.options_mut().execution.parquet.metadata_size_hint = Some(64 << 10);
+    config
 }
 
 /// The session a run of `config` executes in: embedded, or a client of its Ballista
 /// cluster. [`Config::prepare_session`] readies it for the config's locations.
 pub async fn connect(config: &Config) -> Result<SessionContext> {
     let ctx = match &config.engine {
-        Engine::Embedded => new_session(),
+        Engine::Embedded => session_with_limit(config.memory_limit)?,
         Engine::Ballista { scheduler, .. } => {
             let state = SessionStateBuilder::new()
                 .with_default_features()
@@ -57,14 +64,50 @@ pub async fn connect(config: &Config) -> Result<SessionContext> {
 }
 
 /// An embedded session with exdep's settings and the `memory://` store registered next to
-/// the local filesystem.
+/// the local filesystem, its memory unbounded.
 pub fn new_session() -> SessionContext {
-    let ctx = SessionContext::new_with_config(session_config(SessionConfig::new()));
+    with_memory_store(SessionContext::new_with_config(session_config(
+        SessionConfig::new(),
+    )))
+}
+
+/// An embedded session whose plans hold at most `limit` bytes: aggregations and sorts
+/// past their share spill to files in the system's temporary folder.
+fn session_with_limit(limit: u64) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(limit as usize)))
+        .build_arc()?;
+    Ok(with_memory_store(SessionContext::new_with_config_rt(
+        session_config(SessionConfig::new()),
+        runtime,
+    )))
+}
+
+fn with_memory_store(ctx: SessionContext) -> SessionContext {
     ctx.register_object_store(
         &Url::parse("memory:///").expect("a constant URL"),
         Arc::new(InMemory::new()),
     );
     ctx
+}
+
+/// The memory limit of a run whose config sets none: half of this machine's memory (read
+/// from `/proc/meminfo`), or 4 GiB where that cannot be read.
+pub(crate) fn default_memory_limit() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        });
+    total_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 /// Registers a warehouse layer (Hive-partitioned by `year`) as table `name`.

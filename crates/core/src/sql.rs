@@ -31,6 +31,23 @@ fn exact(expr: &str, scale: u8) -> String {
     format!("CAST(sum(CAST({expr} AS DECIMAL(38, {scale}))) AS DOUBLE)")
 }
 
+/// The SQL type exact money sums are kept in: per-file partial cubes store their sums in
+/// it, so that a year's cube, the sum of its files' partials, is exact as well.
+pub const MONEY_DECIMAL: &str = "DECIMAL(38, 10)";
+
+/// Strings as the contents of an SQL `IN (...)` list of text literals; an impossible value
+/// when empty.
+pub fn text_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = items
+        .into_iter()
+        .map(|item| format!("'{}'", item.replace('\'', "''")))
+        .collect();
+    if quoted.is_empty() {
+        return "NULL".into();
+    }
+    quoted.join(", ")
+}
+
 /// The years as the contents of an SQL `IN (...)` list; an impossible year when empty,
 /// since `IN ()` is not SQL.
 pub fn year_list(years: &BTreeSet<i32>) -> String {

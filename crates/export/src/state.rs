@@ -33,6 +33,9 @@ pub struct RunState {
     pub code_tables: BTreeMap<String, TableDigest>,
     /// The years the layers were built for.
     pub years: BTreeSet<i32>,
+    /// Whether the audit layer `raw/` was written.
+    #[serde(default)]
+    pub raw_layer: bool,
     /// Every input file in the raw layer: its fingerprint, how it was read and what became
     /// of its records.
     pub files: BTreeMap<String, FileState>,
@@ -64,6 +67,7 @@ impl RunState {
             settings_sha256: config.settings_sha256(),
             code_tables,
             years: config.years.clone(),
+            raw_layer: config.raw_layer,
             files,
             cube,
         }

@@ -84,9 +84,9 @@ pub async fn cube_years(ctx: &SessionContext, warehouse: &Location) -> Result<BT
     Ok(warehouse.join("cube").partition_years(ctx).await?)
 }
 
-/// Readies `ctx` for the index plans: registers the warehouse's cube layer as table `cube`
-/// and plans in a single partition from here on. The cube holds cells, not records, so it is
-/// small; in one partition sums add up in one fixed order, so a run gives the same bits every
+/// Readies `ctx` for the index plans: registers the warehouse's cube layer (the files'
+/// partial cubes) as table `cube` and plans in a single partition from here on. The cube
+/// holds cells, not records, so it is small; in one partition sums add up in one fixed order, so a run gives the same bits every
 /// time and in every table (a base year's change against itself is exactly 0).
 pub async fn prepare(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
     if ctx.table_exist("cube")? {

@@ -88,7 +88,7 @@ fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     ))
 }
 
-/// `cells`: the needed years' cube rows plus the national aggregate (province `CN`, the sum
+/// `cells`: the needed years' cube cells (the exact sums of the files' partial cubes) plus the national aggregate (province `CN`, the sum
 /// over provinces) and the `all` category (the sum of the four categories), at partner level.
 /// `units`: the destination units concentration and margins count, partners or regions.
 fn cells_cte(settings: &PlanSettings) -> String {
@@ -106,8 +106,12 @@ fn cells_cte(settings: &PlanSettings) -> String {
     };
     format!(
         "cube_years AS (
-            SELECT year, province, partner, region, category, exports_usd, exports_cny
+            SELECT year, province, partner, region, category,
+                   CAST(sum(exports_usd) AS DOUBLE) AS exports_usd,
+                   CAST(sum(exports_cny) AS DOUBLE) AS exports_cny
             FROM cube WHERE year IN ({years})
+            GROUP BY year, province, partner, region, category
+            HAVING sum(exports_usd) > 0
         ),
         by_category AS (
             SELECT year, province, partner, region, category, exports_usd, exports_cny

@@ -4,13 +4,20 @@
 //! `line`, `raw`, the canonical fields as trimmed text (`year_text`, `month_text`,
 //! `province`, `partner`, `hs_code`, `value_text`, `currency`), the factor that turns the
 //! value into the currency's units, a format-level reject reason (`pre_reason`) and an
-//! exclusion rule (`rule`). [`validation_sql`] then applies the canonical checks that all
-//! formats share.
+//! exclusion rule (`rule`). [`checked_sql`] then applies the canonical checks that all
+//! formats share, and the code tables' membership checks.
+//!
+//! Most records of a canonical input are clean: their fields are already codes the tables
+//! know, in canonical form. A cheap test on the untouched fields (`fast`) lets those records
+//! skip the text work (trimming, casing, pattern checks, the raw line) that only a record
+//! with a problem needs; every text expression is evaluated for the other records only.
 
 use std::collections::BTreeSet;
 
 use exdep_core::InputFormat;
 use exdep_core::arrow::datatypes::DataType;
+use exdep_core::schema::KnownCodes;
+use exdep_core::sql::{text_list, year_list};
 
 use crate::normalize::{FIELDS_OK, LINE, RAW};
 
@@ -93,16 +100,43 @@ impl Columns {
         }
     }
 
-    /// The column as trimmed text, empty as null.
-    fn text(&self, name: &str) -> crate::Result<String> {
+    /// The column as text, untouched.
+    fn untrimmed(&self, name: &str) -> crate::Result<String> {
         let (name, data_type) = self.find(name).ok_or_else(|| self.missing(name))?;
         let quoted = format!("t.\"{}\"", name.replace('"', "\"\""));
-        let text = match data_type {
+        Ok(match data_type {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => quoted,
             _ => format!("CAST({quoted} AS VARCHAR)"),
-        };
+        })
+    }
+
+    /// The column as a number of `sql_type`, null where it is not one, without a detour
+    /// through text for a column that already holds numbers.
+    fn number(&self, name: &str, sql_type: &str) -> crate::Result<String> {
+        let (name, _) = self.find(name).ok_or_else(|| self.missing(name))?;
+        Ok(format!(
+            "try_cast(t.\"{}\" AS {sql_type})",
+            name.replace('"', "\"\"")
+        ))
+    }
+
+    /// The column as trimmed text, empty as null.
+    fn text(&self, name: &str) -> crate::Result<String> {
+        let text = self.untrimmed(name)?;
         // Spaces, tabs and stray line-end characters around a field are not data.
         Ok(format!("nullif(btrim({text}, ' \t\r\n'), '')"))
+    }
+
+    /// A test that the column is empty: null, or for text an empty string.
+    fn empty(&self, name: &str) -> crate::Result<String> {
+        let (_, data_type) = self.find(name).ok_or_else(|| self.missing(name))?;
+        let text = self.untrimmed(name)?;
+        Ok(match data_type {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                format!("coalesce({text}, '') = ''")
+            }
+            _ => format!("{text} IS NULL"),
+        })
     }
 
     fn has(&self, name: &str) -> bool {
@@ -110,9 +144,32 @@ impl Columns {
     }
 }
 
-/// A format's projection onto canonical text fields.
+/// The untouched fields of a canonical input, for the test that lets a clean record skip
+/// the text work.
+struct FastFields {
+    year: String,
+    month_missing: String,
+    month: String,
+    province: String,
+    partner: String,
+    hs_code: String,
+    value: String,
+    currency: String,
+}
+
+/// A format's projection onto canonical text fields: SQL expressions over the input table
+/// `t` (and the code tables the format joins in `from`).
 pub(crate) struct Projection {
-    pub select: String,
+    line: String,
+    raw: String,
+    fields_ok: String,
+    pre_reason: String,
+    rule: String,
+    /// year, month, province, partner, hs_code, value, currency as trimmed text.
+    fields: [String; 7],
+    multiplier: &'static str,
+    fast: Option<FastFields>,
+    from: String,
     /// Name of the column the province came from, for the manifest.
     pub origin_column: Option<String>,
 }
@@ -145,20 +202,23 @@ pub(crate) fn projection(
             "true".to_string(),
         )
     };
-    let common =
-        |fields: [String; 7], multiplier: &str, pre_reason: String, rule: String, joins: String| {
-            let [year, month, province, partner, hs_code, value, currency] = fields;
-            format!(
-                "SELECT {line} AS line, {raw} AS raw,
-                CASE WHEN NOT ({fields_ok}) THEN 'bad_field_count' ELSE {pre_reason} END
-                    AS pre_reason,
-                CASE WHEN {fields_ok} THEN {rule} END AS rule,
-                {year} AS year_text, {month} AS month_text, {province} AS province,
-                {partner} AS partner, {hs_code} AS hs_code, {value} AS value_text,
-                {currency} AS currency, CAST({multiplier} AS DOUBLE) AS multiplier
-            FROM \"{table}\" t {joins}"
-            )
-        };
+    let projection = |fields: [String; 7],
+                      multiplier: &'static str,
+                      pre_reason: String,
+                      rule: String,
+                      fast: Option<FastFields>,
+                      joins: String| Projection {
+        line: line.clone(),
+        raw: raw.clone(),
+        fields_ok: fields_ok.clone(),
+        pre_reason,
+        rule,
+        fields,
+        multiplier,
+        fast,
+        from: format!("\"{table}\" t {joins}"),
+        origin_column: None,
+    };
     let null = || "CAST(NULL AS VARCHAR)".to_string();
     match format {
         InputFormat::Auto => unreachable!("formats are resolved before projection"),
@@ -170,24 +230,32 @@ pub(crate) fn projection(
                 "CASE WHEN lower({year}) = 'year' AND lower({value}) = 'value' \
                  THEN 'duplicate_header' END"
             );
-            Ok(Projection {
-                select: common(
-                    [
-                        year,
-                        month?,
-                        province?,
-                        format!("upper({})", partner?),
-                        hs_code?,
-                        value,
-                        format!("upper({})", currency?),
-                    ],
-                    "1",
-                    duplicate,
-                    null(),
-                    String::new(),
-                ),
-                origin_column: None,
-            })
+            let fast = FastFields {
+                year: columns.number("year", "INT")?,
+                month_missing: columns.empty("month")?,
+                month: columns.number("month", "INT")?,
+                province: columns.untrimmed("province")?,
+                partner: columns.untrimmed("partner")?,
+                hs_code: columns.untrimmed("hs_code")?,
+                value: columns.number("value", "DOUBLE")?,
+                currency: columns.untrimmed("currency")?,
+            };
+            Ok(projection(
+                [
+                    year,
+                    month?,
+                    province?,
+                    format!("upper({})", partner?),
+                    hs_code?,
+                    value,
+                    format!("upper({})", currency?),
+                ],
+                "1",
+                duplicate,
+                null(),
+                Some(fast),
+                String::new(),
+            ))
         }
         InputFormat::CustomsCsv => {
             let period = columns.text(CUSTOMS_PERIOD)?;
@@ -226,27 +294,27 @@ pub(crate) fn projection(
             let rule = "CASE WHEN cp.code IS NOT NULL AND cp.iso3 IS NULL \
                         THEN 'partner_not_a_country' END"
                 .to_string();
-            Ok(Projection {
-                select: common(
-                    [
-                        format!("substr({period}, 1, 4)"),
-                        format!("substr({period}, 5, 2)"),
-                        format!("substr({origin}, 1, 2)"),
-                        "cp.iso3".to_string(),
-                        hs_code,
-                        format!("replace({value}, ',', '')"),
-                        format!("'{currency}'"),
-                    ],
-                    "1",
-                    pre_reason,
-                    rule,
-                    format!(
-                        "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {CUSTOMS_PARTNERS}) cp
-                           ON cp.code = {partner}"
-                    ),
+            let mut customs = projection(
+                [
+                    format!("substr({period}, 1, 4)"),
+                    format!("substr({period}, 5, 2)"),
+                    format!("substr({origin}, 1, 2)"),
+                    "cp.iso3".to_string(),
+                    hs_code,
+                    format!("replace({value}, ',', '')"),
+                    format!("'{currency}'"),
+                ],
+                "1",
+                pre_reason,
+                rule,
+                None,
+                format!(
+                    "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {CUSTOMS_PARTNERS}) cp
+                       ON cp.code = {partner}"
                 ),
-                origin_column: Some(origin_column.to_string()),
-            })
+            );
+            customs.origin_column = Some(origin_column.to_string());
+            Ok(customs)
         }
         InputFormat::ComtradeCsv => {
             let [
@@ -276,24 +344,22 @@ pub(crate) fn projection(
                     WHEN {partner_code} = '0' THEN 'world_total'
                 END"
             );
-            Ok(Projection {
-                select: common(
-                    [
-                        year,
-                        format!("CASE WHEN {month} = '52' THEN NULL ELSE {month} END"),
-                        format!("upper({})", reporter?),
-                        format!("upper({})", partner?),
-                        cmd?,
-                        value?,
-                        "'USD'".to_string(),
-                    ],
-                    "1",
-                    pre_reason,
-                    rule,
-                    String::new(),
-                ),
-                origin_column: None,
-            })
+            Ok(projection(
+                [
+                    year,
+                    format!("CASE WHEN {month} = '52' THEN NULL ELSE {month} END"),
+                    format!("upper({})", reporter?),
+                    format!("upper({})", partner?),
+                    cmd?,
+                    value?,
+                    "'USD'".to_string(),
+                ],
+                "1",
+                pre_reason,
+                rule,
+                None,
+                String::new(),
+            ))
         }
         InputFormat::BaciCsv => {
             let codes = codes.expect("BACI inputs come with their country codes");
@@ -305,60 +371,115 @@ pub(crate) fn projection(
                     WHEN ci.code IS NULL OR cj.code IS NULL THEN 'unknown_country_code'
                 END"
             );
-            Ok(Projection {
-                select: common(
-                    [
-                        year,
-                        null(),
-                        "ci.iso3".to_string(),
-                        "cj.iso3".to_string(),
-                        // Files that went through a spreadsheet lose the leading zero.
-                        format!(
-                            "CASE WHEN length({product}) = 5 THEN lpad({product}, 6, '0') \
-                             ELSE {product} END"
-                        ),
-                        value?,
-                        "'USD'".to_string(),
-                    ],
-                    // BACI values are thousands of USD.
-                    "1000",
-                    pre_reason,
+            Ok(projection(
+                [
+                    year,
                     null(),
+                    "ci.iso3".to_string(),
+                    "cj.iso3".to_string(),
+                    // Files that went through a spreadsheet lose the leading zero.
                     format!(
-                        "LEFT JOIN {codes} ci ON ci.code = {exporter}
-                         LEFT JOIN {codes} cj ON cj.code = {importer}"
+                        "CASE WHEN length({product}) = 5 THEN lpad({product}, 6, '0') \
+                         ELSE {product} END"
                     ),
+                    value?,
+                    "'USD'".to_string(),
+                ],
+                // BACI values are thousands of USD.
+                "1000",
+                pre_reason,
+                null(),
+                None,
+                format!(
+                    "LEFT JOIN {codes} ci ON ci.code = {exporter}
+                     LEFT JOIN {codes} cj ON cj.code = {importer}"
                 ),
-                origin_column: None,
-            })
+            ))
         }
     }
 }
 
-/// The canonical checks over a format's projection. Each row gets either a null `reason` and
-/// `rule` (accepted), a `rule` (excluded) or a `reason` (rejected: the first check failed).
-pub(crate) fn validation_sql(projection: &str, source: &str, years: &BTreeSet<i32>) -> String {
-    let run_years = exdep_core::sql::year_list(years);
-    let source = source.replace('\'', "''");
+/// The largest value one record may have, in its currency: no single shipment is worth
+/// 10^15 dollars or yuan. Larger values are rejected (`value_too_large`), which also keeps
+/// every exact sum far inside its 38 digits.
+pub(crate) const MAX_VALUE: &str = "1e15";
+
+/// The rows of one input, checked: for every record its `year` (parsed, whatever it is),
+/// `month`, `province`, `partner`, `hs_code`, `value` (in the currency's units), `currency`,
+/// `line` and `raw` (kept for records with a problem only), and either nothing (it passed),
+/// an exclusion `rule` of the source format, or a reject `reason`: the first check that
+/// failed, a code table's membership check included (`unknown_province`,
+/// `unknown_partner`, `unknown_hs_chapter`).
+pub(crate) fn checked_sql(
+    projection: &Projection,
+    years: &BTreeSet<i32>,
+    known: &KnownCodes,
+) -> String {
+    let run_years = year_list(years);
+    let origins = text_list(known.origins.iter().map(String::as_str));
+    let partners = text_list(known.partners.iter().map(String::as_str));
+    let chapters = text_list(known.chapters.iter().map(String::as_str));
+    let Projection {
+        line,
+        raw,
+        fields_ok,
+        pre_reason,
+        rule,
+        fields: [year, month, province, partner, hs_code, value, currency],
+        multiplier,
+        fast,
+        from,
+        origin_column: _,
+    } = projection;
+    let fast_fields = fast.as_ref();
+    let fast_test = fast_fields.map_or("false".to_string(), |f| {
+        format!(
+            "({fields_ok} AND {y} IN ({run_years})
+              AND ({month_missing} OR {m} BETWEEN 1 AND 12)
+              AND {p} IN ({origins}) AND {q} IN ({partners})
+              AND substr({hs}, 1, 2) IN ({chapters}) AND length({hs}) <= 10
+              AND try_cast({hs} AS BIGINT) IS NOT NULL
+              AND {v} >= 0 AND {v} <= {MAX_VALUE} AND {c} IN ('USD', 'CNY'))",
+            y = f.year,
+            month_missing = f.month_missing,
+            m = f.month,
+            p = f.province,
+            q = f.partner,
+            hs = f.hs_code,
+            v = f.value,
+            c = f.currency,
+        )
+    });
+    // A clean record takes its fields as they are; the others are trimmed and cased.
+    let fast = &fast_test;
+    let either = |pick: fn(&FastFields) -> &String, slow: &str| match fast_fields {
+        Some(f) => format!("CASE WHEN {fast} THEN {} ELSE {slow} END", pick(f)),
+        None => slow.to_string(),
+    };
+    let number = |text: &str, sql_type: &str| format!("try_cast({text} AS {sql_type})");
+    let slow_year = number(year, "INT");
+    let slow_value = format!("{} * {multiplier}", number(value, "DOUBLE"));
+    let year_out = either(|f| &f.year, &slow_year);
+    let month_out = either(|f| &f.month, &number(month, "INT"));
+    let province_out = either(|f| &f.province, province);
+    let partner_out = either(|f| &f.partner, partner);
+    let hs_out = either(|f| &f.hs_code, hs_code);
+    let value_out = match fast_fields {
+        Some(f) => format!("CASE WHEN {fast} THEN {} ELSE {slow_value} END", f.value),
+        None => slow_value.clone(),
+    };
+    let currency_out = either(|f| &f.currency, currency);
+    let number_text = number(value, "DOUBLE");
     format!(
-        "SELECT
-            try_cast(year_text AS INT) AS year,
-            try_cast(month_text AS INT) AS month,
-            province, partner, hs_code,
-            try_cast(value_text AS DOUBLE) * multiplier AS value,
-            currency,
-            '{source}' AS source,
-            line, raw,
-            -- Rejects are filed under their year when it is one of the run's, else under 0.
-            CASE WHEN try_cast(year_text AS INT) IN ({run_years})
-                 THEN try_cast(year_text AS INT) ELSE 0 END AS reject_year,
-            CASE WHEN pre_reason IS NULL THEN rule END AS rule,
+        "SELECT year, month, province, partner, hs_code, value, currency, line, raw,
+            CASE WHEN fast THEN NULL WHEN pre_reason IS NULL THEN rule END AS rule,
             CASE
+                WHEN fast THEN NULL
                 WHEN pre_reason IS NOT NULL THEN pre_reason
                 WHEN rule IS NOT NULL THEN NULL
                 WHEN year_text IS NULL THEN 'missing_year'
-                WHEN try_cast(year_text AS INT) IS NULL THEN 'bad_year'
-                WHEN try_cast(year_text AS INT) NOT IN ({run_years}) THEN 'year_outside_run'
+                WHEN year IS NULL THEN 'bad_year'
+                WHEN year NOT IN ({run_years}) THEN 'year_outside_run'
                 WHEN month_text IS NOT NULL
                     AND coalesce(try_cast(month_text AS INT) NOT BETWEEN 1 AND 12, true)
                     THEN 'bad_month'
@@ -370,14 +491,33 @@ pub(crate) fn validation_sql(projection: &str, source: &str, years: &BTreeSet<i3
                 WHEN hs_code IS NULL THEN 'missing_hs_code'
                 WHEN NOT regexp_like(hs_code, '^[0-9]{{2,10}}$') THEN 'bad_hs_code'
                 WHEN value_text IS NULL THEN 'missing_value'
-                WHEN try_cast(value_text AS DOUBLE) IS NULL
-                    OR isnan(try_cast(value_text AS DOUBLE))
-                    OR abs(try_cast(value_text AS DOUBLE)) = CAST('Infinity' AS DOUBLE)
+                WHEN value_number IS NULL OR isnan(value_number)
+                    OR abs(value_number) = CAST('Infinity' AS DOUBLE)
                     THEN 'bad_value'
-                WHEN try_cast(value_text AS DOUBLE) < 0 THEN 'negative_value'
+                WHEN value_number < 0 THEN 'negative_value'
+                WHEN NOT (abs(value) <= {MAX_VALUE}) THEN 'value_too_large'
                 WHEN currency IS NULL THEN 'missing_currency'
                 WHEN currency NOT IN ('USD', 'CNY') THEN 'bad_currency'
+                WHEN province NOT IN ({origins}) THEN 'unknown_province'
+                WHEN partner NOT IN ({partners}) THEN 'unknown_partner'
+                WHEN substr(hs_code, 1, 2) NOT IN ({chapters}) THEN 'unknown_hs_chapter'
             END AS reason
-        FROM ({projection})"
+        FROM (
+            SELECT {fast} AS fast,
+                {year_out} AS year, {month_out} AS month, {province_out} AS province,
+                {partner_out} AS partner, {hs_out} AS hs_code, {value_out} AS value,
+                {currency_out} AS currency,
+                CASE WHEN {fast} THEN NULL ELSE {line} END AS line,
+                CASE WHEN {fast} THEN NULL ELSE {raw} END AS raw,
+                CASE WHEN {fast} THEN NULL
+                     WHEN NOT ({fields_ok}) THEN 'bad_field_count' ELSE {pre_reason} END
+                    AS pre_reason,
+                CASE WHEN {fast} THEN NULL WHEN {fields_ok} THEN {rule} END AS rule,
+                CASE WHEN {fast} THEN NULL ELSE {year} END AS year_text,
+                CASE WHEN {fast} THEN NULL ELSE {month} END AS month_text,
+                CASE WHEN {fast} THEN NULL ELSE {value} END AS value_text,
+                CASE WHEN {fast} THEN NULL ELSE {number_text} END AS value_number
+            FROM {from}
+        )"
     )
 }

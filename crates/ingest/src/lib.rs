@@ -1,19 +1,26 @@
-//! Ingestion: reads export records from their sources — exdep's canonical CSV or Parquet,
-//! China Customs query exports, UN Comtrade and CEPII BACI — checks every row, and writes
-//! the rows that pass as canonical Parquet to the warehouse's raw layer, `raw/year=YYYY/`.
+//! Ingestion: finds export records in their sources — exdep's canonical CSV or Parquet,
+//! China Customs query exports, UN Comtrade and CEPII BACI — and plans, per input file, the
+//! check of every record: its canonical fields, and either nothing (it passed), an exclusion
+//! rule of the source format or a reject reason. Classification reads that plan in the same
+//! pass that builds the file's partial cube, so no copy of the records is written (the raw
+//! layer, [`write_raw`], is an opt-in audit copy).
 //!
-//! Nothing is dropped without a count: each file's [`FileReport`] says how many records were
-//! read, accepted, rejected (by reason) and excluded by a rule, with the sum of their values;
-//! every rejected row is kept in `rejects/year=YYYY/` with its file, line and text. A problem
-//! with a whole file (missing column, empty file, undecodable bytes) stops the run with an
-//! error that names the file, before the warehouse is touched.
+//! A problem with a whole file (missing column, empty file, undecodable bytes) stops the run
+//! with an error that names the file, before the warehouse is touched. Parquet and UTF-8 CSV
+//! are read by the engine (the executors, on a cluster); other text is decoded to a staging
+//! copy first, by this process.
 //!
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config) -> exdep_ingest::Result<()> {
 //! let ctx = exdep_core::new_session();
 //! let files = exdep_ingest::list_inputs(&ctx, &config).await?;
-//! let report = exdep_ingest::ingest(&ctx, &config, &config.warehouse, &files, &[]).await?;
-//! println!("{} files, {} records read", report.files.len(), report.read());
+//! let known = exdep_core::schema::KnownCodes::default();
+//! let inputs = exdep_ingest::prepare_inputs(&ctx, &config, &known, &config.warehouse, &files)
+//!     .await?;
+//! for file in &inputs.files {
+//!     println!("{}: {}", file.url(), file.checked_sql());
+//! }
+//! inputs.release(&ctx).await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -25,18 +32,14 @@ mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
-use exdep_core::arrow::compute::{and, cast, filter_record_batch, is_not_null, is_null};
-use exdep_core::arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Schema};
-use exdep_core::datafusion::prelude::{
-    CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext,
-};
+use exdep_core::arrow::datatypes::{DataType, Field, Schema};
+use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
-use exdep_core::schema::{RAW_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
+use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
 use exdep_core::{Config, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tracing::{Instrument, info, info_span};
+use tracing::info;
 
 pub use error::{Error, Result};
 pub use formats::CANONICAL_COLUMNS;
@@ -44,7 +47,7 @@ pub use formats::CANONICAL_COLUMNS;
 /// What ingestion did with one input file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileReport {
-    /// The file's URL; raw records carry it in their `source` column.
+    /// The file's URL; rejected records carry it in their `source` column.
     pub file: String,
     /// The format it was read as (told from the header when configured as `auto`).
     pub format: InputFormat,
@@ -63,7 +66,8 @@ pub struct FileReport {
     pub last_modified: String,
     /// Records read (data lines for text, rows for Parquet; blank lines are not records).
     pub read: u64,
-    /// Records written to the raw layer.
+    /// Records that passed every check, the code tables' membership included (a rule of
+    /// classification may still leave them out of the cube).
     pub accepted: Tally,
     /// Records rejected, by reason code.
     pub rejected: TallyByReason,
@@ -77,20 +81,6 @@ pub struct FileReport {
     /// Rejected records filed under year 0 in the quarantine: no usable year, or one
     /// outside the run.
     pub rejected_without_year: u64,
-}
-
-/// What ingestion did with all inputs.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct IngestReport {
-    /// One entry per input file, in input order.
-    pub files: Vec<FileReport>,
-}
-
-impl IngestReport {
-    /// Records read over all files.
-    pub fn read(&self) -> u64 {
-        self.files.iter().map(|f| f.read).sum()
-    }
 }
 
 /// One file of the configured inputs, as listed.
@@ -131,103 +121,167 @@ pub async fn list_inputs(ctx: &SessionContext, config: &Config) -> Result<Vec<In
     Ok(files)
 }
 
-/// The name of the objects a file's records take in each `raw/` and `rejects/` partition:
-/// named after the file's URL, so reading one file again replaces exactly its own objects.
+/// The name of the objects a file's records take in each partition of the warehouse's
+/// layers (`cube/`, `rejects/`, `raw/`): named after the file's URL, so reading one file again
+/// replaces exactly its own objects.
 pub fn part_name(file: &str) -> String {
     let digest = exdep_core::hex_sha256(file.as_bytes());
     format!("part-{}.parquet", &digest[..16])
 }
 
-/// One input file, looked at and registered, ready to be read.
-struct Prepared {
+/// One input file, looked at and registered, ready to be read in one plan.
+pub struct PreparedFile {
     file: Location,
     meta: ObjectMeta,
     format: InputFormat,
     encoding: Option<String>,
     origin_column: Option<String>,
-    /// The validation plan, made once while looking at the file.
-    frame: DataFrame,
+    /// Its checked records (see the crate docs), as SQL over its registered table.
+    checked_sql: String,
     tables: Vec<String>,
 }
 
-/// Reads `files` (from [`list_inputs`]), writes their accepted records to
-/// `WAREHOUSE/raw/year=YYYY/` and rejected ones to `WAREHOUSE/rejects/year=YYYY/`, each file
-/// to its own object per partition (see [`part_name`]), replacing what an earlier read of
-/// the file left; removes what the files in `gone` left; and reports what happened to each
-/// record read. Other files' objects are untouched.
-pub async fn ingest(
-    ctx: &SessionContext,
-    config: &Config,
-    warehouse: &Location,
-    files: &[InputFile],
-    gone: &[String],
-) -> Result<IngestReport> {
-    let staging = warehouse.join("_staging");
-    staging.delete_all(ctx).await?;
-    let result = ingest_inputs(ctx, config, warehouse, &staging, files, gone).await;
-    // The staging copies are scratch, whether the run went well or not.
-    staging.delete_all(ctx).await?;
-    result
+impl PreparedFile {
+    /// The file's URL.
+    pub fn url(&self) -> String {
+        self.file.to_string()
+    }
+
+    /// Its records, checked: columns `year`, `month`, `province`, `partner`, `hs_code`,
+    /// `value`, `currency`, `line`, `raw`, and the exclusion `rule` or reject `reason` of
+    /// each record (both null: it passed every check, the code tables' membership included).
+    pub fn checked_sql(&self) -> &str {
+        &self.checked_sql
+    }
+
+    /// A report on the file with nothing counted yet.
+    pub fn report(&self) -> FileReport {
+        FileReport {
+            file: self.file.to_string(),
+            format: self.format,
+            encoding: self.encoding.clone(),
+            origin_column: self.origin_column.clone(),
+            bytes: self.meta.size,
+            e_tag: self.meta.e_tag.clone(),
+            last_modified: self.meta.last_modified.to_rfc3339(),
+            read: 0,
+            accepted: Tally::default(),
+            rejected: TallyByReason::new(),
+            excluded: TallyByReason::new(),
+            accepted_by_year: BTreeMap::new(),
+            years_seen: BTreeSet::new(),
+            rejected_without_year: 0,
+        }
+    }
 }
 
-async fn ingest_inputs(
-    ctx: &SessionContext,
-    config: &Config,
-    warehouse: &Location,
-    staging: &Location,
-    files: &[InputFile],
-    gone: &[String],
-) -> Result<IngestReport> {
-    // Look at every file before touching the warehouse, so a bad input fails the run while
-    // the previous raw layer is still intact.
-    let mut prepared = Vec::new();
-    let mut customs_registered = false;
-    for (index, file) in files.iter().enumerate() {
-        let ready = prepare(ctx, config, file, index, staging, &mut customs_registered).await?;
-        prepared.push(ready);
-    }
+/// The input files of a run, prepared: text files are decoded into a staging folder of the
+/// warehouse, which [`PreparedInputs::release`] removes with the session's tables.
+pub struct PreparedInputs {
+    /// The files, in input order.
+    pub files: Vec<PreparedFile>,
+    staging: Location,
+    customs_registered: bool,
+}
 
-    let raw = warehouse.join("raw");
-    let rejects = warehouse.join("rejects");
-    let replaced: BTreeSet<String> = files
-        .iter()
-        .map(|f| f.location.to_string())
-        .chain(gone.iter().cloned())
-        .map(|file| part_name(&file))
-        .collect();
-    for layer in [&raw, &rejects] {
-        layer
-            .delete_where(ctx, |path| {
-                path.filename().is_some_and(|name| replaced.contains(name))
-            })
-            .await?;
-    }
-    let mut report = IngestReport::default();
-    for file in &prepared {
-        let span = info_span!("ingest", file = %file.file, format = file.format.name());
-        let file_report = read_file(ctx, file, &raw, &rejects)
-            .instrument(span)
-            .await?;
-        for table in &file.tables {
+impl PreparedInputs {
+    /// Deregisters the files' tables and removes their staging copies.
+    pub async fn release(self, ctx: &SessionContext) -> Result<()> {
+        for table in self.files.iter().flat_map(|f| &f.tables) {
             ctx.deregister_table(table.as_str())?;
         }
-        report.files.push(file_report);
+        if self.customs_registered {
+            ctx.deregister_table(formats::CUSTOMS_PARTNERS)?;
+        }
+        self.staging.delete_all(ctx).await?;
+        Ok(())
     }
-    // Its Parquet copy lives in the staging folder, which goes when ingest ends.
-    if customs_registered {
-        ctx.deregister_table(formats::CUSTOMS_PARTNERS)?;
+}
+
+/// Looks at every file of `files` (from [`list_inputs`]) and plans its checked records
+/// against the `known` codes, before anything is read or written: a bad input fails the run
+/// while the warehouse is as it was.
+pub async fn prepare_inputs(
+    ctx: &SessionContext,
+    config: &Config,
+    known: &KnownCodes,
+    warehouse: &Location,
+    files: &[InputFile],
+) -> Result<PreparedInputs> {
+    let staging = warehouse.join("_staging");
+    staging.delete_all(ctx).await?;
+    let mut prepared = PreparedInputs {
+        files: Vec::new(),
+        staging: staging.clone(),
+        customs_registered: false,
+    };
+    for (index, file) in files.iter().enumerate() {
+        let result = prepare(
+            ctx,
+            config,
+            known,
+            file,
+            index,
+            &staging,
+            &mut prepared.customs_registered,
+        )
+        .await;
+        match result {
+            Ok(file) => prepared.files.push(file),
+            Err(error) => {
+                prepared.release(ctx).await?;
+                return Err(error);
+            }
+        }
     }
-    Ok(report)
+    Ok(prepared)
+}
+
+/// Writes the records of `file` that passed every check to the audit layer
+/// `WAREHOUSE/raw/year=YYYY/` (config key `raw-layer`), one object per file and year (see
+/// [`part_name`]). Returns the records written.
+pub async fn write_raw(
+    ctx: &SessionContext,
+    file: &PreparedFile,
+    warehouse: &Location,
+) -> Result<u64> {
+    let url = file.url();
+    let read_error = |e| Error::Read {
+        file: url.clone(),
+        source: Box::new(e),
+    };
+    let sql = format!(
+        "SELECT year, month, province, partner, hs_code, value, currency, '{source}' AS source,
+            line
+        FROM ({checked}) WHERE reason IS NULL AND rule IS NULL",
+        source = url.replace('\'', "''"),
+        checked = file.checked_sql,
+    );
+    let mut stream = ctx
+        .sql(&sql)
+        .await
+        .map_err(read_error)?
+        .execute_stream()
+        .await
+        .map_err(read_error)?;
+    let mut writer =
+        PartitionedWriter::new(ctx, &warehouse.join("raw"), &[YEAR], &part_name(&url))?
+            .with_file_schema(RAW_FILE.clone());
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch.map_err(read_error)?).await?;
+    }
+    Ok(writer.finish().await?.iter().map(|f| f.rows).sum())
 }
 
 async fn prepare(
     ctx: &SessionContext,
     config: &Config,
+    known: &KnownCodes,
     listed: &InputFile,
     index: usize,
     staging: &Location,
     customs_registered: &mut bool,
-) -> Result<Prepared> {
+) -> Result<PreparedFile> {
     let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
     let input: &Input = &config.inputs[input_index];
     let table = format!("ingest_input_{index}");
@@ -335,140 +389,16 @@ async fn prepare(
         columns,
     };
     let projection = formats::projection(format, &table, &columns, !parquet, codes.as_deref())?;
-    let sql = formats::validation_sql(&projection.select, &file.to_string(), &config.years);
+    let checked_sql = formats::checked_sql(&projection, &config.years, known);
     // Plan now, so a mistake in a file's shape surfaces before any data moves.
-    let frame = ctx.sql(&sql).await.map_err(read_error)?;
-    Ok(Prepared {
+    ctx.sql(&checked_sql).await.map_err(read_error)?;
+    Ok(PreparedFile {
         file,
         meta: meta.clone(),
         format,
         encoding,
-        origin_column: projection.origin_column,
-        frame,
+        origin_column: projection.origin_column.clone(),
+        checked_sql,
         tables,
     })
-}
-
-async fn read_file(
-    ctx: &SessionContext,
-    prepared: &Prepared,
-    raw: &Location,
-    rejects: &Location,
-) -> Result<FileReport> {
-    let file = &prepared.file;
-    let frame = prepared.frame.clone();
-    let read_error = |e| Error::Read {
-        file: file.to_string(),
-        source: Box::new(e),
-    };
-    let mut stream = frame.execute_stream().await.map_err(read_error)?;
-    let part = part_name(&file.to_string());
-    let mut accepted_writer =
-        PartitionedWriter::new(ctx, raw, &[YEAR], &part)?.with_file_schema(RAW_FILE.clone());
-    let mut rejected_writer = PartitionedWriter::new(ctx, rejects, &[YEAR], &part)?
-        .with_file_schema(REJECTS_FILE.clone());
-    let mut report = FileReport {
-        file: file.to_string(),
-        format: prepared.format,
-        encoding: prepared.encoding.clone(),
-        origin_column: prepared.origin_column.clone(),
-        bytes: prepared.meta.size,
-        e_tag: prepared.meta.e_tag.clone(),
-        last_modified: prepared.meta.last_modified.to_rfc3339(),
-        read: 0,
-        accepted: Tally::default(),
-        rejected: TallyByReason::new(),
-        excluded: TallyByReason::new(),
-        accepted_by_year: BTreeMap::new(),
-        years_seen: BTreeSet::new(),
-        rejected_without_year: 0,
-    };
-    while let Some(batch) = stream.next().await {
-        let batch = batch.map_err(read_error)?;
-        let (accepted, rejected) = tally_batch(&batch, &mut report)?;
-        accepted_writer.write(&accepted).await?;
-        rejected_writer.write(&rejected).await?;
-    }
-    for written in accepted_writer.finish().await? {
-        let year = written.partition[0]
-            .1
-            .parse()
-            .expect("year partitions are integers");
-        report.accepted_by_year.insert(year, written.rows);
-    }
-    rejected_writer.finish().await?;
-    info!(
-        read = report.read,
-        accepted = report.accepted.records,
-        rejected = exdep_core::total(&report.rejected).records,
-        excluded = exdep_core::total(&report.excluded).records,
-        "ingested"
-    );
-    Ok(report)
-}
-
-fn column_of<'a>(batch: &'a RecordBatch, name: &str) -> &'a exdep_core::arrow::array::ArrayRef {
-    batch
-        .column_by_name(name)
-        .unwrap_or_else(|| panic!("the validation projection has a `{name}` column"))
-}
-
-/// Counts a validated batch into the report; returns its accepted rows and its rejected
-/// rows (with the year a reject is filed under).
-fn tally_batch(batch: &RecordBatch, report: &mut FileReport) -> Result<(RecordBatch, RecordBatch)> {
-    let column = |name: &str| column_of(batch, name);
-    let reasons = cast(column("reason"), &DataType::Utf8)?;
-    let rules = cast(column("rule"), &DataType::Utf8)?;
-    let (reasons, rules) = (reasons.as_string::<i32>(), rules.as_string::<i32>());
-    let values = column("value").as_primitive::<Float64Type>();
-    report.read += batch.num_rows() as u64;
-    let years = column("year").as_primitive::<Int32Type>();
-    report.years_seen.extend(years.iter().flatten());
-    for row in 0..batch.num_rows() {
-        let value = if values.is_null(row) {
-            0.0
-        } else {
-            values.value(row)
-        };
-        let tally = if !rules.is_null(row) {
-            report
-                .excluded
-                .entry(rules.value(row).to_string())
-                .or_default()
-        } else if !reasons.is_null(row) {
-            report
-                .rejected
-                .entry(reasons.value(row).to_string())
-                .or_default()
-        } else {
-            &mut report.accepted
-        };
-        tally.add(Tally { records: 1, value });
-    }
-    let accepted = filter_record_batch(batch, &and(&is_null(reasons)?, &is_null(rules)?)?)?;
-    let rejected = filter_record_batch(batch, &is_not_null(reasons)?)?;
-    // The quarantine's partition column is the reject's filing year (see `validation_sql`).
-    let reject_years = cast(column_of(&rejected, "reject_year"), &DataType::Int32)?;
-    report.rejected_without_year += reject_years
-        .as_primitive::<Int32Type>()
-        .iter()
-        .filter(|year| *year == Some(UNKNOWN_YEAR))
-        .count() as u64;
-    let rejected = RecordBatch::try_new(
-        std::sync::Arc::new(Schema::new(vec![
-            Field::new(YEAR, DataType::Int32, false),
-            Field::new("source", DataType::Utf8, false),
-            Field::new("line", DataType::Int64, true),
-            Field::new("reason", DataType::Utf8, false),
-            Field::new("raw", DataType::Utf8, true),
-        ])),
-        vec![
-            reject_years,
-            cast(column_of(&rejected, "source"), &DataType::Utf8)?,
-            cast(column_of(&rejected, "line"), &DataType::Int64)?,
-            cast(column_of(&rejected, "reason"), &DataType::Utf8)?,
-            cast(column_of(&rejected, "raw"), &DataType::Utf8)?,
-        ],
-    )?;
-    Ok((accepted, rejected))
 }

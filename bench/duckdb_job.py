@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""The job of `exdep run`, written as a lean DuckDB script: the benchmark's baseline.
+
+Reads canonical input files (typed, all at once, in one scan), keeps the valid records,
+classifies them with the four code tables, builds the cube and writes the seven output
+tables as Hive-partitioned Parquet, one folder per table:
+
+    indices, lq, region_shares, margins, indices_change   partitioned by (year, province)
+    top_links, destinations                               partitioned by (year)
+
+(each table's earlier files under OUTPUT are replaced).
+
+The table math is not written here: it is imported from the independent reference check
+tests/reference/check_outputs.py (build_cells, build_units and the expected_* functions), so
+this job computes exactly what the reference expects of exdep. Only the input path differs:
+the reference reads every field as text to reproduce exdep's reject reasons one by one; this
+job reads typed columns and applies the same acceptance rules as filters.
+
+Usage:
+    duckdb_job.py --configs DIR --output OUTDIR --years 2017,...,2022 [--base-year Y]
+                  [--top-n N] [--threshold-cny T] [--destination-level country|region]
+                  [--threads N] INPUT [INPUT ...]
+
+INPUT: canonical .parquet or .csv files (year, month, province, partner, hs_code, value,
+currency). Prints one summary line and exits 0; exits 2 when the job cannot run.
+"""
+
+import argparse
+import math
+import os
+import sys
+import time
+
+# Importing the reference must not leave a bytecode cache in tests/.
+sys.dont_write_bytecode = True
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "reference"))
+
+import duckdb  # noqa: E402
+import check_outputs as ref  # noqa: E402
+
+# The table folders written, in order, with their Hive partition columns (the reference's).
+TABLES = {name: spec["partitions"] for name, spec in ref.OUTPUT_TABLES.items()}
+
+# The largest value one record may have, in its currency (exdep's MAX_VALUE).
+MAX_VALUE = "1e15"
+
+# What exdep trims around a text field.
+WHITESPACE = " \t\r\n"
+
+# The canonical columns and the types they are read as.
+COLUMN_TYPES = {
+    "year": "INTEGER",
+    "month": "INTEGER",
+    "province": "VARCHAR",
+    "partner": "VARCHAR",
+    "hs_code": "VARCHAR",
+    "value": "DOUBLE",
+    "currency": "VARCHAR",
+}
+
+
+def sql_list(paths):
+    return "[" + ", ".join(ref.sql_text(p) for p in paths) + "]"
+
+
+def typed_sources(inputs):
+    """One SELECT per file kind, each reading all its files at once, with the canonical
+    columns typed, text trimmed, and the source file as `src`."""
+    parquet = [p for p in inputs if p.lower().endswith(".parquet")]
+    csv = [p for p in inputs if p.lower().endswith(".csv")]
+    other = [p for p in inputs if p not in parquet and p not in csv]
+    if other:
+        raise ref.CheckError(f"inputs must end in .csv or .parquet: {other}")
+
+    def columns(cast):
+        return ", ".join(
+            f"{cast}({c} AS {t}) AS {c}" if t != "VARCHAR"
+            else f"trim(CAST({c} AS VARCHAR), {ref.sql_text(WHITESPACE)}) AS {c}"
+            for c, t in COLUMN_TYPES.items()
+        )
+
+    selects = []
+    if parquet:
+        # Parquet is typed already: the casts are no-ops on exdep's canonical Parquet, and
+        # TRY_CAST turns a foreign type's bad value into NULL (rejected below).
+        selects.append(
+            f"SELECT filename AS src, {columns('TRY_CAST')} "
+            f"FROM read_parquet({sql_list(parquet)}, filename = true)"
+        )
+    if csv:
+        # Typed CSV by header name. A row that does not parse (bad number, wrong field
+        # count) is skipped, as exdep rejects it.
+        types = ", ".join(f"{ref.sql_text(c)}: {ref.sql_text(t)}" for c, t in COLUMN_TYPES.items())
+        selects.append(
+            f"SELECT filename AS src, {columns('CAST')} "
+            f"FROM read_csv({sql_list(csv)}, header = true, delim = ',', quote = '\"', "
+            f"escape = '\"', types = {{{types}}}, ignore_errors = true, filename = true)"
+        )
+    return "\nUNION ALL\n".join(selects)
+
+
+def build_cube_rows(con, inputs, years):
+    """`accepted` and `cube_rows` as build_cube_rows makes them, but as views over one typed
+    scan of the inputs: the only reader of `cube_rows` is the cube's aggregation, so the
+    inputs are scanned once and no record is kept in memory."""
+    year_list = ", ".join(str(y) for y in years)
+    missing = con.execute(f"""
+        SELECT y FROM unnest([{year_list}]) t(y)
+        WHERE y NOT IN (SELECT year FROM rates WHERE isfinite(cny_per_usd) AND cny_per_usd > 0)
+        ORDER BY y
+    """).fetchall()
+    if missing:
+        raise ref.CheckError(f"cny_per_usd.csv: no positive rate for years {[m[0] for m in missing]}")
+    # Every run year has a usable rate (checked above) and only run years are accepted, so
+    # value_usd is never NULL: the reference's second rate check needs no second scan.
+    con.execute(f"""
+        CREATE VIEW accepted AS
+        SELECT src, year, province, upper(partner) AS partner, hs_code, value,
+               upper(currency) AS currency
+        FROM ({typed_sources(inputs)}) AS typed
+        WHERE year IN ({year_list})
+          AND (month IS NULL OR month BETWEEN 1 AND 12)
+          AND regexp_full_match(province, '[0-9]{{2}}')
+          AND regexp_full_match(upper(partner), '[A-Z]{{3}}')
+          AND regexp_full_match(hs_code, '[0-9]{{2,10}}')
+          AND isfinite(value)
+          AND value >= 0
+          AND value <= {MAX_VALUE}
+          AND upper(currency) IN ('USD', 'CNY')
+    """)
+    con.execute("""
+        CREATE VIEW cube_rows AS
+        SELECT
+            a.src,
+            a.year,
+            a.province,
+            a.partner,
+            p.region,
+            h.category,
+            a.value,
+            CASE a.currency
+                WHEN 'USD' THEN a.value
+                ELSE a.value / r.cny_per_usd
+            END AS value_usd,
+            CASE a.currency
+                WHEN 'CNY' THEN a.value
+                ELSE a.value * r.cny_per_usd
+            END AS value_cny
+        FROM accepted a
+        JOIN provinces       v ON v.code = a.province
+        JOIN partner_regions p ON p.iso3 = a.partner
+        JOIN hs_chapters     h ON h.chapter = left(a.hs_code, 2)
+        LEFT JOIN rates      r ON r.year = a.year
+        WHERE h.category <> 'excluded'
+          AND a.partner <> 'CHN'
+    """)
+
+
+def write_tables(con, output):
+    """Each expected_<table> as OUTPUT/<table>/, Hive-partitioned Parquet (zstd)."""
+    os.makedirs(output, exist_ok=True)
+    counts = {}
+    for table, partitions in TABLES.items():
+        folder = os.path.join(output, table)
+        con.execute(f"""
+            COPY (SELECT * FROM expected_{table}) TO {ref.sql_text(folder)}
+            (FORMAT parquet, PARTITION_BY ({', '.join(partitions)}), COMPRESSION zstd,
+             OVERWRITE)
+        """)
+        counts[table] = con.execute(f"SELECT count(*) FROM expected_{table}").fetchone()[0]
+    return counts
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", required=True, help="folder with the four code tables")
+    parser.add_argument("--output", required=True, help="output root (one folder per table)")
+    parser.add_argument("--years", required=True, help="comma-separated years, e.g. 2017,2018")
+    parser.add_argument("--base-year", type=int, default=None,
+                        help="base year of destinations and indices_change (default: the first year)")
+    parser.add_argument("--top-n", type=int, default=10,
+                        help="links kept per year and category in top_links (default 10)")
+    parser.add_argument("--threshold-cny", type=float, default=1e11,
+                        help="national exports threshold in CNY for destinations (default 1e11)")
+    parser.add_argument("--destination-level", choices=["country", "region"], default="country",
+                        help="destination unit of the concentration indices and margins")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="DuckDB worker threads (default: DuckDB's, one per core)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="canonical .csv/.parquet files")
+    args = parser.parse_args(argv)
+    try:
+        args.years = sorted({int(y) for y in args.years.split(",") if y.strip()})
+    except ValueError:
+        parser.error(f"--years must be comma-separated integers, got {args.years!r}")
+    if not args.years:
+        parser.error("--years is empty")
+    if args.base_year is None:
+        args.base_year = args.years[0]
+    elif args.base_year not in args.years:
+        parser.error(f"--base-year {args.base_year} is not one of --years")
+    if args.top_n < 1:
+        parser.error(f"--top-n must be at least 1, got {args.top_n}")
+    if not (math.isfinite(args.threshold_cny) and args.threshold_cny > 0):
+        parser.error(f"--threshold-cny must be a positive number, got {args.threshold_cny}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
+    args.inputs = list(dict.fromkeys(os.path.realpath(p) for p in args.inputs))
+    for p in args.inputs:
+        if not os.path.isfile(p):
+            parser.error(f"input not found: {p}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.perf_counter()
+    con = duckdb.connect()
+    if args.threads is not None:
+        con.execute(f"SET threads = {args.threads}")
+    # Row order of the intermediate tables carries no meaning.
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        ref.define_macros(con)
+        ref.load_config_tables(con, args.configs)
+        build_cube_rows(con, args.inputs, args.years)
+        ref.build_cells(con)  # the one scan of the inputs
+        ref.build_units(con, args.destination_level)
+        ref.expected_indices(con)
+        ref.expected_lq(con)
+        ref.expected_region_shares(con)
+        ref.expected_margins(con, args.years)
+        ref.expected_top_links(con, args.top_n)
+        ref.expected_destinations(con, args.threshold_cny, args.base_year)
+        ref.expected_indices_change(con, args.base_year)
+        counts = write_tables(con, args.output)
+    except (ref.CheckError, duckdb.Error) as e:
+        print(f"duckdb_job: cannot run: {e}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - started
+    print("duckdb_job: " + ", ".join(f"{t} {n} rows" for t, n in counts.items())
+          + f" ({len(args.inputs)} input file(s), {elapsed:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

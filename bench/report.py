@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Helpers of bench/run.sh.
+
+    report.py count OUTDIR            rows of each of the seven tables under OUTDIR, as JSON
+    report.py summary RUNS.tsv        one markdown line per (size, format) of RUNS.tsv
+    report.py scaling RUNS.tsv A B    exdep's median time on Parquet at size B over size A
+
+RUNS.tsv has one line per measured run: size, format, tool (exdep or duckdb), seconds,
+peak RSS in MiB. A line reports the median time of each tool and its peak RSS (the largest
+over its runs), and the ratio of the medians, exdep over DuckDB.
+"""
+
+import collections
+import glob
+import json
+import os
+import statistics
+import sys
+
+TABLES = ["indices", "lq", "region_shares", "margins", "top_links", "destinations",
+          "indices_change"]
+
+
+def count(outdir):
+    import duckdb
+
+    con = duckdb.connect()
+    counts = {}
+    for table in TABLES:
+        folder = os.path.join(outdir, table)
+        if glob.glob(os.path.join(glob.escape(folder), "**", "*.parquet"), recursive=True):
+            pattern = os.path.join(folder, "**", "*.parquet").replace("'", "''")
+            counts[table] = con.execute(f"SELECT count(*) FROM read_parquet('{pattern}')").fetchone()[0]
+        else:
+            counts[table] = 0
+    print(json.dumps(counts))
+
+
+def load(path):
+    runs = collections.defaultdict(lambda: collections.defaultdict(list))
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                size, fmt, tool, seconds, rss = line.split("\t")
+                runs[(int(size), fmt)][tool].append((float(seconds), float(rss)))
+    return runs
+
+
+def size_label(size):
+    for unit, name in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if size % unit == 0:
+            return f"{size // unit}{name}"
+    return str(size)
+
+
+def cell(samples):
+    if not samples:
+        return None, "-"
+    seconds = statistics.median(s for s, _ in samples)
+    rss = max(r for _, r in samples)
+    return seconds, f"{seconds:.1f} s, {rss:.0f} MiB"
+
+
+def summary(path):
+    for (size, fmt), tools in load(path).items():
+        t_exdep, exdep = cell(tools.get("exdep", []))
+        t_duckdb, duckdb = cell(tools.get("duckdb", []))
+        ratio = f"{t_exdep / t_duckdb:.1f}x" if t_exdep and t_duckdb else "-"
+        label = {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
+        print(f"| {size_label(size)} records, {label} | {exdep} | {duckdb} | {ratio} |")
+
+
+def scaling(path, small, large):
+    runs = load(path)
+    a, _ = cell(runs.get((int(small), "parquet"), {}).get("exdep", []))
+    b, _ = cell(runs.get((int(large), "parquet"), {}).get("exdep", []))
+    if a and b:
+        print(f"exdep on Parquet, time {size_label(int(large))} / {size_label(int(small))}: "
+              f"{b / a:.2f}x ({b:.1f} s / {a:.1f} s; records x{int(large) / int(small):g})")
+
+
+def main(argv):
+    if len(argv) == 2 and argv[0] == "count":
+        count(argv[1])
+    elif len(argv) == 2 and argv[0] == "summary":
+        summary(argv[1])
+    elif len(argv) == 4 and argv[0] == "scaling":
+        scaling(argv[1], argv[2], argv[3])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
