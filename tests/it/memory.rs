@@ -65,8 +65,8 @@ async fn the_pipeline_runs_on_an_in_memory_store() {
     )
     .unwrap();
 
-    let options = exdep::RunOptions::default();
-    let outcome = exdep::run_pipeline(&ctx, &config, &options, |_| {})
+    let options = exdep_pipeline::RunOptions::default();
+    let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |_| {})
         .await
         .unwrap();
     let manifest = outcome.manifest;

@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use exdep::{Plan, RunOptions, year_span};
 use exdep_classify::CodeTables;
 use exdep_core::{Config, new_session};
-use exdep_export::{FileReconciliation, MANIFEST_NAME, REJECTS, RunManifest};
+use exdep_export::REJECTS;
+use exdep_pipeline::{FileReconciliation, MANIFEST_NAME, RunManifest};
+use exdep_pipeline::{Plan, RunOptions, year_span};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -91,7 +92,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         prune: args.prune,
     };
     let ctx = exdep_core::connect(&config).await?;
-    let outcome = exdep::run_pipeline(&ctx, &config, &options, |stage| {
+    let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| {
         if !args.quiet {
             eprintln!("[{:>6.2}s] {stage}", timer.elapsed().as_secs_f64());
         }

@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
-use exdep::{Plan, RunOptions};
 use exdep_classify::CodeTables;
 use exdep_core::{Config, new_session};
-use exdep_export::{read_manifest, read_state};
+use exdep_pipeline::{Plan, RunOptions};
+use exdep_pipeline::{read_manifest, read_state};
 
 pub async fn status(path: &Path) -> Result<()> {
     let config = Config::load(path)?;

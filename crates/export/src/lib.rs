@@ -1,17 +1,19 @@
-//! Export: writes the index tables as Hive-partitioned Parquet, first to a staging folder,
-//! then publishes them under the output root partition by partition, and records the run in
-//! a manifest, `OUTPUT/_manifest.json`, that reconciles every input record: read =
-//! classified + rejected + excluded, with value sums per bucket. `_SUCCESS` comes last.
+//! Export: writes tables as Hive-partitioned Parquet, first to a staging folder, then
+//! publishes them under the output root partition by partition; and writes the JSON
+//! documents (run state, manifest) the pipeline keeps.
 //!
 //! ```no_run
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config,
-//! #               settings: exdep_index::PlanSettings) -> exdep_export::Result<()> {
+//! #               schema: exdep_core::arrow::datatypes::SchemaRef) -> exdep_export::Result<()> {
 //! let staging = exdep_export::staging_root(&config.output, "run-1");
-//! let mut reports = Vec::new();
-//! for table in exdep_index::tables(&settings) {
-//!     reports.push(exdep_export::write_table(&ctx, &staging, &table).await?);
-//! }
+//! let table = exdep_export::TableToWrite {
+//!     name: "totals",
+//!     partition_by: &["year"],
+//!     file_schema: &schema,
+//!     sql: "SELECT year, sum(exports_usd) AS usd FROM cube GROUP BY year",
+//! };
+//! let mut reports = vec![exdep_export::write_table(&ctx, &staging, table).await?];
 //! let replaced = reports
 //!     .iter()
 //!     .map(|r| (r.name.clone(), config.years.clone()))
@@ -22,25 +24,21 @@
 #![warn(missing_docs)]
 
 mod error;
-mod manifest;
-mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
+use exdep_core::object_store::PutPayload;
 use exdep_core::schema::{REJECTS_FILE, YEAR};
 use exdep_core::{Location, WrittenFile};
-use exdep_index::IndexTable;
 use futures::TryStreamExt;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
-pub use manifest::{
-    FileReconciliation, MANIFEST_NAME, RunManifest, read_manifest, reconcile, write_manifest,
-};
-pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
 
 /// What was written for one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,11 +146,25 @@ const COPY_SCRATCH: &str = "_copy";
 /// The quarantine table's name.
 pub const REJECTS: &str = "rejects";
 
+/// An output table to compute: its name (the folder under the output root), its Hive
+/// partition columns, the schema of its files and the plan that computes it.
+#[derive(Debug, Clone, Copy)]
+pub struct TableToWrite<'a> {
+    /// Folder name under the output root.
+    pub name: &'a str,
+    /// Hive partition columns, outermost first.
+    pub partition_by: &'a [&'a str],
+    /// Schema of the Parquet files (without the partition columns).
+    pub file_schema: &'a SchemaRef,
+    /// The plan, as SQL.
+    pub sql: &'a str,
+}
+
 /// Computes `table` and writes it under `STAGING/NAME/` (see [`staging_root`]).
 pub async fn write_table(
     ctx: &SessionContext,
     staging: &Location,
-    table: &IndexTable,
+    table: TableToWrite<'_>,
 ) -> Result<TableReport> {
     let span = info_span!("write", table = table.name);
     write_table_inner(ctx, staging, table)
@@ -167,14 +179,14 @@ pub async fn write_table(
 async fn write_table_inner(
     ctx: &SessionContext,
     staging: &Location,
-    table: &IndexTable,
+    table: TableToWrite<'_>,
 ) -> Result<TableReport> {
     let files = exdep_core::copy_partitioned(
         ctx,
-        &table.sql,
+        table.sql,
         &staging.join(table.name),
         table.partition_by,
-        &table.file_schema,
+        table.file_schema,
         &staging.join(COPY_SCRATCH).join(table.name),
     )
     .await?;
@@ -185,4 +197,42 @@ async fn write_table_inner(
         rows,
         files,
     })
+}
+
+/// Reads a JSON document exdep wrote (a run state, a manifest), if it exists.
+pub async fn read_json<T: DeserializeOwned>(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<Option<T>> {
+    match location.read_all(ctx).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Unreadable {
+                location: location.to_string(),
+                source,
+            }),
+        Err(exdep_core::Error::ObjectStore(exdep_core::object_store::Error::NotFound {
+            ..
+        })) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `value` as a JSON document, replacing what was there.
+pub async fn write_json<T: Serialize>(
+    ctx: &SessionContext,
+    location: &Location,
+    value: &T,
+) -> Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    write_object(ctx, location, json).await
+}
+
+/// Writes `bytes` as the object at `location`, replacing what was there.
+pub async fn write_object(ctx: &SessionContext, location: &Location, bytes: Vec<u8>) -> Result<()> {
+    location
+        .store(ctx)?
+        .put(&location.path()?, PutPayload::from(bytes))
+        .await?;
+    Ok(())
 }

@@ -4,30 +4,34 @@
 //! [`run_pipeline`] directly, for example on a `memory://` store.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), exdep::Error> {
+//! # async fn demo() -> Result<(), exdep_pipeline::Error> {
 //! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
 //! let ctx = exdep_core::new_session();
-//! let options = exdep::RunOptions::default();
-//! let outcome = exdep::run_pipeline(&ctx, &config, &options, |stage| eprintln!("{stage}")).await?;
+//! let options = exdep_pipeline::RunOptions::default();
+//! let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| eprintln!("{stage}")).await?;
 //! println!("{} years rebuilt", outcome.plan.rebuild.len());
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
+mod manifest;
 mod plan;
+mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CodeTables, CubeReport};
 use exdep_core::Config;
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_export::{
-    FileState, RunManifest, RunState, read_manifest, read_state, remove_state, write_manifest,
-    write_state, write_table,
-};
+use exdep_export::{TableToWrite, write_table};
 use exdep_ingest::{FileReport, PreparedFile, part_name};
 
+pub use manifest::{
+    FileReconciliation, MANIFEST_NAME, RunManifest, SUCCESS_NAME, read_manifest, reconcile,
+    write_manifest,
+};
 pub use plan::Plan;
+pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
 
 /// A failure in one of the stages; each names the file, key or table involved.
 #[derive(Debug, thiserror::Error)]
@@ -184,7 +188,7 @@ pub async fn run_pipeline(
         .filter_map(|f| files.get(&f.location.to_string()))
         .map(|f| f.report.clone())
         .collect();
-    let inputs = exdep_export::reconcile(&reports, &cube);
+    let inputs = reconcile(&reports, &cube);
     if let Some(max) = config.max_reject_ratio {
         let read: u64 = inputs.iter().map(|f| f.read).sum();
         let rejected: u64 = inputs.iter().map(|f| f.rejected_total().records).sum();
@@ -237,7 +241,13 @@ pub async fn run_pipeline(
         .into_iter()
         .find(|t| t.name == table.name)
         .expect("the same settings plan the same tables");
-        written.push(write_table(ctx, &staging, &planned).await?);
+        let table = TableToWrite {
+            name: planned.name,
+            partition_by: planned.partition_by,
+            file_schema: &planned.file_schema,
+            sql: &planned.sql,
+        };
+        written.push(write_table(ctx, &staging, table).await?);
     }
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
     progress("publishing");

@@ -4,13 +4,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CubeReport, TableDigest};
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::object_store::{ObjectStoreExt, PutPayload};
 use exdep_core::{InputFormat, Location, Tally, TallyByReason, total};
+use exdep_export::{Result, TableReport, read_json, write_json, write_object};
 use exdep_ingest::FileReport;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-use crate::{Result, TableReport};
 
 /// The manifest's name under the output root; `_` keeps lake readers from taking it as data.
 pub const MANIFEST_NAME: &str = "_manifest.json";
@@ -213,41 +210,6 @@ pub async fn read_manifest(ctx: &SessionContext, output: &Location) -> Result<Op
     read_json(ctx, &output.join(MANIFEST_NAME)).await
 }
 
-/// Reads a JSON object exdep wrote, if it exists.
-pub(crate) async fn read_json<T: DeserializeOwned>(
-    ctx: &SessionContext,
-    location: &Location,
-) -> Result<Option<T>> {
-    match location.read_all(ctx).await {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| crate::Error::Unreadable {
-                    location: location.to_string(),
-                    source,
-                })
-        }
-        Err(exdep_core::Error::ObjectStore(exdep_core::object_store::Error::NotFound {
-            ..
-        })) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Writes `value` as a JSON object, replacing what was there.
-pub(crate) async fn write_json<T: Serialize>(
-    ctx: &SessionContext,
-    location: &Location,
-    value: &T,
-) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value)?;
-    location
-        .store(ctx)?
-        .put(&location.path()?, PutPayload::from(json))
-        .await?;
-    Ok(())
-}
-
 /// The marker written after everything else, which a consumer can wait for.
 pub const SUCCESS_NAME: &str = "_SUCCESS";
 
@@ -262,12 +224,6 @@ pub async fn write_manifest(
     write_json(ctx, &location, manifest).await?;
 
     let marker = output.join(SUCCESS_NAME);
-    marker
-        .store(ctx)?
-        .put(
-            &marker.path()?,
-            PutPayload::from(manifest.finished.clone().into_bytes()),
-        )
-        .await?;
+    write_object(ctx, &marker, manifest.finished.clone().into_bytes()).await?;
     Ok(location)
 }

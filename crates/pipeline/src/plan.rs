@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use exdep_classify::TableDigest;
 use exdep_core::Config;
 use exdep_core::schema::UNKNOWN_YEAR;
-use exdep_export::{REJECTS, RunManifest, RunState};
+use exdep_export::REJECTS;
 use exdep_index::IndexTable;
 use exdep_ingest::{FileReport, InputFile};
 
-use crate::RunOptions;
+use crate::{RunManifest, RunOptions, RunState};
 
 /// The work of one run, with the reason for each piece.
 #[derive(Debug, Clone, Default)]

@@ -10,8 +10,7 @@ use exdep_core::{Config, Location};
 use exdep_ingest::FileReport;
 use serde::{Deserialize, Serialize};
 
-use crate::Result;
-use crate::manifest::{read_json, write_json};
+use exdep_export::{Result, read_json, write_json};
 
 /// The run state's name under the warehouse root.
 pub const STATE_NAME: &str = "_state.json";
