@@ -339,3 +339,43 @@ fn a_cluster_run_refuses_locations_its_executors_cannot_see() {
         "{error}"
     );
 }
+
+#[test]
+fn the_memory_limit_is_checked_and_a_spilling_run_gives_the_same_tables() {
+    let scratch = Scratch::new();
+    scratch.generate(&[
+        "--records-per-year",
+        "40000",
+        "--from",
+        "2021",
+        "--to",
+        "2022",
+    ]);
+    let config = scratch.config(&[2021, 2022], "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("memory-limit = \"12 parsecs\"\n{text}")).unwrap();
+    let error = failing(&scratch);
+    assert!(
+        error.contains("memory-limit") && error.contains("parsecs"),
+        "{error}"
+    );
+    std::fs::write(&config, format!("memory-limit = \"1MiB\"\n{text}")).unwrap();
+    let error = failing(&scratch);
+    assert!(
+        error.contains("memory-limit") && error.contains("256MiB"),
+        "{error}"
+    );
+
+    std::fs::write(&config, &text).unwrap();
+    scratch.run_ok();
+    let unlimited = crate::incremental::contents(&scratch.path("out"));
+    std::fs::remove_dir_all(scratch.path("out")).unwrap();
+    std::fs::remove_dir_all(scratch.path("warehouse")).unwrap();
+    // The smallest limit the config takes (spilling at scale is measured in bench/).
+    scratch.run_ok_with(&["--memory-limit", "256MiB"]);
+    assert_eq!(
+        crate::incremental::contents(&scratch.path("out")),
+        unlimited,
+        "a run within 256 MiB writes the same tables"
+    );
+}

@@ -43,7 +43,7 @@ fn written(
 }
 
 /// The table files' bytes, without the manifest and markers.
-fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn contents(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     files(dir)
         .into_iter()
         .filter(|(path, _)| path.ends_with(".parquet"))

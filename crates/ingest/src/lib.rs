@@ -215,17 +215,24 @@ pub async fn prepare_inputs(
         staging: staging.clone(),
         customs_registered: false,
     };
+    let mut decoded = decode_text_inputs(ctx, config, files, &staging).await;
     for (index, file) in files.iter().enumerate() {
-        let result = prepare(
-            ctx,
-            config,
-            known,
-            file,
-            index,
-            &staging,
-            &mut prepared.customs_registered,
-        )
-        .await;
+        let result = match decoded[index].take() {
+            Some(Err(error)) => Err(error),
+            normalized => {
+                prepare(
+                    ctx,
+                    config,
+                    known,
+                    file,
+                    index,
+                    &staging,
+                    normalized.map(|n| n.expect("errors are taken above")),
+                    &mut prepared.customs_registered,
+                )
+                .await
+            }
+        };
         match result {
             Ok(file) => prepared.files.push(file),
             Err(error) => {
@@ -235,6 +242,53 @@ pub async fn prepare_inputs(
         }
     }
     Ok(prepared)
+}
+
+/// Whether a listed file is read as Parquet (else as text).
+fn is_parquet(input: &Input, meta: &ObjectMeta) -> bool {
+    match input.format {
+        InputFormat::CanonicalParquet => true,
+        InputFormat::Auto => meta
+            .location
+            .as_ref()
+            .to_ascii_lowercase()
+            .ends_with(".parquet"),
+        _ => false,
+    }
+}
+
+/// Decodes the text inputs among `files` into UTF-8 staging copies, as many at once as the
+/// machine has cores (decoding is this process's work, one core per file): one entry per
+/// file, `None` for Parquet.
+async fn decode_text_inputs(
+    ctx: &SessionContext,
+    config: &Config,
+    files: &[InputFile],
+    staging: &Location,
+) -> Vec<Option<Result<normalize::Normalized>>> {
+    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let tasks = files.iter().enumerate().map(|(index, listed)| {
+        let input = &config.inputs[listed.input_index];
+        let text = !is_parquet(input, &listed.meta);
+        let (ctx, file, meta) = (ctx.clone(), listed.location.clone(), listed.meta.clone());
+        let (encoding, staged) = (input.encoding, staging.join(&format!("{index:05}.csv")));
+        async move {
+            if !text {
+                return None;
+            }
+            let task = tokio::spawn(async move {
+                normalize::normalize(&ctx, &file, &meta, encoding, &staged).await
+            });
+            Some(
+                task.await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+            )
+        }
+    });
+    futures::stream::iter(tasks)
+        .buffered(parallelism)
+        .collect()
+        .await
 }
 
 /// Writes the records of `file` that passed every check to the audit layer
@@ -280,20 +334,13 @@ async fn prepare(
     listed: &InputFile,
     index: usize,
     staging: &Location,
+    normalized: Option<normalize::Normalized>,
     customs_registered: &mut bool,
 ) -> Result<PreparedFile> {
     let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
     let input: &Input = &config.inputs[input_index];
     let table = format!("ingest_input_{index}");
-    let parquet = match input.format {
-        InputFormat::CanonicalParquet => true,
-        InputFormat::Auto => meta
-            .location
-            .as_ref()
-            .to_ascii_lowercase()
-            .ends_with(".parquet"),
-        _ => false,
-    };
+    let parquet = normalized.is_none();
     let read_error = |e| Error::Read {
         file: file.to_string(),
         source: Box::new(e),
@@ -320,8 +367,7 @@ async fn prepare(
             .collect();
         (InputFormat::CanonicalParquet, columns, None)
     } else {
-        let staged = staging.join(&format!("{index:05}.csv"));
-        let normalized = normalize::normalize(ctx, &file, meta, input.encoding, &staged).await?;
+        let normalized = normalized.expect("text inputs are decoded before they are prepared");
         let format = match input.format {
             InputFormat::Auto => {
                 let format =
