@@ -226,9 +226,8 @@ pub async fn prepare_inputs(
                     known,
                     file,
                     index,
-                    &staging,
                     normalized.map(|n| n.expect("errors are taken above")),
-                    &mut prepared.customs_registered,
+                    &mut prepared,
                 )
                 .await
             }
@@ -333,10 +332,10 @@ async fn prepare(
     known: &KnownCodes,
     listed: &InputFile,
     index: usize,
-    staging: &Location,
     normalized: Option<normalize::Normalized>,
-    customs_registered: &mut bool,
+    inputs: &mut PreparedInputs,
 ) -> Result<PreparedFile> {
+    let (staging, customs_registered) = (&inputs.staging, &mut inputs.customs_registered);
     let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
     let input: &Input = &config.inputs[input_index];
     let table = format!("ingest_input_{index}");
