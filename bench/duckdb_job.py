@@ -130,32 +130,7 @@ def build_cube_rows(con, inputs, years):
           AND value <= {MAX_VALUE}
           AND upper(currency) IN ('USD', 'CNY')
     """)
-    con.execute("""
-        CREATE VIEW cube_rows AS
-        SELECT
-            a.src,
-            a.year,
-            a.province,
-            a.partner,
-            p.region,
-            h.category,
-            a.value,
-            CASE a.currency
-                WHEN 'USD' THEN a.value
-                ELSE a.value / r.cny_per_usd
-            END AS value_usd,
-            CASE a.currency
-                WHEN 'CNY' THEN a.value
-                ELSE a.value * r.cny_per_usd
-            END AS value_cny
-        FROM accepted a
-        JOIN provinces       v ON v.code = a.province
-        JOIN partner_regions p ON p.iso3 = a.partner
-        JOIN hs_chapters     h ON h.chapter = left(a.hs_code, 2)
-        LEFT JOIN rates      r ON r.year = a.year
-        WHERE h.category <> 'excluded'
-          AND a.partner <> 'CHN'
-    """)
+    con.execute(f"CREATE VIEW cube_rows AS {ref.CUBE_ROWS}")
 
 
 def write_tables(con, output):

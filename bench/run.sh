@@ -173,17 +173,7 @@ if [[ " ${SIZES[*]} " == *" 20000000 "* && " ${SIZES[*]} " == *" 100000000 "* ]]
     scaling=$("$PYTHON" "$HERE/report.py" scaling "$TSV" 20000000 100000000)
 fi
 
-echo
-echo "$header"
-echo "$rule"
-echo "$lines"
-if [ -n "$scaling" ]; then
-    echo
-    echo "$scaling"
-fi
-{
-    echo
-    echo "## $STAMP: $(nproc) cores, $RUNS run(s) each, median time, peak RSS"
+table() {
     echo
     echo "$header"
     echo "$rule"
@@ -192,6 +182,12 @@ fi
         echo
         echo "$scaling"
     fi
+}
+table
+{
+    echo
+    echo "## $STAMP: $(nproc) cores, $RUNS run(s) each, median time, peak RSS"
+    table
 } >> "$BENCH_DIR/results.md"
 echo
 echo "appended to $BENCH_DIR/results.md (runs: $TSV)"

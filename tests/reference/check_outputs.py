@@ -245,6 +245,34 @@ def load_inputs(con, inputs):
 # --------------------------------------------------------------------------- the cube
 
 
+# Step 3: the accepted records with their region, category and value in both currencies.
+CUBE_ROWS = """
+    SELECT
+        a.src,
+        a.year,
+        a.province,
+        a.partner,
+        p.region,
+        h.category,
+        a.value,
+        CASE a.currency
+            WHEN 'USD' THEN a.value
+            ELSE a.value / r.cny_per_usd
+        END AS value_usd,
+        CASE a.currency
+            WHEN 'CNY' THEN a.value
+            ELSE a.value * r.cny_per_usd
+        END AS value_cny
+    FROM accepted a
+    JOIN provinces       v ON v.code = a.province
+    JOIN partner_regions p ON p.iso3 = a.partner
+    JOIN hs_chapters     h ON h.chapter = left(a.hs_code, 2)
+    LEFT JOIN rates      r ON r.year = a.year
+    WHERE h.category <> 'excluded'
+      AND a.partner <> 'CHN'
+"""
+
+
 def build_cube_rows(con, years):
     """Steps 1-3: the records that enter the cube, with their value in USD."""
     year_list = ", ".join(str(y) for y in years)
@@ -280,32 +308,7 @@ def build_cube_rows(con, years):
           AND TRY_CAST(value AS DOUBLE) <= 1e15
           AND upper(currency) IN ('USD', 'CNY')
     """)
-    con.execute("""
-        CREATE TABLE cube_rows AS
-        SELECT
-            a.src,
-            a.year,
-            a.province,
-            a.partner,
-            p.region,
-            h.category,
-            a.value,
-            CASE a.currency
-                WHEN 'USD' THEN a.value
-                ELSE a.value / r.cny_per_usd
-            END AS value_usd,
-            CASE a.currency
-                WHEN 'CNY' THEN a.value
-                ELSE a.value * r.cny_per_usd
-            END AS value_cny
-        FROM accepted a
-        JOIN provinces       v ON v.code = a.province
-        JOIN partner_regions p ON p.iso3 = a.partner
-        JOIN hs_chapters     h ON h.chapter = left(a.hs_code, 2)
-        LEFT JOIN rates      r ON r.year = a.year
-        WHERE h.category <> 'excluded'
-          AND a.partner <> 'CHN'
-    """)
+    con.execute(f"CREATE TABLE cube_rows AS {CUBE_ROWS}")
     no_rate = con.execute(
         "SELECT DISTINCT year FROM cube_rows WHERE value_usd IS NULL ORDER BY year"
     ).fetchall()
