@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,17 +84,18 @@ impl Drop for LocalCluster {
     }
 }
 
-/// The first of `count` consecutive free ports on 127.0.0.1.
+/// The first of `count` consecutive free ports on 127.0.0.1. They are looked for below the
+/// kernel's ephemeral range (32768 and up), where the many outgoing connections of the
+/// other tests running at the same time take their ports, and each call of this process
+/// starts past the ports earlier calls returned.
 fn free_ports(count: u16) -> u16 {
-    for _ in 0..100 {
-        let first = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if first > u16::MAX - count {
-            continue;
-        }
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const RANGE: std::ops::Range<u32> = 20_000..32_000;
+    let span = RANGE.end - RANGE.start - u32::from(count);
+    let seed = std::process::id().wrapping_mul(97) % span;
+    for _ in 0..1000 {
+        let offset = NEXT.fetch_add(u32::from(count), Ordering::SeqCst);
+        let first = (RANGE.start + (seed + offset) % span) as u16;
         let all_free = (first..first + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
         if all_free {
             return first;

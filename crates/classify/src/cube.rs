@@ -31,10 +31,6 @@ const FILE_LAYERS: [&str; 3] = ["cube", "rejects", "raw"];
 pub struct SourceDisposition {
     /// Records that entered the cube.
     pub classified: Tally,
-    /// Records rejected at classification, by kind (kept for run states of earlier
-    /// versions; the code tables' membership checks are now among ingest's reasons).
-    #[serde(default)]
-    pub rejected: TallyByReason,
     /// Records left out by a rule (`excluded_hs_chapter`, `partner_is_china`: exports of a
     /// Chinese province to China itself).
     pub excluded: TallyByReason,

@@ -35,8 +35,8 @@ pub struct FileReconciliation {
     pub read: u64,
     /// Records that entered the cube.
     pub accepted: Tally,
-    /// Records rejected, by reason: at ingest (unparseable, out of the run's years, ...) or at
-    /// classification (codes no table maps).
+    /// Records rejected, by reason: a field that fails a check (unparseable, out of the
+    /// run's years, ...) or a code no table maps.
     pub rejected: TallyByReason,
     /// Records left out by a rule, by rule.
     pub excluded: TallyByReason,
@@ -63,13 +63,10 @@ pub fn reconcile(files: &[FileReport], cube: &CubeReport) -> Vec<FileReconciliat
         .iter()
         .map(|file| {
             let mut accepted = Tally::default();
-            let mut rejected = file.rejected.clone();
+            let rejected = file.rejected.clone();
             let mut excluded = file.excluded.clone();
             for disposition in cube.values().filter_map(|y| y.by_source.get(&file.file)) {
                 accepted.add(disposition.classified);
-                for (reason, tally) in &disposition.rejected {
-                    rejected.entry(reason.clone()).or_default().add(*tally);
-                }
                 for (rule, tally) in &disposition.excluded {
                     excluded.entry(rule.clone()).or_default().add(*tally);
                 }
