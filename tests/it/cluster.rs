@@ -488,8 +488,9 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
     scratch.generate(&["--records-per-year", "60000", "--seed", "1"]);
     s3.upload_inputs(&scratch, 2017..=2022).await;
     let cluster = LocalCluster::start(&s3);
+    // A job that lost its executor may never end: the client stops waiting after 150 s.
     let engine = format!(
-        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n",
+        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\ntimeout-seconds = 150\n",
         cluster.url()
     );
     bucket_config(&scratch, "cluster.toml", "lake", &engine);

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use exdep_classify::CodeTables;
-use exdep_core::{Config, new_session};
+use exdep_core::{Config, Engine, new_session};
 use exdep_export::REJECTS;
 use exdep_pipeline::{FileReconciliation, MANIFEST_NAME, RunManifest};
 use exdep_pipeline::{Plan, RunOptions, year_span};
@@ -92,12 +92,26 @@ pub async fn run(args: RunArgs) -> Result<()> {
         prune: args.prune,
     };
     let ctx = exdep_core::connect(&config).await?;
-    let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| {
+    let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| {
         if !args.quiet {
             eprintln!("[{:>6.2}s] {stage}", timer.elapsed().as_secs_f64());
         }
-    })
-    .await?;
+    });
+    let outcome = match &config.engine {
+        Engine::Embedded => pipeline.await?,
+        Engine::Ballista { scheduler, .. } => {
+            let limit = config.cluster_timeout;
+            match tokio::time::timeout(limit, pipeline).await {
+                Ok(outcome) => outcome?,
+                Err(_) => bail!(
+                    "the cluster at {scheduler} did not finish the run within {} s \
+                     ([engine] timeout-seconds); the published tables are as they were \
+                     unless publishing had begun",
+                    limit.as_secs()
+                ),
+            }
+        }
+    };
     let manifest = &outcome.manifest;
     let manifest_location = config.output.join(MANIFEST_NAME);
     let seconds = timer.elapsed().as_secs_f64();

@@ -75,7 +75,13 @@ struct EngineFile {
     /// place. Default `false`: local paths are refused unless the scheduler is on this host.
     #[serde(default)]
     shared_local_paths: bool,
+    /// Seconds a cluster run may take before the client gives up on it. Default 3600.
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
 }
+
+/// How long a cluster run may take unless `[engine] timeout-seconds` says otherwise.
+const DEFAULT_CLUSTER_TIMEOUT_SECONDS: u64 = 3600;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -360,6 +366,9 @@ pub struct Config {
     pub raw_layer: bool,
     /// Bytes the embedded engine may hold before it spills to disk.
     pub memory_limit: u64,
+    /// How long a run on a cluster may take before the client stops waiting for it: a job
+    /// whose executor was lost can otherwise keep the client waiting forever.
+    pub cluster_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -541,6 +550,16 @@ impl Config {
             parquet_compression,
             engine,
             raw_layer: file.raw_layer,
+            cluster_timeout: std::time::Duration::from_secs(match file.engine.timeout_seconds {
+                Some(0) => {
+                    return Err(Error::ConfigValue {
+                        key: "engine.timeout-seconds".into(),
+                        message: "must be at least 1".into(),
+                    });
+                }
+                Some(seconds) => seconds,
+                None => DEFAULT_CLUSTER_TIMEOUT_SECONDS,
+            }),
             memory_limit: match &file.memory_limit {
                 Some(text) => parse_bytes(text, "memory-limit")?,
                 None => crate::session::default_memory_limit(),
