@@ -25,8 +25,6 @@ INPUT: canonical .parquet or .csv files (year, month, province, partner, hs_code
 currency). Prints one summary line and exits 0; exits 2 when the job cannot run.
 """
 
-import argparse
-import math
 import os
 import sys
 import time
@@ -149,42 +147,12 @@ def write_tables(con, output):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", required=True, help="folder with the four code tables")
-    parser.add_argument("--output", required=True, help="output root (one folder per table)")
-    parser.add_argument("--years", required=True, help="comma-separated years, e.g. 2017,2018")
-    parser.add_argument("--base-year", type=int, default=None,
-                        help="base year of destinations and indices_change (default: the first year)")
-    parser.add_argument("--top-n", type=int, default=10,
-                        help="links kept per year and category in top_links (default 10)")
-    parser.add_argument("--threshold-cny", type=float, default=1e11,
-                        help="national exports threshold in CNY for destinations (default 1e11)")
-    parser.add_argument("--destination-level", choices=["country", "region"], default="country",
-                        help="destination unit of the concentration indices and margins")
+    parser = ref.run_parser(__doc__.split("\n\n")[0], "output root (one folder per table)")
     parser.add_argument("--threads", type=int, default=None,
                         help="DuckDB worker threads (default: DuckDB's, one per core)")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="canonical .csv/.parquet files")
-    args = parser.parse_args(argv)
-    try:
-        args.years = sorted({int(y) for y in args.years.split(",") if y.strip()})
-    except ValueError:
-        parser.error(f"--years must be comma-separated integers, got {args.years!r}")
-    if not args.years:
-        parser.error("--years is empty")
-    if args.base_year is None:
-        args.base_year = args.years[0]
-    elif args.base_year not in args.years:
-        parser.error(f"--base-year {args.base_year} is not one of --years")
-    if args.top_n < 1:
-        parser.error(f"--top-n must be at least 1, got {args.top_n}")
-    if not (math.isfinite(args.threshold_cny) and args.threshold_cny > 0):
-        parser.error(f"--threshold-cny must be a positive number, got {args.threshold_cny}")
+    args = ref.check_run_args(parser, parser.parse_args(argv))
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
-    args.inputs = list(dict.fromkeys(os.path.realpath(p) for p in args.inputs))
-    for p in args.inputs:
-        if not os.path.isfile(p):
-            parser.error(f"input not found: {p}")
     return args
 
 

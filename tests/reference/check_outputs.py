@@ -894,10 +894,11 @@ def check_manifest(con, outdir, inputs):
 # --------------------------------------------------------------------------- main
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_parser(description, output_help):
+    """The arguments of a run's settings and inputs, shared with bench/duckdb_job.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--configs", required=True, help="folder with the four code tables")
-    parser.add_argument("--output", required=True, help="exdep's output root")
+    parser.add_argument("--output", required=True, help=output_help)
     parser.add_argument("--years", required=True, help="comma-separated years, e.g. 2017,2018")
     parser.add_argument("--base-year", type=int, default=None,
                         help="base year of destinations and indices_change (default: the first year)")
@@ -908,7 +909,12 @@ def parse_args(argv):
     parser.add_argument("--destination-level", choices=["country", "region"], default="country",
                         help="destination unit of the concentration indices and margins")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="canonical .csv/.parquet files")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_run_args(parser, args):
+    """Checks and normalizes what run_parser read: years as a sorted list, the base year,
+    inputs by real path, each once, in the order given."""
     try:
         args.years = sorted({int(y) for y in args.years.split(",") if y.strip()})
     except ValueError:
@@ -923,12 +929,16 @@ def parse_args(argv):
         parser.error(f"--top-n must be at least 1, got {args.top_n}")
     if not (math.isfinite(args.threshold_cny) and args.threshold_cny > 0):
         parser.error(f"--threshold-cny must be a positive number, got {args.threshold_cny}")
-    # Inputs by real path, each once, in the order given.
     args.inputs = list(dict.fromkeys(os.path.realpath(p) for p in args.inputs))
     for p in args.inputs:
         if not os.path.isfile(p):
             parser.error(f"input not found: {p}")
     return args
+
+
+def parse_args(argv):
+    parser = run_parser(__doc__.split("\n\n")[0], "exdep's output root")
+    return check_run_args(parser, parser.parse_args(argv))
 
 
 def main(argv=None):
