@@ -10,9 +10,11 @@ const PROVINCES: [&str; 4] = ["11", "44", "65", "54"];
 const PARTNERS: [&str; 6] = ["USA", "HKG", "KAZ", "DEU", "BRA", "NGA"];
 const CHAPTERS: [&str; 6] = ["01", "27", "61", "84", "85", "90"];
 
-fn record() -> impl Strategy<Value = (i32, usize, usize, usize, f64)> {
+fn record(
+    years: std::ops::RangeInclusive<i32>,
+) -> impl Strategy<Value = (i32, usize, usize, usize, f64)> {
     (
-        2020..=2021,
+        years,
         0..PROVINCES.len(),
         0..PARTNERS.len(),
         0..CHAPTERS.len(),
@@ -63,6 +65,15 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
         )
     });
     let eps = 1e-12;
+    // Every input has records in both years: each table has rows, and margins have 2021.
+    for (name, rows) in [
+        ("indices", &indices),
+        ("lq", &lq),
+        ("region_shares", &shares),
+        ("margins", &margins),
+    ] {
+        prop_assert!(!rows.is_empty(), "{} is empty", name);
+    }
 
     for row in &indices {
         let n = row["destinations"].float();
@@ -242,7 +253,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     #[test]
-    fn indices_keep_their_bounds_and_identities(records in prop::collection::vec(record(), 1..60)) {
+    fn indices_keep_their_bounds_and_identities(
+        first in record(2020..=2020),
+        second in record(2021..=2021),
+        more in prop::collection::vec(record(2020..=2021), 0..60),
+    ) {
+        let records: Vec<_> = [first, second].into_iter().chain(more).collect();
         check(&records)?;
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use crate::support::{Row, Scratch, Value, read_table};
+use crate::support::{Row, Scratch, Value, read_table, select};
 
 fn data(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,7 +32,8 @@ fn config_for(scratch: &Scratch, location: &Path, format: &str, codes: Option<&P
     let text = text.replace(
         "[tables]\n",
         &format!(
-            "[tables]\ncustoms-partner-codes = \"{}/customs_partner_codes.csv\"\n",
+            "[tables]\ncustoms-partner-codes = \"{0}/customs_partner_codes.csv\"\n\
+             comtrade-partner-aliases = \"{0}/comtrade_partner_aliases.csv\"\n",
             tables.display()
         ),
     );
@@ -186,6 +187,113 @@ async fn a_utf8_bom_customs_export_in_usd_by_domestic_origin() {
 #[tokio::test]
 async fn a_comtrade_file_with_breakdowns_and_world_rows() {
     check_sample("comtrade/comtrade-2021.csv", None).await;
+}
+
+/// A Comtrade export row (China to `partner`, 2021) of `cmd` at HS level `level`.
+fn comtrade_row(partner: &str, cmd: &str, level: usize, value: f64) -> String {
+    format!(
+        "C,A,20210101,2021,52,2021,156,CHN,China,X,Export,999,{partner},Partner,0,W00,World,H5,HS,\
+         True,{cmd},Goods,{level},True,C00,TOTAL CPC,0,0,TOTAL MOT,8,kg,1,False,-1,N/A,0,False,\
+         1,False,0,False,,{value},{value},0,True,False\n"
+    )
+}
+
+/// A Comtrade file listing the same trade at 2, 4 and 6 digits: 100 to USA in chapter 85
+/// (85: 100; 8517: 100; 851712: 60 and 851713: 40), and 7 to Taiwan at 6 digits, coded S19.
+fn comtrade_levels_file(scratch: &Scratch) -> PathBuf {
+    let header = std::fs::read_to_string(data("comtrade/comtrade-2021.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let rows = [
+        comtrade_row("USA", "85", 2, 107.0),
+        comtrade_row("USA", "8517", 4, 100.0),
+        comtrade_row("USA", "851712", 6, 60.0),
+        comtrade_row("USA", "851713", 6, 40.0),
+        comtrade_row("S19", "851712", 6, 7.0),
+    ];
+    scratch.write(
+        "levels/comtrade-2021.csv",
+        &format!("{header}\n{}", rows.concat()),
+    )
+}
+
+/// Runs the levels file with `settings` added to its input; the run's stdout, stderr and
+/// whether it succeeded.
+fn run_levels(settings: &str) -> (Scratch, String, bool) {
+    let scratch = Scratch::new();
+    let file = comtrade_levels_file(&scratch);
+    config_for(&scratch, &file, "comtrade-csv", None);
+    let config = scratch.path("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "format = \"comtrade-csv\"\n",
+        &format!("format = \"comtrade-csv\"\n{settings}"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (scratch, text, output.status.success())
+}
+
+/// Without a choice, a file mixing HS levels is an error naming the file and the key; a
+/// level or `finest` keeps one level, the others excluded by rule `other_hs_level`.
+#[tokio::test]
+async fn comtrade_keeps_one_hs_level_per_file() {
+    let (_scratch, text, ok) = run_levels("");
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("comtrade-2021.csv")
+            && text.contains("mixes HS levels 2, 4, 6")
+            && text.contains("inputs[0].hs-level"),
+        "{text}"
+    );
+    for (setting, accepted, usd, excluded) in [
+        ("hs-level = \"finest\"\n", 3, 107.0, 2),
+        ("hs-level = 6\n", 3, 107.0, 2),
+        ("hs-level = 4\n", 1, 100.0, 4),
+        ("hs-level = 2\n", 1, 107.0, 4),
+    ] {
+        let (scratch, text, ok) = run_levels(setting);
+        assert!(ok, "{setting}: {text}");
+        let input = &manifest(&scratch)["inputs"][0];
+        assert_eq!(
+            input["accepted"]["records"], accepted,
+            "{setting}: {input:#}"
+        );
+        assert_eq!(
+            input["excluded"]["other_hs_level"]["records"], excluded,
+            "{setting}: {input:#}"
+        );
+        let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
+        let chn = select(&indices, &[("province", "CHN"), ("category", "all")]);
+        assert_eq!(chn[0]["exports_usd"].float(), usd, "{setting}");
+    }
+    let (_scratch, text, ok) = run_levels("hs-level = 3\n");
+    assert!(!ok && text.contains("inputs[0].hs-level"), "{text}");
+}
+
+/// Comtrade's S19 ("Other Asia, nes") is Taiwan's trade through the alias table; with
+/// `partner-aliases = false` it is rejected, as S19 is no ISO3 code.
+#[tokio::test]
+async fn comtrade_s19_is_taiwan_unless_aliases_are_off() {
+    let (scratch, text, ok) = run_levels("hs-level = 6\n");
+    assert!(ok, "{text}");
+    let lq = read_table(&scratch.path("out"), "lq", "province, partner, category").await;
+    let taiwan = select(&lq, &[("province", "CHN"), ("partner", "TWN")]);
+    assert_eq!(taiwan[0]["exports_usd"].float(), 7.0);
+    let (scratch, text, ok) = run_levels("hs-level = 6\npartner-aliases = false\n");
+    assert!(ok, "{text}");
+    let input = &manifest(&scratch)["inputs"][0];
+    assert_eq!(
+        input["rejected"]["bad_partner_code"]["records"], 1,
+        "{input:#}"
+    );
 }
 
 #[tokio::test]

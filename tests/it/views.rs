@@ -224,6 +224,16 @@ async fn growth_margins_destinations_links_and_changes() {
         "1 USD is below the line"
     );
     assert_eq!(status("2020", "DEU"), Value::Text("stayed".into()));
+    // DEU, above the line in the base year, buys nothing at all in 2022: still listed.
+    let gone = select(&destinations, &[("year", "2022"), ("partner", "DEU")]);
+    assert_eq!(gone.len(), 1, "a vanished partner has a row");
+    assert_eq!(gone[0]["status"], Value::Text("left".into()));
+    assert_eq!(gone[0]["exports_usd"].float(), 0.0);
+    assert_eq!(gone[0]["exports_cny"].float(), 0.0);
+    assert_eq!(gone[0]["region"], Value::Text("western_europe".into()));
+    assert_eq!(gone[0]["above_threshold"], Value::Text("false".into()));
+    // KOR was never above the line: its absence in 2022 is no row.
+    assert!(select(&destinations, &[("year", "2022"), ("partner", "KOR")]).is_empty());
 
     let changes = read_table(&out, "indices_change", "year, province, category, index").await;
     let exports = select(

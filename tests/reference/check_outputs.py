@@ -7,6 +7,21 @@ recomputes the `indices`, `lq`, `region_shares`, `margins`, `top_links`, `destin
 `indices_change` tables with DuckDB SQL, and compares them with the Parquet tables exdep
 wrote. It also checks the per-file record counts in exdep's `_manifest.json`.
 
+Origins are of two kinds. A record's `province` field (trimmed, case kept) is either a
+province code of provinces.csv (two digits) or a reporter country, an ISO3 code of
+partner_regions.csv (three capitals, e.g. USA). The national aggregate `CN` is the sum over
+province origins only; a reporter country is its own origin, never part of `CN`. Records
+to partner CHN are excluded from province origins only (re-imports); a reporter country's
+exports to CHN are kept. By kind:
+    quadrant       against the means of hhi and entropy over the origins of the same kind
+                   (provinces or countries, never `CN`) in that year and category; NULL for CN
+    hk_extensive,  against the nation, for provinces; 1.0 for CN; NULL for countries
+    hk_intensive
+    top_links      province origins only (not CN, not countries); shares of CN's total
+    destinations   national (`CN`) exports; a partner above the threshold in the base year
+                   with no national exports in a year that has some is listed in that year
+                   with zero exports, as `left`
+
 Usage:
     check_outputs.py --configs DIR --output OUTDIR --years 2017,2018
                      [--base-year Y] [--top-n N] [--threshold-cny T]
@@ -55,8 +70,8 @@ OUTPUT_TABLES = {
         partitions=["year", "province"],
         keys=["year", "province", "category"],
         approx=["exports_usd", "hhi", "hhi_norm", "entropy", "evenness", "equivalent_markets",
-                "theil", "theil_between", "theil_within", "specialization",
-                "hk_extensive", "hk_intensive"],
+                "equivalent_markets_entropy", "theil", "theil_between", "theil_within",
+                "specialization", "hk_extensive", "hk_intensive"],
         integer=["destinations"],
         text=["quadrant"],
         boolean=[],
@@ -128,8 +143,8 @@ KINDS = {
 # The indices listed in `indices_change`, in this order (`quadrant`, text, is not).
 CHANGE_INDICES = [
     "exports_usd", "destinations", "hhi", "hhi_norm", "entropy", "evenness",
-    "equivalent_markets", "theil", "theil_between", "theil_within", "specialization",
-    "hk_extensive", "hk_intensive",
+    "equivalent_markets", "equivalent_markets_entropy", "theil", "theil_between",
+    "theil_within", "specialization", "hk_extensive", "hk_intensive",
 ]
 
 REL_TOL = 1e-9
@@ -245,12 +260,16 @@ def load_inputs(con, inputs):
 # --------------------------------------------------------------------------- the cube
 
 
-# Step 3: the accepted records with their region, category and value in both currencies.
+# Step 3: the accepted records with their kind of origin ('province' or 'country'), region,
+# category and value in both currencies. An origin is a province of provinces.csv or a
+# reporter country of partner_regions.csv (the two kinds of code do not overlap: two digits,
+# three capitals); only a province's exports to CHN are excluded.
 CUBE_ROWS = """
     SELECT
         a.src,
         a.year,
         a.province,
+        CASE WHEN v.code IS NOT NULL THEN 'province' ELSE 'country' END AS kind,
         a.partner,
         p.region,
         h.category,
@@ -264,12 +283,14 @@ CUBE_ROWS = """
             ELSE a.value * r.cny_per_usd
         END AS value_cny
     FROM accepted a
-    JOIN provinces       v ON v.code = a.province
-    JOIN partner_regions p ON p.iso3 = a.partner
-    JOIN hs_chapters     h ON h.chapter = left(a.hs_code, 2)
-    LEFT JOIN rates      r ON r.year = a.year
-    WHERE h.category <> 'excluded'
-      AND a.partner <> 'CHN'
+    LEFT JOIN provinces       v ON v.code = a.province
+    LEFT JOIN partner_regions o ON o.iso3 = a.province
+    JOIN partner_regions      p ON p.iso3 = a.partner
+    JOIN hs_chapters          h ON h.chapter = left(a.hs_code, 2)
+    LEFT JOIN rates           r ON r.year = a.year
+    WHERE (v.code IS NOT NULL OR o.iso3 IS NOT NULL)
+      AND h.category <> 'excluded'
+      AND (v.code IS NULL OR a.partner <> 'CHN')
 """
 
 
@@ -299,7 +320,8 @@ def build_cube_rows(con, years):
           AND (month IS NULL
                OR (regexp_full_match(month, '{INTEGER_SYNTAX}')
                    AND TRY_CAST(month AS INTEGER) BETWEEN 1 AND 12))
-          AND regexp_full_match(province, '[0-9]{{2}}')
+          AND (regexp_full_match(province, '[0-9]{{2}}')
+               OR regexp_full_match(province, '[A-Z]{{3}}'))
           AND regexp_full_match(upper(partner), '[A-Z]{{3}}')
           AND regexp_full_match(hs_code, '[0-9]{{2,10}}')
           AND regexp_full_match(value, '{FLOAT_SYNTAX}')
@@ -317,52 +339,57 @@ def build_cube_rows(con, years):
 
 
 def build_cells(con):
-    """Steps 4-5: cube cells, national cells ('CN'), and the 'all' category; x in USD, x_cny
-    in CNY."""
+    """Steps 4-5: cube cells, national cells ('CN', the sum over province origins only), and
+    the 'all' category; x in USD, x_cny in CNY. `kind` is the kind of origin: 'province',
+    'country' (a reporter country) or 'national' (CN)."""
     con.execute("""
         CREATE TABLE cube AS
-        SELECT year, province, partner, region, category,
+        SELECT year, province, kind, partner, region, category,
                sum(value_usd) AS x,
                sum(value_cny) AS x_cny
         FROM cube_rows
-        GROUP BY year, province, partner, region, category
+        GROUP BY year, province, kind, partner, region, category
         HAVING sum(value_usd) > 0
     """)
     con.execute("""
         CREATE TABLE cells_by_category AS
-        SELECT year, province, partner, region, category, x, x_cny
+        SELECT year, province, kind, partner, region, category, x, x_cny
         FROM cube
         UNION ALL
-        SELECT year, 'CN' AS province, partner, region, category, sum(x) AS x, sum(x_cny) AS x_cny
+        SELECT year, 'CN' AS province, 'national' AS kind, partner, region, category,
+               sum(x) AS x, sum(x_cny) AS x_cny
         FROM cube
+        WHERE kind = 'province'
         GROUP BY year, partner, region, category
     """)
     con.execute("""
         CREATE TABLE cells AS
-        SELECT year, province, partner, region, category, x, x_cny
+        SELECT year, province, kind, partner, region, category, x, x_cny
         FROM cells_by_category
         UNION ALL
-        SELECT year, province, partner, region, 'all' AS category, sum(x) AS x, sum(x_cny) AS x_cny
+        SELECT year, province, kind, partner, region, 'all' AS category,
+               sum(x) AS x, sum(x_cny) AS x_cny
         FROM cells_by_category
-        GROUP BY year, province, partner, region
+        GROUP BY year, province, kind, partner, region
     """)
 
 
 def build_units(con, level):
     """Destination units of the concentration indices and margins: a partner country with its
-    region (level 'country'), or a region (level 'region'); `unit` names the unit."""
+    region (level 'country'), or a region (level 'region'); `unit` names the unit, `kind` is
+    the origin's kind as in `cells`."""
     if level == "country":
         con.execute("""
             CREATE TABLE units AS
-            SELECT year, province, category, partner AS unit, region, x
+            SELECT year, province, kind, category, partner AS unit, region, x
             FROM cells
         """)
     else:
         con.execute("""
             CREATE TABLE units AS
-            SELECT year, province, category, region AS unit, region, sum(x) AS x
+            SELECT year, province, kind, category, region AS unit, region, sum(x) AS x
             FROM cells
-            GROUP BY year, province, category, region
+            GROUP BY year, province, kind, category, region
         """)
 
 
@@ -371,23 +398,24 @@ def build_units(con, level):
 
 def expected_indices(con):
     """Concentration of each origin's exports of a category over destination units, the
-    Theil decomposition by region, specialization and the Hummels-Klenow margins over
-    partner countries, and the quadrant of each province."""
+    Theil decomposition by region, specialization, the Hummels-Klenow margins over partner
+    countries (province origins and CN only), and the quadrant of each origin against the
+    origins of its own kind."""
     con.execute("""
         CREATE TABLE expected_indices AS
         WITH shares AS (
-            SELECT year, province, category, region, x,
+            SELECT year, province, kind, category, region, x,
                    x / sum(x) OVER (PARTITION BY year, province, category) AS s
             FROM units
         ),
         summary AS (
-            SELECT year, province, category,
+            SELECT year, province, kind, category,
                    sum(x)                                      AS exports_usd,
                    count(*) FILTER (WHERE x > 0)               AS destinations,
                    sum(s * s)                                  AS hhi,
                    -sum(CASE WHEN s > 0 THEN s * ln(s) END)    AS entropy
             FROM shares
-            GROUP BY year, province, category
+            GROUP BY year, province, kind, category
         ),
         region_shares AS (
             SELECT year, province, category, region, s,
@@ -447,13 +475,14 @@ def expected_indices(con):
             GROUP BY year, category
         ),
         served AS (
+            -- Province origins and CN only: a reporter country is not part of the nation.
             SELECT p.year, p.province, p.category,
                    sum(n.x) AS served,
                    sum(p.x) AS x_p
             FROM cells p
             JOIN cells n ON n.year = p.year AND n.province = 'CN'
                         AND n.category = p.category AND n.partner = p.partner
-            WHERE p.x > 0
+            WHERE p.x > 0 AND p.kind IN ('province', 'national')
             GROUP BY p.year, p.province, p.category
         ),
         hummels_klenow AS (
@@ -466,10 +495,11 @@ def expected_indices(con):
             JOIN national_totals t USING (year, category)
         ),
         means AS (
-            SELECT year, category, avg(hhi) AS mean_hhi, avg(entropy) AS mean_entropy
+            -- One mean per kind of origin: provinces, and reporter countries; never CN.
+            SELECT year, category, kind, avg(hhi) AS mean_hhi, avg(entropy) AS mean_entropy
             FROM summary
-            WHERE province <> 'CN'
-            GROUP BY year, category
+            WHERE province <> 'CN' AND kind IN ('province', 'country')
+            GROUP BY year, category, kind
         ),
         quadrants AS (
             SELECT m.year, m.province, m.category,
@@ -485,7 +515,7 @@ def expected_indices(con):
                        s.hhi >= a.mean_hhi - 1e-12 * abs(a.mean_hhi)             AS high_g,
                        s.entropy >= a.mean_entropy - 1e-12 * abs(a.mean_entropy) AS high_v
                 FROM summary s
-                LEFT JOIN means a USING (year, category)
+                LEFT JOIN means a USING (year, category, kind)
             ) m
         )
         SELECT m.year, m.province, m.category,
@@ -500,6 +530,7 @@ def expected_indices(con):
                     ELSE m.entropy / ln(m.destinations)
                END AS evenness,
                1.0 / m.hhi                                   AS equivalent_markets,
+               exp(m.entropy)                                AS equivalent_markets_entropy,
                ln(m.destinations) - m.entropy                AS theil,
                t.theil_between,
                t.theil_within,
@@ -606,7 +637,8 @@ def expected_margins(con, years):
 
 
 def expected_top_links(con, top_n):
-    """The largest province-partner links of each year and category."""
+    """The largest province-partner links of each year and category: province origins only
+    (not CN, not reporter countries), each as a share of CN's exports of the category."""
     con.execute(f"""
         CREATE TABLE expected_top_links AS
         WITH national AS (
@@ -620,7 +652,7 @@ def expected_top_links(con, top_n):
                    row_number() OVER (PARTITION BY year, category
                                       ORDER BY x DESC, province ASC, partner ASC) AS "rank"
             FROM cells
-            WHERE province <> 'CN'
+            WHERE kind = 'province'
         )
         SELECT r.year, r.category, r."rank", r.province, r.partner,
                r.x                    AS exports_usd,
@@ -633,7 +665,9 @@ def expected_top_links(con, top_n):
 
 def expected_destinations(con, threshold_cny, base_year):
     """National exports to each partner, against a threshold in CNY, and how each partner
-    moved across the threshold since the base year."""
+    moved across the threshold since the base year. A partner above the threshold in the
+    base year with no national exports in a year that has national exports is listed in
+    that year too, with zero exports, as 'left'."""
     threshold = sql_text(repr(float(threshold_cny))) + "::DOUBLE"
     con.execute(f"""
         CREATE TABLE expected_destinations AS
@@ -644,7 +678,23 @@ def expected_destinations(con, threshold_cny, base_year):
             WHERE province = 'CN' AND category = 'all' AND x > 0
         ),
         base AS (
-            SELECT partner, above FROM national WHERE year = {int(base_year)}
+            SELECT partner, region, above FROM national WHERE year = {int(base_year)}
+        ),
+        gone AS (
+            -- Base-year partners above the threshold without a national cell in a year
+            -- that has national cells.
+            SELECT y.year, b.partner, b.region,
+                   0.0::DOUBLE AS x, 0.0::DOUBLE AS x_cny, false AS above
+            FROM (SELECT DISTINCT year FROM national) y
+            CROSS JOIN base b
+            WHERE b.above
+              AND NOT EXISTS (SELECT 1 FROM national n
+                              WHERE n.year = y.year AND n.partner = b.partner)
+        ),
+        listed AS (
+            SELECT year, partner, region, x, x_cny, above FROM national
+            UNION ALL
+            SELECT year, partner, region, x, x_cny, above FROM gone
         )
         SELECT n.year, n.partner, n.region,
                n.x     AS exports_usd,
@@ -656,7 +706,7 @@ def expected_destinations(con, threshold_cny, base_year):
                    WHEN coalesce(b.above, false) THEN 'left'
                    ELSE 'never'
                END AS status
-        FROM national n
+        FROM listed n
         LEFT JOIN base b USING (partner)
     """)
 

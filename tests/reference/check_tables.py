@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Check the shipped code tables in configs/ (partner_regions, provinces, hs_chapters,
-customs_partner_codes).
+customs_partner_codes). hs_chapters is pinned, chapter by chapter, to the default
+factor-intensity table documented in shared/DOMAIN.md and configs/README.md.
 
 Usage: check_tables.py [CONFIGS_DIR]   (default: the configs/ directory next to tests/)
-Needs Python 3 and pycountry. Exits non-zero with a message on the first failed table.
+Needs Python 3 and pycountry. Exits non-zero with a message for every failed check.
 """
 import sys
 from pathlib import Path
@@ -110,6 +111,55 @@ def check_provinces(d):
     return len(rows)
 
 
+# The default factor-intensity table of shared/DOMAIN.md (section 1, "Factor-intensity
+# categories") and configs/README.md, written out from that text, independently of
+# hs_chapters.csv: category -> inclusive chapter ranges. Chapter 77 does not exist.
+HS_DOCUMENTED = {
+    "resource": [(1, 27)],
+    "labor": [(41, 71), (94, 97)],
+    "capital": [(28, 29), (31, 40), (72, 84), (86, 87), (89, 89)],
+    "technology": [(30, 30), (85, 85), (88, 88), (90, 93)],
+    "excluded": [(98, 99)],
+}
+HS_NONEXISTENT = {77}
+
+
+def documented_hs_chapters():
+    """The documented table as chapter ("01".."99") -> category. Fails on a chapter the
+    table itself puts in two categories (a typo in HS_DOCUMENTED)."""
+    table = {}
+    for category, ranges in HS_DOCUMENTED.items():
+        for lo, hi in ranges:
+            for i in range(lo, hi + 1):
+                if i in HS_NONEXISTENT:
+                    continue
+                ch = f"{i:02d}"
+                if ch in table:
+                    raise AssertionError(f"HS_DOCUMENTED puts chapter {ch} in both "
+                                         f"{table[ch]} and {category}")
+                table[ch] = category
+    return table
+
+
+def check_hs_documented(rows):
+    """Pins every chapter's category in hs_chapters.csv to the documented default table."""
+    want = documented_hs_chapters()
+    got = {}
+    for r in rows:
+        got.setdefault(r[0], r[1])
+    wrong = [f"{ch} is {got[ch]}, documented {want[ch]}"
+             for ch in sorted(want.keys() & got.keys()) if got[ch] != want[ch]]
+    missing = [f"{ch} ({want[ch]})" for ch in sorted(want.keys() - got.keys())]
+    extra = [f"{ch} ({got[ch]})" for ch in sorted(got.keys() - want.keys())]
+    if wrong:
+        fail("hs_chapters.csv: categories differ from the documented table "
+             f"(shared/DOMAIN.md section 1, configs/README.md): {'; '.join(wrong)}")
+    if missing:
+        fail(f"hs_chapters.csv: documented chapters missing: {', '.join(missing)}")
+    if extra:
+        fail(f"hs_chapters.csv: chapters not in the documented table: {', '.join(extra)}")
+
+
 def check_hs(d):
     rows = read_table(d / "hs_chapters.csv", ["chapter", "category"])
     chapters = [r[0] for r in rows]
@@ -123,6 +173,7 @@ def check_hs(d):
     bad = sorted({r[1] for r in rows} - CATEGORIES)
     if bad:
         fail(f"hs_chapters.csv: unknown categories {bad} (allowed {sorted(CATEGORIES)})")
+    check_hs_documented(rows)
     return len(rows)
 
 

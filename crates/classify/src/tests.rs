@@ -20,6 +20,7 @@ fn locations(dir: &Path) -> TableLocations {
         provinces: at("provinces.csv"),
         exchange_rates: at("cny_per_usd.csv"),
         customs_partner_codes: at("customs_partner_codes.csv"),
+        comtrade_partner_aliases: at("comtrade_partner_aliases.csv"),
     }
 }
 

@@ -40,6 +40,10 @@ pub struct GenerateArgs {
     /// Add one defective record after every N records (for trying the reconciliation).
     #[arg(long, value_name = "N")]
     dirty_every: Option<usize>,
+    /// Fraction of records whose origin is a reporter country (CHN, VNM, DEU) instead of a
+    /// province, for trying a run that mixes the two kinds of origin.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    country_origins: f64,
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     format: Format,
@@ -48,6 +52,14 @@ pub struct GenerateArgs {
 pub fn generate(args: GenerateArgs) -> Result<()> {
     if args.from > args.to {
         bail!("--from {} is after --to {}", args.from, args.to);
+    }
+    for (flag, fraction) in [
+        ("--cny-fraction", args.cny_fraction),
+        ("--country-origins", args.country_origins),
+    ] {
+        if !(0.0..=1.0).contains(&fraction) {
+            bail!("{flag} must be between 0 and 1, not {fraction}");
+        }
     }
     if args.dirty_every == Some(0) {
         bail!("--dirty-every must be at least 1");
@@ -62,6 +74,7 @@ pub fn generate(args: GenerateArgs) -> Result<()> {
             seed: args.seed ^ (year as u64).wrapping_mul(0x9e37_79b9),
             cny_fraction: args.cny_fraction,
             dirty_every: args.dirty_every,
+            country_origin_fraction: args.country_origins,
         };
         let path = match args.format {
             Format::Csv => args.out.join(format!("exports-{year}.csv")),

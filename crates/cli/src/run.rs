@@ -8,7 +8,7 @@ use exdep_classify::CodeTables;
 use exdep_core::{Config, Engine, new_session};
 use exdep_export::REJECTS;
 use exdep_pipeline::{FileReconciliation, MANIFEST_NAME, RunManifest};
-use exdep_pipeline::{Plan, RunOptions, year_span};
+use exdep_pipeline::{Origins, Plan, RunOptions, year_span};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -124,6 +124,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         return Ok(());
     }
     print_summary(manifest, &manifest_location.to_string(), seconds);
+    print_origins(&outcome.origins);
     print_plan(&outcome.plan);
     if let Some(file) = manifest.inputs.iter().find(|f| !f.balanced) {
         bail!(
@@ -198,6 +199,24 @@ fn print_reconciliation(file: &FileReconciliation) {
     );
 }
 
+/// Which kinds of origin the cube holds, said plainly when a run mixes them: reporter
+/// countries are not part of the national aggregate.
+fn print_origins(origins: &Origins) {
+    let countries: Vec<&str> = origins.countries.iter().map(String::as_str).collect();
+    match (origins.provinces.len(), countries.len()) {
+        (_, 0) => {}
+        (0, n) => println!(
+            "origins: {n} reporter countries ({}), no provinces: the national aggregate CN is empty",
+            countries.join(", ")
+        ),
+        (p, n) => println!(
+            "origins: mixed: {p} provinces, summed into CN, and {n} reporter countries ({}), \
+             each its own row and not part of CN",
+            countries.join(", ")
+        ),
+    }
+}
+
 /// What the run redid and why, and what it left as it was.
 fn print_plan(plan: &Plan) {
     if let Some(why) = &plan.full {
@@ -221,7 +240,7 @@ fn print_plan(plan: &Plan) {
                 "tables recomputed: not published under this output yet".to_string()
             } else {
                 format!(
-                    "tables {} recomputed: they read a rebuilt year",
+                    "tables {} recomputed: they read a rebuilt or removed year",
                     rewritten.join(", ")
                 )
             }

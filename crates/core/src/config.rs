@@ -119,6 +119,32 @@ struct InputFile {
     /// BACI's `country_codes_V*.csv`; required for, and only for, `baci-csv`.
     #[serde(default)]
     country_codes: Option<String>,
+    /// Comtrade: the HS level to keep, 2, 4 or 6 digits, or "finest" (the finest level in
+    /// each file). Without it, a file that mixes levels is an error.
+    #[serde(default)]
+    hs_level: Option<HsLevelText>,
+    /// Comtrade: map partner codes through `tables.comtrade-partner-aliases` (S19, "Other
+    /// Asia, nes", to TWN). Default true.
+    #[serde(default)]
+    partner_aliases: Option<bool>,
+}
+
+/// `hs-level` as written: a number of digits or a word.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum HsLevelText {
+    Digits(i64),
+    Word(String),
+}
+
+/// The HS level a Comtrade input keeps: Comtrade lists the same trade at 2, 4 and 6 digits
+/// (`aggrLevel`), and summing levels would count it more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HsLevel {
+    /// Records of this many digits.
+    Digits(u8),
+    /// Each file's finest level.
+    Finest,
 }
 
 /// How to decode a text input.
@@ -156,6 +182,10 @@ struct TablesFile {
     /// only when an input is a customs export.
     #[serde(default = "default_customs_partner_codes")]
     customs_partner_codes: String,
+    /// Comtrade partner code -> ISO3 for codes that are not ISO3. Default
+    /// `comtrade_partner_aliases.csv`; read only for Comtrade inputs with partner aliases on.
+    #[serde(default = "default_comtrade_partner_aliases")]
+    comtrade_partner_aliases: String,
 }
 
 fn default_hs_chapters() -> String {
@@ -173,6 +203,9 @@ fn default_exchange_rates() -> String {
 fn default_customs_partner_codes() -> String {
     "customs_partner_codes.csv".into()
 }
+fn default_comtrade_partner_aliases() -> String {
+    "comtrade_partner_aliases.csv".into()
+}
 
 impl Default for TablesFile {
     fn default() -> Self {
@@ -182,6 +215,7 @@ impl Default for TablesFile {
             provinces: default_provinces(),
             exchange_rates: default_exchange_rates(),
             customs_partner_codes: default_customs_partner_codes(),
+            comtrade_partner_aliases: default_comtrade_partner_aliases(),
         }
     }
 }
@@ -290,6 +324,10 @@ pub struct Input {
     pub encoding: TextEncoding,
     /// BACI's country code dictionary.
     pub country_codes: Option<Location>,
+    /// The HS level a Comtrade input keeps; `None`: its files must hold one level.
+    pub hs_level: Option<HsLevel>,
+    /// Whether a Comtrade input's partner codes go through the alias table.
+    pub partner_aliases: bool,
 }
 
 impl Input {
@@ -297,12 +335,14 @@ impl Input {
     /// be read again.
     pub fn reading(&self) -> String {
         format!(
-            "format={} encoding={:?} country-codes={}",
+            "format={} encoding={:?} country-codes={} hs-level={:?} partner-aliases={}",
             self.format.name(),
             self.encoding,
             self.country_codes
                 .as_ref()
-                .map_or(String::new(), |l| l.to_string())
+                .map_or(String::new(), |l| l.to_string()),
+            self.hs_level,
+            self.partner_aliases,
         )
     }
 }
@@ -320,6 +360,8 @@ pub struct TableLocations {
     pub exchange_rates: Location,
     /// Customs partner code -> ISO3 (read only for customs inputs).
     pub customs_partner_codes: Location,
+    /// Comtrade partner code -> ISO3 (read only for Comtrade inputs with aliases on).
+    pub comtrade_partner_aliases: Location,
 }
 
 /// Settings of the index views.
@@ -447,6 +489,34 @@ impl Config {
                     }
                     (None, _) => None,
                 };
+                let comtrade = matches!(input.format, InputFormat::ComtradeCsv | InputFormat::Auto);
+                for (field, given) in [
+                    ("hs-level", input.hs_level.is_some()),
+                    ("partner-aliases", input.partner_aliases.is_some()),
+                ] {
+                    if given && !comtrade {
+                        return Err(Error::ConfigValue {
+                            key: key(field),
+                            message: format!(
+                                "only comtrade-csv inputs take it, not {}",
+                                input.format.name()
+                            ),
+                        });
+                    }
+                }
+                let hs_level = match &input.hs_level {
+                    None => None,
+                    Some(HsLevelText::Digits(digits @ (2 | 4 | 6))) => {
+                        Some(HsLevel::Digits(*digits as u8))
+                    }
+                    Some(HsLevelText::Word(word)) if word == "finest" => Some(HsLevel::Finest),
+                    Some(other) => {
+                        return Err(Error::ConfigValue {
+                            key: key("hs-level"),
+                            message: format!("must be 2, 4, 6 or \"finest\", got {other:?}"),
+                        });
+                    }
+                };
                 if input.format == InputFormat::CanonicalParquet
                     && input.encoding != TextEncoding::Auto
                 {
@@ -461,6 +531,8 @@ impl Config {
                     format: input.format,
                     encoding: input.encoding,
                     country_codes,
+                    hs_level,
+                    partner_aliases: input.partner_aliases.unwrap_or(true),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -475,6 +547,10 @@ impl Config {
             customs_partner_codes: table(
                 "customs-partner-codes",
                 &file.tables.customs_partner_codes,
+            )?,
+            comtrade_partner_aliases: table(
+                "comtrade-partner-aliases",
+                &file.tables.comtrade_partner_aliases,
             )?,
         };
         let threshold = file.indices.destination_threshold_cny;
@@ -671,6 +747,8 @@ impl Config {
                     format: InputFormat::Auto,
                     encoding: TextEncoding::Auto,
                     country_codes: None,
+                    hs_level: None,
+                    partner_aliases: true,
                 })
             })
             .collect::<Result<_>>()?;
@@ -695,6 +773,7 @@ impl Config {
             &tables.provinces,
             &tables.exchange_rates,
             &tables.customs_partner_codes,
+            &tables.comtrade_partner_aliases,
         ]
         .into_iter()
         .chain(self.inputs.iter().filter_map(|i| i.country_codes.as_ref()))

@@ -22,7 +22,7 @@ mod stores;
 mod tally;
 
 pub use config::{
-    Config, DestinationLevel, Engine, IndexSettings, Input, InputFormat, TableLocations,
+    Config, DestinationLevel, Engine, HsLevel, IndexSettings, Input, InputFormat, TableLocations,
     TextEncoding, check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};

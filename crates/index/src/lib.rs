@@ -18,6 +18,7 @@
 //!     destination_level: config.indices.destination_level,
 //!     top_n: config.indices.top_n,
 //!     destination_threshold_cny: config.indices.destination_threshold_cny,
+//!     provinces: ["11", "44"].map(String::from).into(),
 //! };
 //! for table in exdep_index::tables(&settings) {
 //!     let frame = ctx.sql(&table.sql).await?;
@@ -82,6 +83,29 @@ impl IndexTable {
 /// The years whose cube partitions exist in the warehouse.
 pub async fn cube_years(ctx: &SessionContext, warehouse: &Location) -> Result<BTreeSet<i32>> {
     Ok(warehouse.join("cube").partition_years(ctx).await?)
+}
+
+/// The origins (province codes and reporter countries) with cube cells in `years`. Expects
+/// [`prepare`].
+pub async fn origins(ctx: &SessionContext, years: &BTreeSet<i32>) -> Result<BTreeSet<String>> {
+    let sql = format!(
+        "SELECT DISTINCT province FROM cube WHERE year IN ({})",
+        exdep_core::sql::year_list(years)
+    );
+    let mut origins = BTreeSet::new();
+    for batch in ctx.sql(&sql).await?.collect().await? {
+        let column = exdep_core::arrow::compute::cast(
+            batch.column(0),
+            &exdep_core::arrow::datatypes::DataType::Utf8,
+        )
+        .map_err(exdep_core::datafusion::error::DataFusionError::from)?;
+        let codes = column
+            .as_any()
+            .downcast_ref::<exdep_core::arrow::array::StringArray>()
+            .expect("cast to Utf8");
+        origins.extend(codes.iter().flatten().map(str::to_string));
+    }
+    Ok(origins)
 }
 
 /// Readies `ctx` for the index plans: registers the warehouse's cube layer (the files'

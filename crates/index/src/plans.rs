@@ -9,7 +9,7 @@ use std::sync::Arc;
 use exdep_core::DestinationLevel;
 use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::schema::{ALL_CATEGORIES, NATIONAL, YEAR};
-use exdep_core::sql::{exact_share_sum, exact_sum, exact_sum_over, year_list};
+use exdep_core::sql::{exact_share_sum, exact_sum, exact_sum_over, text_list, year_list};
 
 use crate::IndexTable;
 
@@ -26,7 +26,7 @@ const BY_YEAR: &[&str] = &[YEAR];
 const QUADRANT_TOLERANCE: f64 = 1e-12;
 
 /// The indices `indices_change` follows, in the order its rows are written.
-const CHANGE_INDICES: [&str; 13] = [
+const CHANGE_INDICES: [&str; 14] = [
     "exports_usd",
     "destinations",
     "hhi",
@@ -34,6 +34,7 @@ const CHANGE_INDICES: [&str; 13] = [
     "entropy",
     "evenness",
     "equivalent_markets",
+    "equivalent_markets_entropy",
     "theil",
     "theil_between",
     "theil_within",
@@ -57,6 +58,9 @@ pub struct PlanSettings {
     pub top_n: u32,
     /// National exports (CNY) that put a destination on the list.
     pub destination_threshold_cny: f64,
+    /// The province codes: origins that add up to the national aggregate. Every other
+    /// origin in the cube is a reporter country, its own row and never part of `CN`.
+    pub provinces: BTreeSet<String>,
 }
 
 impl PlanSettings {
@@ -67,6 +71,12 @@ impl PlanSettings {
             .copied()
             .filter(|y| self.cube_years.contains(&(y - 1)))
             .collect()
+    }
+
+    /// A test that the origin in `column` is a province (not a reporter country, not `CN`).
+    fn is_province(&self, column: &str) -> String {
+        let provinces = text_list(self.provinces.iter().map(String::as_str));
+        format!("{column} IN ({provinces})")
     }
 
     /// The years the plans read from the cube: the run's, their previous years and the base.
@@ -88,8 +98,10 @@ fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     ))
 }
 
-/// `cells`: the needed years' cube cells (the exact sums of the files' partial cubes) plus the national aggregate (province `CN`, the sum
-/// over provinces) and the `all` category (the sum of the four categories), at partner level.
+/// `cells`: the needed years' cube cells (the exact sums of the files' partial cubes) plus
+/// the national aggregate (origin `CN`, the sum over provinces only: a reporter country in
+/// the same cube is its own origin) and the `all` category (the sum of the four
+/// categories), at partner level.
 /// `units`: the destination units concentration and margins count, partners or regions.
 fn cells_cte(settings: &PlanSettings) -> String {
     let years = year_list(&settings.needed_years());
@@ -119,7 +131,8 @@ fn cells_cte(settings: &PlanSettings) -> String {
             UNION ALL
             SELECT year, '{NATIONAL}' AS province, partner, region, category,
                    {usd} AS exports_usd, {cny} AS exports_cny
-            FROM cube_years GROUP BY year, partner, region, category
+            FROM cube_years WHERE {provinces}
+            GROUP BY year, partner, region, category
         ),
         cells AS (
             SELECT year, province, partner, region, category, exports_usd, exports_cny
@@ -129,7 +142,8 @@ fn cells_cte(settings: &PlanSettings) -> String {
                    {usd} AS exports_usd, {cny} AS exports_cny
             FROM by_category GROUP BY year, province, partner, region
         ),
-        units AS ({units})"
+        units AS ({units})",
+        provinces = settings.is_province("province"),
     )
 }
 
@@ -145,8 +159,11 @@ fn cells_cte(settings: &PlanSettings) -> String {
 ///   exports of m add e_r/e_N each, so the sum is 1 + sum over partners with exports of m of
 ///   (|e_rm/e_m - e_r/e_N| - e_r/e_N): no cross join of partners and categories is needed.
 /// - hk_extensive = national exports to the partners served / national exports;
-///   hk_intensive = X / national exports to the partners served.
-fn index_values_cte() -> String {
+///   hk_intensive = X / national exports to the partners served; null for a reporter
+///   country, which is not part of the national aggregate.
+/// - quadrant: high or low G and V against the means over the origins of the same kind,
+///   provinces against provinces and reporter countries against reporter countries.
+fn index_values_cte(settings: &PlanSettings) -> String {
     let tolerance = QUADRANT_TOLERANCE;
     let usd = exact_sum("exports_usd");
     let usd_over = |window: &str| exact_sum_over("exports_usd", window);
@@ -165,6 +182,9 @@ fn index_values_cte() -> String {
     let specialization = exact_share_sum("abs(share - weight) - weight");
     let (served_usd, national_usd) = (exact_sum("c.exports_usd"), exact_sum("n.exports_usd"));
     let (sum_hhi, sum_entropy) = (exact_share_sum("hhi"), exact_share_sum("entropy"));
+    let province_origin = settings.is_province("province");
+    let k_province_origin = settings.is_province("k.province");
+    let in_national = format!("(k.province = '{NATIONAL}' OR {k_province_origin})");
     format!(
         "unit_shares AS (
             SELECT year, province, category, region, exports_usd,
@@ -213,10 +233,11 @@ fn index_values_cte() -> String {
             FROM national GROUP BY year, category
         ),
         means AS (
-            SELECT year, category,
+            SELECT year, category, province_origin,
                    {sum_hhi} / count(*) AS mean_hhi,
                    {sum_entropy} / count(*) AS mean_entropy
-            FROM concentration WHERE province <> '{NATIONAL}' GROUP BY year, category
+            FROM (SELECT *, {province_origin} AS province_origin FROM concentration)
+            WHERE province <> '{NATIONAL}' GROUP BY year, category, province_origin
         ),
         index_values AS (
             SELECT k.year, k.province, k.category, k.exports_usd, k.destinations,
@@ -229,6 +250,7 @@ fn index_values_cte() -> String {
                         ELSE k.entropy / ln(CAST(k.destinations AS DOUBLE))
                    END AS evenness,
                    1.0 / k.hhi AS equivalent_markets,
+                   exp(k.entropy) AS equivalent_markets_entropy,
                    ln(CAST(k.destinations AS DOUBLE)) - k.entropy AS theil,
                    k.theil_between,
                    k.theil_within,
@@ -243,13 +265,17 @@ fn index_values_cte() -> String {
                        WHEN k.hhi >= m.mean_hhi - {tolerance:e} * abs(m.mean_hhi) THEN 'IV'
                        ELSE 'III'
                    END AS quadrant,
-                   s.national_to_served / t.national_total AS hk_extensive,
-                   s.exports_usd / s.national_to_served AS hk_intensive
+                   CASE WHEN {in_national}
+                        THEN s.national_to_served / t.national_total END AS hk_extensive,
+                   CASE WHEN {in_national}
+                        THEN s.exports_usd / s.national_to_served END AS hk_intensive
             FROM concentration k
-            JOIN means m ON k.year = m.year AND k.category = m.category
-            JOIN served s
+            LEFT JOIN means m
+              ON k.year = m.year AND k.category = m.category
+             AND m.province_origin = ({k_province_origin})
+            LEFT JOIN served s
               ON k.year = s.year AND k.province = s.province AND k.category = s.category
-            JOIN national_totals t ON k.year = t.year AND k.category = t.category
+            LEFT JOIN national_totals t ON k.year = t.year AND k.category = t.category
             LEFT JOIN specialization p
               ON k.year = p.year AND k.province = p.province AND k.category = p.category
         )"
@@ -271,20 +297,21 @@ fn indices(settings: &PlanSettings) -> IndexTable {
             ("entropy", DataType::Float64, false),
             ("evenness", DataType::Float64, true),
             ("equivalent_markets", DataType::Float64, false),
+            ("equivalent_markets_entropy", DataType::Float64, false),
             ("theil", DataType::Float64, false),
             ("theil_between", DataType::Float64, false),
             ("theil_within", DataType::Float64, false),
             ("specialization", DataType::Float64, true),
             ("quadrant", DataType::Utf8, true),
-            ("hk_extensive", DataType::Float64, false),
-            ("hk_intensive", DataType::Float64, false),
+            ("hk_extensive", DataType::Float64, true),
+            ("hk_intensive", DataType::Float64, true),
         ]),
         sql: format!(
             "WITH {cells}, {values}
             SELECT * FROM index_values WHERE year IN ({years})
             ORDER BY year, province, category",
             cells = cells_cte(settings),
-            values = index_values_cte(),
+            values = index_values_cte(settings),
             years = year_list(&settings.years),
         ),
     }
@@ -408,6 +435,7 @@ fn margins(settings: &PlanSettings) -> IndexTable {
 }
 
 /// The strongest province-partner flows per category, ties broken by province then partner.
+/// Reporter countries and the national aggregate are not links of a province.
 fn top_links(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "top_links",
@@ -436,7 +464,7 @@ fn top_links(settings: &PlanSettings) -> IndexTable {
                     SELECT year, category, {usd} AS national_total
                     FROM cells WHERE province = '{NATIONAL}' GROUP BY year, category
                 ) t ON c.year = t.year AND c.category = t.category
-                WHERE c.province <> '{NATIONAL}' AND c.year IN ({years})
+                WHERE {provinces} AND c.year IN ({years})
             )
             SELECT year, category, CAST(rank AS BIGINT) AS rank, province, partner,
                    exports_usd, share_of_category
@@ -446,11 +474,15 @@ fn top_links(settings: &PlanSettings) -> IndexTable {
             years = year_list(&settings.years),
             top_n = settings.top_n,
             usd = exact_sum("exports_usd"),
+            provinces = settings.is_province("c.province"),
         ),
     }
 }
 
 /// National exports per destination, the threshold, and the status against the base year.
+/// A partner above the threshold in the base year that has no exports at all in a year
+/// (sanctions, a war, a closed border) is listed too, with zero exports, as `left`: in
+/// every year that has national exports, so a year without any data gets no rows.
 fn destinations(settings: &PlanSettings) -> IndexTable {
     IndexTable {
         name: "destinations",
@@ -473,18 +505,35 @@ fn destinations(settings: &PlanSettings) -> IndexTable {
                 FROM cells
                 WHERE province = '{NATIONAL}' AND category = '{ALL_CATEGORIES}'
             ),
-            base AS (SELECT partner, above_threshold FROM national WHERE year = {base})
-            SELECT n.year, n.partner, n.region, n.exports_usd, n.exports_cny,
-                   n.above_threshold,
+            base AS (
+                SELECT partner, region, above_threshold FROM national WHERE year = {base}
+            ),
+            run_years AS (SELECT DISTINCT year FROM national WHERE year IN ({years})),
+            vanished AS (
+                SELECT y.year, b.partner, b.region,
+                       0.0 AS exports_usd, 0.0 AS exports_cny, false AS above_threshold
+                FROM run_years y
+                CROSS JOIN base b
+                LEFT JOIN national n ON n.year = y.year AND n.partner = b.partner
+                WHERE b.above_threshold AND n.partner IS NULL
+            ),
+            listed AS (
+                SELECT year, partner, region, exports_usd, exports_cny, above_threshold
+                FROM national WHERE year IN ({years})
+                UNION ALL
+                SELECT year, partner, region, exports_usd, exports_cny, above_threshold
+                FROM vanished
+            )
+            SELECT l.year, l.partner, l.region, l.exports_usd, l.exports_cny,
+                   l.above_threshold,
                    CASE
-                       WHEN n.above_threshold AND coalesce(b.above_threshold, false) THEN 'stayed'
-                       WHEN n.above_threshold THEN 'entered'
+                       WHEN l.above_threshold AND coalesce(b.above_threshold, false) THEN 'stayed'
+                       WHEN l.above_threshold THEN 'entered'
                        WHEN coalesce(b.above_threshold, false) THEN 'left'
                        ELSE 'never'
                    END AS status
-            FROM national n LEFT JOIN base b ON n.partner = b.partner
-            WHERE n.year IN ({years})
-            ORDER BY n.year, n.partner",
+            FROM listed l LEFT JOIN base b ON l.partner = b.partner
+            ORDER BY l.year, l.partner",
             cells = cells_cte(settings),
             threshold = settings.destination_threshold_cny,
             base = settings.base_year,
@@ -553,7 +602,7 @@ fn indices_change(settings: &PlanSettings) -> IndexTable {
             WHERE year IN ({years})
             ORDER BY year, province, category, index_order",
             cells = cells_cte(settings),
-            values = index_values_cte(),
+            values = index_values_cte(settings),
             base = settings.base_year,
             years = year_list(&settings.years),
         ),

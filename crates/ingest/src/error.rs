@@ -15,6 +15,20 @@ pub enum Error {
         /// The extension files were filtered by.
         extension: String,
     },
+    /// A Comtrade file lists its trade at more than one HS level and the input does not say
+    /// which to keep.
+    #[error(
+        "{file}: the file mixes HS levels {levels} (Comtrade's aggrLevel), which would count \
+         the same trade more than once; set {key} to one of them or to \"finest\""
+    )]
+    MixedHsLevels {
+        /// The file.
+        file: String,
+        /// The levels found, as a list.
+        levels: String,
+        /// The config key that chooses.
+        key: String,
+    },
     /// A file has no bytes at all.
     #[error("{file}: the file is empty (not even a header line)")]
     EmptyFile {

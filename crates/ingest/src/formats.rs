@@ -29,6 +29,41 @@ pub const CANONICAL_COLUMNS: [&str; 7] = [
 /// The session name of the customs partner code table.
 pub(crate) const CUSTOMS_PARTNERS: &str = "customs_partner_codes";
 
+/// The session name of the Comtrade partner alias table.
+pub(crate) const COMTRADE_ALIASES: &str = "comtrade_partner_aliases";
+
+/// How a Comtrade file is read: the HS level it keeps, if it must choose one, and whether
+/// its partner codes go through [`COMTRADE_ALIASES`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ComtradeReading {
+    pub hs_level: Option<u8>,
+    pub partner_aliases: bool,
+}
+
+/// A Comtrade row's HS level: `aggrLevel` where the file has the column, else the number
+/// of digits of `cmdCode`.
+fn comtrade_level(columns: &Columns) -> crate::Result<String> {
+    if columns.has("aggrLevel") {
+        Ok(format!("try_cast({} AS INT)", columns.text("aggrLevel")?))
+    } else {
+        let cmd = columns.text("cmdCode")?;
+        Ok(format!(
+            "CASE WHEN regexp_like({cmd}, '^[0-9]+$') THEN CAST(length({cmd}) AS INT) END"
+        ))
+    }
+}
+
+/// The distinct HS levels (as INT) of a Comtrade file's export rows; commodity totals
+/// (level 0) are not a level.
+pub(crate) fn comtrade_levels_sql(table: &str, columns: &Columns) -> crate::Result<String> {
+    Ok(format!(
+        "SELECT DISTINCT level FROM (SELECT {level} AS level, {flow} AS flow FROM \"{table}\" t)
+         WHERE flow = 'X' AND level > 0",
+        level = comtrade_level(columns)?,
+        flow = columns.text("flowCode")?,
+    ))
+}
+
 /// Customs columns: the period, the partner code and the commodity code.
 const CUSTOMS_PERIOD: &str = "数据年月";
 const CUSTOMS_PARTNER: &str = "贸易伙伴编码";
@@ -175,13 +210,14 @@ pub(crate) struct Projection {
 }
 
 /// Builds the projection of `format` over table `table` (aliased `t`); `codes` names the
-/// BACI country code table when there is one.
+/// BACI country code table when there is one, `comtrade` says how a Comtrade file is read.
 pub(crate) fn projection(
     format: InputFormat,
     table: &str,
     columns: &Columns,
     text_input: bool,
     codes: Option<&str>,
+    comtrade: Option<ComtradeReading>,
 ) -> crate::Result<Projection> {
     let (line, raw, fields_ok) = if text_input {
         (
@@ -333,8 +369,17 @@ pub(crate) fn projection(
             ] = COMTRADE_COLUMNS.map(|c| columns.text(c));
             let (year, flow, partner_code) = (year?, flow?, partner_code?);
             let (partner2, mot, customs) = (partner2?, mot?, customs?);
-            let month = month?;
+            let (month, partner) = (month?, partner?);
+            let reading = comtrade.expect("Comtrade inputs come with how to read them");
             let pre_reason = format!("CASE WHEN {year} = 'refYear' THEN 'duplicate_header' END");
+            // Rows of another HS level than the one kept list the same trade again.
+            let other_level = match reading.hs_level {
+                Some(kept) => format!(
+                    "WHEN {level} > 0 AND {level} <> {kept} THEN 'other_hs_level'",
+                    level = comtrade_level(columns)?
+                ),
+                None => String::new(),
+            };
             let rule = format!(
                 "CASE
                     WHEN {year} = 'refYear' THEN NULL
@@ -342,14 +387,28 @@ pub(crate) fn projection(
                     WHEN coalesce({partner2}, '0') <> '0' OR coalesce({mot}, '0') <> '0'
                       OR coalesce({customs}, 'C00') <> 'C00' THEN 'breakdown_row'
                     WHEN {partner_code} = '0' THEN 'world_total'
+                    {other_level}
                 END"
             );
+            // Comtrade codes some partners with codes that are not ISO3 (S19, "Other Asia,
+            // nes", is Taiwan's trade): the alias table maps them, unless turned off.
+            let (partner, joins) = if reading.partner_aliases {
+                (
+                    format!("coalesce(ca.iso3, upper({partner}))"),
+                    format!(
+                        "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {COMTRADE_ALIASES}) ca
+                           ON ca.code = upper({partner})"
+                    ),
+                )
+            } else {
+                (format!("upper({partner})"), String::new())
+            };
             Ok(projection(
                 [
                     year,
                     format!("CASE WHEN {month} = '52' THEN NULL ELSE {month} END"),
                     format!("upper({})", reporter?),
-                    format!("upper({})", partner?),
+                    partner,
                     cmd?,
                     value?,
                     "'USD'".to_string(),
@@ -358,7 +417,7 @@ pub(crate) fn projection(
                 pre_reason,
                 rule,
                 None,
-                String::new(),
+                joins,
             ))
         }
         InputFormat::BaciCsv => {

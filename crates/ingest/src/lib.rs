@@ -32,11 +32,14 @@ mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exdep_core::arrow::datatypes::{DataType, Field, Schema};
+use exdep_core::arrow::array::AsArray;
+use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
-use exdep_core::{Config, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason};
+use exdep_core::{
+    Config, HsLevel, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason,
+};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -182,6 +185,7 @@ pub struct PreparedInputs {
     pub files: Vec<PreparedFile>,
     staging: Location,
     customs_registered: bool,
+    comtrade_aliases_registered: bool,
 }
 
 impl PreparedInputs {
@@ -192,6 +196,9 @@ impl PreparedInputs {
         }
         if self.customs_registered {
             ctx.deregister_table(formats::CUSTOMS_PARTNERS)?;
+        }
+        if self.comtrade_aliases_registered {
+            ctx.deregister_table(formats::COMTRADE_ALIASES)?;
         }
         self.staging.delete_all(ctx).await?;
         Ok(())
@@ -214,6 +221,7 @@ pub async fn prepare_inputs(
         files: Vec::new(),
         staging: staging.clone(),
         customs_registered: false,
+        comtrade_aliases_registered: false,
     };
     let mut decoded = decode_text_inputs(ctx, config, files, &staging).await;
     for (index, file) in files.iter().enumerate() {
@@ -290,6 +298,33 @@ async fn decode_text_inputs(
         .await
 }
 
+/// The HS levels of a Comtrade file's export rows, in increasing order: one more scan of
+/// the file, of one column, needed to choose the level before the records are read.
+async fn comtrade_levels(
+    ctx: &SessionContext,
+    table: &str,
+    columns: &formats::Columns,
+) -> Result<Vec<u8>> {
+    let read_error = |e| Error::Read {
+        file: columns.file.clone(),
+        source: Box::new(e),
+    };
+    let batches = ctx
+        .sql(&formats::comtrade_levels_sql(table, columns)?)
+        .await
+        .map_err(read_error)?
+        .collect()
+        .await
+        .map_err(read_error)?;
+    let mut levels = Vec::new();
+    for batch in &batches {
+        let column = batch.column(0).as_primitive::<Int32Type>();
+        levels.extend(column.iter().flatten().filter_map(|l| u8::try_from(l).ok()));
+    }
+    levels.sort_unstable();
+    Ok(levels)
+}
+
 /// Writes the records of `file` that passed every check to the audit layer
 /// `WAREHOUSE/raw/year=YYYY/` (config key `raw-layer`), one object per file and year (see
 /// [`part_name`]). Returns the records written.
@@ -335,7 +370,7 @@ async fn prepare(
     normalized: Option<normalize::Normalized>,
     inputs: &mut PreparedInputs,
 ) -> Result<PreparedFile> {
-    let (staging, customs_registered) = (&inputs.staging, &mut inputs.customs_registered);
+    let staging = inputs.staging.clone();
     let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
     let input: &Input = &config.inputs[input_index];
     let table = format!("ingest_input_{index}");
@@ -401,14 +436,14 @@ async fn prepare(
         (format, columns, Some(normalized.encoding.to_string()))
     };
     let codes = match format {
-        InputFormat::CustomsCsv if !*customs_registered => {
+        InputFormat::CustomsCsv if !inputs.customs_registered => {
             tables::register_customs_partners(
                 ctx,
                 &config.tables.customs_partner_codes,
                 &staging.join("tables"),
             )
             .await?;
-            *customs_registered = true;
+            inputs.customs_registered = true;
             None
         }
         InputFormat::BaciCsv => {
@@ -433,7 +468,52 @@ async fn prepare(
         file: file.to_string(),
         columns,
     };
-    let projection = formats::projection(format, &table, &columns, !parquet, codes.as_deref())?;
+    let comtrade = if format == InputFormat::ComtradeCsv {
+        if input.partner_aliases && !inputs.comtrade_aliases_registered {
+            tables::register_comtrade_aliases(
+                ctx,
+                &config.tables.comtrade_partner_aliases,
+                &staging.join("tables"),
+            )
+            .await?;
+            inputs.comtrade_aliases_registered = true;
+        }
+        let hs_level = match input.hs_level {
+            Some(HsLevel::Digits(digits)) => Some(digits),
+            choice => {
+                let levels = comtrade_levels(ctx, &table, &columns).await?;
+                match choice {
+                    Some(_) => levels.last().copied(),
+                    None if levels.len() > 1 => {
+                        return Err(Error::MixedHsLevels {
+                            file: file.to_string(),
+                            levels: levels
+                                .iter()
+                                .map(u8::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            key: format!("inputs[{input_index}].hs-level"),
+                        });
+                    }
+                    None => None,
+                }
+            }
+        };
+        Some(formats::ComtradeReading {
+            hs_level,
+            partner_aliases: input.partner_aliases,
+        })
+    } else {
+        None
+    };
+    let projection = formats::projection(
+        format,
+        &table,
+        &columns,
+        !parquet,
+        codes.as_deref(),
+        comtrade,
+    )?;
     let checked_sql = formats::checked_sql(&projection, &config.years, known);
     // Plan now, so a mistake in a file's shape surfaces before any data moves.
     ctx.sql(&checked_sql).await.map_err(read_error)?;

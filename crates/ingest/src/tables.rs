@@ -1,6 +1,7 @@
-//! The code tables of the source formats: China Customs partner codes (shipped in
-//! `configs/`) and BACI's country code dictionary (shipped with each BACI release). Both are
-//! validated when first needed, then registered as CSV-backed tables the projections join.
+//! The code tables of the source formats: China Customs partner codes and Comtrade's
+//! partner aliases (shipped in `configs/`), and BACI's country code dictionary (shipped with
+//! each BACI release). Each is validated when first needed, then registered as a CSV-backed
+//! table the projections join.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +9,7 @@ use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::{Location, register_text_table, utf8_text};
 
 use crate::error::{Error, Result};
-use crate::formats::CUSTOMS_PARTNERS;
+use crate::formats::{COMTRADE_ALIASES, CUSTOMS_PARTNERS};
 use crate::normalize::split_fields;
 
 async fn read_text(ctx: &SessionContext, location: &Location) -> Result<String> {
@@ -98,6 +99,31 @@ pub(crate) async fn register_customs_partners(
         1,
     )?;
     Ok(register_text_table(ctx, CUSTOMS_PARTNERS, location, &HEADER, cache).await?)
+}
+
+/// Loads, checks and registers `configs/comtrade_partner_aliases.csv` (`code,iso3,name`):
+/// Comtrade partner codes that are not ISO3 (`S19`), each with the ISO3 it stands for.
+pub(crate) async fn register_comtrade_aliases(
+    ctx: &SessionContext,
+    location: &Location,
+    cache: &Location,
+) -> Result<()> {
+    const HEADER: [&str; 3] = ["code", "iso3", "name"];
+    let text = read_text(ctx, location).await?;
+    check_rows(
+        location,
+        &text,
+        &HEADER,
+        0,
+        |code| {
+            code.len() == 3
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        },
+        1,
+    )?;
+    Ok(register_text_table(ctx, COMTRADE_ALIASES, location, &HEADER, cache).await?)
 }
 
 /// Loads, checks and registers a BACI `country_codes_V*.csv` as table `name`.

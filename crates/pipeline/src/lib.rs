@@ -88,6 +88,19 @@ pub struct RunOutcome {
     /// The manifest of the published tables: the one this run wrote, or, when there was
     /// nothing to do, the one already there.
     pub manifest: RunManifest,
+    /// The origins of the run's cube, by kind; empty when there was nothing to do.
+    pub origins: Origins,
+}
+
+/// The origins in a run's cube. Provinces add up to the national aggregate `CN`; reporter
+/// countries (from Comtrade, BACI or canonical records with an ISO3 origin) are their own
+/// rows and never part of it.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    /// Province codes.
+    pub provinces: BTreeSet<String>,
+    /// ISO3 codes of reporter countries.
+    pub countries: BTreeSet<String>,
 }
 
 /// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts.
@@ -117,7 +130,11 @@ pub async fn run_pipeline(
     );
     if plan.is_empty() {
         let manifest = previous.expect("a run with nothing to do has published every year");
-        return Ok(RunOutcome { plan, manifest });
+        return Ok(RunOutcome {
+            plan,
+            manifest,
+            origins: Origins::default(),
+        });
     }
 
     // From here on the warehouse changes. The state written first leaves out what is about
@@ -215,6 +232,15 @@ pub async fn run_pipeline(
         destination_level: config.indices.destination_level,
         top_n: config.indices.top_n,
         destination_threshold_cny: config.indices.destination_threshold_cny,
+        provinces: tables.provinces.keys().cloned().collect(),
+    };
+    let (provinces, countries) = exdep_index::origins(ctx, &config.years)
+        .await?
+        .into_iter()
+        .partition(|origin| settings.provinces.contains(origin));
+    let origins = Origins {
+        provinces,
+        countries,
     };
     let index_tables = exdep_index::tables(&settings);
     plan.replaced = plan.partitions_to_replace(&index_tables);
@@ -266,7 +292,11 @@ pub async fn run_pipeline(
     write_manifest(ctx, &config.output, &manifest).await?;
     let state = RunState::new(config, tables.digests.clone(), files, cube);
     write_state(ctx, &config.warehouse, &state).await?;
-    Ok(RunOutcome { plan, manifest })
+    Ok(RunOutcome {
+        plan,
+        manifest,
+        origins,
+    })
 }
 
 /// Reads each prepared input in its one pass (its partial cube and rejects go to the

@@ -167,10 +167,11 @@ impl Plan {
         self.rebuild.keys().copied().collect()
     }
 
-    /// The years of `table` to recompute: those reading a rebuilt cube year, and those not
-    /// published yet.
+    /// The years of `table` to recompute: those reading a rebuilt or dropped cube year (a
+    /// year after a dropped one loses its previous year), and those not published yet.
     pub fn table_years(&self, table: &IndexTable) -> BTreeSet<i32> {
-        let mut years = table.years_reading(&self.rebuilt_years(), &self.years, self.base_year);
+        let changed = self.rebuilt_years().union(&self.dropped).copied().collect();
+        let mut years = table.years_reading(&changed, &self.years, self.base_year);
         years.extend(&self.unpublished);
         years
     }

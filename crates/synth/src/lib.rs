@@ -5,6 +5,12 @@
 //! The same [`Spec`] always yields the same records, on every machine, so tests and
 //! benchmarks can regenerate their data instead of shipping it.
 //!
+//! The data reaches the paths real data takes: each province has its own commodity mix (so
+//! location quotients spread), some partners enter or leave between years and one large
+//! partner is absent for a year ([`trades_in`]), a few records go to China itself (re-imports,
+//! excluded) and a few have a zero value; on request, some records come from reporter
+//! countries instead of provinces ([`Spec::country_origin_fraction`]).
+//!
 //! ```
 //! let spec = exdep_synth::Spec { years: vec![2020], records_per_year: 100, ..Default::default() };
 //! let mut csv = Vec::new();
@@ -29,6 +35,9 @@ pub struct Spec {
     /// Every this many records, one malformed or unmappable record is emitted as well
     /// (bad number, negative value, unknown partner, ...); `None` for clean data.
     pub dirty_every: Option<usize>,
+    /// Fraction of records whose origin is a reporter country (ISO3, as Comtrade or BACI
+    /// give it) instead of a province, for runs that mix the two kinds.
+    pub country_origin_fraction: f64,
 }
 
 impl Default for Spec {
@@ -39,6 +48,7 @@ impl Default for Spec {
             seed: 2025,
             cny_fraction: 0.2,
             dirty_every: None,
+            country_origin_fraction: 0.0,
         }
     }
 }
@@ -122,6 +132,56 @@ const MINOR_PARTNERS: [&str; 140] = [
     "DJI", "SOM", "RWA", "NAM", "BWA", "MUS", "LUX", "ISL", "MLT", "CYP", "BRN", "TLS", "MDV",
     "BTN", "PRK", "HND", "SLV", "NIC", "JAM", "TTO", "HTI", "BHS", "GUY",
 ];
+
+/// Reporter countries that origins are drawn from when a spec asks for some.
+const REPORTER_COUNTRIES: [&str; 3] = ["CHN", "VNM", "DEU"];
+
+/// A large partner that buys nothing for one year, as under sanctions or a closed border.
+const ABSENT_FOR_A_YEAR: (&str, i32) = ("RUS", 2021);
+
+/// Fractions of records that go to China itself (re-imports) and that have a zero value.
+const TO_CHINA_FRACTION: f64 = 0.005;
+const ZERO_VALUE_FRACTION: f64 = 0.003;
+
+/// A fixed hash of a code, the same on every machine: it decides the traits of a partner
+/// or of a province's commodity mix, independent of the seed and of the years generated,
+/// so every yearly file agrees on them.
+fn code_hash(parts: &[&str]) -> u64 {
+    let mut random = Random(0x5eed);
+    for part in parts {
+        for byte in part.bytes().chain([0xff]) {
+            random.0 ^= u64::from(byte);
+            random.next_u64();
+        }
+    }
+    random.next_u64()
+}
+
+/// Whether `partner` buys anything in `year`. The major partners always do; one partner in
+/// eight of the others enters the market in a year between 2018 and 2023, one in eight
+/// leaves in such a year, and [`ABSENT_FOR_A_YEAR`] skips one year.
+pub fn trades_in(partner: &str, year: i32) -> bool {
+    if partner == ABSENT_FOR_A_YEAR.0 {
+        return year != ABSENT_FOR_A_YEAR.1;
+    }
+    if MAJOR_PARTNERS.iter().any(|(code, _)| *code == partner) {
+        return true;
+    }
+    let hash = code_hash(&[partner]);
+    let switch_year = 2018 + ((hash >> 8) % 6) as i32;
+    match hash % 8 {
+        0 => year >= switch_year,
+        1 => year < switch_year,
+        _ => true,
+    }
+}
+
+/// How much more (or less) than nationally a province exports of a chapter: a fixed
+/// factor between e^-1.5 and e^1.5 per province and chapter.
+fn chapter_tilt(province: &str, chapter: u32) -> f64 {
+    let unit = (code_hash(&[province, &chapter.to_string()]) >> 11) as f64 / (1u64 << 53) as f64;
+    (3.0 * unit - 1.5).exp()
+}
 
 /// Destinations a province trades with more than the national pattern suggests.
 fn neighbours(province: &str) -> &'static [&'static str] {
@@ -232,7 +292,7 @@ pub struct Record {
 /// Calls `emit` for every record of `spec`, year by year.
 pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
     let mut random = Random(spec.seed);
-    let provinces = Weighted::new(PROVINCES.iter().map(|&(code, w)| (code, w)));
+    let provinces = Weighted::new(PROVINCES.iter().enumerate().map(|(i, &(_, w))| (i, w)));
     let minor_share = 100.0 - MAJOR_PARTNERS.iter().map(|(_, w)| w).sum::<f64>();
     let partners = Weighted::new(
         MAJOR_PARTNERS.iter().map(|&(code, w)| (code, w)).chain(
@@ -243,16 +303,27 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
                 .map(|(i, &code)| (code, minor_share / (i as f64 + 8.0) / 3.2)),
         ),
     );
-    let chapters = Weighted::new((1..=99u32).filter(|&c| c != 77).map(|c| {
-        let weight = match c {
-            98 | 99 => 0.1,
-            _ => HEAVY_CHAPTERS
-                .iter()
-                .find(|(h, _)| *h == c)
-                .map_or(1.0, |(_, w)| *w),
-        };
-        (c, weight)
-    }));
+    let national_weight = |c: u32| match c {
+        98 | 99 => 0.1,
+        _ => HEAVY_CHAPTERS
+            .iter()
+            .find(|(h, _)| *h == c)
+            .map_or(1.0, |(_, w)| *w),
+    };
+    // Each origin's commodity mix: the national weights tilted per origin and chapter.
+    let chapter_mix = |origin: &str| {
+        Weighted::new(
+            (1..=99u32)
+                .filter(|&c| c != 77)
+                .map(|c| (c, national_weight(c) * chapter_tilt(origin, c))),
+        )
+    };
+    let mixes: Vec<Weighted<u32>> = PROVINCES
+        .iter()
+        .map(|(code, _)| chapter_mix(code))
+        .collect();
+    let country_mixes: Vec<Weighted<u32>> =
+        REPORTER_COUNTRIES.iter().map(|c| chapter_mix(c)).collect();
     let all_partners: Vec<&str> = MAJOR_PARTNERS
         .iter()
         .map(|(c, _)| *c)
@@ -261,25 +332,51 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
     for &year in &spec.years {
         let (billions, rate) = calibration(year);
         let mean_usd = billions * 1e9 / spec.records_per_year as f64;
+        let trading: Vec<&str> = all_partners
+            .iter()
+            .copied()
+            .filter(|p| trades_in(p, year))
+            .collect();
         for i in 0..spec.records_per_year {
             // The first records of a year visit every province and partner once, so small
             // samples still show the whole structure.
-            let province = if i < PROVINCES.len() {
-                PROVINCES[i].0
+            let province_index = if i < PROVINCES.len() {
+                i
             } else {
                 provinces.sample(&mut random)
             };
+            let province = PROVINCES[province_index].0;
             let local = neighbours(province);
-            let partner = if i < all_partners.len() {
-                all_partners[i]
+            let mut partner = if i < trading.len() {
+                trading[i]
             } else if !local.is_empty() && random.unit() < 0.3 {
                 local[random.below(local.len())]
             } else {
                 partners.sample(&mut random)
             };
-            let chapter = chapters.sample(&mut random);
+            // A partner out of the market this year: its share goes to the others.
+            while !trades_in(partner, year) {
+                partner = partners.sample(&mut random);
+            }
+            if random.unit() < TO_CHINA_FRACTION {
+                partner = "CHN";
+            }
+            let (origin, mix) = if random.unit() < spec.country_origin_fraction {
+                let reporter = random.below(REPORTER_COUNTRIES.len());
+                if partner == REPORTER_COUNTRIES[reporter] {
+                    partner = "USA";
+                }
+                (REPORTER_COUNTRIES[reporter], &country_mixes[reporter])
+            } else {
+                (province, &mixes[province_index])
+            };
+            let chapter = mix.sample(&mut random);
             let digits = random.below(10_000);
-            let usd = mean_usd * -(1.0 - random.unit()).ln();
+            let usd = if random.unit() < ZERO_VALUE_FRACTION {
+                0.0
+            } else {
+                mean_usd * -(1.0 - random.unit()).ln()
+            };
             let in_cny = random.unit() < spec.cny_fraction;
             let month = if random.unit() < 0.75 {
                 (1 + random.below(12)).to_string()
@@ -289,7 +386,7 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
             let record = Record {
                 year: year.to_string(),
                 month,
-                province: province.to_string(),
+                province: origin.to_string(),
                 partner: partner.to_string(),
                 hs_code: format!("{chapter:02}{digits:04}"),
                 value: format!("{:.2}", if in_cny { usd * rate } else { usd }),
@@ -369,21 +466,99 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn partners_of(year: i32) -> BTreeSet<String> {
+        let spec = Spec {
+            years: vec![year],
+            records_per_year: 300,
+            ..Default::default()
+        };
+        let mut partners = BTreeSet::new();
+        generate(&spec, |r| {
+            partners.insert(r.partner.clone());
+        });
+        partners
+    }
+
     #[test]
-    fn every_province_and_partner_appears() {
+    fn every_province_and_every_partner_in_the_market_appears() {
         let spec = Spec {
             years: vec![2020],
             records_per_year: 200,
             ..Default::default()
         };
-        let mut provinces = std::collections::BTreeSet::new();
-        let mut partners = std::collections::BTreeSet::new();
+        let mut provinces = BTreeSet::new();
         generate(&spec, |r| {
             provinces.insert(r.province.clone());
-            partners.insert(r.partner.clone());
         });
         assert_eq!(provinces.len(), 31);
-        assert_eq!(partners.len(), MAJOR_PARTNERS.len() + MINOR_PARTNERS.len());
+        let expected: BTreeSet<String> = MAJOR_PARTNERS
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(MINOR_PARTNERS)
+            .filter(|p| trades_in(p, 2020))
+            .map(String::from)
+            .collect();
+        let mut partners = partners_of(2020);
+        partners.remove("CHN");
+        assert_eq!(partners, expected);
+    }
+
+    #[test]
+    fn partners_enter_and_leave_between_years() {
+        let (y2017, y2021, y2022) = (partners_of(2017), partners_of(2021), partners_of(2022));
+        assert!(y2017.contains("RUS") && !y2021.contains("RUS") && y2022.contains("RUS"));
+        assert!(y2017.difference(&y2022).count() >= 3, "some partners leave");
+        assert!(y2022.difference(&y2017).count() >= 3, "some partners enter");
+    }
+
+    #[test]
+    fn provinces_have_their_own_commodity_mix_and_some_records_are_unusual() {
+        let spec = Spec {
+            years: vec![2020],
+            records_per_year: 40_000,
+            country_origin_fraction: 0.05,
+            ..Default::default()
+        };
+        let mut chapter_counts: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let (mut to_china, mut zero, mut from_countries) = (0, 0, 0);
+        generate(&spec, |r| {
+            *chapter_counts
+                .entry((r.province.clone(), r.hs_code[..2].to_string()))
+                .or_default() += 1.0;
+            to_china += usize::from(r.partner == "CHN");
+            zero += usize::from(r.value == "0.00");
+            from_countries += usize::from(REPORTER_COUNTRIES.contains(&r.province.as_str()));
+        });
+        let share = |province: &str, chapter: &str| {
+            let total: f64 = chapter_counts
+                .iter()
+                .filter(|((p, _), _)| p == province)
+                .map(|(_, n)| n)
+                .sum();
+            chapter_counts
+                .get(&(province.to_string(), chapter.to_string()))
+                .copied()
+                .unwrap_or(0.0)
+                / total
+        };
+        let ratios: Vec<f64> = ["85", "84", "61", "39", "87"]
+            .iter()
+            .map(|c| share("44", c) / share("32", c))
+            .collect();
+        assert!(
+            ratios.iter().any(|r| !(0.8..1.25).contains(r)),
+            "two large provinces' mixes differ: {ratios:?}"
+        );
+        assert!(
+            to_china > 50 && zero > 30,
+            "to China {to_china}, zero {zero}"
+        );
+        assert!(
+            (1500..2500).contains(&from_countries),
+            "from reporter countries {from_countries}"
+        );
     }
 
     #[test]
