@@ -106,3 +106,133 @@ async fn a_run_killed_while_writing_leaves_published_tables_whole() {
     );
     assert_ne!(repaired, before, "the new data was published");
 }
+
+/// Starts `exdep run --config CONFIG --quiet` in the scratch folder.
+fn spawn_run(scratch: &Scratch, config: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_exdep"))
+        .args(["run", "--config", config, "--quiet"])
+        .current_dir(scratch.dir.path())
+        .env("EXDEP_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the exdep binary runs")
+}
+
+/// Two runs started together on the same output and warehouse, at several offsets: one
+/// fails at once with one line naming the lock's holder, the other publishes; the tables
+/// equal a clean run's, and the next run works and changes nothing.
+#[test]
+fn two_runs_at_once_one_publishes_the_other_fails_naming_the_holder() {
+    let scratch = Scratch::new();
+    scratch.generate(&["--records-per-year", "20000"]);
+    scratch.config(&[2019, 2020, 2021], "");
+    scratch.run_ok();
+    let expected = parquet_files(&scratch.path("out"), "_");
+    for offset_ms in [0, 40, 250] {
+        let _ = std::fs::remove_dir_all(scratch.path("out"));
+        let _ = std::fs::remove_dir_all(scratch.path("warehouse"));
+        let first = spawn_run(&scratch, "config.toml");
+        std::thread::sleep(Duration::from_millis(offset_ms));
+        let second = spawn_run(&scratch, "config.toml");
+        let outcomes: Vec<(bool, String)> = [first, second]
+            .into_iter()
+            .map(|child| {
+                let output = child.wait_with_output().unwrap();
+                (
+                    output.status.success(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                )
+            })
+            .collect();
+        let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
+        assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
+        let message = failed[0].trim();
+        assert!(
+            message.contains("_exdep.lock is held by the run on host")
+                && message.contains("pid")
+                && message.contains("--break-lock")
+                && message.lines().count() == 1,
+            "offset {offset_ms} ms: {message}"
+        );
+        assert_eq!(
+            parquet_files(&scratch.path("out"), "_"),
+            expected,
+            "offset {offset_ms} ms: the published tables are a clean run's"
+        );
+        assert!(!scratch.path("out/_exdep.lock").exists());
+        assert!(!scratch.path("warehouse/_exdep.lock").exists());
+        assert!(scratch.run_ok().contains("nothing changed"));
+    }
+}
+
+/// A lock left by a dead run on this host is taken over; one from another host stops the
+/// run, naming the holder, until `--break-lock`.
+#[test]
+fn a_stale_lock_is_taken_over_and_a_foreign_one_needs_break_lock() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n2021,,44,USA,8504,10,USD\n",
+    );
+    scratch.config(&[2021], "");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let lock = |host: &str, pid: u32| {
+        format!(
+            "{{\"host\": \"{host}\", \"pid\": {pid}, \"started\": \"2026-01-01T00:00:00Z\", \
+             \"run_id\": \"old\"}}"
+        )
+    };
+    // No process has pid 4194304 (above Linux's largest).
+    scratch.write("out/_exdep.lock", &lock(&host, 4_194_304));
+    scratch.run_ok();
+    assert!(!scratch.path("out/_exdep.lock").exists());
+
+    scratch.write("warehouse/_exdep.lock", &lock("elsewhere", 1));
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet", "--force"]);
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        message.contains("held by the run on host elsewhere (pid 1) started at 2026-01-01"),
+        "{message}"
+    );
+    scratch.run_ok_with(&["--force", "--break-lock"]);
+    assert!(!scratch.path("warehouse/_exdep.lock").exists());
+}
+
+/// An input set with no records for published years (here a header-only file) fails the
+/// run, naming the years, and leaves the outputs as they were, unless
+/// `--allow-empty-years`.
+#[test]
+fn published_years_are_not_erased_by_an_empty_input_unless_allowed() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n\
+         2020,,44,USA,8504,10,USD\n2021,,44,USA,8504,10,USD\n",
+    );
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    let before = parquet_files(&scratch.path("out"), "_");
+    let manifest = std::fs::read(scratch.path("out/_manifest.json")).unwrap();
+    scratch.empty_input();
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        message.contains("years 2020-2021 are published but this run has no records")
+            && message.contains("--allow-empty-years"),
+        "{message}"
+    );
+    assert_eq!(parquet_files(&scratch.path("out"), "_"), before);
+    assert_eq!(
+        std::fs::read(scratch.path("out/_manifest.json")).unwrap(),
+        manifest
+    );
+    assert!(scratch.path("out/_SUCCESS").exists());
+    scratch.run_ok_with(&["--allow-empty-years"]);
+    assert!(parquet_files(&scratch.path("out/indices"), "_").is_empty());
+}

@@ -394,3 +394,102 @@ fn an_unreachable_endpoint_is_one_line_naming_the_url_not_the_secret() {
     );
     assert!(!stderr.contains(SECRET), "the secret leaked: {stderr}");
 }
+
+/// The bytes of every table file under `lake/exdep/` but the quarantine (whose rows name
+/// their source file's URL), by path relative to it.
+async fn lake_tables(store: &impl ObjectStore) -> BTreeMap<String, Vec<u8>> {
+    let lake = ObjectPath::from("lake/exdep");
+    let objects: Vec<_> = store.list(Some(&lake)).try_collect().await.unwrap();
+    let mut tables = BTreeMap::new();
+    for object in objects {
+        let relative: Vec<_> = object
+            .location
+            .prefix_match(&lake)
+            .unwrap()
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        let relative = relative.join("/");
+        if relative.ends_with(".parquet") && !relative.starts_with("rejects/") {
+            let bytes = store.get(&object.location).await.unwrap().bytes().await;
+            tables.insert(relative, bytes.unwrap().to_vec());
+        }
+    }
+    tables
+}
+
+/// Two runs started together on the same bucket: the lock's conditional create holds on S3
+/// too. One fails naming the holder, the other publishes what a local run publishes.
+#[tokio::test]
+#[ignore = "needs moto_server"]
+async fn two_runs_at_once_on_a_bucket_one_publishes() {
+    let server = S3Server::start();
+    let scratch = Scratch::new();
+    scratch.generate(&[
+        "--from",
+        "2019",
+        "--to",
+        "2021",
+        "--records-per-year",
+        "5000",
+    ]);
+    server.upload_inputs(&scratch, 2019..=2021).await;
+    s3_config(&scratch);
+    scratch.config(&[2019, 2020, 2021], "");
+    scratch.run_ok();
+    let store = server.store();
+    for offset_ms in [0, 150] {
+        let lake: Vec<_> = store
+            .list(Some(&ObjectPath::from("lake")))
+            .try_collect()
+            .await
+            .unwrap();
+        for object in lake {
+            store.delete(&object.location).await.unwrap();
+        }
+        let mut first = server.exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"]);
+        let first = first
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(offset_ms));
+        let mut second = server.exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"]);
+        let second = second
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let outcomes: Vec<(bool, String)> = [first, second]
+            .into_iter()
+            .map(|child| {
+                let output = child.wait_with_output().unwrap();
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                (output.status.success(), stderr)
+            })
+            .collect();
+        let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
+        assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
+        assert!(
+            failed[0].contains("_exdep.lock is held by the run on host"),
+            "{}",
+            failed[0]
+        );
+        let tables = lake_tables(&store).await;
+        assert!(tables.len() > 100, "offset {offset_ms} ms");
+        for (relative, bytes) in &tables {
+            let local = std::fs::read(scratch.path("out").join(relative)).unwrap();
+            assert!(bytes == &local, "offset {offset_ms} ms: {relative} differs");
+        }
+        for lock in [
+            "lake/exdep/_exdep.lock",
+            "lake/_exdep_warehouse/_exdep.lock",
+        ] {
+            assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
+        }
+        assert!(
+            server
+                .run(&scratch, "s3.toml", &[])
+                .contains("nothing changed")
+        );
+    }
+}

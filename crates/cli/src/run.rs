@@ -36,6 +36,14 @@ pub struct RunArgs {
     /// Remove the published tables of years the config no longer names (kept by default).
     #[arg(long)]
     prune: bool,
+    /// Remove the lock of the output and the warehouse that a dead run left behind (a lock
+    /// of a run on this host whose process is gone is removed without it).
+    #[arg(long)]
+    break_lock: bool,
+    /// Publish years that have no records at all (their inputs are gone, empty or wholly
+    /// rejected), replacing their published tables with nothing.
+    #[arg(long)]
+    allow_empty_years: bool,
     /// Run the plans on the Ballista cluster whose scheduler this is, `df://HOST:PORT`
     /// (replaces the config's `[engine]`).
     #[arg(long, value_name = "URL")]
@@ -90,6 +98,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
         force: args.force,
         years: args.years.clone(),
         prune: args.prune,
+        break_lock: args.break_lock,
+        allow_empty_years: args.allow_empty_years,
     };
     let ctx = exdep_core::connect(&config).await?;
     let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| {

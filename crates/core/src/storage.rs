@@ -9,9 +9,9 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt32Array};
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef, UInt64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -609,15 +609,40 @@ pub async fn copy_partitioned(
         partitions = partition_columns.join(", "),
         version = env!("CARGO_PKG_VERSION"),
     );
-    ctx.sql(&copy).await?.collect().await?;
+    let reported: u64 = ctx
+        .sql(&copy)
+        .await?
+        .collect()
+        .await?
+        .iter()
+        .filter_map(|batch| batch.column(0).as_primitive_opt::<UInt64Type>())
+        .flat_map(|counts| counts.iter().flatten())
+        .sum();
 
     let store = scratch.store(ctx)?;
     let prefix = scratch.path()?;
     let mut objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
     objects.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut rows_of = Vec::with_capacity(objects.len());
+    for object in &objects {
+        rows_of.push(parquet_rows(store.as_ref(), &object.location, object.size).await?);
+    }
+    // A task that was retried (an executor lost mid-write) may have left files of its first
+    // attempt: they are not data, and must never be renamed into place.
+    let found: u64 = rows_of.iter().sum();
+    if found != reported {
+        return Err(Error::Location {
+            location: scratch.to_string(),
+            message: format!(
+                "COPY reported {reported} rows but its folder holds {found} in {} files: \
+                 files of another attempt were left there; nothing of it was published",
+                objects.len()
+            ),
+        });
+    }
     let mut written = Vec::new();
     let mut files_in_partition: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
-    for object in objects {
+    for (object, rows) in objects.into_iter().zip(rows_of) {
         let segments: Vec<String> = object
             .location
             .prefix_match(&prefix)
@@ -637,7 +662,6 @@ pub async fn copy_partitioned(
             .join(&folders.join("/"))
             .join(&format!("part-{index:05}.parquet"));
         *index += 1;
-        let rows = parquet_rows(store.as_ref(), &object.location, object.size).await?;
         store.rename(&object.location, &target.path()?).await?;
         written.push(WrittenFile {
             partition,

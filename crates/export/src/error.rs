@@ -25,6 +25,17 @@ pub enum Error {
         /// What is wrong with it.
         source: serde_json::Error,
     },
+    /// Another run holds the lock of the output or the warehouse.
+    #[error(
+        "{lock} is held by {holder}: one run at a time per output and warehouse; if that run \
+         is dead, rerun with --break-lock"
+    )]
+    Locked {
+        /// The lock object.
+        lock: String,
+        /// Who holds it.
+        holder: String,
+    },
     /// The manifest could not be serialized.
     #[error("cannot serialize the run manifest: {0}")]
     Manifest(#[from] serde_json::Error),

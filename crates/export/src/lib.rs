@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod lock;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
 pub use error::{Error, Result};
+pub use lock::{LOCK_NAME, LockHolder, RunLock};
 
 /// What was written for one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]

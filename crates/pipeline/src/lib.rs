@@ -23,12 +23,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use exdep_classify::{CodeTables, CubeReport};
 use exdep_core::Config;
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_export::{TableToWrite, write_table};
+use exdep_export::{LockHolder, RunLock, TableToWrite, write_table};
 use exdep_ingest::{FileReport, PreparedFile, part_name};
 
 pub use manifest::{
     FileReconciliation, MANIFEST_NAME, RunManifest, SUCCESS_NAME, read_manifest, reconcile,
-    write_manifest,
+    remove_success_marker, write_manifest,
 };
 pub use plan::Plan;
 pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
@@ -52,6 +52,17 @@ pub enum Error {
     /// Writing outputs or the manifest.
     #[error(transparent)]
     Export(#[from] exdep_export::Error),
+    /// Published years would be replaced by no records: their inputs are gone, empty or
+    /// wholly rejected. Nothing was published.
+    #[error(
+        "years {years} are published but this run has no records for them (their inputs are \
+         gone, empty or wholly rejected); the outputs were left as they were. If that is \
+         meant, rerun with --allow-empty-years"
+    )]
+    EmptyYears {
+        /// The years, as a span or list.
+        years: String,
+    },
     /// More records were rejected than `max-reject-ratio` allows; nothing was published.
     #[error(
         "{rejected} of {read} records were rejected ({ratio:.4}), more than max-reject-ratio \
@@ -78,6 +89,11 @@ pub struct RunOptions {
     pub years: Vec<i32>,
     /// Remove the published tables of years the config no longer names.
     pub prune: bool,
+    /// Remove a lock another run left (it died; see [`RunLock`]).
+    pub break_lock: bool,
+    /// Publish a year that would be replaced by no records at all (see
+    /// [`Error::EmptyYears`]).
+    pub allow_empty_years: bool,
 }
 
 /// What a run did.
@@ -105,7 +121,8 @@ pub struct Origins {
 
 /// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts.
 /// Only what changed since the last run is redone (see [`Plan`]); when nothing changed,
-/// nothing is written.
+/// nothing is written. The run holds the lock of its warehouse and output throughout (see
+/// [`RunLock`]): a second run on either fails at once.
 pub async fn run_pipeline(
     ctx: &SessionContext,
     config: &Config,
@@ -115,6 +132,32 @@ pub async fn run_pipeline(
     let started = chrono::Utc::now();
     config.require_inputs()?;
     config.prepare_session(ctx)?;
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id()
+    );
+    let holder = LockHolder::this_process(&run_id, &started.to_rfc3339());
+    let lock = RunLock::acquire(
+        ctx,
+        &[&config.warehouse, &config.output],
+        holder,
+        options.break_lock,
+    )
+    .await?;
+    let outcome = run_locked(ctx, config, options, progress, started, &run_id).await;
+    lock.release(ctx).await?;
+    outcome
+}
+
+async fn run_locked(
+    ctx: &SessionContext,
+    config: &Config,
+    options: &RunOptions,
+    progress: impl Fn(&str),
+    started: chrono::DateTime<chrono::Utc>,
+    run_id: &str,
+) -> Result<RunOutcome, Error> {
     progress("loading code tables and listing inputs");
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
     let listed = exdep_ingest::list_inputs(ctx, config).await?;
@@ -159,6 +202,11 @@ pub async fn run_pipeline(
             let mut pending = state.clone();
             pending.files = files.clone();
             pending.cube = cube.clone();
+            // The years this run rebuilds are not built until it ends: the next run must
+            // rebuild them too, even if the files that held their records are now empty.
+            pending
+                .cube
+                .retain(|year, _| !plan.rebuild.contains_key(year));
             write_state(ctx, &config.warehouse, &pending).await?;
         }
         _ => remove_state(ctx, &config.warehouse).await?,
@@ -224,6 +272,19 @@ pub async fn run_pipeline(
         }
     }
 
+    let published = previous.as_ref().map(|m| &m.published_years);
+    let emptied: BTreeSet<i32> = rebuilt
+        .iter()
+        .filter(|y| published.is_some_and(|p| p.contains(y)))
+        .filter(|y| cube.get(y).is_none_or(|c| c.cells == 0))
+        .copied()
+        .collect();
+    if !emptied.is_empty() && !options.allow_empty_years {
+        return Err(Error::EmptyYears {
+            years: year_span(&emptied),
+        });
+    }
+
     exdep_index::prepare(ctx, &config.warehouse).await?;
     let settings = exdep_index::PlanSettings {
         years: config.years.clone(),
@@ -247,8 +308,7 @@ pub async fn run_pipeline(
     // Leftovers of a run killed before it published go first; this run stages its tables
     // and publishes them only when all are computed.
     exdep_export::clear_staging(ctx, &config.output).await?;
-    let run_id = started.format("%Y%m%dT%H%M%S%3fZ").to_string();
-    let staging = exdep_export::staging_root(&config.output, &run_id);
+    let staging = exdep_export::staging_root(&config.output, run_id);
     let mut written = Vec::new();
     for table in &index_tables {
         let years = plan.table_years(table);
@@ -277,6 +337,9 @@ pub async fn run_pipeline(
     }
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
     progress("publishing");
+    // From the first moved file until the manifest is written the output is in between:
+    // no `_SUCCESS` says otherwise.
+    remove_success_marker(ctx, &config.output).await?;
     exdep_export::publish(ctx, &staging, &config.output, &mut written, &plan.replaced).await?;
     let manifest = RunManifest::new(
         started,

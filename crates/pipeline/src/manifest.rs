@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CubeReport, TableDigest};
 use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::{InputFormat, Location, Tally, TallyByReason, total};
 use exdep_export::{Result, TableReport, read_json, write_json, write_object};
 use exdep_ingest::FileReport;
@@ -209,6 +210,16 @@ pub async fn read_manifest(ctx: &SessionContext, output: &Location) -> Result<Op
 
 /// The marker written after everything else, which a consumer can wait for.
 pub const SUCCESS_NAME: &str = "_SUCCESS";
+
+/// Removes the `_SUCCESS` marker before a run changes the published tables, so a consumer
+/// waiting for it never reads a half-published output.
+pub async fn remove_success_marker(ctx: &SessionContext, output: &Location) -> Result<()> {
+    let marker = output.join(SUCCESS_NAME);
+    match marker.store(ctx)?.delete(&marker.path()?).await {
+        Ok(()) | Err(exdep_core::object_store::Error::NotFound { .. }) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
 
 /// Writes the manifest as `OUTPUT/_manifest.json`, after every table, then the `_SUCCESS`
 /// marker (holding the run's finish time).
