@@ -223,7 +223,7 @@ fn published_years_are_not_erased_by_an_empty_input_unless_allowed() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        message.contains("years 2020-2021 are published but this run has no records")
+        message.contains("this run has no records for published years 2020-2021")
             && message.contains("--allow-empty-years"),
         "{message}"
     );

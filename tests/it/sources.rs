@@ -410,3 +410,47 @@ async fn broken_inputs_are_named_counted_and_never_lose_outputs() {
         );
     }
 }
+
+/// A landing folder as a data team's holds it: besides the data, a `_SUCCESS` marker, a
+/// `.DS_Store`, a zero-byte file and a writer's `_temporary/` folder. The files are skipped
+/// and listed, as Spark and Hive skip them (subfolders are not read at all); a folder
+/// holding nothing else is an error naming it.
+#[tokio::test]
+async fn a_landing_folder_skips_hidden_and_empty_files_and_lists_them() {
+    let scratch = Scratch::new();
+    let good = "year,month,province,partner,hs_code,value,currency\n2021,,44,USA,8504,10,USD\n";
+    scratch.write("landing/a.csv", good);
+    scratch.write("landing/_SUCCESS", "");
+    scratch.write("landing/.DS_Store", "\u{0}\u{0}\u{0}\u{1}Bud1 binary");
+    scratch.write("landing/empty.csv", "");
+    scratch.write("landing/_temporary/0/part-0.csv", good);
+    config_for(&scratch, &scratch.path("landing"), "auto", None);
+    let summary = scratch.run_ok();
+    for (file, reason) in [
+        ("landing/_SUCCESS", "hidden name"),
+        ("landing/.DS_Store", "hidden name"),
+        ("landing/empty.csv", "empty (0 bytes)"),
+    ] {
+        let line = summary
+            .lines()
+            .position(|l| l.ends_with(file))
+            .unwrap_or_else(|| panic!("{file} not listed in:\n{summary}"));
+        let next = summary.lines().nth(line + 1).unwrap();
+        assert!(next.contains("skipped:") && next.contains(reason), "{next}");
+    }
+    let manifest = manifest(&scratch);
+    assert_eq!(manifest["skipped_inputs"].as_array().unwrap().len(), 3);
+    assert_eq!(manifest["inputs"].as_array().unwrap().len(), 1);
+    let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
+    let all = select(&indices, &[("province", "CN"), ("category", "all")]);
+    assert_eq!(all[0]["exports_usd"].float(), 10.0, "read once, not twice");
+
+    std::fs::remove_file(scratch.path("landing/a.csv")).unwrap();
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        message.contains("landing") && message.contains("has nothing readable"),
+        "{message}"
+    );
+}

@@ -162,6 +162,9 @@ fn print_summary(manifest: &RunManifest, manifest_location: &str, seconds: f64) 
     for file in &manifest.inputs {
         print_reconciliation(file);
     }
+    for skipped in &manifest.skipped_inputs {
+        println!("  {}\n    skipped: {}", skipped.file, skipped.reason);
+    }
     if manifest.years_without_records.is_empty() {
         println!("every configured year has records");
     } else {

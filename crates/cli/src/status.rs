@@ -18,7 +18,7 @@ pub async fn status(path: &Path) -> Result<()> {
         return Ok(());
     };
     let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
-    let listed = exdep_ingest::list_inputs(&ctx, &config).await?;
+    let listed = exdep_ingest::list_inputs(&ctx, &config).await?.files;
     let state = read_state(&ctx, &config.warehouse).await?;
     let plan = Plan::new(
         &config,

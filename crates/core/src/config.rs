@@ -45,7 +45,7 @@ struct ConfigFile {
     /// Options of the cloud object stores (`aws_endpoint`, `aws_region`, ...), on top of the
     /// environment's `AWS_*`, `GOOGLE_*` and `AZURE_*` variables. Default: none.
     #[serde(default)]
-    storage: BTreeMap<String, String>,
+    storage: StorageOptions,
     /// Compression of the Parquet files exdep writes. Default `zstd(3)`.
     #[serde(default)]
     parquet_compression: Option<String>,
@@ -377,12 +377,88 @@ pub struct IndexSettings {
     pub destination_level: DestinationLevel,
 }
 
+/// The `[storage]` options: object store settings, some of them secrets (keys, tokens).
+/// `Debug` shows the keys only.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct StorageOptions(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|key| (key, "<redacted>")))
+            .finish()
+    }
+}
+
+impl std::ops::Deref for StorageOptions {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`, and whether that line lies in the
+/// `[storage]` table (where a value may be a secret).
+fn line_of(text: &str, offset: usize) -> (usize, bool) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let in_storage = text
+        .lines()
+        .take(line)
+        .filter_map(|l| {
+            let l = l.trim();
+            l.starts_with('[')
+                .then(|| l.trim_start_matches('[').trim_end_matches(']').trim())
+        })
+        .last()
+        .is_some_and(|table| table == "storage" || table.starts_with("storage."));
+    (line, in_storage)
+}
+
+/// A TOML error as one line that never repeats the file's text: the line and column, and
+/// the parser's message, which is withheld for a line of `[storage]`, as it may quote a
+/// secret.
+fn syntax_message(text: &str, error: &toml::de::Error) -> String {
+    let Some(span) = error.span() else {
+        return error.message().trim().replace('\n', " ");
+    };
+    let (line, in_storage) = line_of(text, span.start);
+    let line_start = text[..span.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let column = text[line_start..span.start.min(text.len())].chars().count() + 1;
+    if in_storage {
+        format!(
+            "line {line}, column {column}: invalid entry in [storage] (the parser's message is \
+             withheld, as it may quote a secret)"
+        )
+    } else {
+        format!(
+            "line {line}, column {column}: {}",
+            error.message().trim().replace('\n', " ")
+        )
+    }
+}
+
+/// SHA-256 of a config's text without its `[storage]` table, so the manifest's record of the
+/// config carries nothing derived from a secret. Text that is not TOML is hashed as it is.
+fn config_sha256(text: &str) -> String {
+    match toml::from_str::<toml::Table>(text) {
+        Ok(mut table) => {
+            table.remove("storage");
+            hex_sha256(toml::to_string(&table).unwrap_or_default().as_bytes())
+        }
+        Err(_) => hex_sha256(text.as_bytes()),
+    }
+}
+
 /// A checked pipeline configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from.
     pub path: PathBuf,
-    /// SHA-256 of the file's bytes, recorded in the run manifest.
+    /// SHA-256 of the file's text without `[storage]`, recorded in the run manifest.
     pub sha256: String,
     /// The years of the run, ascending, unique.
     pub years: BTreeSet<i32>,
@@ -399,7 +475,7 @@ pub struct Config {
     /// The largest tolerated fraction of rejected records, if any.
     pub max_reject_ratio: Option<f64>,
     /// Object store options from `[storage]` (never logged: they may hold secrets).
-    pub storage: BTreeMap<String, String>,
+    pub storage: StorageOptions,
     /// Compression of the Parquet files written, as DataFusion names it (`zstd(3)`, ...).
     pub parquet_compression: String,
     /// Where the plans execute.
@@ -443,7 +519,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| Error::ConfigSyntax {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: syntax_message(text, &e),
         })?;
         let base = path
             .parent()
@@ -609,7 +685,7 @@ impl Config {
         };
         let config = Self {
             path: path.to_path_buf(),
-            sha256: hex_sha256(text.as_bytes()),
+            sha256: config_sha256(text),
             years,
             output,
             warehouse,

@@ -22,8 +22,8 @@ mod stores;
 mod tally;
 
 pub use config::{
-    Config, DestinationLevel, Engine, HsLevel, IndexSettings, Input, InputFormat, TableLocations,
-    TextEncoding, check_ratio, hex_sha256,
+    Config, DestinationLevel, Engine, HsLevel, IndexSettings, Input, InputFormat, StorageOptions,
+    TableLocations, TextEncoding, check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};
 pub use session::{connect, new_session, register_layer, register_text_table, utf8_text};

@@ -268,6 +268,16 @@ impl InputLocation {
         &self.text
     }
 
+    /// Whether a listed file is hidden, as Spark and Hive see it: a folder or file name
+    /// below this location's prefix starts with `_` or `.` (`_SUCCESS`, `.DS_Store`,
+    /// `_temporary/`). A file the location names itself is never hidden.
+    pub fn is_hidden(&self, path: &ObjectPath) -> bool {
+        path.prefix_match(self.url.prefix())
+            .is_some_and(|mut parts| {
+                parts.any(|part| part.as_ref().starts_with('_') || part.as_ref().starts_with('.'))
+            })
+    }
+
     /// Lists the files this location names, in path order.
     pub async fn list_files(
         &self,

@@ -15,6 +15,14 @@ pub enum Error {
         /// The extension files were filtered by.
         extension: String,
     },
+    /// Every file an input location matched was skipped.
+    #[error("input `{input}` has nothing readable: {skipped}")]
+    NothingReadable {
+        /// The location as configured.
+        input: String,
+        /// The files skipped and why.
+        skipped: String,
+    },
     /// A Comtrade file lists its trade at more than one HS level and the input does not say
     /// which to keep.
     #[error(

@@ -13,10 +13,11 @@
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config) -> exdep_ingest::Result<()> {
 //! let ctx = exdep_core::new_session();
-//! let files = exdep_ingest::list_inputs(&ctx, &config).await?;
+//! let listing = exdep_ingest::list_inputs(&ctx, &config).await?;
 //! let known = exdep_core::schema::KnownCodes::default();
-//! let inputs = exdep_ingest::prepare_inputs(&ctx, &config, &known, &config.warehouse, &files)
-//!     .await?;
+//! let inputs =
+//!     exdep_ingest::prepare_inputs(&ctx, &config, &known, &config.warehouse, &listing.files)
+//!         .await?;
 //! for file in &inputs.files {
 //!     println!("{}: {}", file.url(), file.checked_sql());
 //! }
@@ -97,10 +98,30 @@ pub struct InputFile {
     pub meta: ObjectMeta,
 }
 
-/// Lists the files of every configured input, in input order; an input that names no file
-/// is an error.
-pub async fn list_inputs(ctx: &SessionContext, config: &Config) -> Result<Vec<InputFile>> {
-    let mut files = Vec::new();
+/// A listed file that is not read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// The file's URL.
+    pub file: String,
+    /// Why it is not read.
+    pub reason: String,
+}
+
+/// The files of the configured inputs: those to read, in input order, and those skipped.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The files to read.
+    pub files: Vec<InputFile>,
+    /// Files of a landing folder that are not data: hidden names and empty files.
+    pub skipped: Vec<SkippedFile>,
+}
+
+/// Lists the files of every configured input. As Spark and Hive do, names below a listed
+/// folder that start with `_` or `.` (`_SUCCESS`, `.DS_Store`) are skipped, and so are
+/// zero-byte files; both are reported. An input that names no file, or only skipped ones,
+/// is an error naming it.
+pub async fn list_inputs(ctx: &SessionContext, config: &Config) -> Result<Listing> {
+    let mut listing = Listing::default();
     for (input_index, input) in config.inputs.iter().enumerate() {
         let listed = input
             .location
@@ -115,13 +136,40 @@ pub async fn list_inputs(ctx: &SessionContext, config: &Config) -> Result<Vec<In
                 },
             });
         }
-        files.extend(listed.into_iter().map(|(location, meta)| InputFile {
-            input_index,
-            location,
-            meta,
-        }));
+        let mut skipped = Vec::new();
+        for (location, meta) in listed {
+            let reason = if input.location.is_hidden(&meta.location) {
+                Some("a hidden name (starts with `_` or `.`)")
+            } else if meta.size == 0 {
+                Some("empty (0 bytes)")
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => skipped.push(SkippedFile {
+                    file: location.to_string(),
+                    reason: reason.to_string(),
+                }),
+                None => listing.files.push(InputFile {
+                    input_index,
+                    location,
+                    meta,
+                }),
+            }
+        }
+        if !listing.files.iter().any(|f| f.input_index == input_index) {
+            return Err(Error::NothingReadable {
+                input: input.location.as_written().to_string(),
+                skipped: skipped
+                    .iter()
+                    .map(|s| format!("{} is {}", s.file, s.reason))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+        listing.skipped.extend(skipped);
     }
-    Ok(files)
+    Ok(listing)
 }
 
 /// The name of the objects a file's records take in each partition of the warehouse's

@@ -24,7 +24,7 @@ use exdep_classify::{CodeTables, CubeReport};
 use exdep_core::Config;
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_export::{LockHolder, RunLock, TableToWrite, write_table};
-use exdep_ingest::{FileReport, PreparedFile, part_name};
+use exdep_ingest::{FileReport, Listing, PreparedFile, part_name};
 
 pub use manifest::{
     FileReconciliation, MANIFEST_NAME, RunManifest, SUCCESS_NAME, read_manifest, reconcile,
@@ -55,9 +55,9 @@ pub enum Error {
     /// Published years would be replaced by no records: their inputs are gone, empty or
     /// wholly rejected. Nothing was published.
     #[error(
-        "years {years} are published but this run has no records for them (their inputs are \
-         gone, empty or wholly rejected); the outputs were left as they were. If that is \
-         meant, rerun with --allow-empty-years"
+        "this run has no records for published years {years} (their inputs are gone, empty \
+         or wholly rejected); the outputs were left as they were. If emptying them is meant, \
+         rerun with --allow-empty-years"
     )]
     EmptyYears {
         /// The years, as a span or list.
@@ -132,6 +132,9 @@ pub async fn run_pipeline(
     let started = chrono::Utc::now();
     config.require_inputs()?;
     config.prepare_session(ctx)?;
+    // A bad code table fails the run before anything, the lock included, is written.
+    progress("loading code tables and listing inputs");
+    let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
     let run_id = format!(
         "{}-{}",
         started.format("%Y%m%dT%H%M%S%3fZ"),
@@ -145,7 +148,7 @@ pub async fn run_pipeline(
         options.break_lock,
     )
     .await?;
-    let outcome = run_locked(ctx, config, options, progress, started, &run_id).await;
+    let outcome = run_locked(ctx, config, options, progress, &tables, started, &run_id).await;
     lock.release(ctx).await?;
     outcome
 }
@@ -155,12 +158,14 @@ async fn run_locked(
     config: &Config,
     options: &RunOptions,
     progress: impl Fn(&str),
+    tables: &CodeTables,
     started: chrono::DateTime<chrono::Utc>,
     run_id: &str,
 ) -> Result<RunOutcome, Error> {
-    progress("loading code tables and listing inputs");
-    let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
-    let listed = exdep_ingest::list_inputs(ctx, config).await?;
+    let Listing {
+        files: listed,
+        skipped,
+    } = exdep_ingest::list_inputs(ctx, config).await?;
     let state = read_state(ctx, &config.warehouse).await?;
     let previous = read_manifest(ctx, &config.output).await?;
     let mut plan = Plan::new(
@@ -341,7 +346,7 @@ async fn run_locked(
     // no `_SUCCESS` says otherwise.
     remove_success_marker(ctx, &config.output).await?;
     exdep_export::publish(ctx, &staging, &config.output, &mut written, &plan.replaced).await?;
-    let manifest = RunManifest::new(
+    let mut manifest = RunManifest::new(
         started,
         config,
         tables.digests.clone(),
@@ -352,6 +357,7 @@ async fn run_locked(
         &plan.replaced,
         &plan.pruned,
     );
+    manifest.skipped_inputs = skipped;
     write_manifest(ctx, &config.output, &manifest).await?;
     let state = RunState::new(config, tables.digests.clone(), files, cube);
     write_state(ctx, &config.warehouse, &state).await?;

@@ -7,7 +7,7 @@ use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::{InputFormat, Location, Tally, TallyByReason, total};
 use exdep_export::{Result, TableReport, read_json, write_json, write_object};
-use exdep_ingest::FileReport;
+use exdep_ingest::{FileReport, SkippedFile};
 use serde::{Deserialize, Serialize};
 
 /// The manifest's name under the output root; `_` keeps lake readers from taking it as data.
@@ -118,6 +118,9 @@ pub struct RunManifest {
     pub code_tables: BTreeMap<String, TableDigest>,
     /// One account per input file.
     pub inputs: Vec<FileReconciliation>,
+    /// Files of the input locations that were not read: hidden names, empty files.
+    #[serde(default)]
+    pub skipped_inputs: Vec<SkippedFile>,
     /// Cube cells per year.
     pub cube_cells_by_year: BTreeMap<i32, u64>,
     /// The tables written.
@@ -192,6 +195,7 @@ impl RunManifest {
             years_without_records,
             code_tables,
             inputs,
+            skipped_inputs: Vec::new(),
             cube_cells_by_year: cube.iter().map(|(y, c)| (*y, c.cells)).collect(),
             tables,
         }
