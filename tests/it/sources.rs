@@ -396,6 +396,9 @@ async fn broken_inputs_are_named_counted_and_never_lose_outputs() {
             assert_eq!(input["read"].as_u64(), Some(records), "{name}");
             continue;
         }
+        if let Some(read) = case["expect"]["read"].as_u64() {
+            assert_eq!(input["read"].as_u64(), Some(read), "{name}: records read");
+        }
         let reason = case["expect"]["reason"].as_str().unwrap();
         let line = case["expect"]["line"].as_i64().unwrap();
         let rejects = read_table(&scratch.path("out"), "rejects", "source, line").await;

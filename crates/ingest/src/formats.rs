@@ -19,7 +19,7 @@ use exdep_core::arrow::datatypes::DataType;
 use exdep_core::schema::KnownCodes;
 use exdep_core::sql::{text_list, year_list};
 
-use crate::normalize::{FIELDS_OK, LINE, RAW};
+use crate::normalize::{FIELDS_OK, LINE, RAW, TOO_LONG};
 
 /// The columns every canonical input must have.
 pub const CANONICAL_COLUMNS: [&str; 7] = [
@@ -198,6 +198,8 @@ pub(crate) struct Projection {
     line: String,
     raw: String,
     fields_ok: String,
+    /// Why a record whose fields are not ok is rejected (`bad_field_count`, `line_too_long`).
+    shape_reason: String,
     pre_reason: String,
     rule: String,
     /// year, month, province, partner, hs_code, value, currency as trimmed text.
@@ -219,11 +221,15 @@ pub(crate) fn projection(
     codes: Option<&str>,
     comtrade: Option<ComtradeReading>,
 ) -> crate::Result<Projection> {
-    let (line, raw, fields_ok) = if text_input {
+    let (line, raw, fields_ok, shape_reason) = if text_input {
         (
             format!("CAST(t.\"{LINE}\" AS BIGINT)"),
             format!("t.\"{RAW}\""),
             format!("t.\"{FIELDS_OK}\" = '1'"),
+            format!(
+                "CASE WHEN t.\"{FIELDS_OK}\" = '{TOO_LONG}' THEN 'line_too_long' \
+                 ELSE 'bad_field_count' END"
+            ),
         )
     } else {
         let fields = columns
@@ -236,6 +242,7 @@ pub(crate) fn projection(
             "CAST(NULL AS BIGINT)".to_string(),
             format!("concat_ws(',', {fields})"),
             "true".to_string(),
+            "CAST(NULL AS VARCHAR)".to_string(),
         )
     };
     let projection = |fields: [String; 7],
@@ -247,6 +254,7 @@ pub(crate) fn projection(
         line: line.clone(),
         raw: raw.clone(),
         fields_ok: fields_ok.clone(),
+        shape_reason: shape_reason.clone(),
         pre_reason,
         rule,
         fields,
@@ -482,6 +490,7 @@ pub(crate) fn checked_sql(
         line,
         raw,
         fields_ok,
+        shape_reason,
         pre_reason,
         rule,
         fields: [year, month, province, partner, hs_code, value, currency],
@@ -569,7 +578,7 @@ pub(crate) fn checked_sql(
                 CASE WHEN {fast} THEN NULL ELSE {line} END AS line,
                 CASE WHEN {fast} THEN NULL ELSE {raw} END AS raw,
                 CASE WHEN {fast} THEN NULL
-                     WHEN NOT ({fields_ok}) THEN 'bad_field_count' ELSE {pre_reason} END
+                     WHEN NOT ({fields_ok}) THEN {shape_reason} ELSE {pre_reason} END
                     AS pre_reason,
                 CASE WHEN {fast} THEN NULL WHEN {fields_ok} THEN {rule} END AS rule,
                 CASE WHEN {fast} THEN NULL ELSE {year} END AS year_text,

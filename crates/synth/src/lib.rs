@@ -159,7 +159,7 @@ fn code_hash(parts: &[&str]) -> u64 {
 
 /// Whether `partner` buys anything in `year`. The major partners always do; one partner in
 /// eight of the others enters the market in a year between 2018 and 2023, one in eight
-/// leaves in such a year, and [`ABSENT_FOR_A_YEAR`] skips one year.
+/// leaves in such a year, and one large partner (RUS) skips one year (2021).
 pub fn trades_in(partner: &str, year: i32) -> bool {
     if partner == ABSENT_FOR_A_YEAR.0 {
         return year != ABSENT_FOR_A_YEAR.1;
