@@ -262,6 +262,12 @@ fn record_end(text: &str, quotes: bool, last: bool) -> Option<(usize, usize)> {
     None
 }
 
+/// A record's text with each line break inside its quotes (LF, CRLF or a lone CR) as one
+/// space, so the staging copy holds one record per line.
+fn breaks_as_spaces(text: &str) -> String {
+    text.replace("\r\n", " ").replace(['\r', '\n'], " ")
+}
+
 /// The number of line breaks (LF, CRLF or a lone CR) in `text`.
 fn line_breaks(text: &str) -> u64 {
     let bytes = text.as_bytes();
@@ -380,7 +386,7 @@ impl LineSplitter {
                     let record = &text[..end];
                     records.push(Record {
                         line: self.line + 1,
-                        text: record.replace("\r\n", " ").replace(['\r', '\n'], " "),
+                        text: breaks_as_spaces(record),
                         too_long: false,
                     });
                     self.line += line_breaks(record) + 1;
@@ -406,7 +412,7 @@ impl LineSplitter {
             let text = std::mem::take(&mut self.pending);
             records.push(Record {
                 line: self.line + 1,
-                text: text.replace("\r\n", " ").replace(['\r', '\n'], " "),
+                text: breaks_as_spaces(&text),
                 too_long: false,
             });
             self.line += line_breaks(&text) + 1;
