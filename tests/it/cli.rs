@@ -190,13 +190,7 @@ fn a_year_without_an_exchange_rate_is_named() {
 #[test]
 fn a_missing_input_column_is_named_and_published_outputs_stay() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        "year,month,province,partner,hs_code,value,currency\n2020,,44,USA,8504,10,USD\n",
-    );
-    scratch.config(&[2020], "");
-    scratch.run_ok();
-    let published = scratch.path("out/indices/year=2020/province=44/part-00000.parquet");
+    let published = scratch.publish_one_record();
     let before = std::fs::read(&published).unwrap();
     scratch.write(
         "inputs/b.csv",
@@ -463,4 +457,217 @@ fn a_planted_secret_is_never_printed_or_written() {
             );
         }
     }
+}
+
+/// `--output` and `--input` are checked as the config's locations are: an output inside the
+/// warehouse, an input inside the output, or an input folder that holds the output fail
+/// before anything is written, with one line naming the option.
+#[test]
+fn locations_given_as_options_are_checked_like_the_configs() {
+    let scratch = Scratch::new();
+    scratch.empty_input();
+    scratch.config(&[2020], "");
+    for (options, named, says) in [
+        (
+            &["--output", "warehouse/tables"][..],
+            "option `--output`",
+            "must not lie inside the warehouse",
+        ),
+        (
+            &["--input", "out/indices"][..],
+            "option `--input`",
+            "lies inside the output",
+        ),
+        (
+            &["--input", "."][..],
+            "option `--input`",
+            "lies inside the input folder",
+        ),
+        (
+            &["--input", "inputs", "--output", "inputs/tables"][..],
+            "option `--input`",
+            "lies inside the input folder",
+        ),
+    ] {
+        let mut args = vec!["run", "--config", "config.toml"];
+        args.extend_from_slice(options);
+        let output = scratch.exdep(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{options:?}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{options:?}: {stderr}");
+        assert!(
+            errors[0].contains(named) && errors[0].contains(says),
+            "{options:?}: {}",
+            errors[0]
+        );
+        for written in ["out", "warehouse", "inputs/tables"] {
+            assert!(
+                !scratch.path(written).exists(),
+                "{options:?} wrote {written}"
+            );
+        }
+    }
+}
+
+/// Replacing published files never deletes through a symbolic link: a link to a folder of
+/// someone else's files, planted in a partition exdep replaces, is left alone with what it
+/// points to.
+#[cfg(unix)]
+#[test]
+fn deletes_never_follow_symbolic_links() {
+    let scratch = Scratch::new();
+    let published = scratch.publish_one_record();
+    let precious = scratch.write("precious/keep.parquet", "not exdep's");
+    let partition = published.parent().unwrap();
+    std::os::unix::fs::symlink(scratch.path("precious"), partition.join("linked")).unwrap();
+    std::os::unix::fs::symlink(&precious, partition.join("linked-file.parquet")).unwrap();
+    scratch.run_ok_with(&["--force"]);
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "not exdep's");
+    assert!(published.exists());
+}
+
+/// `max-line-bytes`, `[retry]` and the timeout are checked at load, naming the key.
+#[test]
+fn the_line_cap_and_retry_settings_are_checked() {
+    let scratch = Scratch::new();
+    scratch.empty_input();
+    for (top, table, named) in [
+        ("max-line-bytes = \"100\"\n", "", "max-line-bytes"),
+        ("max-line-bytes = \"2GiB\"\n", "", "max-line-bytes"),
+        ("max-line-bytes = \"wide\"\n", "", "max-line-bytes"),
+        ("", "[retry]\nmax-retries = -1\n", "max-retries"),
+        ("", "[retry]\ntimeout-secs = 5\n", "timeout-secs"),
+        (
+            "",
+            "[engine]\ntimeout-seconds = 0\n",
+            "engine.timeout-seconds",
+        ),
+    ] {
+        let config = scratch.config(&[2020], table);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{top}{text}")).unwrap();
+        let error = failing(&scratch);
+        assert!(error.contains(named), "{top}{table}: {error}");
+    }
+}
+
+/// Log lines written to a file or a pipe carry no terminal escape codes unless
+/// `--color always` asks for them.
+#[test]
+fn logs_off_a_terminal_have_no_escape_codes() {
+    let scratch = Scratch::new();
+    scratch.publish_one_record();
+    for (color, escapes) in [
+        (None, false),
+        (Some("never"), false),
+        (Some("always"), true),
+    ] {
+        let mut args = vec!["run", "--config", "config.toml", "--force"];
+        if let Some(color) = color {
+            args.extend(["--color", color]);
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_exdep"))
+            .args(&args)
+            .current_dir(scratch.path(""))
+            .env("EXDEP_LOG", "info")
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.lines().count() > 3, "{stderr}");
+        assert_eq!(stderr.contains('\u{1b}'), escapes, "{color:?}: {stderr}");
+    }
+}
+
+/// `--log-format json`: every line on standard error is one JSON object, the run's
+/// progress and its final error included.
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let scratch = Scratch::new();
+    scratch.publish_one_record();
+    let json_lines = |args: &[&str]| -> Vec<serde_json::Value> {
+        let output = scratch.exdep(args);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        stderr
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"))
+            })
+            .collect()
+    };
+    let lines = json_lines(&[
+        "run",
+        "--config",
+        "config.toml",
+        "--force",
+        "--log-format",
+        "json",
+    ]);
+    let progress: Vec<_> = lines
+        .iter()
+        .filter(|l| l["target"] == "exdep::progress")
+        .collect();
+    assert!(progress.len() > 3, "{lines:?}");
+    assert!(
+        progress
+            .iter()
+            .all(|l| l["level"] == "INFO" && l["fields"]["message"].is_string())
+    );
+
+    let lines = json_lines(&["run", "--config", "missing.toml", "--log-format", "json"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["level"], "ERROR");
+    assert!(
+        lines[0]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing.toml")
+    );
+}
+
+/// `exdep inspect` prints a published table's rows, of one year and one province if asked,
+/// and names the published tables when asked for another.
+#[test]
+fn inspect_prints_a_published_tables_rows() {
+    let scratch = Scratch::new();
+    scratch.publish_one_record();
+    let inspect = |args: &[&str]| {
+        let mut all = vec!["inspect", "--config", "config.toml"];
+        all.extend_from_slice(args);
+        let output = scratch.exdep(&all);
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, rows, _) = inspect(&["indices", "--year", "2020", "--province", "44"]);
+    assert_eq!(code, Some(0));
+    let header = rows.lines().nth(1).unwrap();
+    assert!(
+        header.contains("exports_usd") && header.contains("hhi"),
+        "{rows}"
+    );
+    // The province's two rows (its category and `all`) between the table's borders.
+    let data: Vec<&str> = rows.lines().filter(|l| l.contains("| 44 ")).collect();
+    assert_eq!(data.len(), 2, "{rows}");
+    assert!(
+        data.iter()
+            .all(|l| l.contains("| 2020 ") && l.contains("10.0")),
+        "{rows}"
+    );
+
+    let (_, rows, _) = inspect(&["indices", "--year", "2021"]);
+    assert_eq!(rows.trim(), "no rows");
+    let (code, _, stderr) = inspect(&["indicies"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("indicies") && stderr.contains("indices, "),
+        "{stderr}"
+    );
+    let (code, _, stderr) = inspect(&["top_links", "--province", "44"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("not partitioned by province"), "{stderr}");
 }

@@ -477,26 +477,36 @@ async fn a_cluster_run_reads_parquet_inputs_on_the_executors_not_the_client() {
     }
 }
 
-#[tokio::test]
-#[ignore = "needs moto_server"]
-async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
+/// A cluster run of `cluster.toml` (`[engine]` with `engine_extra`) has published
+/// `records_per_year` generated records a year, downloaded to `before/`; new data of the
+/// same size is in the bucket for the next run.
+async fn published_then_new_data(
+    records_per_year: &str,
+    engine_extra: &str,
+) -> (S3Server, Scratch, LocalCluster) {
     let s3 = S3Server::start();
     let scratch = Scratch::new();
-    scratch.generate(&["--records-per-year", "60000", "--seed", "1"]);
+    scratch.generate(&["--records-per-year", records_per_year, "--seed", "1"]);
     s3.upload_inputs(&scratch, 2017..=2022).await;
     let cluster = LocalCluster::start(&s3);
-    // A job that lost its executor may never end: the client stops waiting after 150 s.
     let engine = format!(
-        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\ntimeout-seconds = 150\n",
+        "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n{engine_extra}",
         cluster.url()
     );
     bucket_config(&scratch, "cluster.toml", "lake", &engine);
     s3.run(&scratch, "cluster.toml", &[]);
     download(&s3, "lake/out", &scratch.path("before")).await;
-
-    // New data; executor 1 is killed once the run is under way.
-    scratch.generate(&["--records-per-year", "60000", "--seed", "2"]);
+    scratch.generate(&["--records-per-year", records_per_year, "--seed", "2"]);
     s3.upload_inputs(&scratch, 2017..=2022).await;
+    (s3, scratch, cluster)
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server"]
+async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
+    // A job that lost its executor may never end: the client stops waiting after 150 s.
+    let (s3, scratch, cluster) = published_then_new_data("60000", "timeout-seconds = 150\n").await;
+    // Executor 1 is killed once the run is under way.
     let mut run = s3.exdep(&scratch, &["run", "--config", "cluster.toml", "--quiet"]);
     let child = run
         .stdout(std::process::Stdio::piped())
@@ -533,4 +543,91 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
             stderr.to_string()
         }
     );
+}
+
+/// Sends `signal` (`STOP`, `CONT`) to the processes `pids`.
+fn signal(signal: &str, pids: &[u32]) {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(&pids)
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pids:?}");
+}
+
+/// A run whose jobs cannot finish (both executors are frozen) is stopped at `--timeout`:
+/// one error line, its jobs cancelled on the scheduler, the published tables as they were.
+#[tokio::test]
+#[ignore = "needs moto_server"]
+async fn a_run_past_its_timeout_is_stopped_and_its_jobs_cancelled() {
+    use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+    use ballista_core::serde::protobuf::{GetJobStatusParams, job_status};
+
+    let (s3, scratch, cluster) = published_then_new_data("2000", "").await;
+    let executors = [cluster.executor_pid(1), cluster.executor_pid(2)];
+    signal("STOP", &executors);
+    let started = Instant::now();
+    let output = s3
+        .exdep(
+            &scratch,
+            &[
+                "run",
+                "--config",
+                "cluster.toml",
+                "--quiet",
+                "--timeout",
+                "3",
+            ],
+        )
+        .output()
+        .unwrap();
+    let waited = started.elapsed();
+    signal("CONT", &executors);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(waited < Duration::from_secs(30), "stopped after {waited:?}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("did not finish within 3 s") && errors[0].contains("cancelled"),
+        "{}",
+        errors[0]
+    );
+    let (_, listed) = errors[0].split_once("cancelled (").unwrap();
+    let (listed, _) = listed.split_once(')').unwrap();
+    let jobs: Vec<&str> = listed.split(", ").filter(|j| !j.is_empty()).collect();
+    assert!(!jobs.is_empty(), "no job was running: {}", stderr);
+
+    // The scheduler has failed each job as cancelled (once the thawed executors answer).
+    let mut scheduler = SchedulerGrpcClient::connect(format!("http://127.0.0.1:{}", cluster.port))
+        .await
+        .unwrap();
+    for job in jobs {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = scheduler
+                .get_job_status(GetJobStatusParams {
+                    job_id: job.to_string(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status
+                .and_then(|s| s.status);
+            match status {
+                Some(job_status::Status::Failed(failed)) => {
+                    assert!(failed.error.contains("Cancelled"), "{job}: {failed:?}");
+                    break;
+                }
+                other => assert!(
+                    Instant::now() < deadline,
+                    "{job} is still {other:?} after its cancellation"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    download(&s3, "lake/out", &scratch.path("after")).await;
+    assert_same_tables(&scratch.path("before"), &scratch.path("after")).await;
 }

@@ -1,10 +1,11 @@
 //! exdep's integration tests: the `exdep` binary end to end, the index formulas on
-//! hand-computed fixtures, their properties on random data, and an independent DuckDB
-//! recomputation of every table.
+//! hand-computed fixtures, their properties on random data, hostile input, and an independent
+//! DuckDB recomputation of every table.
 
 mod cli;
 mod cluster;
 mod fixtures;
+mod fuzz;
 mod incremental;
 mod memory;
 mod properties;

@@ -84,6 +84,18 @@ impl Scratch {
         self.write("inputs/a.csv", &canonical_csv(&[]));
     }
 
+    /// Publishes a run of 2020 over one record (province 44, USA) and returns its `indices`
+    /// file of province 44.
+    pub fn publish_one_record(&self) -> PathBuf {
+        self.write(
+            "inputs/a.csv",
+            &canonical_csv(&[(2020, "44", "USA", "8504", 10.0, "USD")]),
+        );
+        self.config(&[2020], "");
+        self.run_ok();
+        self.path("out/indices/year=2020/province=44/part-00000.parquet")
+    }
+
     /// Runs `exdep run --config config.toml --quiet` and insists it succeeds.
     pub fn run_ok(&self) -> String {
         self.run_ok_with(&[])

@@ -1,6 +1,7 @@
 //! `exdep`: export-dependence indices of Chinese provinces, from bilateral export records.
 
 mod generate;
+mod inspect;
 mod run;
 mod status;
 
@@ -16,8 +17,40 @@ use clap::{Parser, Subcommand};
     about = "Export-dependence indices from bilateral export records"
 )]
 struct Cli {
+    /// When log lines carry colours: `auto` (when standard error is a terminal and
+    /// `NO_COLOR` is not set), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+    /// How log lines are written: `text` for people, or `json`, one JSON object per line
+    /// (progress, warnings, the final error) for a scheduler's log collector.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    fn enabled(self) -> bool {
+        use std::io::IsTerminal as _;
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -38,40 +71,94 @@ enum Command {
     },
     /// Write deterministic synthetic records in the canonical format.
     Generate(generate::GenerateArgs),
+    /// Print a published table's rows, optionally of one year and one province.
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EXDEP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.color, cli.log_format);
+    let log = Log {
+        json: cli.log_format == LogFormat::Json,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            log.error(&format!("cannot start the async runtime: {e}"));
             return ExitCode::from(2);
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(args).await,
+            Command::Run(args) => run::run(args, log).await,
             Command::Check { config } => run::check(&config).await,
             Command::Status { config } => status::status(&config).await,
             Command::Generate(args) => generate::generate(args),
+            Command::Inspect(args) => inspect::inspect(args).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            log.error(&one_line(&e));
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Log lines go to standard error, filtered by `EXDEP_LOG` (default `warn`); progress lines
+/// (target `exdep::progress`) are let through in JSON, where the run prints no plain lines.
+fn init_logging(color: Color, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXDEP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_env_filter(filter)
+            .with_ansi(color.enabled())
+            .init(),
+        LogFormat::Json => builder
+            .with_env_filter(
+                filter.add_directive(
+                    format!("{PROGRESS}=info")
+                        .parse()
+                        .expect("a valid directive"),
+                ),
+            )
+            .json()
+            .init(),
+    }
+}
+
+/// The target of the run's progress lines.
+const PROGRESS: &str = "exdep::progress";
+
+/// Where the run's own lines (progress, the final error) go: plain lines on standard error,
+/// or, with `--log-format json`, events among the other JSON log lines.
+#[derive(Clone, Copy)]
+pub struct Log {
+    json: bool,
+}
+
+impl Log {
+    /// A progress line: how far the run is.
+    pub fn progress(self, line: &str) {
+        if self.json {
+            tracing::info!(target: PROGRESS, "{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The line the command fails with.
+    fn error(self, line: &str) {
+        if self.json {
+            tracing::error!(target: "exdep", "{line}");
+        } else {
+            eprintln!("error: {line}");
         }
     }
 }

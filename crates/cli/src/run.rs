@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// config's `memory-limit`; on a cluster, each executor sets its own).
     #[arg(long, value_name = "SIZE")]
     memory_limit: Option<String>,
+    /// Cancel the run, its cluster jobs included, when it has not finished after this many
+    /// seconds, and fail (replaces the config's `[engine] timeout-seconds`).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<u64>,
     /// Print only the final summary, no progress.
     #[arg(long)]
     quiet: bool,
@@ -73,14 +77,12 @@ pub async fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(args: RunArgs) -> Result<()> {
+pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
     let timer = Instant::now();
     let mut config = Config::load(&args.config)?;
-    if !args.inputs.is_empty() {
-        config.override_inputs(&args.inputs)?;
-    }
-    if let Some(output) = &args.output {
-        config.override_output(output)?;
+    config.override_locations(&args.inputs, args.output.as_deref())?;
+    if let Some(seconds) = args.timeout {
+        config.override_timeout(seconds)?;
     }
     if let Some(ratio) = args.max_reject_ratio {
         exdep_core::check_ratio(Some(ratio), "--max-reject-ratio")?;
@@ -104,21 +106,45 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let ctx = exdep_core::connect(&config).await?;
     let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| {
         if !args.quiet {
-            eprintln!("[{:>6.2}s] {stage}", timer.elapsed().as_secs_f64());
+            log.progress(&format!(
+                "[{:>6.2}s] {stage}",
+                timer.elapsed().as_secs_f64()
+            ));
         }
     });
-    let outcome = match &config.engine {
-        Engine::Embedded => pipeline.await?,
-        Engine::Ballista { scheduler, .. } => {
-            let limit = config.cluster_timeout;
-            match tokio::time::timeout(limit, pipeline).await {
-                Ok(outcome) => outcome?,
-                Err(_) => bail!(
-                    "the cluster at {scheduler} did not finish the run within {} s \
-                     ([engine] timeout-seconds); the published tables are as they were \
-                     unless publishing had begun",
-                    limit.as_secs()
-                ),
+    let outcome = match config.run_timeout() {
+        None => pipeline.await?,
+        Some(limit) => {
+            let mut pipeline = std::pin::pin!(pipeline);
+            tokio::select! {
+                outcome = &mut pipeline => outcome?,
+                () = tokio::time::sleep(limit) => {
+                    // The jobs are cancelled while the run still holds them, then the run is
+                    // dropped.
+                    let stopped = match &config.engine {
+                        Engine::Ballista { scheduler, .. } => {
+                            match exdep_core::cancel_cluster_jobs(&ctx, scheduler).await {
+                                Ok(jobs) => format!(
+                                    "stopped, its {} running job(s) on the cluster at \
+                                     {scheduler} cancelled ({})",
+                                    jobs.len(),
+                                    jobs.join(", ")
+                                ),
+                                Err(e) => format!(
+                                    "stopped, but its jobs on the cluster could not be \
+                                     cancelled: {e}"
+                                ),
+                            }
+                        }
+                        Engine::Embedded => "stopped".to_string(),
+                    };
+                    bail!(
+                        "the run did not finish within {} s (--timeout or [engine] \
+                         timeout-seconds) and was {stopped}; the published tables are as \
+                         they were unless publishing had begun",
+                        limit.as_secs()
+                    )
+                }
             }
         }
     };

@@ -60,6 +60,25 @@ struct ConfigFile {
     /// Default: half of this machine's memory.
     #[serde(default)]
     memory_limit: Option<String>,
+    /// The longest record of a text input (`1MiB`, `64KiB`, ...): a longer line is rejected
+    /// as `line_too_long` without being held in memory. Default 1MiB.
+    #[serde(default)]
+    max_line_bytes: Option<String>,
+    /// How this process's object stores retry a failed request.
+    #[serde(default)]
+    retry: RetryFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RetryFile {
+    /// Retries of one request at most. Default 10 (object_store's).
+    #[serde(default)]
+    max_retries: Option<usize>,
+    /// Seconds after a request's first try in which retries may start. Default 180
+    /// (object_store's).
+    #[serde(default)]
+    timeout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,7 +94,8 @@ struct EngineFile {
     /// place. Default `false`: local paths are refused unless the scheduler is on this host.
     #[serde(default)]
     shared_local_paths: bool,
-    /// Seconds a cluster run may take before the client gives up on it. Default 3600.
+    /// Seconds a run may take before it is cancelled. Default 3600 on a cluster, no limit
+    /// embedded.
     #[serde(default)]
     timeout_seconds: Option<u64>,
 }
@@ -302,14 +322,21 @@ impl InputFormat {
         }
     }
 
-    /// The file extension that input listings are filtered by (`auto` takes `.csv` and
-    /// `.parquet`, so it lists without a filter).
-    pub fn file_extension(self) -> &'static str {
+    /// The file names a folder or glob of this format lists, as their endings: text formats
+    /// take their files compressed too (`.gz`, `.zst`); `auto` takes any name.
+    pub fn file_extensions(self) -> &'static [&'static str] {
         match self {
-            Self::Auto => "",
-            Self::CanonicalParquet => ".parquet",
-            _ => ".csv",
+            Self::Auto => &[],
+            Self::CanonicalParquet => &[".parquet"],
+            _ => &[".csv", ".csv.gz", ".csv.zst"],
         }
+    }
+
+    /// Whether a listed file's name is one this format reads.
+    pub fn takes_file(self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        let extensions = self.file_extensions();
+        extensions.is_empty() || extensions.iter().any(|e| name.ends_with(e))
     }
 }
 
@@ -398,44 +425,76 @@ impl std::ops::Deref for StorageOptions {
     }
 }
 
-/// The 1-based line of byte `offset` in `text`, and whether that line lies in the
-/// `[storage]` table (where a value may be a secret).
-fn line_of(text: &str, offset: usize) -> (usize, bool) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let in_storage = text
-        .lines()
-        .take(line)
-        .filter_map(|l| {
-            let l = l.trim();
-            l.starts_with('[')
-                .then(|| l.trim_start_matches('[').trim_end_matches(']').trim())
-        })
-        .last()
-        .is_some_and(|table| table == "storage" || table.starts_with("storage."));
-    (line, in_storage)
+/// Where byte `offset` of a TOML `text` lies: its 1-based line, and the key written on that
+/// line with its table (`retry.max-retries`), when the line holds one.
+struct TomlPlace {
+    line: usize,
+    table: Option<String>,
+    key: Option<String>,
 }
 
-/// A TOML error as one line that never repeats the file's text: the line and column, and
-/// the parser's message, which is withheld for a line of `[storage]`, as it may quote a
-/// secret.
+impl TomlPlace {
+    fn of(text: &str, offset: usize) -> Self {
+        let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+        let table = text
+            .lines()
+            .take(line)
+            .filter_map(|l| {
+                let l = l.trim();
+                l.starts_with('[')
+                    .then(|| l.trim_matches(['[', ']']).trim().to_string())
+            })
+            .last();
+        let key = text
+            .lines()
+            .nth(line - 1)
+            .and_then(|l| l.split_once('='))
+            .map(|(key, _)| key.trim().to_string())
+            .filter(|key| !key.is_empty() && !key.starts_with('['));
+        Self { line, table, key }
+    }
+
+    /// Whether the line lies in the `[storage]` table, where a value may be a secret.
+    fn in_storage(&self) -> bool {
+        self.table
+            .as_deref()
+            .is_some_and(|t| t == "storage" || t.starts_with("storage."))
+    }
+
+    /// The dotted key of the line, if it holds one.
+    fn dotted_key(&self) -> Option<String> {
+        let key = self.key.as_deref()?;
+        Some(match &self.table {
+            Some(table) => format!("{table}.{key}"),
+            None => key.to_string(),
+        })
+    }
+}
+
+/// A TOML error as one line that never repeats the file's text: the line and column, the key
+/// written there, and the parser's message, which is withheld for a line of `[storage]`, as
+/// it may quote a secret.
 fn syntax_message(text: &str, error: &toml::de::Error) -> String {
     let Some(span) = error.span() else {
         return error.message().trim().replace('\n', " ");
     };
-    let (line, in_storage) = line_of(text, span.start);
+    let place = TomlPlace::of(text, span.start);
+    let line = place.line;
     let line_start = text[..span.start.min(text.len())]
         .rfind('\n')
         .map_or(0, |i| i + 1);
     let column = text[line_start..span.start.min(text.len())].chars().count() + 1;
-    if in_storage {
+    if place.in_storage() {
         format!(
             "line {line}, column {column}: invalid entry in [storage] (the parser's message is \
              withheld, as it may quote a secret)"
         )
     } else {
+        let key = place
+            .dotted_key()
+            .map_or(String::new(), |key| format!(" (`{key}`)"));
         format!(
-            "line {line}, column {column}: {}",
+            "line {line}, column {column}{key}: {}",
             error.message().trim().replace('\n', " ")
         )
     }
@@ -484,9 +543,14 @@ pub struct Config {
     pub raw_layer: bool,
     /// Bytes the embedded engine may hold before it spills to disk.
     pub memory_limit: u64,
-    /// How long a run on a cluster may take before the client stops waiting for it: a job
-    /// whose executor was lost can otherwise keep the client waiting forever.
-    pub cluster_timeout: std::time::Duration,
+    /// The longest record of a text input, in bytes (`max-line-bytes`).
+    pub max_line_bytes: usize,
+    /// How this process's object stores retry (`[retry]`); a cluster's executors use
+    /// object_store's defaults.
+    pub retry: crate::StoreRetry,
+    /// How long the run may take before it is cancelled (`[engine] timeout-seconds`,
+    /// `--timeout`), when one is set; see [`Config::run_timeout`].
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Config {
@@ -533,14 +597,6 @@ impl Config {
         let years = check_years(&file.years)?;
         let output = Location::resolve(&file.output, &base).map_err(in_key("output"))?;
         let warehouse = Location::resolve(&file.warehouse, &base).map_err(in_key("warehouse"))?;
-        // A warehouse inside the output root is fine (a `_`-prefixed folder that lake readers
-        // skip); an output inside the warehouse, or the same root, would mix the two.
-        if output.is_within(&warehouse) {
-            return Err(Error::ConfigValue {
-                key: "output".into(),
-                message: format!("{output} must not lie inside the warehouse {warehouse}"),
-            });
-        }
         let inputs = file
             .inputs
             .iter()
@@ -702,23 +758,73 @@ impl Config {
             parquet_compression,
             engine,
             raw_layer: file.raw_layer,
-            cluster_timeout: std::time::Duration::from_secs(match file.engine.timeout_seconds {
-                Some(0) => {
-                    return Err(Error::ConfigValue {
-                        key: "engine.timeout-seconds".into(),
-                        message: "must be at least 1".into(),
-                    });
-                }
-                Some(seconds) => seconds,
-                None => DEFAULT_CLUSTER_TIMEOUT_SECONDS,
-            }),
+            timeout: file
+                .engine
+                .timeout_seconds
+                .map(|seconds| timeout(seconds, "engine.timeout-seconds"))
+                .transpose()?,
             memory_limit: match &file.memory_limit {
-                Some(text) => parse_bytes(text, "memory-limit")?,
+                Some(text) => parse_memory_limit(text, "memory-limit")?,
                 None => crate::session::default_memory_limit(),
             },
+            max_line_bytes: match &file.max_line_bytes {
+                Some(text) => parse_max_line_bytes(text)?,
+                None => DEFAULT_MAX_LINE_BYTES,
+            },
+            retry: {
+                let defaults = crate::StoreRetry::default();
+                crate::StoreRetry {
+                    max_retries: file.retry.max_retries.unwrap_or(defaults.max_retries),
+                    timeout: file
+                        .retry
+                        .timeout_seconds
+                        .map_or(defaults.timeout, std::time::Duration::from_secs),
+                }
+            },
         };
+        config.check_locations("output", &|index| format!("inputs[{index}].location"))?;
         config.check_engine()?;
         Ok(config)
+    }
+
+    /// Where the run writes must not be where it reads: an input inside the output or the
+    /// warehouse, or an input folder holding either, would read exdep's own files (and a run
+    /// would replace what it reads). A warehouse inside the output root is fine (a
+    /// `_`-prefixed folder that lake readers skip); an output inside the warehouse, or the
+    /// same root, would mix the two. `output_key` and `input_key` name where the locations
+    /// were given.
+    fn check_locations(&self, output_key: &str, input_key: &dyn Fn(usize) -> String) -> Result<()> {
+        let (output, warehouse) = (&self.output, &self.warehouse);
+        if output.is_within(warehouse) {
+            return Err(Error::ConfigValue {
+                key: output_key.into(),
+                message: format!("{output} must not lie inside the warehouse {warehouse}"),
+            });
+        }
+        for (index, input) in self.inputs.iter().enumerate() {
+            for (name, written) in [("output", output), ("warehouse", warehouse)] {
+                let message = if input.location.is_within(written) {
+                    format!(
+                        "`{}` lies inside the {name} {written}: exdep would read its own files",
+                        input.location.as_written()
+                    )
+                } else if input.location.lists(written) {
+                    format!(
+                        "the {name} {written} lies inside the input folder `{}`, which would \
+                         list exdep's own files as inputs; point the input at the data's own \
+                         folder or a glob such as `*.csv`",
+                        input.location.as_written()
+                    )
+                } else {
+                    continue;
+                };
+                return Err(Error::ConfigValue {
+                    key: input_key(index),
+                    message,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Runs on the Ballista cluster whose scheduler is `scheduler` (the CLI's `--cluster`).
@@ -811,31 +917,40 @@ impl Config {
         Ok(())
     }
 
-    /// Replaces the configured inputs (the CLI's `--input`), resolved against the working
-    /// directory; each file's format is told from its extension and header.
-    pub fn override_inputs(&mut self, locations: &[String]) -> Result<()> {
+    /// Replaces the configured inputs (the CLI's `--input`) when `inputs` is not empty, and
+    /// the output root (`--output`) when given, both resolved against the working directory,
+    /// then checks them as the config's own locations are checked. Input files' formats are
+    /// told from their extensions and headers.
+    pub fn override_locations(&mut self, inputs: &[String], output: Option<&str>) -> Result<()> {
         let cwd = working_dir()?;
-        self.inputs = locations
-            .iter()
-            .map(|location| {
-                Ok(Input {
-                    location: InputLocation::resolve(location, &cwd)?,
-                    format: InputFormat::Auto,
-                    encoding: TextEncoding::Auto,
-                    country_codes: None,
-                    hs_level: None,
-                    partner_aliases: true,
+        if !inputs.is_empty() {
+            self.inputs = inputs
+                .iter()
+                .map(|location| {
+                    Ok(Input {
+                        location: InputLocation::resolve(location, &cwd)?,
+                        format: InputFormat::Auto,
+                        encoding: TextEncoding::Auto,
+                        country_codes: None,
+                        hs_level: None,
+                        partner_aliases: true,
+                    })
                 })
-            })
-            .collect::<Result<_>>()?;
-        Ok(())
-    }
-
-    /// Replaces the output root (the CLI's `--output`), resolved against the working directory.
-    pub fn override_output(&mut self, location: &str) -> Result<()> {
-        let cwd = working_dir()?;
-        self.output = Location::resolve(location, &cwd)?;
-        Ok(())
+                .collect::<Result<_>>()?;
+        }
+        if let Some(output) = output {
+            self.output = Location::resolve(output, &cwd)?;
+        }
+        let output_key = if output.is_some() {
+            "--output"
+        } else {
+            "output"
+        };
+        if inputs.is_empty() {
+            self.check_locations(output_key, &|index| format!("inputs[{index}].location"))
+        } else {
+            self.check_locations(output_key, &|_| "--input".to_string())
+        }
     }
 
     /// The stores (scheme and authority) of every location the run touches.
@@ -868,12 +983,30 @@ impl Config {
             .execution
             .parquet
             .compression = Some(self.parquet_compression.clone());
-        crate::register_stores(ctx, &self.store_urls(), &self.storage)
+        crate::register_stores(ctx, &self.store_urls(), &self.storage, self.retry)
+    }
+
+    /// How long the run may take before it is cancelled: the configured timeout, or on a
+    /// cluster an hour, since a job whose executor was lost can otherwise keep the client
+    /// waiting forever. An embedded run has no limit unless one is set.
+    pub fn run_timeout(&self) -> Option<std::time::Duration> {
+        self.timeout.or(match self.engine {
+            Engine::Ballista { .. } => Some(std::time::Duration::from_secs(
+                DEFAULT_CLUSTER_TIMEOUT_SECONDS,
+            )),
+            Engine::Embedded => None,
+        })
+    }
+
+    /// Replaces the timeout (the CLI's `--timeout`).
+    pub fn override_timeout(&mut self, seconds: u64) -> Result<()> {
+        self.timeout = Some(timeout(seconds, "--timeout")?);
+        Ok(())
     }
 
     /// Replaces the memory limit (the CLI's `--memory-limit`).
     pub fn override_memory_limit(&mut self, text: &str) -> Result<()> {
-        self.memory_limit = parse_bytes(text, "--memory-limit")?;
+        self.memory_limit = parse_memory_limit(text, "--memory-limit")?;
         Ok(())
     }
 
@@ -889,8 +1022,49 @@ impl Config {
     }
 }
 
-/// Reads a size such as `2GiB`, `512 MiB`, `1.5GB` or `1000000` (bytes); at least 256 MiB,
-/// below which the sorts of the index plans cannot run (measured: 64 MiB fails).
+/// A timeout of `seconds`, at least one.
+fn timeout(seconds: u64, key: &str) -> Result<std::time::Duration> {
+    if seconds == 0 {
+        return Err(Error::ConfigValue {
+            key: key.into(),
+            message: "must be at least 1 second".into(),
+        });
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// The longest record of a text input unless `max-line-bytes` says otherwise: no export
+/// record is near it, and a file without line breaks is rejected in pieces of this size.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// A memory limit: at least 256 MiB, below which the sorts of the index plans cannot run
+/// (measured: 64 MiB fails).
+fn parse_memory_limit(text: &str, key: &str) -> Result<u64> {
+    let bytes = parse_bytes(text, key)?;
+    if bytes < 256 << 20 {
+        return Err(Error::ConfigValue {
+            key: key.into(),
+            message: format!("`{text}` is below the smallest limit, 256MiB"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// `max-line-bytes`: room for any real record (1 KiB) and at most 1 GiB, which is already far
+/// more than a line should hold in memory.
+fn parse_max_line_bytes(text: &str) -> Result<usize> {
+    let key = "max-line-bytes";
+    let bytes = parse_bytes(text, key)?;
+    if !(1 << 10..=1 << 30).contains(&bytes) {
+        return Err(Error::ConfigValue {
+            key: key.into(),
+            message: format!("`{text}` must lie between 1KiB and 1GiB"),
+        });
+    }
+    Ok(bytes as usize)
+}
+
+/// Reads a size such as `2GiB`, `512 MiB`, `1.5GB` or `1000000` (bytes).
 fn parse_bytes(text: &str, key: &str) -> Result<u64> {
     let error = |message: String| Error::ConfigValue {
         key: key.into(),
@@ -920,13 +1094,7 @@ fn parse_bytes(text: &str, key: &str) -> Result<u64> {
             )));
         }
     };
-    let bytes = (number * factor as f64) as u64;
-    if bytes < 256 << 20 {
-        return Err(error(format!(
-            "`{text}` is below the smallest limit, 256MiB"
-        )));
-    }
-    Ok(bytes)
+    Ok((number * factor as f64) as u64)
 }
 
 /// A fraction must lie in [0, 1].

@@ -25,10 +25,11 @@ pub enum Error {
         /// The parser's explanation, naming the key and line.
         message: String,
     },
-    /// A configuration key holds a value exdep cannot use.
-    #[error("config key `{key}`: {message}")]
+    /// A configuration key (or the command-line option that replaces it) holds a value exdep
+    /// cannot use.
+    #[error("{} `{key}`: {message}", if key.starts_with("--") { "option" } else { "config key" })]
     ConfigValue {
-        /// The dotted key, as written in the TOML file.
+        /// The dotted key, as written in the TOML file, or the option (`--output`).
         key: String,
         /// What is wrong with its value.
         message: String,

@@ -14,6 +14,7 @@
 
 mod config;
 mod error;
+mod jobs;
 pub mod schema;
 mod session;
 pub mod sql;
@@ -26,12 +27,13 @@ pub use config::{
     TableLocations, TextEncoding, check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};
+pub use jobs::{ClusterJobs, cancel_cluster_jobs};
 pub use session::{connect, new_session, register_layer, register_text_table, utf8_text};
 pub use storage::{
     DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile, copy_partitioned,
     parse_compression, writer_properties,
 };
-pub use stores::{EnvironmentStores, register_stores};
+pub use stores::{EnvironmentStores, StoreRetry, register_stores};
 pub use tally::{Tally, TallyByReason, total};
 
 pub use arrow;

@@ -57,7 +57,14 @@ pub async fn connect(config: &Config) -> Result<SessionContext> {
             ctx.sql("SET ballista.planner.adaptive.enabled = false")
                 .await
                 .map_err(cluster_error)?;
-            ctx
+            // The client asks for each job's status rather than waiting for the scheduler to
+            // push it: it then knows the job's id as soon as the job is queued, which a run
+            // that gives up needs to cancel it (a pushed id comes with the first status
+            // change, which a stuck job may never have).
+            ctx.sql("SET ballista.client.pull = true")
+                .await
+                .map_err(cluster_error)?;
+            crate::jobs::track_jobs(ctx)
         }
     };
     Ok(ctx)

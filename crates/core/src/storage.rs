@@ -24,6 +24,7 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tracing::warn;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -94,11 +95,7 @@ impl Location {
 
     /// Whether this location is `other` or lies below it.
     pub fn is_within(&self, other: &Location) -> bool {
-        let (mine, theirs) = (self.url.as_str(), other.url.as_str());
-        mine == theirs
-            || mine
-                .strip_prefix(theirs.trim_end_matches('/'))
-                .is_some_and(|rest| rest.starts_with('/'))
+        url_within(self.url.as_str(), other.url.as_str())
     }
 
     /// The location as a string DataFusion's listing tables accept (a folder, with a slash).
@@ -167,11 +164,40 @@ impl Location {
         let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         let mut deleted = 0;
         for meta in objects.iter().filter(|m| doomed(&m.location)) {
+            if let Some(link) = self.linked_folder(&meta.location) {
+                warn!(
+                    link = %link.display(),
+                    "not deleting {}: it lies behind a symbolic link, outside exdep's folders",
+                    meta.location
+                );
+                continue;
+            }
             store.delete(&meta.location).await?;
             deleted += 1;
         }
         self.remove_empty_folders();
         Ok(deleted)
+    }
+
+    /// On a local filesystem, the symbolic link to a folder that `object` (listed below this
+    /// location) is reached through, if any: listings follow such links, and a delete
+    /// through one would delete what it points to.
+    fn linked_folder(&self, object: &ObjectPath) -> Option<PathBuf> {
+        let root = self
+            .url
+            .to_file_path()
+            .ok()
+            .filter(|_| self.url.scheme() == "file")?;
+        let file = Path::new("/").join(object.as_ref());
+        let below = file.strip_prefix(&root).ok()?.parent()?;
+        let mut folder = root;
+        for part in below.components() {
+            folder.push(part);
+            if std::fs::symlink_metadata(&folder).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Some(folder);
+            }
+        }
+        None
     }
 
     /// On a local filesystem, deleting objects leaves their folders behind (object stores
@@ -184,8 +210,9 @@ impl Location {
             };
             let mut empty = true;
             for entry in entries.flatten() {
-                let path = entry.path();
-                empty &= path.is_dir() && prune(&path);
+                // A link is left alone, and keeps its folder: never followed.
+                let is_folder = entry.file_type().is_ok_and(|t| t.is_dir());
+                empty &= is_folder && prune(&entry.path());
             }
             // Best effort: a folder that cannot be removed is only untidy.
             empty && std::fs::remove_dir(dir).is_ok()
@@ -217,6 +244,16 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.url.as_str())
     }
+}
+
+/// Whether the URL `mine` is `theirs` or lies below it.
+fn url_within(mine: &str, theirs: &str) -> bool {
+    let theirs = theirs.trim_end_matches('/');
+    let mine = mine.trim_end_matches('/');
+    mine == theirs
+        || mine
+            .strip_prefix(theirs)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// An input location: a file, a folder, or a glob over file names.
@@ -266,6 +303,19 @@ impl InputLocation {
     /// The location as the user wrote it.
     pub fn as_written(&self) -> &str {
         &self.text
+    }
+
+    /// Whether every file this location names lies in `folder` (or is it).
+    pub fn is_within(&self, folder: &Location) -> bool {
+        url_within(self.url.as_str(), folder.url.as_str())
+    }
+
+    /// Whether `location` lies in the folder this location lists (a folder input, not a
+    /// single file or a glob over file names).
+    pub fn lists(&self, location: &Location) -> bool {
+        !self.text.contains(['*', '?', '['])
+            && url_within(location.url.as_str(), self.url.as_str())
+            && location.url.as_str() != self.url.as_str().trim_end_matches('/')
     }
 
     /// Whether a listed file is hidden, as Spark and Hive see it: a folder or file name

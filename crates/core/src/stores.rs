@@ -20,13 +20,34 @@ use url::Url;
 
 use crate::error::{Error, Result};
 
-/// Fail within seconds, not minutes, when a store is unreachable or refuses us: a scheduled
-/// job should report a wrong endpoint or credentials promptly.
-fn retry() -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
+/// How a store retries a failed request: object_store's defaults (10 retries within 3
+/// minutes, backing off from 100 ms to 15 s), which ride out a throttled or briefly
+/// unreachable store, unless the config's `[retry]` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreRetry {
+    /// Retries of one request at most.
+    pub max_retries: usize,
+    /// How long after the first try no retry starts.
+    pub timeout: Duration,
+}
+
+impl Default for StoreRetry {
+    fn default() -> Self {
+        let defaults = RetryConfig::default();
+        Self {
+            max_retries: defaults.max_retries,
+            timeout: defaults.retry_timeout,
+        }
+    }
+}
+
+impl StoreRetry {
+    fn config(self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: self.max_retries,
+            retry_timeout: self.timeout,
+        }
     }
 }
 
@@ -36,6 +57,7 @@ pub fn register_stores<'a>(
     ctx: &SessionContext,
     stores: impl IntoIterator<Item = &'a ObjectStoreUrl>,
     options: &BTreeMap<String, String>,
+    retry: StoreRetry,
 ) -> Result<()> {
     let mut done = std::collections::BTreeSet::new();
     for store_url in stores {
@@ -43,7 +65,7 @@ pub fn register_stores<'a>(
             continue;
         }
         let url: &Url = store_url.as_ref();
-        if let Some(store) = build_store(url, options)? {
+        if let Some(store) = build_store(url, options, retry)? {
             ctx.register_object_store(url, store);
         }
     }
@@ -55,6 +77,7 @@ pub fn register_stores<'a>(
 fn build_store(
     url: &Url,
     options: &BTreeMap<String, String>,
+    retry: StoreRetry,
 ) -> Result<Option<Arc<dyn ObjectStore>>> {
     let store: Arc<dyn ObjectStore> = match url.scheme() {
         "file" | "memory" => return Ok(None),
@@ -63,21 +86,21 @@ fn build_store(
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<AmazonS3ConfigKey>(key)?, value);
             }
-            Arc::new(builder.with_retry(retry()).build()?)
+            Arc::new(builder.with_retry(retry.config()).build()?)
         }
         "gs" => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<GoogleConfigKey>(key)?, value);
             }
-            Arc::new(builder.with_retry(retry()).build()?)
+            Arc::new(builder.with_retry(retry.config()).build()?)
         }
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
             }
-            Arc::new(builder.with_retry(retry()).build()?)
+            Arc::new(builder.with_retry(retry.config()).build()?)
         }
         other => {
             return Err(Error::Location {
@@ -93,7 +116,8 @@ fn build_store(
 }
 
 /// An object store registry that builds the store of a cloud bucket the first time a plan
-/// names it, from the process's environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`). The cluster's
+/// names it, from the process's environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`), with
+/// object_store's default retries. The cluster's
 /// scheduler and executors plan and run whatever buckets a client's plans name, so they
 /// cannot register stores in advance.
 #[derive(Debug, Default)]
@@ -118,7 +142,7 @@ impl ObjectStoreRegistry for EnvironmentStores {
         if let Ok(store) = self.known.get_store(url) {
             return Ok(store);
         }
-        let built = build_store(url, &BTreeMap::new())
+        let built = build_store(url, &BTreeMap::new(), StoreRetry::default())
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         match built {
             Some(store) => {

@@ -8,11 +8,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An input location matched no file.
-    #[error("input `{input}` matched no {extension} file")]
+    #[error("input `{input}` matched no{extension} file")]
     NoFiles {
         /// The location as configured.
         input: String,
-        /// The extension files were filtered by.
+        /// The endings files were filtered by, with a leading space (none for any file).
         extension: String,
     },
     /// Every file an input location matched was skipped.
@@ -64,6 +64,26 @@ pub enum Error {
         byte: u64,
         /// The encoding tried.
         encoding: &'static str,
+    },
+    /// A text input whose bytes are compressed or archived under a name that says text.
+    #[error(
+        "{file}: the file is {found}, not text; {fix} (exdep reads `.gz` and `.zst` text files)"
+    )]
+    Compressed {
+        /// The file.
+        file: String,
+        /// What its first bytes are.
+        found: &'static str,
+        /// What to do about it.
+        fix: &'static str,
+    },
+    /// A compressed input could not be inflated (truncated or corrupt).
+    #[error("{file}: cannot decompress: {message}")]
+    Decompress {
+        /// The file.
+        file: String,
+        /// What the decompressor reported.
+        message: String,
     },
     /// The staging copy of an input could not be written.
     #[error("cannot write the staging copy {location}: {message}")]

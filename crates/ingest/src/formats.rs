@@ -106,6 +106,12 @@ pub(crate) fn infer(header: &[String]) -> Option<InputFormat> {
     }
 }
 
+/// Column `name` of the input (aliased `t`) as an SQL identifier: quoted, so that any name
+/// an input file gives its column (a quote, a keyword, another case) is only a name.
+fn input_column(name: &str) -> String {
+    format!("t.\"{}\"", name.replace('"', "\"\""))
+}
+
 /// The columns of a registered input, to build its projection from.
 pub(crate) struct Columns {
     pub file: String,
@@ -138,7 +144,7 @@ impl Columns {
     /// The column as text, untouched.
     fn untrimmed(&self, name: &str) -> crate::Result<String> {
         let (name, data_type) = self.find(name).ok_or_else(|| self.missing(name))?;
-        let quoted = format!("t.\"{}\"", name.replace('"', "\"\""));
+        let quoted = input_column(name);
         Ok(match data_type {
             DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => quoted,
             _ => format!("CAST({quoted} AS VARCHAR)"),
@@ -149,10 +155,7 @@ impl Columns {
     /// through text for a column that already holds numbers.
     fn number(&self, name: &str, sql_type: &str) -> crate::Result<String> {
         let (name, _) = self.find(name).ok_or_else(|| self.missing(name))?;
-        Ok(format!(
-            "try_cast(t.\"{}\" AS {sql_type})",
-            name.replace('"', "\"\"")
-        ))
+        Ok(format!("try_cast({} AS {sql_type})", input_column(name)))
     }
 
     /// The column as trimmed text, empty as null.
@@ -235,7 +238,7 @@ pub(crate) fn projection(
         let fields = columns
             .columns
             .iter()
-            .map(|(name, _)| format!("coalesce(CAST(t.\"{name}\" AS VARCHAR), '')"))
+            .map(|(name, _)| format!("coalesce(CAST({} AS VARCHAR), '')", input_column(name)))
             .collect::<Vec<_>>()
             .join(", ");
         (

@@ -123,16 +123,14 @@ pub struct Listing {
 pub async fn list_inputs(ctx: &SessionContext, config: &Config) -> Result<Listing> {
     let mut listing = Listing::default();
     for (input_index, input) in config.inputs.iter().enumerate() {
-        let listed = input
-            .location
-            .list_files(ctx, input.format.file_extension())
-            .await?;
+        let mut listed = input.location.list_files(ctx, "").await?;
+        listed.retain(|(_, meta)| input.format.takes_file(meta.location.as_ref()));
         if listed.is_empty() {
             return Err(Error::NoFiles {
                 input: input.location.as_written().to_string(),
-                extension: match input.format {
-                    InputFormat::Auto => ".csv or .parquet".to_string(),
-                    format => format.file_extension().to_string(),
+                extension: match input.format.file_extensions() {
+                    [] => "".to_string(),
+                    extensions => format!(" {}", extensions.join(", ")),
                 },
             });
         }
@@ -326,13 +324,17 @@ async fn decode_text_inputs(
         let input = &config.inputs[listed.input_index];
         let text = !is_parquet(input, &listed.meta);
         let (ctx, file, meta) = (ctx.clone(), listed.location.clone(), listed.meta.clone());
-        let (encoding, staged) = (input.encoding, staging.join(&format!("{index:05}.csv")));
+        let options = normalize::TextOptions {
+            encoding: input.encoding,
+            max_line_bytes: config.max_line_bytes,
+        };
+        let staged = staging.join(&format!("{index:05}.csv"));
         async move {
             if !text {
                 return None;
             }
             let task = tokio::spawn(async move {
-                normalize::normalize(&ctx, &file, &meta, encoding, &staged).await
+                normalize::normalize(&ctx, &file, &meta, options, &staged).await
             });
             Some(
                 task.await

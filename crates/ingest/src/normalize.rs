@@ -1,24 +1,30 @@
-//! Text inputs are normalized before DataFusion reads them: decoded to UTF-8 (UTF-8 with or
-//! without a byte order mark, or GBK/GB18030), split into records, and re-written as a
-//! staging CSV whose rows carry their line number, the raw record and whether the record
-//! has as many fields as the header. Rejected rows can then name their line, and a short or
-//! long record is a rejected row rather than a failed file.
+//! Text inputs are normalized before DataFusion reads them: decompressed (`.gz`, `.zst`),
+//! decoded to UTF-8 (UTF-8 with or without a byte order mark, or GBK/GB18030), parsed into
+//! CSV records (by `csv-core`) and re-written as a staging CSV whose rows carry their line
+//! number, the raw record and whether the record has as many fields as the header. Rejected
+//! rows can then name their line, and a short or long record is a rejected row rather than a
+//! failed file.
 //!
 //! A record ends at LF, CRLF or a lone CR (old Mac files) outside double quotes: a quoted
-//! field may hold line breaks (each becomes a space). A record is at most
-//! [`MAX_RECORD_BYTES`]: past that, an open quote no longer joins lines, and a single line
+//! field may hold line breaks (each becomes a space in the raw text). A record is at most
+//! `max-line-bytes` long: past that, an open quote no longer joins lines, and a single line
 //! that long is rejected (`line_too_long`) without being held. The file streams through:
-//! memory does not grow with its size.
+//! memory does not grow with its size, and a compressed file is inflated a slice at a time.
+//!
+//! With `encoding = "auto"` the file is read as UTF-8 until the first byte that is not; the
+//! whole file is then read again as GB18030, so the choice holds for every line of it. A
+//! file that is not GB18030 either is reported where it stops being UTF-8.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
-use encoding_rs::{Decoder, Encoding, GB18030, UTF_8};
+use encoding_rs::{Decoder, DecoderResult, Encoding, GB18030, UTF_8};
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::buffered::BufWriter;
 use exdep_core::object_store::{ObjectMeta, ObjectStoreExt};
 use exdep_core::{Location, TextEncoding};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
+use tracing::info;
 
 use crate::error::{Error, Result};
 
@@ -27,13 +33,15 @@ pub(crate) const LINE: &str = "__line";
 pub(crate) const RAW: &str = "__raw";
 pub(crate) const FIELDS_OK: &str = "__fields_ok";
 
-/// The longest record kept, in bytes of UTF-8: no export record is near it, and a file
-/// without line breaks (or a compressed file named `.csv`) is rejected in pieces of this
-/// size instead of being held whole.
-pub(crate) const MAX_RECORD_BYTES: usize = 1 << 20;
-
-/// What `__fields_ok` holds for a record cut at [`MAX_RECORD_BYTES`].
+/// What `__fields_ok` holds for a record cut at the line cap.
 pub(crate) const TOO_LONG: &str = "L";
+
+/// The raw text kept of a record longer than the cap.
+const TOO_LONG_PREFIX_BYTES: usize = 256;
+
+/// Compressed bytes are inflated this many at a time, so that one chunk of a highly
+/// compressed file never becomes more than a bounded amount of text at once.
+const INFLATE_SLICE_BYTES: usize = 8 << 10;
 
 /// A normalized input: where its staging copy is and what its header was.
 pub(crate) struct Normalized {
@@ -42,33 +50,355 @@ pub(crate) struct Normalized {
     pub encoding: &'static str,
 }
 
-/// Splits one CSV line into fields: commas separate, double quotes group, `""` escapes a
-/// quote. Returns `None` when a quote is left open.
-pub(crate) fn split_fields(line: &str) -> Option<Vec<String>> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
+/// How a text input is read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TextOptions {
+    /// The configured encoding.
+    pub encoding: TextEncoding,
+    /// The longest record kept, in bytes of UTF-8 (config `max-line-bytes`).
+    pub max_line_bytes: usize,
+}
+
+/// Decodes `file` and writes its staging copy to `staging`.
+pub(crate) async fn normalize(
+    ctx: &SessionContext,
+    file: &Location,
+    meta: &ObjectMeta,
+    options: TextOptions,
+    staging: &Location,
+) -> Result<Normalized> {
+    if meta.size == 0 {
+        return Err(Error::EmptyFile {
+            file: file.to_string(),
+        });
+    }
+    let first = match options.encoding {
+        TextEncoding::Gb18030 => GB18030,
+        TextEncoding::Utf8 | TextEncoding::Auto => UTF_8,
+    };
+    let result = write_staging(ctx, file, meta, first, options.max_line_bytes, staging).await;
+    let result = match result {
+        Err(not_utf8 @ Error::Decode { .. }) if options.encoding == TextEncoding::Auto => {
+            info!(file = %file, "{not_utf8}: reading the whole file as GB18030");
+            // A file that is neither is reported where it stops being UTF-8, the encoding
+            // it was read in the longest.
+            write_staging(ctx, file, meta, GB18030, options.max_line_bytes, staging)
+                .await
+                .map_err(|error| match error {
+                    Error::Decode { .. } => not_utf8,
+                    other => other,
+                })
+        }
+        other => other,
+    };
+    if let Ok(normalized) = &result {
+        info!(file = %file, encoding = normalized.encoding, "text encoding");
+    }
+    result
+}
+
+/// One pass over `file` in one encoding: its staging copy, or the first problem.
+async fn write_staging(
+    ctx: &SessionContext,
+    file: &Location,
+    meta: &ObjectMeta,
+    encoding: &'static Encoding,
+    max_line_bytes: usize,
+    staging: &Location,
+) -> Result<Normalized> {
+    let name = file.to_string();
+    let mut chunks = file
+        .store(ctx)?
+        .get(&meta.location)
+        .await
+        .map_err(exdep_core::Error::from)?
+        .into_stream();
+    let mut out = BufWriter::new(staging.store(ctx)?, staging.path()?);
+    let mut inflater = Inflater::for_name(meta.location.as_ref());
+    let mut decoder = TextDecoder::new(encoding);
+    let mut parser = RecordParser::new(max_line_bytes);
+    let mut rows = StagingRows::new(&name);
+    let (mut plain, mut text, mut records) = (Vec::new(), String::new(), Vec::new());
+    let mut first_chunk = true;
+    let mut finished = false;
+    while !finished {
+        let chunk = match chunks.next().await {
+            Some(chunk) => chunk.map_err(exdep_core::Error::from)?,
+            None => {
+                finished = true;
+                Default::default()
             }
-            ('"', true) => quoted = false,
-            ('"', false) if field.trim().is_empty() => {
-                field.clear();
-                quoted = true;
+        };
+        if first_chunk {
+            check_not_compressed(&name, &inflater, &chunk)?;
+            first_chunk = false;
+        }
+        // The end of the file is an empty slice: the inflater and decoder then finish.
+        let slices: Vec<&[u8]> = if matches!(inflater, Inflater::Plain) || chunk.is_empty() {
+            vec![&chunk[..]]
+        } else {
+            chunk.chunks(INFLATE_SLICE_BYTES).collect()
+        };
+        let last_slice = slices.len().saturating_sub(1);
+        for (index, slice) in slices.into_iter().enumerate() {
+            let end = finished && index == last_slice;
+            inflater
+                .inflate(slice, end, &mut plain)
+                .map_err(|e| Error::Decompress {
+                    file: name.clone(),
+                    message: e.to_string(),
+                })?;
+            let decoded = decoder.decode(&plain, end, &mut text);
+            plain.clear();
+            parser.push(text.as_bytes(), end && decoded.is_ok(), &mut records);
+            text.clear();
+            if let Err(byte) = decoded {
+                out.abort().await.map_err(|e| io_error(staging, e.into()))?;
+                return Err(Error::Decode {
+                    file: name,
+                    line: parser.current_line(),
+                    byte,
+                    encoding: decoder.name(),
+                });
             }
-            (',', false) => fields.push(std::mem::take(&mut field)),
-            (c, _) => field.push(c),
+            for record in records.drain(..) {
+                rows.push(record)?;
+            }
+            if rows.text.len() > 1 << 20 {
+                out.write_all(rows.text.as_bytes())
+                    .await
+                    .map_err(|e| io_error(staging, e))?;
+                rows.text.clear();
+            }
         }
     }
-    if quoted {
-        return None;
+    out.write_all(rows.text.as_bytes())
+        .await
+        .map_err(|e| io_error(staging, e))?;
+    out.shutdown().await.map_err(|e| io_error(staging, e))?;
+    let header = rows.header.ok_or_else(|| Error::EmptyFile { file: name })?;
+    Ok(Normalized {
+        staging: staging.clone(),
+        header,
+        encoding: decoder.name(),
+    })
+}
+
+fn io_error(staging: &Location, e: std::io::Error) -> Error {
+    Error::Staging {
+        location: staging.to_string(),
+        message: e.to_string(),
     }
-    fields.push(field);
-    Some(fields)
+}
+
+/// Inflates a compressed text file, told from its name (`.gz`, `.zst`).
+enum Inflater {
+    Plain,
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
+    Zstd(Box<zstd::stream::write::Decoder<'static, Vec<u8>>>),
+}
+
+impl Inflater {
+    fn for_name(name: &str) -> Self {
+        let name = name.to_ascii_lowercase();
+        if name.ends_with(".gz") {
+            Self::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+        } else if name.ends_with(".zst") {
+            let decoder = zstd::stream::write::Decoder::new(Vec::new())
+                .expect("a zstd decoder needs no more than memory");
+            Self::Zstd(Box::new(decoder))
+        } else {
+            Self::Plain
+        }
+    }
+
+    /// Appends the plain bytes of `bytes` to `plain`; `end` when they are the file's last.
+    fn inflate(&mut self, bytes: &[u8], end: bool, plain: &mut Vec<u8>) -> std::io::Result<()> {
+        match self {
+            Self::Plain => plain.extend_from_slice(bytes),
+            Self::Gzip(decoder) => {
+                decoder.write_all(bytes)?;
+                if end {
+                    decoder.try_finish()?;
+                }
+                plain.append(decoder.get_mut());
+            }
+            Self::Zstd(decoder) => {
+                decoder.write_all(bytes)?;
+                if end {
+                    decoder.flush()?;
+                }
+                plain.append(decoder.get_mut());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A file whose name promises text but whose first bytes are a compressed stream or an
+/// archive is a file-level error: read as text, it would be one endless bad line.
+fn check_not_compressed(file: &str, inflater: &Inflater, first: &[u8]) -> Result<()> {
+    if !matches!(inflater, Inflater::Plain) {
+        return Ok(());
+    }
+    let found = [
+        (&b"\x1f\x8b"[..], "gzip-compressed", "name it `.gz`"),
+        (
+            &b"\x28\xb5\x2f\xfd"[..],
+            "zstd-compressed",
+            "name it `.zst`",
+        ),
+        (&b"PK\x03\x04"[..], "a zip archive", "unzip it"),
+    ]
+    .into_iter()
+    .find(|(magic, _, _)| first.starts_with(magic));
+    match found {
+        Some((_, what, fix)) => Err(Error::Compressed {
+            file: file.to_string(),
+            found: what,
+            fix,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Decodes bytes in one encoding, stopping at the first byte that is not valid in it.
+struct TextDecoder {
+    encoding: &'static Encoding,
+    decoder: Decoder,
+    bytes_seen: u64,
+}
+
+impl TextDecoder {
+    fn new(encoding: &'static Encoding) -> Self {
+        Self {
+            encoding,
+            // The decoder removes a UTF-8 byte order mark.
+            decoder: encoding.new_decoder_with_bom_removal(),
+            bytes_seen: 0,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        if self.encoding == GB18030 {
+            "gb18030"
+        } else {
+            "utf-8"
+        }
+    }
+
+    /// Appends the text of `bytes` to `text`; at a malformed sequence, the valid text before
+    /// it is appended and the error is the offset in the file of the byte after it.
+    fn decode(&mut self, bytes: &[u8], last: bool, text: &mut String) -> Result<(), u64> {
+        let mut input = bytes;
+        loop {
+            text.reserve(input.len() * 3 + 16);
+            let (result, read) = self
+                .decoder
+                .decode_to_string_without_replacement(input, text, last);
+            input = &input[read..];
+            match result {
+                DecoderResult::InputEmpty => break,
+                DecoderResult::OutputFull => continue,
+                DecoderResult::Malformed(_, _) => {
+                    return Err(self.bytes_seen + (bytes.len() - input.len()) as u64);
+                }
+            }
+        }
+        self.bytes_seen += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// The staging CSV being written: its header, then one row per record.
+struct StagingRows<'a> {
+    file: &'a str,
+    header: Option<Vec<String>>,
+    /// The header ends in a comma (an unnamed empty last column, as spreadsheets export):
+    /// records may then end in one more, empty, field.
+    trailing_empty_column: bool,
+    /// Rows not yet written out.
+    text: String,
+}
+
+impl<'a> StagingRows<'a> {
+    fn new(file: &'a str) -> Self {
+        Self {
+            file,
+            header: None,
+            trailing_empty_column: false,
+            text: String::new(),
+        }
+    }
+
+    fn push(&mut self, record: Record) -> Result<()> {
+        use std::fmt::Write as _;
+        let Some(names) = self.header.as_ref() else {
+            return self.push_header(record);
+        };
+        let Record { line, text, fields } = record;
+        let Some(mut fields) = fields else {
+            write!(self.text, "{line},").expect("writing to a string");
+            push_quoted(&mut self.text, &text);
+            write!(self.text, ",{TOO_LONG}").expect("writing to a string");
+            self.text.extend(std::iter::repeat_n(',', names.len()));
+            self.text.push('\n');
+            return Ok(());
+        };
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        if self.trailing_empty_column
+            && fields.len() == names.len() + 1
+            && fields.last().is_some_and(|f| f.trim().is_empty())
+        {
+            fields.pop();
+        }
+        let fields_ok = fields.len() == names.len();
+        write!(self.text, "{line},").expect("writing to a string");
+        push_quoted(&mut self.text, &text);
+        self.text.push_str(if fields_ok { ",1" } else { ",0" });
+        // A record of the wrong shape keeps its raw text but no fields: it is rejected whole.
+        if fields_ok {
+            for field in &fields {
+                self.text.push(',');
+                push_quoted(&mut self.text, field);
+            }
+        } else {
+            self.text.push_str(&",".repeat(names.len()));
+        }
+        self.text.push('\n');
+        Ok(())
+    }
+
+    fn push_header(&mut self, record: Record) -> Result<()> {
+        use std::fmt::Write as _;
+        let header_error = |message: &str| Error::Header {
+            file: self.file.to_string(),
+            message: message.to_string(),
+        };
+        let mut names = record
+            .fields
+            .ok_or_else(|| header_error("the header line is longer than max-line-bytes"))?;
+        if names.len() == 1 && names[0].trim().is_empty() {
+            // Blank-looking lines before the header are skipped, as blank lines are after it.
+            return Ok(());
+        }
+        if names.len() > 1 && names.last().is_some_and(|n| n.trim().is_empty()) {
+            names.pop();
+            self.trailing_empty_column = true;
+        }
+        let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
+        check_header(self.file, &names)?;
+        write!(self.text, "{LINE},{RAW},{FIELDS_OK}").expect("writing to a string");
+        for name in &names {
+            self.text.push(',');
+            push_quoted(&mut self.text, name);
+        }
+        self.text.push('\n');
+        self.header = Some(names);
+        Ok(())
+    }
 }
 
 fn push_quoted(out: &mut String, field: &str) {
@@ -82,134 +412,7 @@ fn push_quoted(out: &mut String, field: &str) {
     out.push('"');
 }
 
-/// Decodes `file` and writes its staging copy to `staging`.
-pub(crate) async fn normalize(
-    ctx: &SessionContext,
-    file: &Location,
-    meta: &ObjectMeta,
-    encoding: TextEncoding,
-    staging: &Location,
-) -> Result<Normalized> {
-    if meta.size == 0 {
-        return Err(Error::EmptyFile {
-            file: file.to_string(),
-        });
-    }
-    let store = file.store(ctx)?;
-    let mut chunks = store
-        .get(&meta.location)
-        .await
-        .map_err(exdep_core::Error::from)?
-        .into_stream();
-    let mut out = BufWriter::new(staging.store(ctx)?, staging.path()?);
-    let mut lines = LineSplitter::new(file.to_string(), encoding);
-    let mut header: Option<Vec<String>> = None;
-    let mut trailing_empty_column = false;
-    let mut text = String::new();
-    let mut emit =
-        |record: Record, header: &mut Option<Vec<String>>, text: &mut String| -> Result<()> {
-            let Record {
-                line: line_number,
-                text: line,
-                too_long,
-            } = record;
-            let line = line.as_str();
-            let Some(names) = header.as_ref() else {
-                let mut names = split_fields(line).ok_or_else(|| Error::Header {
-                    file: file.to_string(),
-                    message: "a quote is left open".into(),
-                })?;
-                if names.len() > 1 && names.last().is_some_and(|n| n.trim().is_empty()) {
-                    names.pop();
-                    trailing_empty_column = true;
-                }
-                let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
-                check_header(file, &names)?;
-                write!(text, "{LINE},{RAW},{FIELDS_OK}").expect("writing to a string");
-                for name in &names {
-                    text.push(',');
-                    push_quoted(text, name);
-                }
-                text.push('\n');
-                *header = Some(names);
-                return Ok(());
-            };
-            if line.trim().is_empty() && !too_long {
-                return Ok(());
-            }
-            if too_long {
-                write!(text, "{line_number},").expect("writing to a string");
-                push_quoted(text, line);
-                write!(text, ",{TOO_LONG}").expect("writing to a string");
-                text.extend(std::iter::repeat_n(',', names.len()));
-                text.push('\n');
-                return Ok(());
-            }
-            let mut fields = split_fields(line);
-            if trailing_empty_column
-                && let Some(fields) = fields.as_mut()
-                && fields.len() == names.len() + 1
-                && fields.last().is_some_and(|f| f.trim().is_empty())
-            {
-                fields.pop();
-            }
-            let fields_ok = fields.as_ref().is_some_and(|f| f.len() == names.len());
-            write!(text, "{line_number},").expect("writing to a string");
-            push_quoted(text, line);
-            text.push_str(if fields_ok { ",1" } else { ",0" });
-            // A line of the wrong shape keeps its raw text but no fields: it is rejected whole.
-            let fields = fields.filter(|_| fields_ok).unwrap_or_default();
-            for field in fields
-                .iter()
-                .map(Some)
-                .chain(std::iter::repeat(None))
-                .take(names.len())
-            {
-                text.push(',');
-                if let Some(field) = field {
-                    push_quoted(text, field);
-                }
-            }
-            text.push('\n');
-            Ok(())
-        };
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(exdep_core::Error::from)?;
-        for record in lines.push(&chunk, false)? {
-            emit(record, &mut header, &mut text)?;
-        }
-        if text.len() > 1 << 20 {
-            out.write_all(text.as_bytes())
-                .await
-                .map_err(|e| io_error(staging, e))?;
-            text.clear();
-        }
-    }
-    for record in lines.push(&[], true)? {
-        emit(record, &mut header, &mut text)?;
-    }
-    out.write_all(text.as_bytes())
-        .await
-        .map_err(|e| io_error(staging, e))?;
-    out.shutdown().await.map_err(|e| io_error(staging, e))?;
-    let header = header.ok_or_else(|| Error::EmptyFile {
-        file: file.to_string(),
-    })?;
-    Ok(Normalized {
-        staging: staging.clone(),
-        header,
-        encoding: lines.encoding_name(),
-    })
-}
-
-fn io_error(staging: &Location, e: std::io::Error) -> Error {
-    Error::Staging {
-        location: staging.to_string(),
-        message: e.to_string(),
-    }
-}
-
-fn check_header(file: &Location, names: &[String]) -> Result<()> {
+fn check_header(file: &str, names: &[String]) -> Result<()> {
     let mut seen = std::collections::BTreeSet::new();
     for (i, name) in names.iter().enumerate() {
         if name.is_empty() {
@@ -229,233 +432,330 @@ fn check_header(file: &Location, names: &[String]) -> Result<()> {
 }
 
 /// One record of a text file: the line it starts on, its text (line breaks inside quotes
-/// turned into spaces), and whether it was cut at [`MAX_RECORD_BYTES`].
+/// turned into spaces) and its fields, or no fields when it was longer than the cap (its
+/// text is then the start of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Record {
     line: u64,
     text: String,
-    too_long: bool,
+    fields: Option<Vec<String>>,
 }
 
-/// Where the first record of `text` ends: the byte its line break starts at and the byte
-/// after it, or `None` when `text` holds no complete record yet. With `quotes`, a line break
-/// inside double quotes does not end it. A CR at the very end may be half of a CRLF, so it
-/// ends a record only when `last`.
-fn record_end(text: &str, quotes: bool, last: bool) -> Option<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut quoted = false;
-    for (i, &byte) in bytes.iter().enumerate() {
-        match byte {
-            b'"' if quotes => quoted = !quoted,
-            b'\n' if !quoted => return Some((i, i + 1)),
-            b'\r' if !quoted => {
-                return match bytes.get(i + 1) {
-                    Some(b'\n') => Some((i, i + 2)),
-                    Some(_) => Some((i, i + 1)),
-                    None if last => Some((i, i + 1)),
-                    None => None,
-                };
+/// Counts line breaks (LF, CRLF or a lone CR) across the pieces of a stream: a CRLF split
+/// between two pieces is one break.
+#[derive(Debug, Clone, Copy, Default)]
+struct BreakCounter {
+    after_cr: bool,
+}
+
+impl BreakCounter {
+    fn count(&mut self, bytes: &[u8]) -> u64 {
+        let mut breaks = 0;
+        for &byte in bytes {
+            match byte {
+                b'\n' if self.after_cr => self.after_cr = false,
+                b'\n' => breaks += 1,
+                b'\r' => {
+                    breaks += 1;
+                    self.after_cr = true;
+                }
+                _ => self.after_cr = false,
             }
-            _ => {}
         }
+        breaks
     }
-    None
+}
+
+fn is_break(byte: &u8) -> bool {
+    matches!(byte, b'\n' | b'\r')
 }
 
 /// A record's text with each line break inside its quotes (LF, CRLF or a lone CR) as one
 /// space, so the staging copy holds one record per line.
-fn breaks_as_spaces(text: &str) -> String {
-    text.replace("\r\n", " ").replace(['\r', '\n'], " ")
+fn breaks_as_spaces(text: &[u8]) -> String {
+    String::from_utf8_lossy(text)
+        .replace("\r\n", " ")
+        .replace(['\r', '\n'], " ")
 }
 
-/// The number of line breaks (LF, CRLF or a lone CR) in `text`.
-fn line_breaks(text: &str) -> u64 {
-    let bytes = text.as_bytes();
-    bytes
+/// A CSV reader that takes a byte order mark as text. The decoder removes a file's own; a
+/// fresh or reset `csv-core` reader would drop one opening the next record it reads, which
+/// would make a record's fields depend on where the parser last started over.
+fn csv_reader() -> csv_core::Reader {
+    let mut reader = csv_core::Reader::new();
+    // Any first read disarms the mark's removal; with no room for output this one reads
+    // nothing and leaves the reader where it was.
+    let (result, read, ..) = reader.read_record(b" ", &mut [], &mut []);
+    debug_assert!(matches!(result, csv_core::ReadRecordResult::OutputFull) && read == 0);
+    reader
+}
+
+/// The fields of one line read on its own, where quotes cannot join it to the next.
+pub(crate) fn line_fields(line: &[u8]) -> Vec<String> {
+    let mut reader = csv_reader();
+    // A line has no more field bytes than bytes, and no more fields than bytes plus one.
+    let (mut output, mut ends) = (vec![0; line.len()], vec![0; line.len() + 1]);
+    let (mut input, mut written, mut ended) = (line, 0, 0);
+    loop {
+        let (result, read, out, end) =
+            reader.read_record(input, &mut output[written..], &mut ends[ended..]);
+        input = &input[read..];
+        (written, ended) = (written + out, ended + end);
+        match result {
+            csv_core::ReadRecordResult::InputEmpty if !input.is_empty() => continue,
+            csv_core::ReadRecordResult::InputEmpty => input = &[],
+            csv_core::ReadRecordResult::Record
+            | csv_core::ReadRecordResult::End
+            | csv_core::ReadRecordResult::OutputFull
+            | csv_core::ReadRecordResult::OutputEndsFull => break,
+        }
+    }
+    let mut start = 0;
+    ends[..ended]
         .iter()
-        .enumerate()
-        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')))
-        .count() as u64
+        .map(|&end| {
+            let field = String::from_utf8_lossy(&output[start..end]).into_owned();
+            start = end;
+            field
+        })
+        .collect()
 }
 
-/// Turns byte chunks into numbered records, decoding as it goes.
-struct LineSplitter {
-    file: String,
-    requested: TextEncoding,
-    decoder: Option<Decoder>,
-    encoding: Option<&'static Encoding>,
-    pending: String,
+/// The record of a line longer than the cap: its start, and no fields.
+fn too_long(line: u64, content: &[u8]) -> Record {
+    let mut end = TOO_LONG_PREFIX_BYTES.min(content.len());
+    // Cut before a character, not inside one.
+    while end > 0 && end < content.len() && (content[end] & 0xC0) == 0x80 {
+        end -= 1;
+    }
+    Record {
+        line,
+        text: String::from_utf8_lossy(&content[..end]).into_owned(),
+        fields: None,
+    }
+}
+
+/// Splits UTF-8 text into numbered CSV records with `csv-core`, keeping each record's raw
+/// text and holding at most `max_line_bytes` of any record.
+struct RecordParser {
+    reader: csv_core::Reader,
+    max_line_bytes: usize,
+    /// The bytes of the record being read, as consumed (never starting with a line break).
+    raw: Vec<u8>,
+    /// csv-core's output: the fields' bytes back to back, and where each ends.
+    fields: Vec<u8>,
+    ends: Vec<usize>,
+    fields_len: usize,
+    ends_len: usize,
+    /// Line breaks consumed before `raw`.
     line: u64,
-    bytes_seen: u64,
+    breaks: BreakCounter,
     /// Inside a line already rejected as too long: the rest of it is dropped.
     skipping: bool,
 }
 
-impl LineSplitter {
-    fn new(file: String, requested: TextEncoding) -> Self {
+impl RecordParser {
+    fn new(max_line_bytes: usize) -> Self {
         Self {
-            file,
-            requested,
-            decoder: None,
-            encoding: None,
-            pending: String::new(),
+            // Any of CR, LF and CRLF ends a record.
+            reader: csv_reader(),
+            max_line_bytes,
+            raw: Vec::new(),
+            fields: vec![0; 1024],
+            ends: vec![0; 64],
+            fields_len: 0,
+            ends_len: 0,
             line: 0,
-            bytes_seen: 0,
+            breaks: BreakCounter::default(),
             skipping: false,
         }
     }
 
-    fn encoding_name(&self) -> &'static str {
-        match self.encoding {
-            Some(e) if e == GB18030 => "gb18030",
-            _ => "utf-8",
-        }
+    /// The line the parser is on: where a problem in the bytes not yet given is reported.
+    fn current_line(&self) -> u64 {
+        self.line + self.breaks.clone().count(&self.raw) + 1
     }
 
-    /// Decodes `bytes` and returns the records completed by them (all of them when `last`).
-    fn push(&mut self, bytes: &[u8], last: bool) -> Result<Vec<Record>> {
-        if self.decoder.is_none() {
-            let encoding = match self.requested {
-                TextEncoding::Utf8 => UTF_8,
-                TextEncoding::Gb18030 => GB18030,
-                TextEncoding::Auto if bytes.starts_with(b"\xEF\xBB\xBF") => UTF_8,
-                TextEncoding::Auto => match std::str::from_utf8(bytes) {
-                    Ok(_) => UTF_8,
-                    // An incomplete character at the chunk's end is still UTF-8.
-                    Err(e) if e.error_len().is_none() => UTF_8,
-                    Err(_) => GB18030,
-                },
-            };
-            self.encoding = Some(encoding);
-            // The decoder removes a UTF-8 byte order mark.
-            self.decoder = Some(encoding.new_decoder_with_bom_removal());
-        }
-        let decoder = self.decoder.as_mut().expect("set above");
-        let mut input = bytes;
-        loop {
-            let mut buffer = String::with_capacity(input.len() * 3 + 16);
-            let (result, read) =
-                decoder.decode_to_string_without_replacement(input, &mut buffer, last);
-            self.pending.push_str(&buffer);
-            input = &input[read..];
-            match result {
-                encoding_rs::DecoderResult::InputEmpty => break,
-                encoding_rs::DecoderResult::OutputFull => continue,
-                encoding_rs::DecoderResult::Malformed(_, _) => {
-                    let line = self.line + 1 + self.pending.matches('\n').count() as u64;
-                    let byte = self.bytes_seen + (bytes.len() - input.len()) as u64;
-                    return Err(Error::Decode {
-                        file: self.file.clone(),
-                        line,
-                        byte,
-                        encoding: self.encoding_name(),
-                    });
-                }
-            }
-        }
-        self.bytes_seen += bytes.len() as u64;
-        Ok(self.take_records(last))
-    }
-
-    /// Takes the complete records out of the decoded text.
-    fn take_records(&mut self, last: bool) -> Vec<Record> {
-        let mut records = Vec::new();
+    /// Parses `input`, appending the records it completes to `records` (every record left
+    /// when `last`).
+    fn push(&mut self, mut input: &[u8], last: bool, records: &mut Vec<Record>) {
+        use csv_core::ReadRecordResult;
         loop {
             if self.skipping {
-                // The rest of a line too long to keep: dropped up to its line break.
-                let Some((_, next)) = record_end(&self.pending, false, last) else {
-                    self.pending.clear();
-                    break;
+                let Some(at) = input.iter().position(is_break) else {
+                    self.breaks.count(input);
+                    return;
                 };
-                self.pending.drain(..next);
-                self.line += 1;
+                self.line += self.breaks.count(&input[..=at]);
+                input = &input[at + 1..];
                 self.skipping = false;
-                continue;
+                self.reader = csv_reader();
             }
-            // Quotes join lines only within a record's length limit.
-            let quoted = self.pending.len() <= MAX_RECORD_BYTES;
-            // Past the limit, or at the end of the file, an open quote ends at its line.
-            let end = record_end(&self.pending, quoted, last).or_else(|| {
-                (!quoted || last)
-                    .then(|| record_end(&self.pending, false, last))
-                    .flatten()
-            });
-            match end {
-                Some((end, next)) if end <= MAX_RECORD_BYTES => {
-                    let text: String = self.pending.drain(..next).collect();
-                    let record = &text[..end];
-                    records.push(Record {
-                        line: self.line + 1,
-                        text: breaks_as_spaces(record),
-                        too_long: false,
-                    });
-                    self.line += line_breaks(record) + 1;
+            if self.raw.is_empty() {
+                // Blank lines between records are no records (csv-core skips them too).
+                let blank = input.iter().take_while(|b| is_break(b)).count();
+                self.line += self.breaks.count(&input[..blank]);
+                input = &input[blank..];
+            }
+            let (result, read, written, ended) = self.reader.read_record(
+                input,
+                &mut self.fields[self.fields_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            self.raw.extend_from_slice(&input[..read]);
+            input = &input[read..];
+            self.fields_len += written;
+            self.ends_len += ended;
+            match result {
+                ReadRecordResult::OutputFull => {
+                    let grown = self.fields.len() * 2;
+                    self.fields.resize(grown, 0);
                 }
-                _ if self.pending.len() > MAX_RECORD_BYTES => {
-                    // A line longer than any record: rejected, with its start as raw text.
-                    let mut cut = 256;
-                    while !self.pending.is_char_boundary(cut) {
-                        cut -= 1;
+                ReadRecordResult::OutputEndsFull => {
+                    let grown = self.ends.len() * 2;
+                    self.ends.resize(grown, 0);
+                }
+                ReadRecordResult::Record => {
+                    let at_end = last && input.is_empty();
+                    if self.raw.len() > self.max_line_bytes || (at_end && self.quote_is_open()) {
+                        self.split_or_cut(at_end, records);
+                    } else {
+                        records.push(self.take_record());
                     }
-                    records.push(Record {
-                        line: self.line + 1,
-                        text: self.pending[..cut].to_string(),
-                        too_long: true,
-                    });
-                    self.pending.clear();
-                    self.skipping = true;
                 }
-                _ => break,
+                // With no input left, the next call tells csv-core the file has ended: it
+                // completes the last record, if any, and then reports the end.
+                ReadRecordResult::InputEmpty if last => {}
+                ReadRecordResult::InputEmpty => {
+                    if self.raw.len() > self.max_line_bytes {
+                        self.split_or_cut(false, records);
+                    }
+                    return;
+                }
+                ReadRecordResult::End => return,
             }
         }
-        if last && !self.pending.is_empty() {
-            let text = std::mem::take(&mut self.pending);
-            records.push(Record {
-                line: self.line + 1,
-                text: breaks_as_spaces(&text),
-                too_long: false,
-            });
-            self.line += line_breaks(&text) + 1;
+    }
+
+    /// Whether the record in `raw` ends inside a quoted field, counting its quotes: an
+    /// escaped quote (`""`) counts twice.
+    fn quote_is_open(&self) -> bool {
+        self.raw.iter().filter(|&&b| b == b'"').count() % 2 == 1
+    }
+
+    /// The record csv-core has just completed, from `raw` and its fields.
+    fn take_record(&mut self) -> Record {
+        let line = self.line + 1;
+        let end = self.raw.len() - self.raw.iter().rev().take_while(|b| is_break(b)).count();
+        self.line += self.breaks.count(&self.raw);
+        let mut start = 0;
+        let fields = self.ends[..self.ends_len]
+            .iter()
+            .map(|&end| {
+                let field = String::from_utf8_lossy(&self.fields[start..end]).into_owned();
+                start = end;
+                field
+            })
+            .collect();
+        let record = Record {
+            line,
+            text: breaks_as_spaces(&self.raw[..end]),
+            fields: Some(fields),
+        };
+        self.raw.clear();
+        self.fields_len = 0;
+        self.ends_len = 0;
+        record
+    }
+
+    /// `raw` is over the cap, or ends the file inside quotes: when quotes joined several
+    /// lines into it, each line becomes a record of its own (the incomplete last one is read
+    /// again, unless the file has ended); a single line over the cap is rejected and the
+    /// rest of it dropped.
+    fn split_or_cut(&mut self, at_end: bool, records: &mut Vec<Record>) {
+        let raw = std::mem::take(&mut self.raw);
+        self.fields_len = 0;
+        self.ends_len = 0;
+        self.reader = csv_reader();
+        let mut rest = &raw[..];
+        while let Some(at) = rest.iter().position(is_break) {
+            let (line, after) = rest.split_at(at + 1);
+            let number = self.line + 1;
+            self.line += self.breaks.count(line);
+            rest = after;
+            if at > 0 {
+                records.push(self.line_record(number, &line[..at]));
+            }
         }
-        records
+        if rest.is_empty() {
+            return;
+        }
+        if at_end || rest.len() > self.max_line_bytes {
+            records.push(self.line_record(self.line + 1, rest));
+            self.breaks.count(rest);
+            self.skipping = !at_end;
+        } else {
+            let rest = rest.to_vec();
+            self.push(&rest, false, records);
+        }
+    }
+
+    /// One line read on its own.
+    fn line_record(&self, line: u64, content: &[u8]) -> Record {
+        if content.len() > self.max_line_bytes {
+            return too_long(line, content);
+        }
+        Record {
+            line,
+            text: String::from_utf8_lossy(content).into_owned(),
+            fields: Some(line_fields(content)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
-    #[test]
-    fn fields_split_on_commas_outside_quotes() {
-        assert_eq!(split_fields("a,\"b,c\",d").unwrap(), ["a", "b,c", "d"]);
-        assert_eq!(split_fields("\"x \"\"y\"\"\",").unwrap(), ["x \"y\"", ""]);
-        assert_eq!(split_fields("a,\"open"), None);
-    }
+    const CAP: usize = 1 << 20;
 
-    fn records(chunks: &[&[u8]]) -> Vec<(u64, String, bool)> {
-        let mut splitter = LineSplitter::new("f".into(), TextEncoding::Auto);
+    fn parse(chunks: &[&[u8]], cap: usize) -> Vec<Record> {
+        let mut parser = RecordParser::new(cap);
         let mut records = Vec::new();
         for chunk in chunks {
-            records.extend(splitter.push(chunk, false).unwrap());
+            parser.push(chunk, false, &mut records);
         }
-        records.extend(splitter.push(b"", true).unwrap());
+        parser.push(b"", true, &mut records);
         records
+    }
+
+    fn lines(chunks: &[&[u8]]) -> Vec<(u64, String)> {
+        parse(chunks, CAP)
             .into_iter()
-            .map(|r| (r.line, r.text, r.too_long))
+            .map(|r| (r.line, r.text))
             .collect()
     }
 
-    fn plain(records: &[(u64, &str)]) -> Vec<(u64, String, bool)> {
+    fn plain(records: &[(u64, &str)]) -> Vec<(u64, String)> {
         records
             .iter()
-            .map(|(line, text)| (*line, text.to_string(), false))
+            .map(|(line, text)| (*line, text.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn fields_follow_csv_quoting() {
+        let records = parse(&[b"a,\"b,c\",d\n\"x \"\"y\"\"\",\n"], CAP);
+        assert_eq!(records[0].fields.as_deref().unwrap(), ["a", "b,c", "d"]);
+        assert_eq!(records[1].fields.as_deref().unwrap(), ["x \"y\"", ""]);
     }
 
     #[test]
     fn lines_keep_their_numbers_across_chunks() {
         assert_eq!(
-            records(&[b"a,b\r\n1,", b"2\n3,4"]),
+            lines(&[b"a,b\r\n1,", b"2\n3,4"]),
             plain(&[(1, "a,b"), (2, "1,2"), (3, "3,4")])
         );
     }
@@ -463,55 +763,204 @@ mod tests {
     #[test]
     fn cr_lf_and_crlf_all_end_records_even_split_across_chunks() {
         assert_eq!(
-            records(&[b"a,b\r1,2\r", b"\n3,4\n5,6\r", b"7,8\r"]),
+            lines(&[b"a,b\r1,2\r", b"\n3,4\n5,6\r", b"7,8\r"]),
             plain(&[(1, "a,b"), (2, "1,2"), (3, "3,4"), (4, "5,6"), (5, "7,8")])
         );
     }
 
     #[test]
-    fn a_quoted_field_may_hold_line_breaks() {
+    fn blank_lines_are_no_records_but_count_as_lines() {
         assert_eq!(
-            records(&[b"a,b\n\"x\ny\",2\n3,\"p\r\nq\"\n4,5\n"]),
-            plain(&[(1, "a,b"), (2, "\"x y\",2"), (4, "3,\"p q\""), (6, "4,5")])
+            lines(&[b"a,b\n\n1,2\r\n\r\n\n3,4\n\n"]),
+            plain(&[(1, "a,b"), (3, "1,2"), (6, "3,4")])
         );
+    }
+
+    #[test]
+    fn a_quoted_field_may_hold_line_breaks() {
+        let records = parse(&[b"a,b\n\"x\ny\",2\n3,\"p\r\nq\"\n4,5\n"], CAP);
+        let found: Vec<_> = records.iter().map(|r| (r.line, r.text.as_str())).collect();
+        assert_eq!(
+            found,
+            [(1, "a,b"), (2, "\"x y\",2"), (4, "3,\"p q\""), (6, "4,5")]
+        );
+        assert_eq!(records[1].fields.as_deref().unwrap(), ["x\ny", "2"]);
     }
 
     #[test]
     fn an_open_quote_at_the_end_ends_at_its_line() {
         assert_eq!(
-            records(&[b"a,b\n\"open,1\n2,3\n"]),
-            plain(&[(1, "a,b"), (2, "\"open,1"), (3, "2,3")])
+            lines(&[b"a,b\n\"open,1\n2,3\n4,5"]),
+            plain(&[(1, "a,b"), (2, "\"open,1"), (3, "2,3"), (4, "4,5")])
         );
     }
 
     #[test]
-    fn a_line_longer_than_a_record_is_cut_and_the_rest_dropped() {
-        let long = vec![b'x'; MAX_RECORD_BYTES + 10];
-        let found = records(&[b"a,b\n", &long, b"tail\n1,2\n"]);
-        assert_eq!(
-            found.len(),
-            3,
-            "{:?}",
-            found.iter().map(|r| r.0).collect::<Vec<_>>()
-        );
-        assert_eq!((found[1].0, found[1].2), (2, true));
-        assert!(found[1].1.len() <= 256);
-        assert_eq!(found[2], (3, "1,2".to_string(), false));
+    fn a_line_longer_than_the_cap_is_cut_and_the_rest_dropped() {
+        let long = vec![b'x'; 100];
+        let found = parse(&[b"a,b\n", &long, b"tail\n1,2\n"], 64);
+        let summary: Vec<_> = found.iter().map(|r| (r.line, r.fields.is_some())).collect();
+        assert_eq!(summary, [(1, true), (2, false), (3, true)]);
+        assert_eq!(found[2].text, "1,2");
     }
 
     #[test]
-    fn gbk_is_detected_and_decoded() {
+    fn an_open_quote_joins_lines_only_up_to_the_cap() {
+        let mut input = b"a,b\n\"open,1\n".to_vec();
+        for line in 0..20 {
+            input.extend_from_slice(format!("{line},2\n").as_bytes());
+        }
+        let found = parse(&[&input], 64);
+        assert_eq!(found.len(), 22, "{found:?}");
+        assert_eq!((found[1].line, found[1].text.as_str()), (2, "\"open,1"));
+        assert_eq!(found[21].fields.as_deref().unwrap(), ["19", "2"]);
+        assert!(found.iter().all(|r| r.fields.is_some()));
+    }
+
+    /// Text the parser finds hardest: separators, quotes, spaces, byte order marks and every
+    /// kind of line break, with any other character now and then.
+    fn csv_text(quotes: bool) -> impl Strategy<Value = Vec<u8>> {
+        let special: &[char] = if quotes {
+            &['a', '1', ',', '"', '\r', '\n', ' ', '\u{feff}']
+        } else {
+            &['a', '1', ',', '\r', '\n', ' ', '\u{feff}']
+        };
+        let character = prop_oneof![
+            6 => prop::sample::select(special),
+            1 => any::<char>().prop_filter("no quote", move |c| quotes || *c != '"'),
+        ];
+        prop::collection::vec(character, 0..400)
+            .prop_map(|chars| chars.into_iter().collect::<String>().into_bytes())
+    }
+
+    /// `bytes` cut at `cuts` (each taken modulo its length).
+    fn pieces<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        at.extend([0, bytes.len()]);
+        at.sort_unstable();
+        at.dedup();
+        at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
+    }
+
+    fn summary(records: &[Record]) -> Vec<(u64, String, Option<Vec<String>>)> {
+        records
+            .iter()
+            .map(|r| (r.line, r.text.clone(), r.fields.clone()))
+            .collect()
+    }
+
+    /// The lines of `bytes` ended by CRLF, CR or LF, numbered from 1, without the empty ones.
+    fn numbered_lines(bytes: &[u8]) -> Vec<(u64, String)> {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        text.replace("\r\n", "\n")
+            .split(['\r', '\n'])
+            .enumerate()
+            .filter(|(_, line)| !line.is_empty())
+            .map(|(index, line)| (index as u64 + 1, line.to_string()))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        /// Any text, in any pieces, with any cap: no panic, never more than the cap held
+        /// between pieces, records in line order, none longer than the cap.
+        #[test]
+        fn any_text_parses_within_the_cap(
+            bytes in csv_text(true),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            cap in 8usize..300,
+        ) {
+            let mut parser = RecordParser::new(cap);
+            let mut records = Vec::new();
+            for piece in pieces(&bytes, &cuts) {
+                parser.push(piece, false, &mut records);
+                prop_assert!(parser.raw.len() <= cap, "{} bytes held", parser.raw.len());
+            }
+            parser.push(b"", true, &mut records);
+            let lines = BreakCounter::default().count(&bytes) + 1;
+            let mut previous = 0;
+            for record in &records {
+                prop_assert!(previous < record.line && record.line <= lines, "{record:?}");
+                prop_assert!(record.text.len() <= cap.max(TOO_LONG_PREFIX_BYTES));
+                previous = record.line;
+            }
+        }
+
+        /// Without quotes, each non-empty line is a record under its own number, its fields
+        /// split at the commas, however the text is cut.
+        #[test]
+        fn unquoted_text_is_one_record_per_line(
+            bytes in csv_text(false),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let records = parse(&pieces(&bytes, &cuts), CAP);
+            let expected: Vec<_> = numbered_lines(&bytes)
+                .into_iter()
+                .map(|(line, text)| {
+                    let fields = text.split(',').map(str::to_string).collect();
+                    (line, text, Some(fields))
+                })
+                .collect();
+            prop_assert_eq!(summary(&records), expected);
+        }
+
+        /// Where the pieces end changes nothing (a CRLF or a quoted field may be cut in two).
+        #[test]
+        fn records_do_not_depend_on_where_pieces_end(
+            bytes in csv_text(true),
+            cuts in prop::collection::vec(any::<usize>(), 1..8),
+        ) {
+            prop_assert_eq!(
+                summary(&parse(&pieces(&bytes, &cuts), CAP)),
+                summary(&parse(&[&bytes], CAP))
+            );
+        }
+    }
+
+    fn decode_all(bytes: &[u8], encoding: &'static Encoding) -> Result<String, u64> {
+        let mut decoder = TextDecoder::new(encoding);
+        let mut text = String::new();
+        decoder.decode(bytes, true, &mut text).map(|()| text)
+    }
+
+    #[test]
+    fn gbk_decodes_and_invalid_utf8_is_located() {
         let (bytes, _, _) = GB18030.encode("数据年月,人民币\n202101,5\n");
-        let mut splitter = LineSplitter::new("f".into(), TextEncoding::Auto);
-        let lines = splitter.push(&bytes, true).unwrap();
-        assert_eq!(lines[0].text, "数据年月,人民币");
-        assert_eq!(splitter.encoding_name(), "gb18030");
+        assert_eq!(
+            decode_all(&bytes, GB18030).unwrap(),
+            "数据年月,人民币\n202101,5\n"
+        );
+        assert_eq!(decode_all(b"a,b\n1,2\n\xff,3\n", UTF_8), Err(9));
+        assert_eq!(decode_all(b"\xEF\xBB\xBFa,b\n", UTF_8).unwrap(), "a,b\n");
     }
 
     #[test]
-    fn invalid_utf8_names_the_line() {
-        let mut splitter = LineSplitter::new("f".into(), TextEncoding::Utf8);
-        let error = splitter.push(b"a,b\n1,2\n\xff,3\n", true).unwrap_err();
-        assert!(error.to_string().contains("line 3"), "{error}");
+    fn compressed_text_inflates_and_unnamed_compression_is_refused() {
+        let text = b"a,b\n1,2\n".repeat(5000);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&text).unwrap();
+        let gzip = gzip.finish().unwrap();
+        let zstd = zstd::encode_all(&text[..], 3).unwrap();
+        for (name, bytes) in [("f.csv.gz", &gzip), ("F.CSV.ZST", &zstd)] {
+            let mut inflater = Inflater::for_name(name);
+            let mut plain = Vec::new();
+            let slices: Vec<_> = bytes.chunks(100).collect();
+            for (i, slice) in slices.iter().enumerate() {
+                inflater
+                    .inflate(slice, i + 1 == slices.len(), &mut plain)
+                    .unwrap();
+            }
+            assert_eq!(plain, text, "{name}");
+            let error = check_not_compressed("f.csv", &Inflater::for_name("f.csv"), bytes);
+            assert!(matches!(error, Err(Error::Compressed { .. })), "{name}");
+        }
+        let mut truncated = Inflater::for_name("f.gz");
+        let mut plain = Vec::new();
+        assert!(
+            truncated
+                .inflate(&gzip[..gzip.len() / 2], true, &mut plain)
+                .is_err()
+        );
     }
 }

@@ -10,7 +10,7 @@ use exdep_core::{Location, register_text_table, utf8_text};
 
 use crate::error::{Error, Result};
 use crate::formats::{COMTRADE_ALIASES, CUSTOMS_PARTNERS};
-use crate::normalize::split_fields;
+use crate::normalize::line_fields;
 
 async fn read_text(ctx: &SessionContext, location: &Location) -> Result<String> {
     let bytes = location.read_all(ctx).await?;
@@ -44,7 +44,7 @@ fn check_rows(
     let (_, first) = lines
         .next()
         .ok_or_else(|| error(1, "the table is empty".into()))?;
-    let names = split_fields(first).unwrap_or_default();
+    let names = line_fields(first.as_bytes());
     if names.iter().map(|n| n.trim()).ne(header.iter().copied()) {
         return Err(error(
             1,
@@ -53,7 +53,7 @@ fn check_rows(
     }
     let mut seen = BTreeMap::new();
     for (line, text) in lines.filter(|(_, l)| !l.trim().is_empty()) {
-        let fields = split_fields(text)
+        let fields = Some(line_fields(text.as_bytes()))
             .filter(|f| f.len() == header.len())
             .ok_or_else(|| error(line, format!("expected {} fields", header.len())))?;
         let code = fields[key].trim();
