@@ -197,7 +197,7 @@ fn a_missing_input_column_is_named_and_published_outputs_stay() {
         "year,month,province,partner,hs_code,currency\n2020,,44,USA,8504,USD\n",
     );
     let output = scratch.exdep(&["run", "--config", "config.toml"]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(1), "a data problem");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("b.csv") && stderr.contains("`value`"),
@@ -233,7 +233,7 @@ fn too_many_rejects_fail_the_run_before_anything_is_published() {
         "--max-reject-ratio",
         "0.5",
     ]);
-    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(output.status.code(), Some(1), "a data problem");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("13 of 18 records were rejected"),

@@ -221,7 +221,7 @@ fn published_years_are_not_erased_by_an_empty_input_unless_allowed() {
     scratch.empty_input();
     let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
     let message = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(1), "a data problem: {message}");
     assert!(
         message.contains("this run has no records for published years 2020-2021")
             && message.contains("--allow-empty-years"),

@@ -104,9 +104,21 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log.error(&one_line(&e));
-            ExitCode::from(2)
+            exit_code(&e)
         }
     }
+}
+
+/// 1 when the run failed on the data (an unreadable input file, too many rejects, published
+/// years with no records), 2 for anything else: usage, configuration, storage, a held lock,
+/// the cluster, a timeout.
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let data = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<exdep_pipeline::Error>()
+            .is_some_and(exdep_pipeline::Error::is_data_problem)
+    });
+    ExitCode::from(if data { 1 } else { 2 })
 }
 
 /// Log lines go to standard error, filtered by `EXDEP_LOG` (default `warn`); progress lines

@@ -139,3 +139,23 @@ pub enum Error {
     #[error(transparent)]
     Arrow(#[from] exdep_core::arrow::error::ArrowError),
 }
+
+impl Error {
+    /// Whether the error is in an input file's content (its bytes, header, columns or
+    /// encoding), as opposed to the set-up: locations, code tables, storage.
+    pub fn is_input_problem(&self) -> bool {
+        matches!(
+            self,
+            Self::NothingReadable { .. }
+                | Self::MixedHsLevels { .. }
+                | Self::EmptyFile { .. }
+                | Self::Header { .. }
+                | Self::Decode { .. }
+                | Self::Compressed { .. }
+                | Self::Decompress { .. }
+                | Self::UnknownFormat { .. }
+                | Self::MissingColumn { .. }
+                | Self::Read { .. }
+        )
+    }
+}

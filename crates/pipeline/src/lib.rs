@@ -119,6 +119,20 @@ pub struct Origins {
     pub countries: BTreeSet<String>,
 }
 
+impl Error {
+    /// Whether the run failed on the data rather than on its set-up: an input file that
+    /// cannot be read as records, too many rejected records, or published years this run
+    /// has no records for. A scheduled job can tell a problem of the data's delivery from
+    /// one of its own configuration or environment.
+    pub fn is_data_problem(&self) -> bool {
+        match self {
+            Self::Ingest(error) => error.is_input_problem(),
+            Self::EmptyYears { .. } | Self::TooManyRejects { .. } => true,
+            _ => false,
+        }
+    }
+}
+
 /// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts.
 /// Only what changed since the last run is redone (see [`Plan`]); when nothing changed,
 /// nothing is written. The run holds the lock of its warehouse and output throughout (see
