@@ -611,6 +611,13 @@ fn json_logs_are_one_object_a_line() {
         .collect();
     assert!(progress.len() > 3, "{lines:?}");
     assert!(
+        progress.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("read 1/1 input files")),
+        "{lines:?}"
+    );
+    assert!(
         progress
             .iter()
             .all(|l| l["level"] == "INFO" && l["fields"]["message"].is_string())
@@ -670,4 +677,39 @@ fn inspect_prints_a_published_tables_rows() {
     let (code, _, stderr) = inspect(&["top_links", "--province", "44"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("not partitioned by province"), "{stderr}");
+}
+
+/// Progress: off a terminal, one plain line a stage and an input file read; on a terminal
+/// (here `script`'s), a bar of the files read and their bytes, left as one line when done.
+#[test]
+fn progress_is_plain_lines_off_a_terminal_and_a_bar_on_one() {
+    let scratch = Scratch::new();
+    scratch.publish_one_record();
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--force"]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("] reading 1 input files\n")
+            && stderr.contains("] read 1/1 input files, ")
+            && stderr.contains("] publishing\n"),
+        "{stderr}"
+    );
+
+    let command = format!(
+        "{} run --config config.toml --force",
+        env!("CARGO_BIN_EXE_exdep")
+    );
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(scratch.path(""))
+        .env("EXDEP_LOG", "warn")
+        .output()
+        .expect("script (util-linux) runs");
+    assert!(output.status.success());
+    let terminal = String::from_utf8_lossy(&output.stdout);
+    // The bar, then its last state as a line.
+    let bar = terminal.find("1/1 files [").expect("a bar was drawn");
+    let line = terminal
+        .find("] read 1/1 input files, ")
+        .expect("the bar's last line");
+    assert!(bar < line, "{terminal}");
 }

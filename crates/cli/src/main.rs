@@ -2,6 +2,7 @@
 
 mod generate;
 mod inspect;
+mod progress;
 mod run;
 mod status;
 
@@ -156,6 +157,11 @@ pub struct Log {
 }
 
 impl Log {
+    /// Whether lines are JSON objects.
+    pub fn is_json(self) -> bool {
+        self.json
+    }
+
     /// A progress line: how far the run is.
     pub fn progress(self, line: &str) {
         if self.json {

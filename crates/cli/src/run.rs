@@ -104,13 +104,9 @@ pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
         allow_empty_years: args.allow_empty_years,
     };
     let ctx = exdep_core::connect(&config).await?;
-    let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| {
-        if !args.quiet {
-            log.progress(&format!(
-                "[{:>6.2}s] {stage}",
-                timer.elapsed().as_secs_f64()
-            ));
-        }
+    let reporter = crate::progress::Reporter::new(log, args.quiet);
+    let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |progress| {
+        reporter.report(progress)
     });
     let outcome = match config.run_timeout() {
         None => pipeline.await?,

@@ -133,7 +133,26 @@ impl Error {
     }
 }
 
-/// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts.
+/// What a run reports as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A stage starts.
+    Stage(&'a str),
+    /// Another input file has been read.
+    FileRead {
+        /// Files read so far.
+        done: usize,
+        /// Files to read in all.
+        total: usize,
+        /// The bytes of the files read so far, as stored (compressed or not).
+        bytes: u64,
+        /// The bytes of all the files to read.
+        total_bytes: u64,
+    },
+}
+
+/// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts
+/// and as each input file is read.
 /// Only what changed since the last run is redone (see [`Plan`]); when nothing changed,
 /// nothing is written. The run holds the lock of its warehouse and output throughout (see
 /// [`RunLock`]): a second run on either fails at once.
@@ -141,13 +160,13 @@ pub async fn run_pipeline(
     ctx: &SessionContext,
     config: &Config,
     options: &RunOptions,
-    progress: impl Fn(&str),
+    progress: impl Fn(Progress<'_>),
 ) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
     config.require_inputs()?;
     config.prepare_session(ctx)?;
     // A bad code table fails the run before anything, the lock included, is written.
-    progress("loading code tables and listing inputs");
+    progress(Progress::Stage("loading code tables and listing inputs"));
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
     let run_id = format!(
         "{}-{}",
@@ -171,7 +190,7 @@ async fn run_locked(
     ctx: &SessionContext,
     config: &Config,
     options: &RunOptions,
-    progress: impl Fn(&str),
+    progress: impl Fn(Progress<'_>),
     tables: &CodeTables,
     started: chrono::DateTime<chrono::Utc>,
     run_id: &str,
@@ -240,7 +259,10 @@ async fn run_locked(
     };
     exdep_classify::drop_years(ctx, &config.warehouse, &dropped).await?;
 
-    progress(&format!("reading {} input files", plan.read.len()));
+    progress(Progress::Stage(&format!(
+        "reading {} input files",
+        plan.read.len()
+    )));
     let to_read: Vec<_> = plan.read.iter().map(|(f, _)| f.clone()).collect();
     let prepared = exdep_ingest::prepare_inputs(
         ctx,
@@ -252,7 +274,7 @@ async fn run_locked(
     .await?;
     let parts = redone.iter().map(|url| part_name(url)).collect();
     let read = match exdep_classify::remove_files(ctx, &config.warehouse, &parts).await {
-        Ok(()) => read_inputs(ctx, config, &prepared.files, &mut cube).await,
+        Ok(()) => read_inputs(ctx, config, &prepared.files, &mut cube, &progress).await,
         Err(error) => Err(error.into()),
     };
     prepared.release(ctx).await?;
@@ -334,11 +356,11 @@ async fn run_locked(
         if years.is_empty() {
             continue;
         }
-        progress(&format!(
+        progress(Progress::Stage(&format!(
             "computing and writing `{}` for {}",
             table.name,
             year_span(&years)
-        ));
+        )));
         let planned = exdep_index::tables(&exdep_index::PlanSettings {
             years,
             ..settings.clone()
@@ -355,7 +377,7 @@ async fn run_locked(
         written.push(write_table(ctx, &staging, table).await?);
     }
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
-    progress("publishing");
+    progress(Progress::Stage("publishing"));
     // From the first moved file until the manifest is written the output is in between:
     // no `_SUCCESS` says otherwise.
     remove_success_marker(ctx, &config.output).await?;
@@ -389,8 +411,11 @@ async fn read_inputs(
     config: &Config,
     prepared: &[PreparedFile],
     cube: &mut CubeReport,
+    progress: &impl Fn(Progress<'_>),
 ) -> Result<Vec<FileReport>, Error> {
     let mut reports = Vec::with_capacity(prepared.len());
+    let total_bytes = prepared.iter().map(|f| f.report().bytes).sum();
+    let mut bytes = 0;
     for file in prepared {
         let url = file.url();
         let part = part_name(&url);
@@ -412,6 +437,13 @@ async fn read_inputs(
                 .by_source
                 .insert(url.clone(), disposition);
         }
+        bytes += file.report().bytes;
+        progress(Progress::FileRead {
+            done: reports.len() + 1,
+            total: prepared.len(),
+            bytes,
+            total_bytes,
+        });
         reports.push(FileReport {
             read: outcome.read,
             accepted: outcome.accepted,
