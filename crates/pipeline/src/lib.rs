@@ -8,7 +8,12 @@
 //! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
 //! let ctx = exdep_core::new_session();
 //! let options = exdep_pipeline::RunOptions::default();
-//! let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |stage| eprintln!("{stage}")).await?;
+//! let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |progress| {
+//!     if let exdep_pipeline::Progress::Stage(stage) = progress {
+//!         eprintln!("{stage}");
+//!     }
+//! })
+//! .await?;
 //! println!("{} years rebuilt", outcome.plan.rebuild.len());
 //! # Ok(()) }
 //! ```
