@@ -10,11 +10,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exdep_core::object_store::path::Path as ObjectPath;
-use exdep_core::object_store::{ObjectStore, ObjectStoreExt};
-use futures::TryStreamExt;
-
-use crate::s3::{BUCKET, S3Server};
+use crate::s3::{BUCKET, S3Server, download};
 use crate::support::{Row, Scratch, Value, configs_dir, read_table};
 
 /// A scheduler and two executors started by `deploy/local-cluster.sh`, stopped on drop.
@@ -131,31 +127,6 @@ fn bucket_config_for(
             t = tables.display()
         ),
     )
-}
-
-/// Copies every object under `prefix` of the bucket into `to`.
-async fn download(s3: &S3Server, prefix: &str, to: &Path) {
-    let store = s3.store();
-    let prefix = ObjectPath::from(prefix);
-    let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
-    for object in objects {
-        let relative: Vec<_> = object
-            .location
-            .prefix_match(&prefix)
-            .unwrap()
-            .map(|p| p.as_ref().to_string())
-            .collect();
-        let path = to.join(relative.join("/"));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let bytes = store
-            .get(&object.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
 }
 
 /// The partition folders of every table under `out`.

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::support::Scratch;
+use crate::support::{Scratch, without_run_id};
 
-/// Every file under `dir` (the output root), by relative path, with its modification time
-/// and bytes.
+/// Every file under `dir` (the output root), by relative path without the run id, with its
+/// modification time and bytes.
 fn files(dir: &Path) -> BTreeMap<String, (SystemTime, Vec<u8>)> {
     let mut found = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -20,7 +20,8 @@ fn files(dir: &Path) -> BTreeMap<String, (SystemTime, Vec<u8>)> {
             if path.is_dir() {
                 pending.push(path);
             } else {
-                let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                let relative =
+                    without_run_id(&path.strip_prefix(dir).unwrap().display().to_string());
                 let modified = entry.metadata().unwrap().modified().unwrap();
                 found.insert(relative, (modified, std::fs::read(&path).unwrap()));
             }

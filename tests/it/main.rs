@@ -4,6 +4,7 @@
 
 mod cli;
 mod cluster;
+mod delta;
 mod fixtures;
 mod fuzz;
 mod incremental;
@@ -11,6 +12,7 @@ mod memory;
 mod properties;
 mod publication;
 mod reference;
+mod report;
 mod s3;
 mod sources;
 mod status;

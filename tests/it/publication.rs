@@ -6,9 +6,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Scratch, read_table};
+use crate::support::{Scratch, read_table, without_run_id};
 
-/// Every Parquet file under `dir` (skipping `skip`), by path relative to `dir`, with its bytes.
+/// Every Parquet file under `dir` (skipping `skip`), by path relative to `dir` without the
+/// run id, with its bytes.
 fn parquet_files(dir: &Path, skip: &str) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -22,7 +23,7 @@ fn parquet_files(dir: &Path, skip: &str) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 pending.push(path);
             } else if relative.ends_with(".parquet") {
-                files.insert(relative, std::fs::read(&path).unwrap());
+                files.insert(without_run_id(&relative), std::fs::read(&path).unwrap());
             }
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use crate::support::{Row, Scratch, Value, canonical_csv, read_table, select};
+use crate::support::{Row, Scratch, Value, canonical_csv, partition_file, read_table, select};
 
 pub(crate) fn data(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -352,7 +352,7 @@ async fn broken_inputs_are_named_counted_and_never_lose_outputs() {
     );
     published.config(&[2021], "");
     published.run_ok();
-    let published_file = published.path("out/indices/year=2021/province=44/part-00000.parquet");
+    let published_file = partition_file(&published.path("out/indices/year=2021/province=44"));
     let before = std::fs::read(&published_file).unwrap();
 
     for case in cases {

@@ -40,21 +40,8 @@ impl Scratch {
     /// Writes `config.toml` for `years` reading `inputs/*.csv`, with the shipped code tables;
     /// `extra` is appended verbatim.
     pub fn config(&self, years: &[i32], extra: &str) -> PathBuf {
-        let tables = configs_dir();
-        let tables = tables.display();
-        let years: Vec<String> = years.iter().map(|y| y.to_string()).collect();
-        self.write(
-            "config.toml",
-            &format!(
-                "years = [{}]\noutput = \"out\"\nwarehouse = \"warehouse\"\n\n\
-                 [[inputs]]\nlocation = \"inputs/*.csv\"\nformat = \"canonical-csv\"\n\n\
-                 [tables]\nhs-chapters = \"{tables}/hs_chapters.csv\"\n\
-                 partner-regions = \"{tables}/partner_regions.csv\"\n\
-                 provinces = \"{tables}/provinces.csv\"\n\
-                 exchange-rates = \"{tables}/cny_per_usd.csv\"\n{extra}",
-                years.join(", ")
-            ),
-        )
+        let text = config_text(years, "output = \"out\"\nwarehouse = \"warehouse\"\n", &[]);
+        self.write("config.toml", &format!("{text}{extra}"))
     }
 
     /// Runs `exdep ARGS` in this folder.
@@ -93,7 +80,7 @@ impl Scratch {
         );
         self.config(&[2020], "");
         self.run_ok();
-        self.path("out/indices/year=2020/province=44/part-00000.parquet")
+        partition_file(&self.path("out/indices/year=2020/province=44"))
     }
 
     /// Runs `exdep run --config config.toml --quiet` and insists it succeeds.
@@ -114,6 +101,33 @@ impl Scratch {
         );
         String::from_utf8(output.stdout).unwrap()
     }
+}
+
+/// A config for `years` reading `inputs/*.csv` in the canonical format: `top` holds its
+/// top-level keys (`output`, `warehouse`, ...), and each code table is the shipped one unless
+/// `tables` names another for its key.
+pub fn config_text(years: &[i32], top: &str, tables: &[(&str, &str)]) -> String {
+    let shipped = configs_dir();
+    let years: Vec<String> = years.iter().map(|y| y.to_string()).collect();
+    let mut text = format!(
+        "years = [{}]\n{top}\n[[inputs]]\nlocation = \"inputs/*.csv\"\n\
+         format = \"canonical-csv\"\n\n[tables]\n",
+        years.join(", ")
+    );
+    for (key, file) in [
+        ("hs-chapters", "hs_chapters.csv"),
+        ("partner-regions", "partner_regions.csv"),
+        ("provinces", "provinces.csv"),
+        ("province-tiles", "province_tiles.csv"),
+        ("exchange-rates", "cny_per_usd.csv"),
+    ] {
+        let location = tables.iter().find(|(k, _)| *k == key).map_or_else(
+            || shipped.join(file).display().to_string(),
+            |(_, l)| l.to_string(),
+        );
+        text.push_str(&format!("{key} = \"{location}\"\n"));
+    }
+    text
 }
 
 /// A value read back from a table: text, integer, float or null.
@@ -240,4 +254,69 @@ pub fn canonical_csv(rows: &[(i32, &str, &str, &str, f64, &str)]) -> String {
         ));
     }
     text
+}
+
+/// A published file's path with the run's id taken out of its name
+/// (`indices/year=2020/province=44/part-00000-RUN.parquet` becomes `.../part-00000.parquet`):
+/// each run names its files uniquely, so outputs are compared by partition and file index.
+pub fn without_run_id(relative: &str) -> String {
+    let (folder, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+    let name = match name
+        .strip_prefix("part-")
+        .and_then(|rest| rest.split_once('-'))
+    {
+        Some((index, _)) if name.ends_with(".parquet") => format!("part-{index}.parquet"),
+        _ => name.to_string(),
+    };
+    if folder.is_empty() {
+        name
+    } else {
+        format!("{folder}/{name}")
+    }
+}
+
+/// Every Parquet file under `dir`, but those in folders whose names start with `_` (the
+/// staging folder, a Delta log), by path relative to `dir` without the run id, with its
+/// bytes.
+pub fn table_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if !entry.file_name().to_string_lossy().starts_with('_') {
+                    pending.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(without_run_id(&relative), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The one Parquet file of a partition folder.
+pub fn partition_file(folder: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{}: {files:?}", folder.display());
+    files[0].clone()
+}
+
+#[test]
+fn run_ids_are_taken_out_of_file_names() {
+    assert_eq!(
+        without_run_id("lq/year=2020/part-00003-20261201T052300123Z-4242.parquet"),
+        "lq/year=2020/part-00003.parquet"
+    );
+    assert_eq!(without_run_id("_manifest.json"), "_manifest.json");
 }

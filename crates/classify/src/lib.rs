@@ -29,7 +29,9 @@ pub use cube::{
     drop_years, remove_files,
 };
 pub use error::{Error, Result};
-pub use tables::{CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, TableDigest};
+pub use tables::{
+    CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, TableDigest, load_province_tiles,
+};
 
 #[cfg(test)]
 mod tests;

@@ -153,6 +153,56 @@ impl CodeTables {
     }
 }
 
+/// Reads and validates the report's tile grid of provinces (`code,row,column`): every
+/// province of `provinces` on a tile of its own, and no code the provinces table lacks.
+pub async fn load_province_tiles(
+    ctx: &SessionContext,
+    location: &Location,
+    provinces: &BTreeMap<String, (String, String)>,
+) -> Result<BTreeMap<String, (u32, u32)>> {
+    let bytes = read_bytes(ctx, location).await?;
+    let table = split_table(location, &bytes, &["code", "row", "column"])?;
+    let mut tiles = BTreeMap::new();
+    let mut taken: BTreeMap<(u32, u32), (usize, String)> = BTreeMap::new();
+    for (line, fields) in &table.rows {
+        let code = &fields[0];
+        if !provinces.contains_key(code) {
+            return Err(table.error(*line, format!("`{code}` is not in the provinces table")));
+        }
+        let position = |field: &str, what: &str| {
+            field
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n < 32)
+                .ok_or_else(|| table.error(*line, format!("{what} `{field}` is not 0-31")))
+        };
+        let tile = (
+            position(&fields[1], "row")?,
+            position(&fields[2], "column")?,
+        );
+        if let Some((first, other)) = taken.get(&tile) {
+            return Err(table.error(
+                *line,
+                format!("`{code}` is on the tile of `{other}` (line {first})"),
+            ));
+        }
+        taken.insert(tile, (*line, code.clone()));
+        insert_unique(&table, &mut tiles, *line, code, tile)?;
+    }
+    let missing: Vec<&str> = provinces
+        .keys()
+        .filter(|code| !tiles.contains_key(*code))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::TableCoverage {
+            file: table.file.clone(),
+            message: format!("no tile for province {}", missing.join(", ")),
+        });
+    }
+    Ok(tiles.into_iter().map(|(k, (_, v))| (k, v)).collect())
+}
+
 async fn read_bytes(ctx: &SessionContext, location: &Location) -> Result<Vec<u8>> {
     location.read_all(ctx).await.map_err(|e| match e {
         exdep_core::Error::ObjectStore(source) => Error::TableRead {

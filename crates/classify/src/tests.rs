@@ -21,6 +21,7 @@ fn locations(dir: &Path) -> TableLocations {
         exchange_rates: at("cny_per_usd.csv"),
         customs_partner_codes: at("customs_partner_codes.csv"),
         comtrade_partner_aliases: at("comtrade_partner_aliases.csv"),
+        province_tiles: at("province_tiles.csv"),
     }
 }
 
@@ -167,4 +168,49 @@ async fn a_missing_table_file_is_named() {
         .unwrap_err();
     assert!(matches!(error, Error::TableRead { .. }));
     assert!(error.to_string().contains("provinces.csv"), "{error}");
+}
+
+/// The report's tile grid: the shipped one places every province on a tile of its own; a
+/// broken one is refused with its file and line.
+#[tokio::test]
+async fn province_tiles_cover_every_province_once() {
+    let ctx = new_session();
+    let tables = CodeTables::load(&ctx, &locations(&shipped()), &years(&[2017]))
+        .await
+        .unwrap();
+    let tiles_at = |dir: &Path| Location::resolve("province_tiles.csv", dir).unwrap();
+    let tiles = crate::load_province_tiles(&ctx, &tiles_at(&shipped()), &tables.provinces)
+        .await
+        .unwrap();
+    assert_eq!(tiles.len(), 31);
+    assert_eq!(tiles["44"], (6, 4));
+
+    let shipped_text = std::fs::read_to_string(shipped().join("province_tiles.csv")).unwrap();
+    for (edit, expected) in [
+        (
+            shipped_text.replace("\n44,6,4\n", "\n44,6,3\n"),
+            "`45` is on the tile of `44`",
+        ),
+        (
+            shipped_text.replace("\n44,6,4\n", "\n"),
+            "no tile for province 44",
+        ),
+        (
+            shipped_text.replace("\n44,6,4\n", "\n44,6,x\n"),
+            "column `x` is not 0-31",
+        ),
+        (
+            format!("{shipped_text}99,9,9\n"),
+            "`99` is not in the provinces table",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("province_tiles.csv"), edit).unwrap();
+        let error = crate::load_province_tiles(&ctx, &tiles_at(dir.path()), &tables.provinces)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{error}");
+        assert!(error.contains("province_tiles.csv"), "{error}");
+    }
 }

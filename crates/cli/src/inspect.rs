@@ -4,12 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use exdep_core::arrow::datatypes::DataType;
 use exdep_core::arrow::util::pretty::pretty_format_batches;
-use exdep_core::datafusion::prelude::ParquetReadOptions;
 use exdep_core::schema::YEAR;
-use exdep_core::{Config, Location, new_session};
-use futures::TryStreamExt;
+use exdep_core::{Config, new_session};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -38,9 +35,9 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let ctx = new_session();
     config.prepare_session(&ctx)?;
-    let tables = published_tables(&ctx, &config.output).await?;
-    let Some((_, partitions)) = tables.iter().find(|(name, _)| *name == args.table) else {
-        let names: Vec<&str> = tables.iter().map(|(name, _)| name.as_str()).collect();
+    let tables = exdep_export::published_tables(&ctx, &config.output).await?;
+    let Some(table) = tables.iter().find(|table| table.name == args.table) else {
+        let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
         bail!(
             "no table `{}` is published under {}; published: {}",
             args.table,
@@ -52,31 +49,15 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
             }
         );
     };
+    let partitions = exdep_export::register_published(&ctx, &config.output, table, "published")
+        .await
+        .with_context(|| format!("reading {}", config.output.join(&table.name)))?;
     if args.province.is_some() && !partitions.iter().any(|c| c == PROVINCE) {
         bail!(
             "`{}` is not partitioned by province: leave out --province",
             args.table
         );
     }
-    let columns: Vec<(String, DataType)> = partitions
-        .iter()
-        .map(|c| {
-            let data_type = if c == YEAR {
-                DataType::Int32
-            } else {
-                DataType::Utf8
-            };
-            (c.clone(), data_type)
-        })
-        .collect();
-    let root = config.output.join(&args.table);
-    ctx.register_parquet(
-        "published",
-        root.as_table_url(),
-        ParquetReadOptions::default().table_partition_cols(columns),
-    )
-    .await
-    .with_context(|| format!("reading {root}"))?;
     let mut filters = Vec::new();
     if let Some(year) = args.year {
         filters.push(format!("{YEAR} = {year}"));
@@ -118,44 +99,4 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
     }
     println!("{}", pretty_format_batches(&batches)?);
     Ok(())
-}
-
-/// The tables published under `output` (its folders whose names do not start with `_`),
-/// each with its Hive partition columns as its files' paths show them.
-async fn published_tables(
-    ctx: &exdep_core::datafusion::prelude::SessionContext,
-    output: &Location,
-) -> Result<Vec<(String, Vec<String>)>> {
-    let prefix = output.path()?;
-    let objects: Vec<_> = output
-        .store(ctx)?
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .with_context(|| format!("listing {output}"))?;
-    let mut tables: Vec<(String, Vec<String>)> = Vec::new();
-    for object in objects {
-        let Some(mut parts) = object.location.prefix_match(&prefix) else {
-            continue;
-        };
-        let Some(table) = parts
-            .next()
-            .map(|part| part.as_ref().to_string())
-            .filter(|t| !t.starts_with(['_', '.']))
-        else {
-            continue;
-        };
-        if tables.iter().any(|(name, _)| *name == table) {
-            continue;
-        }
-        let partitions = parts
-            .filter_map(|part| {
-                let (column, _) = part.as_ref().split_once('=')?;
-                Some(column.to_string())
-            })
-            .collect();
-        tables.push((table, partitions));
-    }
-    tables.sort();
-    Ok(tables)
 }

@@ -3,6 +3,7 @@
 mod generate;
 mod inspect;
 mod progress;
+mod report;
 mod run;
 mod status;
 
@@ -74,6 +75,18 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Print a published table's rows, optionally of one year and one province.
     Inspect(inspect::InspectArgs),
+    /// Draw the study's figures from the published tables as one self-contained HTML file.
+    Report(report::ReportArgs),
+    /// Delete the files of Delta tables that no version younger than
+    /// `vacuum-retention-hours` reads.
+    Vacuum {
+        /// The pipeline config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Remove a lock a dead run left.
+        #[arg(long)]
+        break_lock: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +112,8 @@ fn main() -> ExitCode {
             Command::Status { config } => status::status(&config).await,
             Command::Generate(args) => generate::generate(args),
             Command::Inspect(args) => inspect::inspect(args).await,
+            Command::Report(args) => report::report(args).await,
+            Command::Vacuum { config, break_lock } => run::vacuum(&config, break_lock).await,
         }
     });
     match result {

@@ -77,6 +77,19 @@ pub async fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
+pub async fn vacuum(path: &Path, break_lock: bool) -> Result<()> {
+    let config = Config::load(path)?;
+    let ctx = new_session();
+    let vacuumed = exdep_pipeline::vacuum_output(&ctx, &config, break_lock).await?;
+    if vacuumed.is_empty() {
+        println!("no Delta tables under {}", config.output);
+    }
+    for table in vacuumed {
+        println!("{}: {} files deleted", table.table, table.deleted);
+    }
+    Ok(())
+}
+
 pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
     let timer = Instant::now();
     let mut config = Config::load(&args.config)?;

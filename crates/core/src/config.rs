@@ -67,7 +67,30 @@ struct ConfigFile {
     /// How this process's object stores retry a failed request.
     #[serde(default)]
     retry: RetryFile,
+    /// The published tables' format: `parquet` (default) or `delta`.
+    #[serde(default)]
+    table_format: TableFormat,
+    /// Hours a Delta table keeps the files its later versions removed, for readers of old
+    /// versions, before `exdep vacuum` deletes them. Default 168 (Delta's 7 days).
+    #[serde(default)]
+    vacuum_retention_hours: Option<u64>,
 }
+
+/// The format of the published tables.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TableFormat {
+    /// Hive-partitioned Parquet files, replaced partition by partition, with `_SUCCESS`
+    /// written last; any Parquet reader reads them.
+    #[default]
+    Parquet,
+    /// Delta Lake tables: each run's change to a table is one atomic commit, with history,
+    /// time travel and vacuum; readers need Delta support.
+    Delta,
+}
+
+/// How long vacuum keeps removed files unless `vacuum-retention-hours` says otherwise.
+const DEFAULT_VACUUM_RETENTION_HOURS: u64 = 168;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -206,6 +229,10 @@ struct TablesFile {
     /// `comtrade_partner_aliases.csv`; read only for Comtrade inputs with partner aliases on.
     #[serde(default = "default_comtrade_partner_aliases")]
     comtrade_partner_aliases: String,
+    /// Province code -> tile-grid row and column, for the report's map. Default
+    /// `province_tiles.csv`; read only by `exdep report`.
+    #[serde(default = "default_province_tiles")]
+    province_tiles: String,
 }
 
 fn default_hs_chapters() -> String {
@@ -226,6 +253,9 @@ fn default_customs_partner_codes() -> String {
 fn default_comtrade_partner_aliases() -> String {
     "comtrade_partner_aliases.csv".into()
 }
+fn default_province_tiles() -> String {
+    "province_tiles.csv".into()
+}
 
 impl Default for TablesFile {
     fn default() -> Self {
@@ -236,6 +266,7 @@ impl Default for TablesFile {
             exchange_rates: default_exchange_rates(),
             customs_partner_codes: default_customs_partner_codes(),
             comtrade_partner_aliases: default_comtrade_partner_aliases(),
+            province_tiles: default_province_tiles(),
         }
     }
 }
@@ -389,6 +420,8 @@ pub struct TableLocations {
     pub customs_partner_codes: Location,
     /// Comtrade partner code -> ISO3 (read only for Comtrade inputs with aliases on).
     pub comtrade_partner_aliases: Location,
+    /// Province code -> tile-grid position (read only by the report).
+    pub province_tiles: Location,
 }
 
 /// Settings of the index views.
@@ -551,6 +584,11 @@ pub struct Config {
     /// How long the run may take before it is cancelled (`[engine] timeout-seconds`,
     /// `--timeout`), when one is set; see [`Config::run_timeout`].
     pub timeout: Option<std::time::Duration>,
+    /// The published tables' format (`table-format`).
+    pub table_format: TableFormat,
+    /// How long a Delta table keeps removed files before vacuum deletes them
+    /// (`vacuum-retention-hours`).
+    pub vacuum_retention: std::time::Duration,
 }
 
 impl Config {
@@ -684,6 +722,7 @@ impl Config {
                 "comtrade-partner-aliases",
                 &file.tables.comtrade_partner_aliases,
             )?,
+            province_tiles: table("province-tiles", &file.tables.province_tiles)?,
         };
         let threshold = file.indices.destination_threshold_cny;
         if !(threshold.is_finite() && threshold > 0.0) {
@@ -771,6 +810,12 @@ impl Config {
                 Some(text) => parse_max_line_bytes(text)?,
                 None => DEFAULT_MAX_LINE_BYTES,
             },
+            table_format: file.table_format,
+            vacuum_retention: std::time::Duration::from_secs(
+                3600 * file
+                    .vacuum_retention_hours
+                    .unwrap_or(DEFAULT_VACUUM_RETENTION_HOURS),
+            ),
             retry: {
                 let defaults = crate::StoreRetry::default();
                 crate::StoreRetry {
@@ -965,6 +1010,7 @@ impl Config {
             &tables.exchange_rates,
             &tables.customs_partner_codes,
             &tables.comtrade_partner_aliases,
+            &tables.province_tiles,
         ]
         .into_iter()
         .chain(self.inputs.iter().filter_map(|i| i.country_codes.as_ref()))

@@ -24,7 +24,7 @@ mod tally;
 
 pub use config::{
     Config, DestinationLevel, Engine, HsLevel, IndexSettings, Input, InputFormat, StorageOptions,
-    TableLocations, TextEncoding, check_ratio, hex_sha256,
+    TableFormat, TableLocations, TextEncoding, check_ratio, hex_sha256,
 };
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};

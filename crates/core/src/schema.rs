@@ -8,6 +8,16 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 /// The partition column of both warehouse layers.
 pub const YEAR: &str = "year";
 
+/// The type of a Hive partition column of exdep's layers and tables: `year` is a number,
+/// every other (`province`) is text.
+pub fn partition_column_type(column: &str) -> DataType {
+    if column == YEAR {
+        DataType::Int32
+    } else {
+        DataType::Utf8
+    }
+}
+
 /// Names of the factor-intensity categories, in the order outputs list them.
 pub const CATEGORIES: [&str; 4] = ["resource", "labor", "capital", "technology"];
 

@@ -36,6 +36,14 @@ pub enum Error {
         /// Who holds it.
         holder: String,
     },
+    /// Reading or committing to a Delta table failed.
+    #[error("Delta table {table}: {source}")]
+    Delta {
+        /// The table's location.
+        table: String,
+        /// What failed.
+        source: Box<deltalake_core::DeltaTableError>,
+    },
     /// The manifest could not be serialized.
     #[error("cannot serialize the run manifest: {0}")]
     Manifest(#[from] serde_json::Error),

@@ -1,6 +1,7 @@
 //! Export: writes tables as Hive-partitioned Parquet, first to a staging folder, then
-//! publishes them under the output root partition by partition; and writes the JSON
-//! documents (run state, manifest) the pipeline keeps.
+//! publishes them under the output root, as plain Parquet or as Delta Lake tables (one
+//! commit per table); writes the JSON documents (run state, manifest) the pipeline keeps;
+//! and reads published tables back.
 //!
 //! ```no_run
 //! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
@@ -18,29 +19,46 @@
 //!     .iter()
 //!     .map(|r| (r.name.clone(), config.years.clone()))
 //!     .collect();
-//! exdep_export::publish(&ctx, &staging, &config.output, &mut reports, &replaced).await?;
+//! let layouts = [exdep_export::TableLayout {
+//!     name: "totals".into(),
+//!     partition_by: vec!["year".into()],
+//!     file_schema: schema.clone(),
+//! }];
+//! let publication = exdep_export::Publication {
+//!     run_id: "run-1",
+//!     format: config.table_format,
+//!     layouts: &layouts,
+//! };
+//! let versions = exdep_export::publish(
+//!     &ctx, &staging, &config.output, &mut reports, &replaced, publication,
+//! )
+//! .await?;
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
 
+mod delta;
 mod error;
 mod lock;
+mod read;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::object_store::PutPayload;
 use exdep_core::schema::{REJECTS_FILE, YEAR};
-use exdep_core::{Location, WrittenFile};
+use exdep_core::{Location, TableFormat, WrittenFile};
 use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
+pub use delta::{Vacuumed, vacuum};
 pub use error::{Error, Result};
 pub use lock::{LOCK_NAME, LockHolder, RunLock};
+pub use read::{PublishedTable, published_tables, register_published};
 
 /// What was written for one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,48 +116,163 @@ pub async fn stage_rejects(
     Ok(written?.iter().map(|file| file.rows).sum())
 }
 
-/// Moves every staged table into place under the output root, object by object, then
-/// removes, in the year partitions `replaced` names for each table (index tables and
-/// [`REJECTS`]), what the run did not rewrite, and then the staging folder. Each move
-/// replaces one partition's object whole, so readers see old or new partitions, never a
-/// partial one; until `publish` starts, the published tables are untouched, so a run killed
-/// while computing leaves them as they were. Partitions of other years are not touched.
+/// How an output table is laid out: its name (the folder under the output root), its Hive
+/// partition columns, outermost first, and the schema of its files (without them).
+#[derive(Debug, Clone)]
+pub struct TableLayout {
+    /// Folder name under the output root.
+    pub name: String,
+    /// Hive partition columns, outermost first.
+    pub partition_by: Vec<String>,
+    /// Schema of the Parquet files.
+    pub file_schema: SchemaRef,
+}
+
+impl TableLayout {
+    /// The quarantine's layout: rejected records by year.
+    pub fn rejects() -> Self {
+        Self {
+            name: REJECTS.to_string(),
+            partition_by: vec![YEAR.to_string()],
+            file_schema: REJECTS_FILE.clone(),
+        }
+    }
+}
+
+/// A file moved into a published table.
+#[derive(Debug, Clone)]
+pub(crate) struct PublishedFile {
+    /// Its path under the table's folder (`year=2021/province=44/part-...parquet`).
+    pub relative_path: String,
+    /// Its Hive partition values.
+    pub partition: Vec<(String, String)>,
+    /// Its rows.
+    pub rows: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was written, in milliseconds since 1970.
+    pub modified_millis: i64,
+}
+
+/// How [`publish`] publishes a run's staged tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Publication<'a> {
+    /// The run's id, which names the files it publishes so that no file of another run is
+    /// ever overwritten.
+    pub run_id: &'a str,
+    /// The tables' format.
+    pub format: TableFormat,
+    /// The layout of every table.
+    pub layouts: &'a [TableLayout],
+}
+
+/// The Delta version each table was committed at, by table.
+pub type Versions = BTreeMap<String, u64>;
+
+/// Moves every staged table into place under the output root, each file under a name
+/// unique to the run (`part-00000-RUN.parquet`), then replaces, in the year partitions
+/// `replaced` names for each table (index tables and [`REJECTS`]), what the run did not
+/// rewrite, and removes the staging folder. Until `publish` starts, the published tables
+/// are untouched, so a run killed while computing leaves them as they were.
+///
+/// Plain Parquet: after the moves, the replaced partitions' other files are deleted;
+/// readers listing a partition in between see old and new files (the pipeline removes
+/// `_SUCCESS` and the manifest first). Delta: each table changes in one commit that adds
+/// the new files and removes the replaced partitions' old ones; a reader sees the old
+/// version or the new one. Partitions of other years are not touched in either.
 pub async fn publish(
     ctx: &SessionContext,
     staging: &Location,
     output: &Location,
     tables: &mut [TableReport],
     replaced: &BTreeMap<String, BTreeSet<i32>>,
-) -> Result<()> {
+    publication: Publication<'_>,
+) -> Result<Versions> {
     let store = staging.store(ctx)?;
+    let rows_of: HashMap<String, u64> = tables
+        .iter()
+        .flat_map(|t| t.files.iter())
+        .map(|f| (f.location.clone(), f.rows))
+        .collect();
+    let mut moved_to = HashMap::new();
+    let mut versions = Versions::new();
     for (name, years) in replaced {
         let (from, to) = (staging.join(name), output.join(name));
         let prefix = from.path()?;
-        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        let mut objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
         let mut kept = HashSet::new();
+        let mut published = Vec::with_capacity(objects.len());
         for object in objects {
-            let relative: Vec<_> = object
-                .location
-                .prefix_match(&prefix)
-                .expect("listed under the prefix")
-                .map(|part| part.as_ref().to_string())
+            let staged_relative = relative_path_of(&object.location, &prefix);
+            let mut segments: Vec<&str> = staged_relative.split('/').collect();
+            let file_name = segments.pop().expect("an object has a name");
+            let partition: Vec<(String, String)> = segments
+                .iter()
+                .filter_map(|folder| folder.split_once('='))
+                .map(|(column, value)| (column.to_string(), value.to_string()))
                 .collect();
-            let target = to.join(&relative.join("/")).path()?;
-            store.rename(&object.location, &target).await?;
-            kept.insert(target);
+            let unique_name = match file_name.strip_suffix(".parquet") {
+                Some(stem) => format!("{stem}-{}.parquet", publication.run_id),
+                None => format!("{file_name}-{}", publication.run_id),
+            };
+            segments.push(&unique_name);
+            let relative_path = segments.join("/");
+            let target = to.join(&relative_path);
+            let target_path = target.path()?;
+            store.rename(&object.location, &target_path).await?;
+            let staged_url = from.join(&staged_relative).to_string();
+            published.push(PublishedFile {
+                relative_path,
+                partition,
+                rows: rows_of.get(&staged_url).copied().unwrap_or_default(),
+                size: object.size,
+                modified_millis: object.last_modified.timestamp_millis(),
+            });
+            moved_to.insert(staged_url, target.to_string());
+            kept.insert(target_path);
         }
-        for year in years {
-            to.join(&format!("{YEAR}={year}"))
-                .delete_all_except(ctx, &kept)
-                .await?;
+        match publication.format {
+            TableFormat::Parquet => {
+                for year in years {
+                    to.join(&format!("{YEAR}={year}"))
+                        .delete_all_except(ctx, &kept)
+                        .await?;
+                }
+            }
+            TableFormat::Delta if years.is_empty() && published.is_empty() => {}
+            TableFormat::Delta => {
+                let layout = publication
+                    .layouts
+                    .iter()
+                    .find(|layout| layout.name == *name)
+                    .expect("every published table has a layout");
+                let version =
+                    delta::commit(ctx, &to, layout, &published, years, publication.run_id).await?;
+                versions.insert(name.clone(), version);
+            }
         }
     }
-    let (staged, published) = (staging.to_string(), output.to_string());
     for file in tables.iter_mut().flat_map(|t| t.files.iter_mut()) {
-        file.location = file.location.replacen(&staged, &published, 1);
+        if let Some(location) = moved_to.get(&file.location) {
+            file.location = location.clone();
+        }
     }
     clear_staging(ctx, output).await?;
-    Ok(())
+    Ok(versions)
+}
+
+/// The path of `object` under `prefix`, as text.
+fn relative_path_of(
+    object: &exdep_core::object_store::path::Path,
+    prefix: &exdep_core::object_store::path::Path,
+) -> String {
+    object
+        .prefix_match(prefix)
+        .expect("listed under the prefix")
+        .map(|part| part.as_ref().to_string())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Where `COPY` writes a table's files before they are renamed into the staged table.

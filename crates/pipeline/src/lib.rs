@@ -28,12 +28,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use exdep_classify::{CodeTables, CubeReport};
 use exdep_core::Config;
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_export::{LockHolder, RunLock, TableToWrite, write_table};
+use exdep_export::{LockHolder, Publication, RunLock, TableLayout, TableToWrite, write_table};
 use exdep_ingest::{FileReport, Listing, PreparedFile, part_name};
 
 pub use manifest::{
     FileReconciliation, MANIFEST_NAME, RunManifest, SUCCESS_NAME, read_manifest, reconcile,
-    remove_success_marker, write_manifest,
+    withdraw_publication, write_manifest,
 };
 pub use plan::Plan;
 pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
@@ -173,19 +173,7 @@ pub async fn run_pipeline(
     // A bad code table fails the run before anything, the lock included, is written.
     progress(Progress::Stage("loading code tables and listing inputs"));
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
-    let run_id = format!(
-        "{}-{}",
-        started.format("%Y%m%dT%H%M%S%3fZ"),
-        std::process::id()
-    );
-    let holder = LockHolder::this_process(&run_id, &started.to_rfc3339());
-    let lock = RunLock::acquire(
-        ctx,
-        &[&config.warehouse, &config.output],
-        holder,
-        options.break_lock,
-    )
-    .await?;
+    let (lock, run_id) = lock_output(ctx, config, "", started, options.break_lock).await?;
     let outcome = run_locked(ctx, config, options, progress, &tables, started, &run_id).await;
     lock.release(ctx).await?;
     outcome
@@ -245,6 +233,7 @@ async fn run_locked(
             let mut pending = state.clone();
             pending.files = files.clone();
             pending.cube = cube.clone();
+            pending.rejects_without_year_pending = plan.rejects_without_year;
             // The years this run rebuilds are not built until it ends: the next run must
             // rebuild them too, even if the files that held their records are now empty.
             pending
@@ -384,9 +373,32 @@ async fn run_locked(
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
     progress(Progress::Stage("publishing"));
     // From the first moved file until the manifest is written the output is in between:
-    // no `_SUCCESS` says otherwise.
-    remove_success_marker(ctx, &config.output).await?;
-    exdep_export::publish(ctx, &staging, &config.output, &mut written, &plan.replaced).await?;
+    // neither `_SUCCESS` nor a manifest (which could list a file about to go) says
+    // otherwise, and a run killed in between leaves the next one to republish every year.
+    withdraw_publication(ctx, &config.output).await?;
+    let layouts: Vec<TableLayout> = index_tables
+        .iter()
+        .map(|table| TableLayout {
+            name: table.name.to_string(),
+            partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
+            file_schema: table.file_schema.clone(),
+        })
+        .chain([TableLayout::rejects()])
+        .collect();
+    let publication = Publication {
+        run_id,
+        format: config.table_format,
+        layouts: &layouts,
+    };
+    let versions = exdep_export::publish(
+        ctx,
+        &staging,
+        &config.output,
+        &mut written,
+        &plan.replaced,
+        publication,
+    )
+    .await?;
     let mut manifest = RunManifest::new(
         started,
         config,
@@ -399,6 +411,7 @@ async fn run_locked(
         &plan.pruned,
     );
     manifest.skipped_inputs = skipped;
+    manifest.delta_versions.extend(versions);
     write_manifest(ctx, &config.output, &manifest).await?;
     let state = RunState::new(config, tables.digests.clone(), files, cube);
     write_state(ctx, &config.warehouse, &state).await?;
@@ -407,6 +420,56 @@ async fn run_locked(
         manifest,
         origins,
     })
+}
+
+/// Takes the lock of `config`'s warehouse and output (see [`RunLock`]) for a job started at
+/// `started`; returns it with the job's id (`PREFIX`, the start time, the process id), which
+/// also names the files a run publishes.
+async fn lock_output(
+    ctx: &SessionContext,
+    config: &Config,
+    prefix: &str,
+    started: chrono::DateTime<chrono::Utc>,
+    break_lock: bool,
+) -> Result<(RunLock, String), Error> {
+    let job_id = format!(
+        "{prefix}{}-{}",
+        started.format("%Y%m%dT%H%M%S%3fZ"),
+        std::process::id()
+    );
+    let holder = LockHolder::this_process(&job_id, &started.to_rfc3339());
+    let lock = RunLock::acquire(
+        ctx,
+        &[&config.warehouse, &config.output],
+        holder,
+        break_lock,
+    )
+    .await?;
+    Ok((lock, job_id))
+}
+
+/// Deletes from the output's Delta tables the files no version within
+/// `vacuum-retention-hours` reads (see [`exdep_export::vacuum`]), holding the run lock so
+/// that no run publishes meanwhile. Plain Parquet tables keep no old files: nothing to do.
+pub async fn vacuum_output(
+    ctx: &SessionContext,
+    config: &Config,
+    break_lock: bool,
+) -> Result<Vec<exdep_export::Vacuumed>, Error> {
+    config.prepare_session(ctx)?;
+    let (lock, _) = lock_output(ctx, config, "vacuum-", chrono::Utc::now(), break_lock).await?;
+    let vacuumed = async {
+        let tables: Vec<String> = exdep_export::published_tables(ctx, &config.output)
+            .await?
+            .into_iter()
+            .filter(|table| table.format == exdep_core::TableFormat::Delta)
+            .map(|table| table.name)
+            .collect();
+        exdep_export::vacuum(ctx, &config.output, &tables, config.vacuum_retention).await
+    }
+    .await;
+    lock.release(ctx).await?;
+    Ok(vacuumed?)
 }
 
 /// Reads each prepared input in its one pass (its partial cube and rejects go to the

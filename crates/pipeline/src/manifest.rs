@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use exdep_classify::{CubeReport, TableDigest};
 use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::ObjectStoreExt;
-use exdep_core::{InputFormat, Location, Tally, TallyByReason, total};
+use exdep_core::{InputFormat, Location, TableFormat, Tally, TallyByReason, total};
 use exdep_export::{Result, TableReport, read_json, write_json, write_object};
 use exdep_ingest::{FileReport, SkippedFile};
 use serde::{Deserialize, Serialize};
@@ -125,6 +125,13 @@ pub struct RunManifest {
     pub cube_cells_by_year: BTreeMap<i32, u64>,
     /// The tables written.
     pub tables: Vec<TableReport>,
+    /// The format of the published tables.
+    #[serde(default)]
+    pub table_format: TableFormat,
+    /// For Delta tables, the version each table's last commit made, by table (a table the
+    /// run did not change keeps the version of the run that did).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub delta_versions: BTreeMap<String, u64>,
 }
 
 /// The config a run used.
@@ -198,6 +205,11 @@ impl RunManifest {
             skipped_inputs: Vec::new(),
             cube_cells_by_year: cube.iter().map(|(y, c)| (*y, c.cells)).collect(),
             tables,
+            table_format: config.table_format,
+            delta_versions: previous
+                .filter(|p| p.table_format == config.table_format)
+                .map(|p| p.delta_versions.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -215,14 +227,18 @@ pub async fn read_manifest(ctx: &SessionContext, output: &Location) -> Result<Op
 /// The marker written after everything else, which a consumer can wait for.
 pub const SUCCESS_NAME: &str = "_SUCCESS";
 
-/// Removes the `_SUCCESS` marker before a run changes the published tables, so a consumer
-/// waiting for it never reads a half-published output.
-pub async fn remove_success_marker(ctx: &SessionContext, output: &Location) -> Result<()> {
-    let marker = output.join(SUCCESS_NAME);
-    match marker.store(ctx)?.delete(&marker.path()?).await {
-        Ok(()) | Err(exdep_core::object_store::Error::NotFound { .. }) => Ok(()),
-        Err(error) => Err(error.into()),
+/// Removes the `_SUCCESS` marker, then the manifest, before a run changes the published
+/// tables: a consumer waiting for the marker never reads a half-published output, and no
+/// manifest lists a file the run is about to replace.
+pub async fn withdraw_publication(ctx: &SessionContext, output: &Location) -> Result<()> {
+    for name in [SUCCESS_NAME, MANIFEST_NAME] {
+        let object = output.join(name);
+        match object.store(ctx)?.delete(&object.path()?).await {
+            Ok(()) | Err(exdep_core::object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
     }
+    Ok(())
 }
 
 /// Writes the manifest as `OUTPUT/_manifest.json`, after every table, then the `_SUCCESS`

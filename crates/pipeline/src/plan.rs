@@ -59,7 +59,11 @@ impl Plan {
             base_year: config.indices.base_year,
             ..Plan::default()
         };
-        let published_years = published.map(|m| &m.published_years);
+        // Tables published in another format are not this run's: every year is published
+        // afresh.
+        let published_years = published
+            .filter(|m| m.table_format == config.table_format)
+            .map(|m| &m.published_years);
         plan.unpublished = config
             .years
             .iter()
@@ -82,6 +86,7 @@ impl Plan {
             return plan;
         };
 
+        plan.rejects_without_year = state.rejects_without_year_pending;
         let added: BTreeSet<i32> = config.years.difference(&state.years).copied().collect();
         plan.dropped = state.years.difference(&config.years).copied().collect();
         let forced: BTreeSet<i32> = options.years.iter().copied().collect();

@@ -40,6 +40,12 @@ pub struct RunState {
     pub files: BTreeMap<String, FileState>,
     /// The cube's years: cells and the dispositions of their raw records.
     pub cube: CubeReport,
+    /// Whether the quarantine's year 0 (records without a usable year) must be republished:
+    /// set in the state a run writes before it changes the warehouse, when it was to
+    /// republish it, because the files it reads again are then no longer in the state to
+    /// tell.
+    #[serde(default)]
+    pub rejects_without_year_pending: bool,
 }
 
 /// One input file in the raw layer.
@@ -69,6 +75,7 @@ impl RunState {
             raw_layer: config.raw_layer,
             files,
             cube,
+            rejects_without_year_pending: false,
         }
     }
 }

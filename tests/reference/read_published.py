@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Reads exdep's published tables with other engines' readers, for the publication tests.
+
+    read_published.py rows OUTPUT     every table's rows, as JSON {table: [row, ...]}
+    read_published.py history OUTPUT  the commits of every Delta table, newest first
+    read_published.py files OUTPUT    the files of every Delta table's latest version
+
+A Delta table (a folder with `_delta_log`) is read with the delta-rs Python reader
+(`deltalake`) and with Polars, which must agree; a plain Parquet table with DuckDB's Hive
+reader. Rows are sorted and their values written as text (a partition value may come back
+as a number from one reader and as text from another), floats by `repr`, so that two
+outputs compare equal exactly when their tables hold the same rows.
+"""
+
+import json
+import os
+import sys
+
+
+def tables(output):
+    for name in sorted(os.listdir(output)):
+        path = os.path.join(output, name)
+        if os.path.isdir(path) and not name.startswith(("_", ".")):
+            yield name, path
+
+
+def is_delta(path):
+    return os.path.isdir(os.path.join(path, "_delta_log"))
+
+
+def text(value):
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def normalized(columns, rows):
+    """Rows as dicts of text keyed by column name, sorted."""
+    out = [{c: text(v) for c, v in zip(columns, row)} for row in rows]
+    out.sort(key=lambda r: json.dumps(r, sort_keys=True))
+    return out
+
+
+def delta_rows(path):
+    import deltalake
+    import polars
+
+    table = deltalake.DeltaTable(path).to_pyarrow_table()
+    by_delta_rs = normalized(table.column_names, zip(*(c.to_pylist() for c in table.columns)))
+    frame = polars.read_delta(path)
+    by_polars = normalized(frame.columns, frame.rows())
+    if by_delta_rs != by_polars:
+        sys.exit(f"{path}: deltalake and polars read different rows")
+    return by_delta_rs
+
+
+def parquet_rows(path):
+    import duckdb
+
+    files = [
+        os.path.join(folder, f)
+        for folder, _, names in os.walk(path)
+        for f in names
+        if f.endswith(".parquet")
+    ]
+    if not files:
+        return []
+    relation = duckdb.sql(
+        "SELECT * FROM read_parquet($files, hive_partitioning = true)",
+        params={"files": files},
+    )
+    return normalized(relation.columns, relation.fetchall())
+
+
+def main():
+    command, output = sys.argv[1], sys.argv[2]
+    result = {}
+    for name, path in tables(output):
+        if command == "rows":
+            result[name] = delta_rows(path) if is_delta(path) else parquet_rows(path)
+        elif command == "history" and is_delta(path):
+            import deltalake
+
+            result[name] = [
+                {"version": c.get("version"), "operation": c.get("operation")}
+                for c in deltalake.DeltaTable(path).history()
+            ]
+        elif command == "files" and is_delta(path):
+            import deltalake
+
+            root = os.path.abspath(path)
+            result[name] = sorted(
+                os.path.relpath(uri.removeprefix("file://"), root)
+                for uri in deltalake.DeltaTable(path).file_uris()
+            )
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
