@@ -19,22 +19,29 @@ use crate::support::{Scratch, config_text};
 
 /// Runs `read_published.py COMMAND OUTPUT` and parses what it prints.
 pub fn read_published(command: &str, output: &Path) -> BTreeMap<String, Value> {
+    read_published_with(&[command, &output.display().to_string()])
+}
+
+/// Runs `read_published.py ARGS` and parses what it prints.
+fn read_published_with(args: &[&str]) -> BTreeMap<String, Value> {
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/read_published.py");
     let result = Command::new("python3")
         .arg(script)
-        .arg(command)
-        .arg(output)
+        .args(args)
         .output()
         .expect("python3 runs");
     assert!(
         result.status.success(),
-        "read_published.py {command} {} failed (python3 -m pip install deltalake polars \
-         duckdb):\n{}",
-        output.display(),
+        "read_published.py {args:?} failed (python3 -m pip install deltalake polars duckdb):\n{}",
         String::from_utf8_lossy(&result.stderr)
     );
     serde_json::from_slice(&result.stdout).expect("JSON")
+}
+
+/// Every table's rows at Delta version `version`.
+fn read_published_at(output: &Path, version: u64) -> BTreeMap<String, Value> {
+    read_published_with(&["rows", &output.display().to_string(), &version.to_string()])
 }
 
 /// Writes config `NAME.toml` for `years` over `inputs/*.csv`, publishing to `NAME-out` with
@@ -146,6 +153,7 @@ fn delta_tables_equal_the_parquet_output_and_commit_only_what_changed() {
     run(&scratch, "parquet");
     let (delta, parquet) = (scratch.path("delta-out"), scratch.path("parquet-out"));
     assert_same_rows(&delta, &parquet, "first run");
+    let first_rows = read_published("rows", &delta);
     let first = commits(&delta);
     assert_eq!(
         first.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -178,6 +186,11 @@ fn delta_tables_equal_the_parquet_output_and_commit_only_what_changed() {
     assert_same_rows(&delta, &parquet, "2022 added");
     let second = commits(&delta);
     assert!(second.values().all(|&n| n == 2), "{second:?}");
+    // Time travel: version 0 is the first run's tables.
+    assert!(
+        read_published_at(&delta, 0) == first_rows,
+        "version 0 differs from what the first run published"
+    );
     let after = files(&delta);
     for (table, years) in removed_years(&before, &after) {
         assert!(

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Reads exdep's published tables with other engines' readers, for the publication tests.
 
-    read_published.py rows OUTPUT     every table's rows, as JSON {table: [row, ...]}
+    read_published.py rows OUTPUT [VERSION]
+                                      every table's rows, as JSON {table: [row, ...]}; with
+                                      VERSION, each Delta table's rows at that version
     read_published.py history OUTPUT  the commits of every Delta table, newest first
     read_published.py files OUTPUT    the files of every Delta table's latest version
 
@@ -43,13 +45,13 @@ def normalized(columns, rows):
     return out
 
 
-def delta_rows(path):
+def delta_rows(path, version=None):
     import deltalake
     import polars
 
-    table = deltalake.DeltaTable(path).to_pyarrow_table()
+    table = deltalake.DeltaTable(path, version=version).to_pyarrow_table()
     by_delta_rs = normalized(table.column_names, zip(*(c.to_pylist() for c in table.columns)))
-    frame = polars.read_delta(path)
+    frame = polars.read_delta(path, version=version)
     by_polars = normalized(frame.columns, frame.rows())
     if by_delta_rs != by_polars:
         sys.exit(f"{path}: deltalake and polars read different rows")
@@ -76,10 +78,11 @@ def parquet_rows(path):
 
 def main():
     command, output = sys.argv[1], sys.argv[2]
+    version = int(sys.argv[3]) if len(sys.argv) > 3 else None
     result = {}
     for name, path in tables(output):
         if command == "rows":
-            result[name] = delta_rows(path) if is_delta(path) else parquet_rows(path)
+            result[name] = delta_rows(path, version) if is_delta(path) else parquet_rows(path)
         elif command == "history" and is_delta(path):
             import deltalake
 

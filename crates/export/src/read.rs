@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use exdep_core::arrow::datatypes::{DataType, SchemaRef};
+use exdep_core::arrow::datatypes::{DataType, Schema, SchemaRef};
 use exdep_core::datafusion::datasource::MemTable;
 use exdep_core::datafusion::prelude::{
     DataFrame, ParquetReadOptions, SessionContext, cast, col, lit,
@@ -138,10 +138,20 @@ async fn delta_table(
             .or_default()
             .push(root.join(&path).to_string());
     }
+    // The files' schema is the table's without its partition columns: given, it spares
+    // reading every file's footer to infer it.
+    let file_schema = Schema::new(
+        schema
+            .fields()
+            .iter()
+            .filter(|field| !names.contains(field.name()))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let mut union: Option<DataFrame> = None;
     for (partition, urls) in partitions {
         let files = ctx
-            .read_parquet(urls, ParquetReadOptions::default())
+            .read_parquet(urls, ParquetReadOptions::default().schema(&file_schema))
             .await?;
         let columns: Vec<_> = schema
             .fields()
