@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{Schema, SchemaRef, UInt64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -221,6 +221,14 @@ impl Location {
             && let Ok(path) = self.url.to_file_path()
         {
             prune(&path);
+        }
+    }
+
+    /// Deletes the object at this location; one that is not there is already deleted.
+    pub async fn delete_if_exists(&self, ctx: &SessionContext) -> Result<()> {
+        match self.store(ctx)?.delete(&self.path()?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
         }
     }
 
@@ -508,19 +516,7 @@ impl PartitionedWriter {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        let options = FormatOptions::default();
-        let formatters = key_columns
-            .iter()
-            .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
-        for row in 0..batch.num_rows() {
-            let key = formatters
-                .iter()
-                .map(|f| f.value(row).to_string())
-                .collect();
-            rows_by_key.entry(key).or_default().push(row as u32);
-        }
+        let rows_by_key = rows_by_partition(&key_columns, batch.num_rows())?;
         let data_indices: Vec<usize> = (0..batch.num_columns())
             .filter(|&i| {
                 !self
@@ -619,6 +615,27 @@ fn is_safe_segment(value: &str) -> bool {
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The rows of a batch by the partition their `key_columns` values (as text) name.
+fn rows_by_partition(
+    key_columns: &[&ArrayRef],
+    rows: usize,
+) -> Result<BTreeMap<Vec<String>, Vec<u32>>> {
+    let options = FormatOptions::default();
+    let formatters = key_columns
+        .iter()
+        .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+    for row in 0..rows {
+        let key = formatters
+            .iter()
+            .map(|f| f.value(row).to_string())
+            .collect();
+        rows_by_key.entry(key).or_default().push(row as u32);
+    }
+    Ok(rows_by_key)
 }
 
 /// Writes the rows of `query` as Hive-partitioned Parquet files under `root`

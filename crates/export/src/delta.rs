@@ -42,18 +42,23 @@ fn table_at(ctx: &SessionContext, root: &Location) -> Result<DeltaTable> {
 /// The Delta table at `root` with its latest version loaded, or `None` when there is none.
 pub(crate) async fn load(ctx: &SessionContext, root: &Location) -> Result<Option<DeltaTable>> {
     let mut table = table_at(ctx, root)?;
+    Ok(load_latest(&mut table, root).await?.then_some(table))
+}
+
+/// Loads the latest version of `table` (at `root`); false when there is no table yet.
+async fn load_latest(table: &mut DeltaTable, root: &Location) -> Result<bool> {
     if !table
         .verify_deltatable_existence()
         .await
         .map_err(|source| delta_error(root, source))?
     {
-        return Ok(None);
+        return Ok(false);
     }
     table
         .load()
         .await
         .map_err(|source| delta_error(root, source))?;
-    Ok(Some(table))
+    Ok(true)
 }
 
 fn delta_error(root: &Location, source: DeltaTableError) -> Error {
@@ -99,7 +104,8 @@ pub(crate) async fn commit(
         ("exdepRun".to_string(), json!(run_id)),
         ("exdepVersion".to_string(), json!(env!("CARGO_PKG_VERSION"))),
     ]);
-    let Some(table) = load(ctx, root).await? else {
+    let mut table = table_at(ctx, root)?;
+    if !load_latest(&mut table, root).await? {
         let mut columns = Vec::new();
         for field in layout
             .file_schema
@@ -119,7 +125,7 @@ pub(crate) async fn commit(
             columns.push(column);
         }
         let created = CreateBuilder::new()
-            .with_log_store(table_at(ctx, root)?.log_store())
+            .with_log_store(table.log_store())
             .with_table_name(&layout.name)
             .with_columns(columns)
             .with_partition_columns(layout.partition_by.clone())
@@ -129,7 +135,7 @@ pub(crate) async fn commit(
             .await
             .map_err(|source| delta_error(root, source))?;
         return Ok(created.version().unwrap_or_default());
-    };
+    }
     let mut actions = adds;
     let current: Vec<_> = table
         .get_active_add_actions_by_partitions(&[])
@@ -164,9 +170,10 @@ pub(crate) async fn active_files(
     ctx: &SessionContext,
     root: &Location,
 ) -> Result<Option<(SchemaRef, Vec<(String, BTreeMap<String, String>)>)>> {
-    let Some(table) = load(ctx, root).await? else {
+    let mut table = table_at(ctx, root)?;
+    if !load_latest(&mut table, root).await? {
         return Ok(None);
-    };
+    }
     let schema = table
         .snapshot()
         .map_err(|source| delta_error(root, source))?

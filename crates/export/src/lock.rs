@@ -149,10 +149,7 @@ impl RunLock {
                 };
                 warn!(lock = %location, %holder, "removing the lock ({why})");
             }
-            match store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(error) => return Err(error.into()),
-            }
+            location.delete_if_exists(ctx).await?;
         }
         Err(Error::Locked {
             lock: location.to_string(),

@@ -344,32 +344,48 @@ async fn run_locked(
     // and publishes them only when all are computed.
     exdep_export::clear_staging(ctx, &config.output).await?;
     let staging = exdep_export::staging_root(&config.output, run_id);
-    let mut written = Vec::new();
-    for table in &index_tables {
-        let years = plan.table_years(table);
-        if years.is_empty() {
-            continue;
-        }
-        progress(Progress::Stage(&format!(
-            "computing and writing `{}` for {}",
-            table.name,
-            year_span(&years)
-        )));
-        let planned = exdep_index::tables(&exdep_index::PlanSettings {
-            years,
-            ..settings.clone()
+    let to_write: Vec<_> = index_tables
+        .iter()
+        .filter_map(|table| {
+            let years = plan.table_years(table);
+            (!years.is_empty()).then(|| {
+                let stage = format!(
+                    "computing and writing `{}` for {}",
+                    table.name,
+                    year_span(&years)
+                );
+                let planned = exdep_index::tables(&exdep_index::PlanSettings {
+                    years,
+                    ..settings.clone()
+                })
+                .into_iter()
+                .find(|t| t.name == table.name)
+                .expect("the same settings plan the same tables");
+                (stage, planned)
+            })
         })
-        .into_iter()
-        .find(|t| t.name == table.name)
-        .expect("the same settings plan the same tables");
-        let table = TableToWrite {
-            name: planned.name,
-            partition_by: planned.partition_by,
-            file_schema: &planned.file_schema,
-            sql: &planned.sql,
-        };
-        written.push(write_table(ctx, &staging, table).await?);
-    }
+        .collect();
+    // Each table's plan runs in one partition (a fixed summation order), so a table keeps
+    // one core busy: tables are computed side by side, one per core.
+    let stages: Vec<String> = to_write.iter().map(|(stage, _)| stage.clone()).collect();
+    let jobs = to_write.into_iter().map(|(_, planned)| {
+        let (ctx, staging) = (ctx.clone(), staging.clone());
+        async move {
+            let table = TableToWrite {
+                name: planned.name,
+                partition_by: planned.partition_by,
+                file_schema: &planned.file_schema,
+                sql: &planned.sql,
+            };
+            write_table(&ctx, &staging, table).await
+        }
+    });
+    let mut written = in_order(
+        jobs,
+        |index| progress(Progress::Stage(&stages[index])),
+        |_, _| {},
+    )
+    .await?;
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
     progress(Progress::Stage("publishing"));
     // From the first moved file until the manifest is written the output is in between:
@@ -473,7 +489,9 @@ pub async fn vacuum_output(
 }
 
 /// Reads each prepared input in its one pass (its partial cube and rejects go to the
-/// warehouse, its dispositions into `cube`), and reports on each.
+/// warehouse, its dispositions into `cube`), and reports on each. A file's plan leaves a
+/// core idle while it sorts and writes its results, so files are read side by side, one
+/// per core.
 async fn read_inputs(
     ctx: &SessionContext,
     config: &Config,
@@ -481,21 +499,34 @@ async fn read_inputs(
     cube: &mut CubeReport,
     progress: &impl Fn(Progress<'_>),
 ) -> Result<Vec<FileReport>, Error> {
-    let mut reports = Vec::with_capacity(prepared.len());
     let total_bytes = prepared.iter().map(|f| f.report().bytes).sum();
-    let mut bytes = 0;
-    for file in prepared {
+    let (mut bytes, mut done) = (0, 0);
+    let jobs = prepared.iter().map(|file| {
+        let (ctx, warehouse, years) = (ctx.clone(), config.warehouse.clone(), config.years.clone());
+        let (checked, url) = (file.checked_sql().to_string(), file.url());
+        async move {
+            let part = part_name(&url);
+            exdep_classify::classify_file(&ctx, &checked, &url, &part, &warehouse, &years).await
+        }
+    });
+    let outcomes = in_order(
+        jobs,
+        |_| {},
+        |index, _| {
+            bytes += prepared[index].report().bytes;
+            done += 1;
+            progress(Progress::FileRead {
+                done,
+                total: prepared.len(),
+                bytes,
+                total_bytes,
+            });
+        },
+    )
+    .await?;
+    let mut reports = Vec::with_capacity(prepared.len());
+    for (file, outcome) in prepared.iter().zip(outcomes) {
         let url = file.url();
-        let part = part_name(&url);
-        let outcome = exdep_classify::classify_file(
-            ctx,
-            file.checked_sql(),
-            &url,
-            &part,
-            &config.warehouse,
-            &config.years,
-        )
-        .await?;
         if config.raw_layer {
             exdep_ingest::write_raw(ctx, file, &config.warehouse).await?;
         }
@@ -505,13 +536,6 @@ async fn read_inputs(
                 .by_source
                 .insert(url.clone(), disposition);
         }
-        bytes += file.report().bytes;
-        progress(Progress::FileRead {
-            done: reports.len() + 1,
-            total: prepared.len(),
-            bytes,
-            total_bytes,
-        });
         reports.push(FileReport {
             read: outcome.read,
             accepted: outcome.accepted,
@@ -524,6 +548,46 @@ async fn read_inputs(
         });
     }
     Ok(reports)
+}
+
+/// Runs `jobs`, one per core at a time, each in a task of its own, calling `started` with a
+/// job's index as it starts and `finished` as it ends; returns their results in the jobs'
+/// order. The first error is returned as soon as it comes, and the jobs still running are
+/// aborted.
+async fn in_order<T, E, Job>(
+    jobs: impl IntoIterator<Item = Job>,
+    mut started: impl FnMut(usize),
+    mut finished: impl FnMut(usize, &T),
+) -> Result<Vec<T>, Error>
+where
+    Job: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+    Error: From<E>,
+{
+    let parallel = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut waiting = jobs.into_iter().enumerate();
+    let mut running = tokio::task::JoinSet::new();
+    let mut results = Vec::new();
+    loop {
+        while running.len() < parallel {
+            let Some((index, job)) = waiting.next() else {
+                break;
+            };
+            started(index);
+            results.push(None);
+            running.spawn(async move { (index, job.await) });
+        }
+        let Some(ended) = running.join_next().await else {
+            break;
+        };
+        let (index, result) =
+            ended.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+        let result = result?;
+        finished(index, &result);
+        results[index] = Some(result);
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Every year any layer of the warehouse holds.

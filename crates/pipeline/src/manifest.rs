@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CubeReport, TableDigest};
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::{InputFormat, Location, TableFormat, Tally, TallyByReason, total};
 use exdep_export::{Result, TableReport, read_json, write_json, write_object};
 use exdep_ingest::{FileReport, SkippedFile};
@@ -232,11 +231,7 @@ pub const SUCCESS_NAME: &str = "_SUCCESS";
 /// manifest lists a file the run is about to replace.
 pub async fn withdraw_publication(ctx: &SessionContext, output: &Location) -> Result<()> {
     for name in [SUCCESS_NAME, MANIFEST_NAME] {
-        let object = output.join(name);
-        match object.store(ctx)?.delete(&object.path()?).await {
-            Ok(()) | Err(exdep_core::object_store::Error::NotFound { .. }) => {}
-            Err(error) => return Err(error.into()),
-        }
+        output.join(name).delete_if_exists(ctx).await?;
     }
     Ok(())
 }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CubeReport, TableDigest};
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::{Config, Location};
 use exdep_ingest::FileReport;
 use serde::{Deserialize, Serialize};
@@ -96,9 +95,5 @@ pub async fn write_state(
 
 /// Removes the warehouse's run state, so that the next run starts from the inputs.
 pub async fn remove_state(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
-    let location = warehouse.join(STATE_NAME);
-    match location.store(ctx)?.delete(&location.path()?).await {
-        Ok(()) | Err(exdep_core::object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    Ok(warehouse.join(STATE_NAME).delete_if_exists(ctx).await?)
 }
