@@ -30,8 +30,8 @@ pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
 pub use session::{connect, new_session, register_layer, register_text_table, utf8_text};
 pub use storage::{
-    DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile, copy_partitioned,
-    parse_compression, writer_properties,
+    DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile,
+    parse_compression, write_partitioned, writer_properties,
 };
 pub use stores::{EnvironmentStores, StoreRetry, register_stores};
 pub use tally::{Tally, TallyByReason, total};

@@ -9,9 +9,9 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{Schema, SchemaRef, UInt64Type};
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -22,7 +22,6 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::ParquetMetaDataReader;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use tracing::warn;
 use url::Url;
@@ -465,6 +464,10 @@ pub struct PartitionedWriter {
     file_schema: Option<SchemaRef>,
     compression: Compression,
     writers: BTreeMap<Vec<String>, PartitionFile>,
+    /// Rows come ordered by the partition columns (see [`Self::partitions_in_order`]).
+    partitions_in_order: bool,
+    /// Files already closed.
+    written: Vec<WrittenFile>,
 }
 
 struct PartitionFile {
@@ -489,7 +492,17 @@ impl PartitionedWriter {
             file_schema: None,
             compression: session_compression(ctx),
             writers: BTreeMap::new(),
+            partitions_in_order: false,
+            written: Vec::new(),
         })
+    }
+
+    /// Declares that rows come ordered by the partition columns, so that a partition's file
+    /// can be closed as soon as rows of another partition arrive, and one file is open at a
+    /// time. Without it every partition's file stays open until [`Self::finish`].
+    pub fn partitions_in_order(mut self) -> Self {
+        self.partitions_in_order = true;
+        self
     }
 
     /// Casts every file's columns to `schema` (by name), so a layer's files always have the
@@ -528,23 +541,40 @@ impl PartitionedWriter {
         if let Some(schema) = &self.file_schema {
             data = conform(&data, schema)?;
         }
+        let last_row = data.num_rows() as u32 - 1;
         for (key, rows) in rows_by_key {
+            // In order, only the last row's partition can have more rows to come.
+            let complete = self.partitions_in_order && rows.last() != Some(&last_row);
             let part = if rows.len() == data.num_rows() {
                 data.clone()
             } else {
                 take_record_batch(&data, &UInt32Array::from(rows))?
             };
-            let file = self.file_for(key, data.schema())?;
+            let file = self.file_for(&key, data.schema())?;
             file.writer.write(&part).await?;
             file.rows += part.num_rows() as u64;
+            if complete {
+                let file = self.writers.remove(&key).expect("written above");
+                self.close(key, file).await?;
+            }
         }
         Ok(())
     }
 
-    fn file_for(&mut self, key: Vec<String>, schema: SchemaRef) -> Result<&mut PartitionFile> {
-        if !self.writers.contains_key(&key) {
+    async fn close(&mut self, key: Vec<String>, file: PartitionFile) -> Result<()> {
+        file.writer.close().await?;
+        self.written.push(WrittenFile {
+            partition: self.partition_columns.iter().cloned().zip(key).collect(),
+            location: file.location.to_string(),
+            rows: file.rows,
+        });
+        Ok(())
+    }
+
+    fn file_for(&mut self, key: &[String], schema: SchemaRef) -> Result<&mut PartitionFile> {
+        if !self.writers.contains_key(key) {
             let mut location = self.root.clone();
-            for (column, value) in self.partition_columns.iter().zip(&key) {
+            for (column, value) in self.partition_columns.iter().zip(key) {
                 if !is_safe_segment(value) {
                     return Err(Error::UnsafePartitionValue {
                         root: self.root.to_string(),
@@ -562,7 +592,7 @@ impl PartitionedWriter {
                 Some(writer_properties(self.compression)),
             )?;
             self.writers.insert(
-                key.clone(),
+                key.to_vec(),
                 PartitionFile {
                     location,
                     writer,
@@ -570,21 +600,16 @@ impl PartitionedWriter {
                 },
             );
         }
-        Ok(self.writers.get_mut(&key).expect("inserted above"))
+        Ok(self.writers.get_mut(key).expect("inserted above"))
     }
 
     /// Closes every file and returns what was written, in partition order.
-    pub async fn finish(self) -> Result<Vec<WrittenFile>> {
-        let mut written = Vec::with_capacity(self.writers.len());
-        for (key, file) in self.writers {
-            file.writer.close().await?;
-            written.push(WrittenFile {
-                partition: self.partition_columns.iter().cloned().zip(key).collect(),
-                location: file.location.to_string(),
-                rows: file.rows,
-            });
+    pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        for (key, file) in std::mem::take(&mut self.writers) {
+            self.close(key, file).await?;
         }
-        Ok(written)
+        self.written.sort_by(|a, b| a.partition.cmp(&b.partition));
+        Ok(self.written)
     }
 }
 
@@ -638,157 +663,140 @@ fn rows_by_partition(
     Ok(rows_by_key)
 }
 
+/// The name of a partition's file in a table [`write_partitioned`] writes: one file per
+/// partition, under a fixed name, so that a partition is one object, replaced whole.
+const PARTITION_FILE: &str = "part-00000.parquet";
+
 /// Writes the rows of `query` as Hive-partitioned Parquet files under `root`
-/// (`col=value/.../part-00000.parquet`), through the session's engine: a `COPY` statement,
-/// which a Ballista cluster runs on its executors. `COPY` names its files at random, in a
-/// scratch folder; they are then renamed into place, the first of each partition
-/// `part-00000.parquet`, so that a partition's object has a stable name and replaces the
-/// one before. Columns are cast to `file_schema`; the partition columns leave the files.
-pub async fn copy_partitioned(
+/// (`col=value/.../part-00000.parquet`), columns cast to `file_schema`, the partition columns
+/// in the path only. The rows are ordered by the partition columns and then by every column,
+/// so a partition's bytes are the same on every run, and each partition's file is closed
+/// when the next partition's rows arrive: one file is open at a time, whatever the number of
+/// partitions. (The engine's `COPY ... PARTITIONED BY` keeps a writer, with its encoders and
+/// compression contexts, open for every partition until the end of its input.) On a cluster
+/// the executors compute and order the rows, and this process writes them.
+pub async fn write_partitioned(
     ctx: &SessionContext,
     query: &str,
     root: &Location,
     partition_columns: &[&str],
     file_schema: &SchemaRef,
-    scratch: &Location,
 ) -> Result<Vec<WrittenFile>> {
-    scratch.delete_all(ctx).await?;
-    let mut columns = Vec::new();
-    let mut order = partition_columns.to_vec();
-    order.extend(file_schema.fields().iter().map(|f| f.name().as_str()));
-    for field in file_schema.fields() {
-        let name = field.name();
-        let sql_type = sql_type(field.data_type()).ok_or_else(|| Error::Location {
-            location: root.to_string(),
-            message: format!(
-                "column `{name}` has type {}, which exdep does not write",
-                field.data_type()
-            ),
-        })?;
-        columns.push(format!("CAST(\"{name}\" AS {sql_type}) AS \"{name}\""));
-    }
-    columns.extend(partition_columns.iter().map(|c| format!("\"{c}\"")));
-    let compression = session_compression_name(ctx);
-    let copy = format!(
-        "COPY (SELECT {columns} FROM ({query}) ORDER BY {order}) TO '{target}/' STORED AS PARQUET \
-         PARTITIONED BY ({partitions}) OPTIONS ('format.compression' '{compression}', \
-         'format.max_row_group_size' '{ROW_GROUP_ROWS}', 'format.statistics_enabled' 'page', \
-         'format.created_by' 'exdep {version}')",
-        columns = columns.join(", "),
-        // A subquery's order does not survive planning: the files' rows are ordered here,
-        // by every column, so that a partition's bytes are the same on every run.
-        order = order
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", "),
-        target = scratch.url().as_str().trim_end_matches('/'),
-        partitions = partition_columns.join(", "),
-        version = env!("CARGO_PKG_VERSION"),
-    );
-    let reported: u64 = ctx
-        .sql(&copy)
-        .await?
-        .collect()
-        .await?
+    let order = partition_columns
         .iter()
-        .filter_map(|batch| batch.column(0).as_primitive_opt::<UInt64Type>())
-        .flat_map(|counts| counts.iter().flatten())
-        .sum();
-
-    let store = scratch.store(ctx)?;
-    let prefix = scratch.path()?;
-    let mut objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-    objects.sort_by(|a, b| a.location.cmp(&b.location));
-    let mut rows_of = Vec::with_capacity(objects.len());
-    for object in &objects {
-        rows_of.push(parquet_rows(store.as_ref(), &object.location, object.size).await?);
+        .copied()
+        .chain(file_schema.fields().iter().map(|f| f.name().as_str()))
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut rows = ctx
+        .sql(&format!("SELECT * FROM ({query}) ORDER BY {order}"))
+        .await?
+        .execute_stream()
+        .await?;
+    let mut writer = PartitionedWriter::new(ctx, root, partition_columns, PARTITION_FILE)?
+        .with_file_schema(file_schema.clone())
+        .partitions_in_order();
+    while let Some(batch) = rows.try_next().await? {
+        writer.write(&batch).await?;
     }
-    // A task that was retried (an executor lost mid-write) may have left files of its first
-    // attempt: they are not data, and must never be renamed into place.
-    let found: u64 = rows_of.iter().sum();
-    if found != reported {
-        return Err(Error::Location {
-            location: scratch.to_string(),
-            message: format!(
-                "COPY reported {reported} rows but its folder holds {found} in {} files: \
-                 files of another attempt were left there; nothing of it was published",
-                objects.len()
-            ),
-        });
-    }
-    let mut written = Vec::new();
-    let mut files_in_partition: BTreeMap<Vec<(String, String)>, usize> = BTreeMap::new();
-    for (object, rows) in objects.into_iter().zip(rows_of) {
-        let segments: Vec<String> = object
-            .location
-            .prefix_match(&prefix)
-            .expect("listed under the prefix")
-            .map(|part| part.as_ref().to_string())
-            .collect();
-        let Some((_, folders)) = segments.split_last() else {
-            continue;
-        };
-        let partition: Vec<(String, String)> = folders
-            .iter()
-            .filter_map(|folder| folder.split_once('='))
-            .map(|(column, value)| (column.to_string(), value.to_string()))
-            .collect();
-        let index = files_in_partition.entry(partition.clone()).or_default();
-        let target = root
-            .join(&folders.join("/"))
-            .join(&format!("part-{index:05}.parquet"));
-        *index += 1;
-        store.rename(&object.location, &target.path()?).await?;
-        written.push(WrittenFile {
-            partition,
-            location: target.to_string(),
-            rows,
-        });
-    }
-    scratch.delete_all(ctx).await?;
-    Ok(written)
-}
-
-/// The row count a Parquet object's footer records: the footer's last 8 bytes give the
-/// metadata's length, and the metadata the count.
-async fn parquet_rows(store: &dyn ObjectStore, path: &ObjectPath, size: u64) -> Result<u64> {
-    let corrupt = |message: &str| Error::Location {
-        location: path.to_string(),
-        message: message.to_string(),
-    };
-    if size < 12 {
-        return Err(corrupt("too short to be a Parquet file"));
-    }
-    let tail = store.get_range(path, size - 8..size).await?;
-    if &tail[4..] != b"PAR1" {
-        return Err(corrupt("no Parquet footer"));
-    }
-    let length = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
-    if length + 8 > size {
-        return Err(corrupt("a Parquet footer longer than the file"));
-    }
-    let metadata = store.get_range(path, size - 8 - length..size - 8).await?;
-    let metadata = ParquetMetaDataReader::decode_metadata(&metadata)?;
-    Ok(metadata.file_metadata().num_rows() as u64)
-}
-
-/// The SQL name of a column type exdep writes.
-fn sql_type(data_type: &arrow::datatypes::DataType) -> Option<&'static str> {
-    use arrow::datatypes::DataType;
-    Some(match data_type {
-        DataType::Utf8 => "VARCHAR",
-        DataType::Float64 => "DOUBLE",
-        DataType::Int64 => "BIGINT",
-        DataType::Int32 => "INT",
-        DataType::Boolean => "BOOLEAN",
-        _ => return None,
-    })
+    writer.finish().await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::YEAR;
+    use arrow::array::{AsArray, Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Float64Type};
+
+    fn years_and_names(years: &[i32], names: &[&str]) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            (
+                "year",
+                Arc::new(Int32Array::from(years.to_vec())) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(names.to_vec())) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn partitions_in_order_keep_one_file_open() {
+        let ctx = crate::new_session();
+        let root = Location::resolve("memory:///ordered/", Path::new("/")).unwrap();
+        let mut writer = PartitionedWriter::new(&ctx, &root, &[YEAR], "part.parquet")
+            .unwrap()
+            .partitions_in_order();
+        writer
+            .write(&years_and_names(&[2020, 2020, 2021], &["a", "b", "c"]))
+            .await
+            .unwrap();
+        assert_eq!(writer.writers.len(), 1, "2020 is complete; 2021 may go on");
+        writer
+            .write(&years_and_names(&[2021, 2022], &["d", "e"]))
+            .await
+            .unwrap();
+        assert_eq!(writer.writers.len(), 1);
+        let rows: Vec<(String, u64)> = writer
+            .finish()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|file| (file.partition[0].1.clone(), file.rows))
+            .collect();
+        let expected = [("2020", 2), ("2021", 2), ("2022", 1)].map(|(y, n)| (y.to_string(), n));
+        assert_eq!(rows, expected);
+    }
+
+    #[tokio::test]
+    async fn written_partitions_hold_their_rows_in_order() {
+        let ctx = crate::new_session();
+        let root = Location::resolve("memory:///table/", Path::new("/")).unwrap();
+        let file_schema = Arc::new(Schema::new(vec![Field::new(
+            "value",
+            DataType::Float64,
+            true,
+        )]));
+        let written = write_partitioned(
+            &ctx,
+            "SELECT * FROM (VALUES (2021, 3.0), (2020, 1.5), (2021, 2.0), (2020, 0.5), \
+             (2021, 1.0)) AS t(year, value)",
+            &root,
+            &[YEAR],
+            &file_schema,
+        )
+        .await
+        .unwrap();
+        let locations: Vec<&str> = written.iter().map(|f| f.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            [
+                "memory:///table/year=2020/part-00000.parquet",
+                "memory:///table/year=2021/part-00000.parquet"
+            ]
+        );
+        let batches = ctx
+            .read_parquet(locations[1], Default::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let values: Vec<f64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Float64Type>().values().to_vec())
+            .collect();
+        assert_eq!(values, [1.0, 2.0, 3.0]);
+        assert_eq!(
+            batches[0].schema().fields().len(),
+            1,
+            "year is in the path only"
+        );
+    }
 
     #[test]
     fn relative_paths_resolve_against_the_base() {

@@ -100,7 +100,7 @@ pub async fn stage_rejects(
     }
     let table = "quarantine";
     exdep_core::register_layer(ctx, table, &quarantine, &REJECTS_FILE).await?;
-    let written = exdep_core::copy_partitioned(
+    let written = exdep_core::write_partitioned(
         ctx,
         &format!(
             "SELECT * FROM {table} WHERE {YEAR} IN ({})",
@@ -109,7 +109,6 @@ pub async fn stage_rejects(
         &staging.join(REJECTS),
         &[YEAR],
         &REJECTS_FILE,
-        &staging.join(COPY_SCRATCH).join(REJECTS),
     )
     .await;
     ctx.deregister_table(table)?;
@@ -275,9 +274,6 @@ fn relative_path_of(
         .join("/")
 }
 
-/// Where `COPY` writes a table's files before they are renamed into the staged table.
-const COPY_SCRATCH: &str = "_copy";
-
 /// The quarantine table's name.
 pub const REJECTS: &str = "rejects";
 
@@ -316,13 +312,12 @@ async fn write_table_inner(
     staging: &Location,
     table: TableToWrite<'_>,
 ) -> Result<TableReport> {
-    let files = exdep_core::copy_partitioned(
+    let files = exdep_core::write_partitioned(
         ctx,
         table.sql,
         &staging.join(table.name),
         table.partition_by,
         table.file_schema,
-        &staging.join(COPY_SCRATCH).join(table.name),
     )
     .await?;
     let rows = files.iter().map(|f| f.rows).sum();
