@@ -15,6 +15,7 @@ use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CUBE_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
 use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
@@ -164,11 +165,11 @@ pub async fn classify_file(
         file: source.to_string(),
         source: Box::new(e),
     };
-    let batches = ctx
+    let mut rows = ctx
         .sql(&file_sql(checked, years))
         .await
         .map_err(read_error)?
-        .collect()
+        .execute_stream()
         .await
         .map_err(read_error)?;
     let mut outcome = FileClassification::default();
@@ -176,10 +177,11 @@ pub async fn classify_file(
         .with_file_schema(CUBE_FILE.clone());
     let mut rejects = PartitionedWriter::new(ctx, &warehouse.join("rejects"), &[YEAR], part)?
         .with_file_schema(REJECTS_FILE.clone());
-    for batch in &batches {
-        tally(batch, &mut outcome)?;
-        cube.write(&cube_cells_of(batch)?).await?;
-        rejects.write(&rejects_of(batch, source)?).await?;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(read_error)?;
+        tally(&batch, &mut outcome)?;
+        cube.write(&cube_cells_of(&batch)?).await?;
+        rejects.write(&rejects_of(&batch, source)?).await?;
     }
     for written in cube.finish().await? {
         let year = written.partition[0]
@@ -189,12 +191,16 @@ pub async fn classify_file(
         outcome.cells_by_year.insert(year, written.rows);
     }
     rejects.finish().await?;
+    let excluded_by_classification: u64 = (outcome.dispositions.values())
+        .map(|disposition| exdep_core::total(&disposition.excluded).records)
+        .sum();
     info!(
         file = source,
         read = outcome.read,
-        accepted = outcome.accepted.records,
         rejected = exdep_core::total(&outcome.rejected).records,
-        excluded = exdep_core::total(&outcome.excluded).records,
+        excluded_by_format = exdep_core::total(&outcome.excluded).records,
+        accepted = outcome.accepted.records,
+        excluded_by_classification,
         "classified"
     );
     Ok(outcome)

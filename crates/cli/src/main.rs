@@ -90,6 +90,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    exdep_cluster::tune_allocator();
     let cli = Cli::parse();
     init_logging(cli.color, cli.log_format);
     let log = Log {

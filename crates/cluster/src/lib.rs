@@ -150,6 +150,36 @@ pub fn init_logging() {
         .init();
 }
 
+/// Sets the allocator up for a process of exdep's; call it first in `main`, before any
+/// thread starts. With glibc, two settings, made for a process whose threads take turns
+/// decoding and freeing megabyte buffers (a Parquet row group's column chunks):
+/// - one arena per core (glibc's default is up to eight): memory freed in one thread's arena
+///   is not reused by the others, so with many arenas the process holds many partly used
+///   ones;
+/// - a fixed mmap threshold of 1 MiB: by default glibc raises the threshold to the size of
+///   every large block freed, so later buffers of that size are carved out of the arenas and
+///   fragment them instead of going back to the system when freed.
+///
+/// On 20M Parquet records (`bench/`), peak RSS 207-240 MiB -> 160-169 MiB at the same speed.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tune_glibc_malloc(std::thread::available_parallelism().map_or(1, usize::from));
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_glibc_malloc(arenas: usize) {
+    const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+    let arenas = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `mallopt` only changes the allocator's parameters, under its own lock; the
+    // values are in the documented ranges. Either call failing (it returns 0) leaves glibc's
+    // default, which is correct, only larger.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    }
+}
+
 /// A runtime with large thread stacks: planning deep SQL recurses.
 pub fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -60,6 +60,17 @@ pub enum Error {
         /// The absent column.
         column: String,
     },
+    /// Rows declared ordered by partition came back to a partition whose file was closed.
+    #[error(
+        "cannot write {root}: rows of partition {partition} came after another partition's, \
+         though they were declared ordered by partition"
+    )]
+    PartitionOutOfOrder {
+        /// The table root being written.
+        root: String,
+        /// The partition, as `col=value/...`.
+        partition: String,
+    },
     /// The Ballista cluster cannot be used.
     #[error("cluster at {scheduler}: {source}")]
     Cluster {

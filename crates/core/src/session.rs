@@ -117,6 +117,21 @@ pub(crate) fn default_memory_limit() -> u64 {
     total_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
+/// A session that shares `ctx`'s tables, stores and memory pool but plans in `partitions`
+/// partitions: for plans that run side by side, one per core, where each would otherwise
+/// split its input (and hold its grouping state) once per core. The same session when `ctx`
+/// is a cluster's client: there the partitions are the executors' tasks.
+pub fn with_partitions(ctx: &SessionContext, config: &Config, partitions: usize) -> SessionContext {
+    match config.engine {
+        Engine::Embedded => {
+            let mut state = ctx.state();
+            state.config_mut().options_mut().execution.target_partitions = partitions.max(1);
+            SessionContext::new_with_state(state)
+        }
+        Engine::Ballista { .. } => ctx.clone(),
+    }
+}
+
 /// Registers a warehouse layer (Hive-partitioned by `year`) as table `name`.
 pub async fn register_layer(
     ctx: &SessionContext,

@@ -413,21 +413,17 @@ pub fn parse_compression(text: &str) -> std::result::Result<Compression, String>
     }
 }
 
-/// The compression `ctx` is set to write Parquet with, as DataFusion names it (see
-/// `Config::prepare_session`, which checked it).
-fn session_compression_name(ctx: &SessionContext) -> String {
-    ctx.copied_config()
+/// The compression `ctx` is set to write Parquet with (see `Config::prepare_session`, which
+/// checked it).
+pub fn session_compression(ctx: &SessionContext) -> Compression {
+    let name = ctx
+        .copied_config()
         .options()
         .execution
         .parquet
         .compression
-        .clone()
-        .unwrap_or_else(|| DEFAULT_COMPRESSION.to_string())
-}
-
-/// The compression `ctx` is set to write Parquet with (see `Config::prepare_session`).
-pub fn session_compression(ctx: &SessionContext) -> Compression {
-    parse_compression(&session_compression_name(ctx))
+        .clone();
+    parse_compression(name.as_deref().unwrap_or(DEFAULT_COMPRESSION))
         .unwrap_or(Compression::ZSTD(ZstdLevel::default()))
 }
 
@@ -583,6 +579,17 @@ impl PartitionedWriter {
                     });
                 }
                 location = location.join(&format!("{column}={value}"));
+            }
+            // A new file would replace the closed one's rows.
+            let closed = |file: &WrittenFile| file.partition.iter().map(|(_, v)| v).eq(key);
+            if self.written.iter().any(closed) {
+                return Err(Error::PartitionOutOfOrder {
+                    root: self.root.to_string(),
+                    partition: (self.partition_columns.iter().zip(key))
+                        .map(|(column, value)| format!("{column}={value}"))
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                });
             }
             location = location.join(&self.file_name);
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
@@ -750,6 +757,27 @@ mod tests {
             .collect();
         let expected = [("2020", 2), ("2021", 2), ("2022", 1)].map(|(y, n)| (y.to_string(), n));
         assert_eq!(rows, expected);
+    }
+
+    #[tokio::test]
+    async fn a_partition_reopened_out_of_order_is_refused() {
+        let ctx = crate::new_session();
+        let root = Location::resolve("memory:///unordered/", Path::new("/")).unwrap();
+        let mut writer = PartitionedWriter::new(&ctx, &root, &[YEAR], "part.parquet")
+            .unwrap()
+            .partitions_in_order();
+        writer
+            .write(&years_and_names(&[2020, 2021], &["a", "b"]))
+            .await
+            .unwrap();
+        let error = writer
+            .write(&years_and_names(&[2020], &["c"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::PartitionOutOfOrder { partition, .. } if partition == "year=2020"),
+            "{error}"
+        );
     }
 
     #[tokio::test]

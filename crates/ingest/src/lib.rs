@@ -203,6 +203,11 @@ impl PreparedFile {
         &self.checked_sql
     }
 
+    /// The file's size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.meta.size
+    }
+
     /// A report on the file with nothing counted yet.
     pub fn report(&self) -> FileReport {
         FileReport {
@@ -210,7 +215,7 @@ impl PreparedFile {
             format: self.format,
             encoding: self.encoding.clone(),
             origin_column: self.origin_column.clone(),
-            bytes: self.meta.size,
+            bytes: self.bytes(),
             e_tag: self.meta.e_tag.clone(),
             last_modified: self.meta.last_modified.to_rfc3339(),
             read: 0,

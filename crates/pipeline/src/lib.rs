@@ -383,7 +383,7 @@ async fn run_locked(
     let mut written = in_order(
         jobs,
         |index| progress(Progress::Stage(&stages[index])),
-        |_, _| {},
+        |_| {},
     )
     .await?;
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
@@ -491,7 +491,8 @@ pub async fn vacuum_output(
 /// Reads each prepared input in its one pass (its partial cube and rejects go to the
 /// warehouse, its dispositions into `cube`), and reports on each. A file's plan leaves a
 /// core idle while it sorts and writes its results, so files are read side by side, one
-/// per core.
+/// per core, each plan splitting its file only among the cores the other files leave it:
+/// a plan in one partition holds one grouping table, not one per core and a final one.
 async fn read_inputs(
     ctx: &SessionContext,
     config: &Config,
@@ -499,10 +500,16 @@ async fn read_inputs(
     cube: &mut CubeReport,
     progress: &impl Fn(Progress<'_>),
 ) -> Result<Vec<FileReport>, Error> {
-    let total_bytes = prepared.iter().map(|f| f.report().bytes).sum();
+    let total_bytes = prepared.iter().map(PreparedFile::bytes).sum();
     let (mut bytes, mut done) = (0, 0);
+    let side_by_side = prepared.len().clamp(1, cores());
+    let file_ctx = exdep_core::with_partitions(ctx, config, cores() / side_by_side);
     let jobs = prepared.iter().map(|file| {
-        let (ctx, warehouse, years) = (ctx.clone(), config.warehouse.clone(), config.years.clone());
+        let (ctx, warehouse, years) = (
+            file_ctx.clone(),
+            config.warehouse.clone(),
+            config.years.clone(),
+        );
         let (checked, url) = (file.checked_sql().to_string(), file.url());
         async move {
             let part = part_name(&url);
@@ -512,8 +519,8 @@ async fn read_inputs(
     let outcomes = in_order(
         jobs,
         |_| {},
-        |index, _| {
-            bytes += prepared[index].report().bytes;
+        |index| {
+            bytes += prepared[index].bytes();
             done += 1;
             progress(Progress::FileRead {
                 done,
@@ -557,7 +564,7 @@ async fn read_inputs(
 async fn in_order<T, E, Job>(
     jobs: impl IntoIterator<Item = Job>,
     mut started: impl FnMut(usize),
-    mut finished: impl FnMut(usize, &T),
+    mut finished: impl FnMut(usize),
 ) -> Result<Vec<T>, Error>
 where
     Job: Future<Output = Result<T, E>> + Send + 'static,
@@ -565,7 +572,7 @@ where
     E: Send + 'static,
     Error: From<E>,
 {
-    let parallel = std::thread::available_parallelism().map_or(1, usize::from);
+    let parallel = cores();
     let mut waiting = jobs.into_iter().enumerate();
     let mut running = tokio::task::JoinSet::new();
     let mut results = Vec::new();
@@ -584,10 +591,15 @@ where
         let (index, result) =
             ended.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
         let result = result?;
-        finished(index, &result);
+        finished(index);
         results[index] = Some(result);
     }
     Ok(results.into_iter().flatten().collect())
+}
+
+/// This machine's cores: how many jobs [`in_order`] runs at once.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Every year any layer of the warehouse holds.

@@ -52,6 +52,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    exdep_cluster::tune_allocator();
     let args = Args::parse();
     exdep_cluster::init_logging();
     let result = wait_for_scheduler(&args).and_then(|()| {

@@ -37,6 +37,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    exdep_cluster::tune_allocator();
     let args = Args::parse();
     exdep_cluster::init_logging();
     let result = exdep_cluster::tokio_runtime()
