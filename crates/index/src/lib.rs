@@ -20,6 +20,8 @@
 //!     destination_threshold_cny: config.indices.destination_threshold_cny,
 //!     provinces: ["11", "44"].map(String::from).into(),
 //! };
+//! let cells = config.warehouse.join("run-cells");
+//! exdep_index::compute_cells(&ctx, &settings, &cells).await?;
 //! for table in exdep_index::tables(&settings) {
 //!     let frame = ctx.sql(&table.sql).await?;
 //!     println!("{} -> {} columns", table.name, frame.schema().fields().len());
@@ -36,7 +38,7 @@ use std::collections::BTreeSet;
 use exdep_core::Location;
 use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::schema::CUBE_FILE;
+use exdep_core::schema::{CUBE_FILE, YEAR};
 
 pub use error::{Error, Result};
 pub use plans::{PlanSettings, tables};
@@ -54,7 +56,7 @@ pub struct IndexTable {
     pub reads_base_year: bool,
     /// Schema of the Parquet files (without the partition columns).
     pub file_schema: SchemaRef,
-    /// The plan, as SQL over the registered `cube` table.
+    /// The plan, as SQL over the cells [`compute_cells`] registers.
     pub sql: String,
 }
 
@@ -106,6 +108,24 @@ pub async fn origins(ctx: &SessionContext, years: &BTreeSet<i32>) -> Result<BTre
         origins.extend(codes.iter().flatten().map(str::to_string));
     }
     Ok(origins)
+}
+
+/// Computes the cells the plans of `settings` read (the cube's sums for the years they need,
+/// with the national aggregate and the `all` category) once, writes them under `location`
+/// (a folder of this run's own, removed with it) and registers them for the plans. Expects
+/// [`prepare`].
+pub async fn compute_cells(
+    ctx: &SessionContext,
+    settings: &PlanSettings,
+    location: &Location,
+) -> Result<()> {
+    let cells = plans::cells_sql(settings);
+    exdep_core::write_partitioned(ctx, &cells, location, &[YEAR], &plans::CELLS_FILE).await?;
+    if ctx.table_exist(plans::CELLS_TABLE)? {
+        ctx.deregister_table(plans::CELLS_TABLE)?;
+    }
+    exdep_core::register_layer(ctx, plans::CELLS_TABLE, location, &plans::CELLS_FILE).await?;
+    Ok(())
 }
 
 /// Readies `ctx` for the index plans: registers the warehouse's cube layer (the files'

@@ -1,10 +1,11 @@
 //! The SQL of every index table.
 //!
-//! Each plan is one statement: a chain of common table expressions over the `cube` table,
+//! Each plan is one statement: a chain of common table expressions over the run's cells
+//! (computed once from the `cube` table, see [`cells_sql`]),
 //! ending in the table's rows, sorted so that the files a run writes are reproducible.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use exdep_core::DestinationLevel;
 use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -98,26 +99,20 @@ fn schema(fields: &[(&str, DataType, bool)]) -> SchemaRef {
     ))
 }
 
-/// `cells`: the needed years' cube cells (the exact sums of the files' partial cubes) plus
-/// the national aggregate (origin `CN`, the sum over provinces only: a reporter country in
-/// the same cube is its own origin) and the `all` category (the sum of the four
-/// categories), at partner level.
-/// `units`: the destination units concentration and margins count, partners or regions.
-fn cells_cte(settings: &PlanSettings) -> String {
+/// The table the plans read their cells from (see [`cells_sql`]).
+pub(crate) const CELLS_TABLE: &str = "index_cells";
+
+/// The cells every plan reads, for the needed years of `settings`: the cube's cells (the
+/// exact sums of the files' partial cubes) plus the national aggregate (origin `CN`, the sum
+/// over provinces only: a reporter country in the same cube is its own origin) and the `all`
+/// category (the sum of the four categories), at partner level. Computed once per run and
+/// read by every plan as [`CELLS_TABLE`]: each plan reads its cells several times, and the
+/// engine would derive them from the cube again at every reference.
+pub(crate) fn cells_sql(settings: &PlanSettings) -> String {
     let years = year_list(&settings.needed_years());
     let (usd, cny) = (exact_sum("exports_usd"), exact_sum("exports_cny"));
-    let units = match settings.destination_level {
-        DestinationLevel::Country => {
-            "SELECT year, province, category, partner AS unit, region, exports_usd FROM cells"
-                .to_string()
-        }
-        DestinationLevel::Region => format!(
-            "SELECT year, province, category, region AS unit, region, {usd} AS exports_usd
-             FROM cells GROUP BY year, province, category, region"
-        ),
-    };
     format!(
-        "cube_years AS (
+        "WITH cube_years AS (
             SELECT year, province, partner, region, category,
                    CAST(sum(exports_usd) AS DOUBLE) AS exports_usd,
                    CAST(sum(exports_cny) AS DOUBLE) AS exports_cny
@@ -133,17 +128,52 @@ fn cells_cte(settings: &PlanSettings) -> String {
                    {usd} AS exports_usd, {cny} AS exports_cny
             FROM cube_years WHERE {provinces}
             GROUP BY year, partner, region, category
-        ),
-        cells AS (
-            SELECT year, province, partner, region, category, exports_usd, exports_cny
-            FROM by_category
-            UNION ALL
-            SELECT year, province, partner, region, '{ALL_CATEGORIES}' AS category,
-                   {usd} AS exports_usd, {cny} AS exports_cny
-            FROM by_category GROUP BY year, province, partner, region
-        ),
-        units AS ({units})",
+        )
+        SELECT year, province, partner, region, category, exports_usd, exports_cny
+        FROM by_category
+        UNION ALL
+        SELECT year, province, partner, region, '{ALL_CATEGORIES}' AS category,
+               {usd} AS exports_usd, {cny} AS exports_cny
+        FROM by_category GROUP BY year, province, partner, region",
         provinces = settings.is_province("province"),
+    )
+}
+
+/// The schema of [`CELLS_TABLE`]'s files (partitioned by `year`).
+pub(crate) static CELLS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let text = |name| (name, DataType::Utf8, false);
+    let money = |name| (name, DataType::Float64, false);
+    schema(&[
+        text("province"),
+        text("partner"),
+        text("region"),
+        text("category"),
+        money("exports_usd"),
+        money("exports_cny"),
+    ])
+});
+
+/// `cells`: the needed years' cells (see [`cells_sql`]).
+/// `units`: the destination units concentration and margins count, partners or regions.
+fn cells_cte(settings: &PlanSettings) -> String {
+    let years = year_list(&settings.needed_years());
+    let usd = exact_sum("exports_usd");
+    let units = match settings.destination_level {
+        DestinationLevel::Country => {
+            "SELECT year, province, category, partner AS unit, region, exports_usd FROM cells"
+                .to_string()
+        }
+        DestinationLevel::Region => format!(
+            "SELECT year, province, category, region AS unit, region, {usd} AS exports_usd
+             FROM cells GROUP BY year, province, category, region"
+        ),
+    };
+    format!(
+        "cells AS (
+            SELECT year, province, partner, region, category, exports_usd, exports_cny
+            FROM {CELLS_TABLE} WHERE year IN ({years})
+        ),
+        units AS ({units})"
     )
 }
 

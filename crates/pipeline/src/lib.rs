@@ -38,6 +38,10 @@ pub use manifest::{
 pub use plan::Plan;
 pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
 
+/// The folder of the run's staging folder the index plans' cells go to (see
+/// `exdep_index::compute_cells`); removed with the staging folder.
+const CELLS: &str = "_cells";
+
 /// A failure in one of the stages; each names the file, key or table involved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -344,10 +348,12 @@ async fn run_locked(
     // and publishes them only when all are computed.
     exdep_export::clear_staging(ctx, &config.output).await?;
     let staging = exdep_export::staging_root(&config.output, run_id);
+    let mut cell_years = BTreeSet::new();
     let to_write: Vec<_> = index_tables
         .iter()
         .filter_map(|table| {
             let years = plan.table_years(table);
+            cell_years.extend(&years);
             (!years.is_empty()).then(|| {
                 let stage = format!(
                     "computing and writing `{}` for {}",
@@ -365,6 +371,14 @@ async fn run_locked(
             })
         })
         .collect();
+    if !cell_years.is_empty() {
+        progress(Progress::Stage("summing the cube's cells"));
+        let cell_settings = exdep_index::PlanSettings {
+            years: cell_years,
+            ..settings.clone()
+        };
+        exdep_index::compute_cells(ctx, &cell_settings, &staging.join(CELLS)).await?;
+    }
     // Each table's plan runs in one partition (a fixed summation order), so a table keeps
     // one core busy: tables are computed side by side, one per core.
     let stages: Vec<String> = to_write.iter().map(|(stage, _)| stage.clone()).collect();
