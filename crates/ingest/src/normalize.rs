@@ -360,7 +360,7 @@ impl<'a> StagingRows<'a> {
         self.text.push_str(if fields_ok { ",1" } else { ",0" });
         // A record of the wrong shape keeps its raw text but no fields: it is rejected whole.
         if fields_ok {
-            for field in &fields {
+            for field in fields.iter() {
                 self.text.push(',');
                 push_quoted(&mut self.text, field);
             }
@@ -380,7 +380,7 @@ impl<'a> StagingRows<'a> {
         let mut names = record
             .fields
             .ok_or_else(|| header_error("the header line is longer than max-line-bytes"))?;
-        if names.len() == 1 && names[0].trim().is_empty() {
+        if names.len() == 1 && names.iter().all(|name| name.trim().is_empty()) {
             // Blank-looking lines before the header are skipped, as blank lines are after it.
             return Ok(());
         }
@@ -401,13 +401,14 @@ impl<'a> StagingRows<'a> {
     }
 }
 
+/// `field` as a quoted CSV field: in quotes, each quote in it doubled.
 fn push_quoted(out: &mut String, field: &str) {
     out.push('"');
-    for c in field.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
+    let mut pieces = field.split('"');
+    out.push_str(pieces.next().unwrap_or_default());
+    for piece in pieces {
+        out.push_str("\"\"");
+        out.push_str(piece);
     }
     out.push('"');
 }
@@ -438,7 +439,66 @@ fn check_header(file: &str, names: &[String]) -> Result<()> {
 struct Record {
     line: u64,
     text: String,
-    fields: Option<Vec<String>>,
+    fields: Option<Fields>,
+}
+
+/// A record's fields: their text back to back, and where each ends. One buffer per record,
+/// not one string per field: a text input's records pass through here one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fields {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Fields {
+    /// The fields csv-core wrote to `bytes`, the one before `ends[i]` ending there.
+    fn new(bytes: &[u8], ends: &[usize]) -> Self {
+        // csv-core splits UTF-8 text at ASCII bytes, so its fields are UTF-8; bytes that are
+        // not become replacement characters, field by field.
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self {
+                text: text.to_string(),
+                ends: ends.to_vec(),
+            },
+            Err(_) => {
+                let mut fields = Self {
+                    text: String::with_capacity(bytes.len()),
+                    ends: Vec::with_capacity(ends.len()),
+                };
+                let mut start = 0;
+                for &end in ends {
+                    fields
+                        .text
+                        .push_str(&String::from_utf8_lossy(&bytes[start..end]));
+                    fields.ends.push(fields.text.len());
+                    start = end;
+                }
+                fields
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(start, &end)| &self.text[start..end])
+    }
+
+    fn last(&self) -> Option<&str> {
+        self.iter().last()
+    }
+
+    /// Drops the last field.
+    fn pop(&mut self) {
+        if self.ends.pop().is_some() {
+            self.text.truncate(self.ends.last().copied().unwrap_or(0));
+        }
+    }
 }
 
 /// Counts line breaks (LF, CRLF or a lone CR) across the pieces of a stream: a CRLF split
@@ -473,9 +533,12 @@ fn is_break(byte: &u8) -> bool {
 /// A record's text with each line break inside its quotes (LF, CRLF or a lone CR) as one
 /// space, so the staging copy holds one record per line.
 fn breaks_as_spaces(text: &[u8]) -> String {
-    String::from_utf8_lossy(text)
-        .replace("\r\n", " ")
-        .replace(['\r', '\n'], " ")
+    let text = String::from_utf8_lossy(text);
+    if text.contains(['\r', '\n']) {
+        text.replace("\r\n", " ").replace(['\r', '\n'], " ")
+    } else {
+        text.into_owned()
+    }
 }
 
 /// A CSV reader that takes a byte order mark as text. The decoder removes a file's own; a
@@ -492,6 +555,11 @@ fn csv_reader() -> csv_core::Reader {
 
 /// The fields of one line read on its own, where quotes cannot join it to the next.
 pub(crate) fn line_fields(line: &[u8]) -> Vec<String> {
+    line_field_parts(line).iter().map(str::to_string).collect()
+}
+
+/// [`line_fields`], in one buffer.
+fn line_field_parts(line: &[u8]) -> Fields {
     let mut reader = csv_reader();
     // A line has no more field bytes than bytes, and no more fields than bytes plus one.
     let (mut output, mut ends) = (vec![0; line.len()], vec![0; line.len() + 1]);
@@ -510,15 +578,7 @@ pub(crate) fn line_fields(line: &[u8]) -> Vec<String> {
             | csv_core::ReadRecordResult::OutputEndsFull => break,
         }
     }
-    let mut start = 0;
-    ends[..ended]
-        .iter()
-        .map(|&end| {
-            let field = String::from_utf8_lossy(&output[start..end]).into_owned();
-            start = end;
-            field
-        })
-        .collect()
+    Fields::new(&output[..written], &ends[..ended])
 }
 
 /// The record of a line longer than the cap: its start, and no fields.
@@ -648,15 +708,7 @@ impl RecordParser {
         let line = self.line + 1;
         let end = self.raw.len() - self.raw.iter().rev().take_while(|b| is_break(b)).count();
         self.line += self.breaks.count(&self.raw);
-        let mut start = 0;
-        let fields = self.ends[..self.ends_len]
-            .iter()
-            .map(|&end| {
-                let field = String::from_utf8_lossy(&self.fields[start..end]).into_owned();
-                start = end;
-                field
-            })
-            .collect();
+        let fields = Fields::new(&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
         let record = Record {
             line,
             text: breaks_as_spaces(&self.raw[..end]),
@@ -708,7 +760,7 @@ impl RecordParser {
         Record {
             line,
             text: String::from_utf8_lossy(content).into_owned(),
-            fields: Some(line_fields(content)),
+            fields: Some(line_field_parts(content)),
         }
     }
 }
@@ -748,8 +800,8 @@ mod tests {
     #[test]
     fn fields_follow_csv_quoting() {
         let records = parse(&[b"a,\"b,c\",d\n\"x \"\"y\"\"\",\n"], CAP);
-        assert_eq!(records[0].fields.as_deref().unwrap(), ["a", "b,c", "d"]);
-        assert_eq!(records[1].fields.as_deref().unwrap(), ["x \"y\"", ""]);
+        assert_eq!(fields_of(&records[0]).unwrap(), ["a", "b,c", "d"]);
+        assert_eq!(fields_of(&records[1]).unwrap(), ["x \"y\"", ""]);
     }
 
     #[test]
@@ -784,7 +836,7 @@ mod tests {
             found,
             [(1, "a,b"), (2, "\"x y\",2"), (4, "3,\"p q\""), (6, "4,5")]
         );
-        assert_eq!(records[1].fields.as_deref().unwrap(), ["x\ny", "2"]);
+        assert_eq!(fields_of(&records[1]).unwrap(), ["x\ny", "2"]);
     }
 
     #[test]
@@ -813,7 +865,7 @@ mod tests {
         let found = parse(&[&input], 64);
         assert_eq!(found.len(), 22, "{found:?}");
         assert_eq!((found[1].line, found[1].text.as_str()), (2, "\"open,1"));
-        assert_eq!(found[21].fields.as_deref().unwrap(), ["19", "2"]);
+        assert_eq!(fields_of(&found[21]).unwrap(), ["19", "2"]);
         assert!(found.iter().all(|r| r.fields.is_some()));
     }
 
@@ -842,10 +894,15 @@ mod tests {
         at.windows(2).map(|w| &bytes[w[0]..w[1]]).collect()
     }
 
+    fn fields_of(record: &Record) -> Option<Vec<String>> {
+        let fields = record.fields.as_ref()?;
+        Some(fields.iter().map(str::to_string).collect())
+    }
+
     fn summary(records: &[Record]) -> Vec<(u64, String, Option<Vec<String>>)> {
         records
             .iter()
-            .map(|r| (r.line, r.text.clone(), r.fields.clone()))
+            .map(|r| (r.line, r.text.clone(), fields_of(r)))
             .collect()
     }
 
