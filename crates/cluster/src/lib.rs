@@ -163,7 +163,7 @@ pub fn init_logging() {
 /// On 20M Parquet records (`bench/`), peak RSS 207-240 MiB -> 160-169 MiB at the same speed.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    tune_glibc_malloc(std::thread::available_parallelism().map_or(1, usize::from));
+    tune_glibc_malloc(exdep_core::cores());
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -29,7 +29,7 @@ pub use config::{
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
 pub use session::{
-    connect, new_session, register_layer, register_text_table, utf8_text, with_partitions,
+    connect, cores, new_session, register_layer, register_text_table, utf8_text, with_partitions,
 };
 pub use storage::{
     DEFAULT_COMPRESSION, InputLocation, Location, PartitionedWriter, WrittenFile,

@@ -117,6 +117,12 @@ pub(crate) fn default_memory_limit() -> u64 {
     total_kib.map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
+/// This machine's cores: how many files, tables or decodings exdep runs at once, and its
+/// processes' allocator arenas.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 /// A session that shares `ctx`'s tables, stores and memory pool but plans in `partitions`
 /// partitions: for plans that run side by side, one per core, where each would otherwise
 /// split its input (and hold its grouping state) once per core. The same session when `ctx`

@@ -569,7 +569,7 @@ impl PartitionedWriter {
 
     fn file_for(&mut self, key: &[String], schema: SchemaRef) -> Result<&mut PartitionFile> {
         if !self.writers.contains_key(key) {
-            let mut location = self.root.clone();
+            let mut segments = Vec::with_capacity(key.len());
             for (column, value) in self.partition_columns.iter().zip(key) {
                 if !is_safe_segment(value) {
                     return Err(Error::UnsafePartitionValue {
@@ -578,20 +578,18 @@ impl PartitionedWriter {
                         value: value.clone(),
                     });
                 }
-                location = location.join(&format!("{column}={value}"));
+                segments.push(format!("{column}={value}"));
             }
             // A new file would replace the closed one's rows.
             let closed = |file: &WrittenFile| file.partition.iter().map(|(_, v)| v).eq(key);
             if self.written.iter().any(closed) {
                 return Err(Error::PartitionOutOfOrder {
                     root: self.root.to_string(),
-                    partition: (self.partition_columns.iter().zip(key))
-                        .map(|(column, value)| format!("{column}={value}"))
-                        .collect::<Vec<_>>()
-                        .join("/"),
+                    partition: segments.join("/"),
                 });
             }
-            location = location.join(&self.file_name);
+            let folder = (segments.iter()).fold(self.root.clone(), |folder, s| folder.join(s));
+            let location = folder.join(&self.file_name);
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
             let writer = AsyncArrowWriter::try_new(
                 object,
@@ -731,13 +729,17 @@ mod tests {
         .unwrap()
     }
 
+    /// A writer of `year` partitions under `root`, told that rows come in partition order.
+    fn writer_in_order(root: &str) -> PartitionedWriter {
+        let root = Location::resolve(root, Path::new("/")).unwrap();
+        PartitionedWriter::new(&crate::new_session(), &root, &[YEAR], "part.parquet")
+            .unwrap()
+            .partitions_in_order()
+    }
+
     #[tokio::test]
     async fn partitions_in_order_keep_one_file_open() {
-        let ctx = crate::new_session();
-        let root = Location::resolve("memory:///ordered/", Path::new("/")).unwrap();
-        let mut writer = PartitionedWriter::new(&ctx, &root, &[YEAR], "part.parquet")
-            .unwrap()
-            .partitions_in_order();
+        let mut writer = writer_in_order("memory:///ordered/");
         writer
             .write(&years_and_names(&[2020, 2020, 2021], &["a", "b", "c"]))
             .await
@@ -761,11 +763,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_partition_reopened_out_of_order_is_refused() {
-        let ctx = crate::new_session();
-        let root = Location::resolve("memory:///unordered/", Path::new("/")).unwrap();
-        let mut writer = PartitionedWriter::new(&ctx, &root, &[YEAR], "part.parquet")
-            .unwrap()
-            .partitions_in_order();
+        let mut writer = writer_in_order("memory:///unordered/");
         writer
             .write(&years_and_names(&[2020, 2021], &["a", "b"]))
             .await

@@ -324,7 +324,7 @@ async fn decode_text_inputs(
     files: &[InputFile],
     staging: &Location,
 ) -> Vec<Option<Result<normalize::Normalized>>> {
-    let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallelism = exdep_core::cores();
     let tasks = files.iter().enumerate().map(|(index, listed)| {
         let input = &config.inputs[listed.input_index];
         let text = !is_parquet(input, &listed.meta);

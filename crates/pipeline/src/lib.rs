@@ -516,8 +516,9 @@ async fn read_inputs(
 ) -> Result<Vec<FileReport>, Error> {
     let total_bytes = prepared.iter().map(PreparedFile::bytes).sum();
     let (mut bytes, mut done) = (0, 0);
-    let side_by_side = prepared.len().clamp(1, cores());
-    let file_ctx = exdep_core::with_partitions(ctx, config, cores() / side_by_side);
+    let cores = exdep_core::cores();
+    let side_by_side = prepared.len().clamp(1, cores);
+    let file_ctx = exdep_core::with_partitions(ctx, config, cores / side_by_side);
     let jobs = prepared.iter().map(|file| {
         let (ctx, warehouse, years) = (
             file_ctx.clone(),
@@ -586,7 +587,7 @@ where
     E: Send + 'static,
     Error: From<E>,
 {
-    let parallel = cores();
+    let parallel = exdep_core::cores();
     let mut waiting = jobs.into_iter().enumerate();
     let mut running = tokio::task::JoinSet::new();
     let mut results = Vec::new();
@@ -609,11 +610,6 @@ where
         results[index] = Some(result);
     }
     Ok(results.into_iter().flatten().collect())
-}
-
-/// This machine's cores: how many jobs [`in_order`] runs at once.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Every year any layer of the warehouse holds.
