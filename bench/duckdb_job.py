@@ -122,7 +122,7 @@ def build_cube_rows(con, inputs, years):
         FROM ({typed_sources(inputs)}) AS typed
         WHERE year IN ({year_list})
           AND (month IS NULL OR month BETWEEN 1 AND 12)
-          AND regexp_full_match(hs_code, '[0-9]{{2,10}}')
+          AND regexp_full_match(hs_code, '([0-9]{{2}}){{1,5}}')
           AND isfinite(value)
           AND value >= 0
           AND value <= {MAX_VALUE}

@@ -5,6 +5,7 @@
 mod cli;
 mod cluster;
 mod delta;
+mod failures;
 mod fixtures;
 mod fuzz;
 mod incremental;

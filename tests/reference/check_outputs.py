@@ -323,7 +323,7 @@ def build_cube_rows(con, years):
           AND (regexp_full_match(province, '[0-9]{{2}}')
                OR regexp_full_match(province, '[A-Z]{{3}}'))
           AND regexp_full_match(upper(partner), '[A-Z]{{3}}')
-          AND regexp_full_match(hs_code, '[0-9]{{2,10}}')
+          AND regexp_full_match(hs_code, '([0-9]{{2}}){{1,5}}')
           AND regexp_full_match(value, '{FLOAT_SYNTAX}')
           AND isfinite(TRY_CAST(value AS DOUBLE))
           AND TRY_CAST(value AS DOUBLE) >= 0

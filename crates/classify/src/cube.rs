@@ -150,15 +150,16 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
 }
 
 /// Reads the file whose checked records `checked` plans (URL `source`) in one pass, and
-/// writes its partial cube to `WAREHOUSE/cube/year=YYYY/PART` and its rejected records to
-/// `WAREHOUSE/rejects/year=YYYY/PART`. The code tables must be registered, and the file's
-/// earlier objects removed ([`remove_files`]).
+/// writes its partial cube to `LAYERS/cube/year=YYYY/PART` and its rejected records to
+/// `LAYERS/rejects/year=YYYY/PART`, where `LAYERS` is the run's staging folder: they become
+/// part of the warehouse only when the run commits them ([`commit_files`]). The code tables
+/// must be registered.
 pub async fn classify_file(
     ctx: &SessionContext,
     checked: &str,
     source: &str,
     part: &str,
-    warehouse: &Location,
+    layers: &Location,
     years: &BTreeSet<i32>,
 ) -> Result<FileClassification> {
     let read_error = |e| Error::Read {
@@ -173,9 +174,9 @@ pub async fn classify_file(
         .await
         .map_err(read_error)?;
     let mut outcome = FileClassification::default();
-    let mut cube = PartitionedWriter::new(ctx, &warehouse.join("cube"), &[YEAR], part)?
+    let mut cube = PartitionedWriter::new(ctx, &layers.join("cube"), &[YEAR], part)?
         .with_file_schema(CUBE_FILE.clone());
-    let mut rejects = PartitionedWriter::new(ctx, &warehouse.join("rejects"), &[YEAR], part)?
+    let mut rejects = PartitionedWriter::new(ctx, &layers.join("rejects"), &[YEAR], part)?
         .with_file_schema(REJECTS_FILE.clone());
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(read_error)?;
@@ -338,24 +339,28 @@ fn rejects_of(batch: &RecordBatch, source: &str) -> Result<RecordBatch> {
     )?)
 }
 
-/// Removes the objects the files named by `parts` (see `exdep_ingest::part_name`) hold in
-/// every year partition of the warehouse's per-file layers, before they are read again or
-/// because they are gone. Other files' objects are untouched.
-pub async fn remove_files(
+/// Makes the objects a run wrote under `staged` (its staging folder, see [`classify_file`])
+/// the warehouse's: first every object of the per-file layers whose name is not in `kept`
+/// is removed (the files read again, the files gone, and any object no run state accounts
+/// for, such as a killed run's), then the staged objects are moved into place. Called only
+/// once nothing can refuse the run any more, so a refused run leaves the warehouse as it was.
+pub async fn commit_files(
     ctx: &SessionContext,
+    staged: &Location,
     warehouse: &Location,
-    parts: &BTreeSet<String>,
+    kept: &BTreeSet<String>,
 ) -> Result<()> {
-    if parts.is_empty() {
-        return Ok(());
-    }
     for layer in FILE_LAYERS {
-        warehouse
-            .join(layer)
+        let layer_root = warehouse.join(layer);
+        let orphans = layer_root
             .delete_where(ctx, |path| {
-                path.filename().is_some_and(|name| parts.contains(name))
+                path.filename().is_none_or(|name| !kept.contains(name))
             })
             .await?;
+        if orphans > 0 {
+            info!(layer = %layer_root, objects = orphans, "removed the objects of files no longer read as they were");
+        }
+        staged.join(layer).move_into(ctx, &layer_root).await?;
     }
     Ok(())
 }

@@ -10,10 +10,11 @@
 //! # async fn demo(config: exdep_core::Config, checked_sql: &str) -> exdep_classify::Result<()> {
 //! let ctx = exdep_core::new_session();
 //! let tables = exdep_classify::CodeTables::load(&ctx, &config.tables, &config.years).await?;
-//! tables.register(&ctx, &config.warehouse.join("tables")).await?;
+//! let staged = config.warehouse.join("_staging/run-1");
+//! tables.register(&ctx, &staged.join("tables")).await?;
 //! let file = exdep_classify::classify_file(
 //!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet",
-//!     &config.warehouse, &config.years,
+//!     &staged, &config.years,
 //! ).await?;
 //! println!("{} records read, {} accepted", file.read, file.accepted.records);
 //! # Ok(()) }
@@ -25,8 +26,8 @@ mod error;
 mod tables;
 
 pub use cube::{
-    CubeReport, FileClassification, SourceDisposition, YearCube, classify_file, cube_cells,
-    drop_years, remove_files,
+    CubeReport, FileClassification, SourceDisposition, YearCube, classify_file, commit_files,
+    cube_cells, drop_years,
 };
 pub use error::{Error, Result};
 pub use tables::{

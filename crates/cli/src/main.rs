@@ -5,6 +5,7 @@ mod inspect;
 mod progress;
 mod report;
 mod run;
+mod signals;
 mod status;
 
 use std::path::PathBuf;
@@ -127,9 +128,12 @@ fn main() -> ExitCode {
 }
 
 /// 1 when the run failed on the data (an unreadable input file, too many rejects, published
-/// years with no records), 2 for anything else: usage, configuration, storage, a held lock,
-/// the cluster, a timeout.
+/// years with no records), 128 + the signal's number when SIGTERM or SIGINT stopped it, 2 for
+/// anything else: usage, configuration, storage, a held lock, the cluster, a timeout.
 fn exit_code(error: &anyhow::Error) -> ExitCode {
+    if let Some(signals::Stopped(signal)) = error.downcast_ref::<signals::Stopped>() {
+        return ExitCode::from(signal.exit_code());
+    }
     let data = error.chain().any(|cause| {
         cause
             .downcast_ref::<exdep_pipeline::Error>()

@@ -74,6 +74,18 @@ struct ConfigFile {
     /// versions, before `exdep vacuum` deletes them. Default 168 (Delta's 7 days).
     #[serde(default)]
     vacuum_retention_hours: Option<u64>,
+    /// Whether a `vacuum-retention-hours` under the floor is refused. Default true.
+    #[serde(default)]
+    vacuum_retention_check: Option<bool>,
+    /// Seconds a run's lease on the warehouse and output lasts unless renewed; a run renews
+    /// it every quarter of that, and a run that died leaves it to be taken over once it
+    /// expires. Default 120.
+    #[serde(default)]
+    lease_seconds: Option<u64>,
+    /// How many times its compressed size a `.gz` or `.zst` input may inflate to before it
+    /// is refused as a decompression bomb. Default 1000.
+    #[serde(default)]
+    max_compression_ratio: Option<u64>,
 }
 
 /// The format of the published tables.
@@ -88,6 +100,21 @@ pub enum TableFormat {
     /// time travel and vacuum; readers need Delta support.
     Delta,
 }
+
+/// How long a run's lease lasts unless `lease-seconds` says otherwise: a CronJob's next run
+/// waits at most this long after a killed one.
+const DEFAULT_LEASE_SECONDS: u64 = 120;
+
+/// How far a compressed input may inflate unless `max-compression-ratio` says otherwise:
+/// gzip cannot exceed about 1030, and CSV export records compress 5-20 times.
+const DEFAULT_MAX_COMPRESSION_RATIO: u64 = 1000;
+
+/// The shortest lease: renewals every quarter of it must outpace a busy store.
+const MIN_LEASE_SECONDS: u64 = 2;
+
+/// The shortest `vacuum-retention-hours` unless `vacuum-retention-check = false`: a reader in
+/// the middle of reading a version must not lose its files to a vacuum.
+const MIN_VACUUM_RETENTION_HOURS: u64 = 1;
 
 /// How long vacuum keeps removed files unless `vacuum-retention-hours` says otherwise.
 const DEFAULT_VACUUM_RETENTION_HOURS: u64 = 168;
@@ -589,6 +616,11 @@ pub struct Config {
     /// How long a Delta table keeps removed files before vacuum deletes them
     /// (`vacuum-retention-hours`).
     pub vacuum_retention: std::time::Duration,
+    /// How long a run's lease lasts unless renewed (`lease-seconds`).
+    pub lease: std::time::Duration,
+    /// How many times its compressed size a compressed input may inflate to
+    /// (`max-compression-ratio`).
+    pub max_compression_ratio: u64,
 }
 
 impl Config {
@@ -812,10 +844,41 @@ impl Config {
             },
             table_format: file.table_format,
             vacuum_retention: std::time::Duration::from_secs(
-                3600 * file
-                    .vacuum_retention_hours
-                    .unwrap_or(DEFAULT_VACUUM_RETENTION_HOURS),
+                3600 * match file.vacuum_retention_hours {
+                    Some(hours)
+                        if hours < MIN_VACUUM_RETENTION_HOURS
+                            && file.vacuum_retention_check.unwrap_or(true) =>
+                    {
+                        return Err(Error::ConfigValue {
+                            key: "vacuum-retention-hours".into(),
+                            message: format!(
+                                "{hours} is under the floor of {MIN_VACUUM_RETENTION_HOURS}: a \
+                                 reader of the previous version would lose its files. Set \
+                                 vacuum-retention-check = false to allow it"
+                            ),
+                        });
+                    }
+                    hours => hours.unwrap_or(DEFAULT_VACUUM_RETENTION_HOURS),
+                },
             ),
+            max_compression_ratio: match file.max_compression_ratio {
+                Some(0) => {
+                    return Err(Error::ConfigValue {
+                        key: "max-compression-ratio".into(),
+                        message: "must be at least 1".into(),
+                    });
+                }
+                ratio => ratio.unwrap_or(DEFAULT_MAX_COMPRESSION_RATIO),
+            },
+            lease: std::time::Duration::from_secs(match file.lease_seconds {
+                Some(seconds) if seconds < MIN_LEASE_SECONDS => {
+                    return Err(Error::ConfigValue {
+                        key: "lease-seconds".into(),
+                        message: format!("must be at least {MIN_LEASE_SECONDS}, found {seconds}"),
+                    });
+                }
+                seconds => seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
+            }),
             retry: {
                 let defaults = crate::StoreRetry::default();
                 crate::StoreRetry {
@@ -1229,4 +1292,63 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(top: &str) -> Result<Config> {
+        let text = format!(
+            "years = [2021]\noutput = \"memory:///out\"\nwarehouse = \"memory:///wh\"\n{top}"
+        );
+        Config::parse(&text, Path::new("/nowhere/pipeline.toml"))
+    }
+
+    fn refusal(top: &str) -> String {
+        parse(top).expect_err(top).to_string()
+    }
+
+    #[test]
+    fn the_lease_has_a_default_and_a_floor() {
+        assert_eq!(
+            parse("").unwrap().lease,
+            std::time::Duration::from_secs(DEFAULT_LEASE_SECONDS)
+        );
+        assert_eq!(
+            parse("lease-seconds = 30").unwrap().lease,
+            std::time::Duration::from_secs(30)
+        );
+        assert!(refusal("lease-seconds = 1").contains("config key `lease-seconds`"));
+    }
+
+    #[test]
+    fn the_compression_ratio_is_at_least_one() {
+        assert_eq!(
+            parse("").unwrap().max_compression_ratio,
+            DEFAULT_MAX_COMPRESSION_RATIO
+        );
+        assert!(refusal("max-compression-ratio = 0").contains("`max-compression-ratio`"));
+    }
+
+    #[test]
+    fn vacuum_retention_under_the_floor_needs_the_check_off() {
+        let message = refusal("vacuum-retention-hours = 0");
+        assert!(
+            message.contains("`vacuum-retention-hours`")
+                && message.contains("vacuum-retention-check = false"),
+            "{message}"
+        );
+        let unchecked = parse("vacuum-retention-hours = 0\nvacuum-retention-check = false");
+        assert_eq!(
+            unchecked.unwrap().vacuum_retention,
+            std::time::Duration::ZERO
+        );
+        assert_eq!(
+            parse("vacuum-retention-hours = 1")
+                .unwrap()
+                .vacuum_retention,
+            std::time::Duration::from_secs(3600)
+        );
+    }
 }

@@ -200,8 +200,8 @@ impl Location {
     }
 
     /// On a local filesystem, deleting objects leaves their folders behind (object stores
-    /// have no folders): remove the ones left empty under this location, so that staging
-    /// and emptied partitions do not linger as empty trees.
+    /// have no folders): remove the ones left empty under this location, with the partial
+    /// uploads of killed processes, so that staging and emptied partitions do not linger.
     fn remove_empty_folders(&self) {
         fn prune(dir: &Path) -> bool {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -210,8 +210,19 @@ impl Location {
             let mut empty = true;
             for entry in entries.flatten() {
                 // A link is left alone, and keeps its folder: never followed.
-                let is_folder = entry.file_type().is_ok_and(|t| t.is_dir());
-                empty &= is_folder && prune(&entry.path());
+                let Ok(file_type) = entry.file_type() else {
+                    empty = false;
+                    continue;
+                };
+                if file_type.is_dir() {
+                    empty &= prune(&entry.path());
+                    continue;
+                }
+                // An upload the local store had under way when its process was killed
+                // (`NAME#N`): no listing shows it, and it never becomes an object.
+                let upload = entry.file_name().to_string_lossy().contains('#');
+                empty &=
+                    file_type.is_file() && upload && std::fs::remove_file(entry.path()).is_ok();
             }
             // Best effort: a folder that cannot be removed is only untidy.
             empty && std::fs::remove_dir(dir).is_ok()
@@ -221,6 +232,33 @@ impl Location {
         {
             prune(&path);
         }
+    }
+
+    /// Moves every object under this folder to the same place under `target`, replacing an
+    /// object already there; returns how many moved. A rename where the store has one (a
+    /// local disk), a copy and a delete elsewhere.
+    pub async fn move_into(&self, ctx: &SessionContext, target: &Location) -> Result<usize> {
+        let store = self.store(ctx)?;
+        let prefix = self.path()?;
+        let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
+        for meta in &objects {
+            let relative: Vec<_> = meta
+                .location
+                .prefix_match(&prefix)
+                .into_iter()
+                .flatten()
+                .collect();
+            let relative = relative
+                .iter()
+                .map(|part| part.as_ref())
+                .collect::<Vec<_>>()
+                .join("/");
+            store
+                .rename(&meta.location, &target.join(&relative).path()?)
+                .await?;
+        }
+        self.remove_empty_folders();
+        Ok(objects.len())
     }
 
     /// Deletes the object at this location; one that is not there is already deleted.

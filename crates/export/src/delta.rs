@@ -7,14 +7,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use deltalake_core::checkpoints;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake_core::kernel::{Action, Add, StructField};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::operations::vacuum::VacuumMode;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
-use deltalake_core::{DeltaTable, DeltaTableError};
+use deltalake_core::table::config::TablePropertiesExt;
+use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
 use exdep_core::Location;
 use exdep_core::arrow::datatypes::{Field, SchemaRef};
 use exdep_core::datafusion::prelude::SessionContext;
@@ -22,6 +24,7 @@ use exdep_core::object_store::prefix::PrefixStore;
 use exdep_core::schema::{YEAR, partition_column_type};
 use futures::TryStreamExt;
 use serde_json::json;
+use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::{PublishedFile, TableLayout};
@@ -73,9 +76,23 @@ fn year_of(partition_values: &HashMap<String, Option<String>>) -> Option<i32> {
     partition_values.get(YEAR)?.as_ref()?.parse().ok()
 }
 
+/// How many times a commit is tried against a fresh snapshot when other writers committed
+/// in between.
+const COMMIT_ATTEMPTS: usize = 5;
+
+/// Commits between checkpoints of the tables exdep creates: a reader replays at most this
+/// many JSON commits after the last checkpoint.
+const CHECKPOINT_INTERVAL: &str = "10";
+
 /// Commits to the Delta table at `root` (creating it on its first run) the `files` the run
 /// moved into it, replacing every file of the year partitions `years`, as one commit; the
 /// commit's metadata names the run. Returns the table's new version.
+///
+/// The files to remove are those of the snapshot the commit is built on. When another
+/// writer commits in between (an append into a replaced year, a compaction), the commit is
+/// refused rather than resolved by the log's own conflict check, and built again on the
+/// newer snapshot: the replaced years then hold exactly this run's files, never a
+/// duplicate of the other writer's rows.
 pub(crate) async fn commit(
     ctx: &SessionContext,
     root: &Location,
@@ -106,42 +123,84 @@ pub(crate) async fn commit(
     ]);
     let mut table = table_at(ctx, root)?;
     if !load_latest(&mut table, root).await? {
-        let mut columns = Vec::new();
-        for field in layout
-            .file_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .chain(
-                layout
-                    .partition_by
-                    .iter()
-                    .map(|c| Field::new(c, partition_column_type(c), false)),
-            )
-        {
-            let column: StructField = (&field)
-                .try_into_kernel()
-                .map_err(|source| delta_error(root, source.into()))?;
-            columns.push(column);
-        }
-        let created = CreateBuilder::new()
-            .with_log_store(table.log_store())
-            .with_table_name(&layout.name)
-            .with_columns(columns)
-            .with_partition_columns(layout.partition_by.clone())
-            .with_save_mode(SaveMode::ErrorIfExists)
-            .with_actions(adds)
-            .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-            .await
-            .map_err(|source| delta_error(root, source))?;
-        return Ok(created.version().unwrap_or_default());
+        return create(root, &table, layout, adds, metadata).await;
     }
-    let mut actions = adds;
+    let mut attempt = 1;
+    loop {
+        match replace_years(&table, &adds, years, layout, &metadata).await {
+            Ok(version) => {
+                checkpoint_if_due(&mut table, root, version).await;
+                return Ok(version);
+            }
+            Err(error) if attempt < COMMIT_ATTEMPTS && is_concurrent_commit(&error) => {
+                warn!(table = %root, %error, "another writer committed first; building the commit again on its version");
+                load_latest(&mut table, root).await?;
+                attempt += 1;
+            }
+            Err(source) => return Err(delta_error(root, source)),
+        }
+    }
+}
+
+/// Creates the table at `root` with its first files.
+async fn create(
+    root: &Location,
+    table: &DeltaTable,
+    layout: &TableLayout,
+    adds: Vec<Action>,
+    metadata: HashMap<String, serde_json::Value>,
+) -> Result<u64> {
+    let mut columns = Vec::new();
+    for field in layout
+        .file_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .chain(
+            layout
+                .partition_by
+                .iter()
+                .map(|c| Field::new(c, partition_column_type(c), false)),
+        )
+    {
+        let column: StructField = (&field)
+            .try_into_kernel()
+            .map_err(|source| delta_error(root, source.into()))?;
+        columns.push(column);
+    }
+    let created = CreateBuilder::new()
+        .with_log_store(table.log_store())
+        .with_table_name(&layout.name)
+        .with_columns(columns)
+        .with_partition_columns(layout.partition_by.clone())
+        .with_configuration_property(TableProperty::CheckpointInterval, Some(CHECKPOINT_INTERVAL))
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .with_actions(adds)
+        .with_commit_properties(
+            CommitProperties::default()
+                .with_metadata(metadata)
+                .with_create_checkpoint(false),
+        )
+        .await
+        .map_err(|source| delta_error(root, source))?;
+    Ok(created.version().unwrap_or_default())
+}
+
+/// One commit on `table`'s loaded snapshot: `adds`, and the removal of every file of the
+/// year partitions `years` in that snapshot. Fails, without committing, when the table has
+/// a newer version than the snapshot; writes a checkpoint when the table's interval says so.
+async fn replace_years(
+    table: &DeltaTable,
+    adds: &[Action],
+    years: &BTreeSet<i32>,
+    layout: &TableLayout,
+    metadata: &HashMap<String, serde_json::Value>,
+) -> std::result::Result<u64, DeltaTableError> {
+    let mut actions = adds.to_vec();
     let current: Vec<_> = table
         .get_active_add_actions_by_partitions(&[])
         .try_collect()
-        .await
-        .map_err(|source| delta_error(root, source))?;
+        .await?;
     for file in current {
         if year_of(&file.partition_values_map()).is_some_and(|y| years.contains(&y)) {
             actions.push(Action::Remove(file.remove_action(true)));
@@ -152,16 +211,47 @@ pub(crate) async fn commit(
         partition_by: Some(layout.partition_by.clone()),
         predicate: Some(format!("{YEAR} IN ({})", exdep_core::sql::year_list(years))),
     };
-    let snapshot = table
-        .snapshot()
-        .map_err(|source| delta_error(root, source))?;
-    let committed = CommitBuilder::default()
+    let properties = CommitProperties::default()
+        .with_metadata(metadata.clone())
+        .with_max_retries(0)
+        .with_create_checkpoint(false);
+    let committed = CommitBuilder::from(properties)
         .with_actions(actions)
-        .with_app_metadata(metadata)
-        .build(Some(snapshot), table.log_store(), operation)
-        .await
-        .map_err(|source| delta_error(root, source))?;
+        .build(Some(table.snapshot()?), table.log_store(), operation)
+        .await?;
     Ok(committed.version())
+}
+
+/// Writes a checkpoint of `table` at `version` when the table's interval says so. A failure
+/// only warns: the commit stands, and readers replay the JSON commits instead.
+async fn checkpoint_if_due(table: &mut DeltaTable, root: &Location, version: u64) {
+    let interval = match table.snapshot() {
+        Ok(snapshot) => snapshot.table_config().checkpoint_interval().get(),
+        Err(_) => return,
+    };
+    if !(version + 1).is_multiple_of(interval) {
+        return;
+    }
+    let written = match table.load().await {
+        Ok(()) => checkpoints::create_checkpoint(table, None).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = written {
+        warn!(table = %root, version, %error, "the commit stands, but its checkpoint could not be written");
+    }
+}
+
+/// Whether a commit failed because another writer committed a version first.
+fn is_concurrent_commit(error: &DeltaTableError) -> bool {
+    matches!(
+        error,
+        DeltaTableError::VersionAlreadyExists(_)
+            | DeltaTableError::Transaction {
+                source: TransactionError::MaxCommitAttempts(_)
+                    | TransactionError::VersionAlreadyExists(_)
+                    | TransactionError::CommitConflict(_)
+            }
+    )
 }
 
 /// The schema and the files of the Delta table at `root`'s latest version, each file with
@@ -236,4 +326,134 @@ pub async fn vacuum(
         });
     }
     Ok(vacuumed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(year: i32, name: &str) -> PublishedFile {
+        PublishedFile {
+            relative_path: format!("{YEAR}={year}/{name}"),
+            partition: vec![(YEAR.to_string(), year.to_string())],
+            rows: 1,
+            size: 100,
+            modified_millis: 0,
+        }
+    }
+
+    fn add(year: i32, name: &str, data_change: bool) -> Action {
+        Action::Add(Add {
+            path: format!("{YEAR}={year}/{name}"),
+            partition_values: [(YEAR.to_string(), Some(year.to_string()))]
+                .into_iter()
+                .collect(),
+            size: 100,
+            data_change,
+            ..Default::default()
+        })
+    }
+
+    async fn loaded(ctx: &SessionContext, root: &Location) -> DeltaTable {
+        load(ctx, root).await.unwrap().expect("the table exists")
+    }
+
+    async fn active(ctx: &SessionContext, root: &Location) -> BTreeSet<String> {
+        let (_, files) = active_files(ctx, root).await.unwrap().unwrap();
+        files.into_iter().map(|(path, _)| path).collect()
+    }
+
+    /// Another writer commits between the snapshot exdep's commit is built on and the
+    /// commit itself (an append into a replaced year, or a compaction that rewrites its
+    /// files without changing data): the commit on the old snapshot is refused, not merged,
+    /// and the commit built again on the new version leaves the replaced year with this
+    /// run's file only, no duplicate of the other writer's rows.
+    #[tokio::test]
+    async fn a_commit_by_another_writer_in_between_leaves_no_duplicates() {
+        let ctx = exdep_core::new_session();
+        let layout = TableLayout::rejects();
+        let (years_2021, both) = (BTreeSet::from([2021]), BTreeSet::from([2021, 2022]));
+        for (other_writer, name) in [
+            (vec![add(2021, "appended.parquet", true)], "append"),
+            (vec![add(2021, "compacted.parquet", false)], "compaction"),
+        ] {
+            let root = Location::parse_url(&format!("memory:///{name}/rejects")).unwrap();
+            let first = [published(2021, "a.parquet"), published(2022, "b.parquet")];
+            commit(&ctx, &root, &layout, &first, &both, "run-1")
+                .await
+                .unwrap();
+            let stale = loaded(&ctx, &root).await;
+
+            let mut actions = other_writer;
+            if name == "compaction" {
+                let current: Vec<_> = stale
+                    .get_active_add_actions_by_partitions(&[])
+                    .try_collect()
+                    .await
+                    .unwrap();
+                for file in current.iter().filter(|f| f.path().starts_with("year=2021")) {
+                    actions.push(Action::Remove(file.remove_action(false)));
+                }
+            }
+            let other = loaded(&ctx, &root).await;
+            CommitBuilder::default()
+                .with_actions(actions)
+                .build(
+                    Some(other.snapshot().unwrap()),
+                    other.log_store(),
+                    DeltaOperation::Write {
+                        mode: SaveMode::Append,
+                        partition_by: None,
+                        predicate: None,
+                    },
+                )
+                .await
+                .unwrap();
+
+            let ours = [add(2021, "c.parquet", true)];
+            let refused = replace_years(&stale, &ours, &years_2021, &layout, &HashMap::new())
+                .await
+                .expect_err("a commit on a stale snapshot is refused");
+            assert!(is_concurrent_commit(&refused), "{name}: {refused}");
+
+            let second = [published(2021, "c.parquet")];
+            commit(&ctx, &root, &layout, &second, &years_2021, "run-2")
+                .await
+                .unwrap();
+            assert_eq!(
+                active(&ctx, &root).await,
+                BTreeSet::from(["year=2021/c.parquet".into(), "year=2022/b.parquet".into()]),
+                "{name}"
+            );
+        }
+    }
+
+    /// A table exdep creates writes a checkpoint every ten commits, so that readers replay
+    /// at most ten JSON commits.
+    #[tokio::test]
+    async fn every_tenth_commit_writes_a_checkpoint() {
+        let ctx = exdep_core::new_session();
+        let layout = TableLayout::rejects();
+        let root = Location::parse_url("memory:///checkpoints/rejects").unwrap();
+        for run in 0..10 {
+            let file = [published(2021, &format!("run-{run}.parquet"))];
+            commit(&ctx, &root, &layout, &file, &BTreeSet::from([2021]), "run")
+                .await
+                .unwrap();
+        }
+        let log = root.join(DELTA_LOG);
+        let store = log.store(&ctx).unwrap();
+        let names: Vec<String> = store
+            .list(Some(&log.path().unwrap()))
+            .map_ok(|meta| meta.location.filename().unwrap_or_default().to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(
+            names
+                .iter()
+                .any(|n| n == "00000000000000000009.checkpoint.parquet"),
+            "{names:?}"
+        );
+    }
 }

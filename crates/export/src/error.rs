@@ -36,6 +36,36 @@ pub enum Error {
         /// Who holds it.
         holder: String,
     },
+    /// Another run took this run's lease over (it expired: the run stalled longer than the
+    /// lease's length); the run stopped without publishing anything more.
+    #[error(
+        "this run lost its lease {lock}, now held by {holder}; it stopped without publishing \
+         anything more (a run stalled longer than `lease-seconds` loses its lease)"
+    )]
+    LeaseLost {
+        /// The lease object.
+        lock: String,
+        /// Who holds it now.
+        holder: String,
+    },
+    /// The store cannot replace an object conditionally, which renewing and taking over a
+    /// lease need.
+    #[error(
+        "the store of {lock} cannot replace an object conditionally (PutMode::Update), which \
+         exdep's run lease needs; for S3 keep `aws_conditional_put` at its default `etag`"
+    )]
+    NoConditionalUpdate {
+        /// The lease object.
+        lock: String,
+    },
+    /// The lease file on a local disk could not be read or written.
+    #[error("{lock}: {source}")]
+    LeaseFile {
+        /// The lease object.
+        lock: String,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// Reading or committing to a Delta table failed.
     #[error("Delta table {table}: {source}")]
     Delta {

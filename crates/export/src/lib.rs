@@ -58,7 +58,7 @@ use tracing::{Instrument, info, info_span};
 pub use delta::{Vacuumed, vacuum};
 pub use error::{Error, Result};
 pub use lock::{LOCK_NAME, LockHolder, RunLock};
-pub use read::{PublishedTable, published_tables, register_published};
+pub use read::{PublishedTable, published_tables, published_years, register_published};
 
 /// What was written for one table.
 #[derive(Debug, Clone, Serialize, Deserialize)]

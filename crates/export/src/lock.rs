@@ -1,24 +1,41 @@
-//! One run at a time per output and warehouse: a lock object created with a conditional
+//! One run at a time per output and warehouse: a lease object created with a conditional
 //! put (`PutMode::Create`, which local disks, S3 and the other stores make atomic), holding
-//! who took it, and removed when the run ends.
+//! who took it and until when.
 //!
-//! A lock outlives a run that was killed. It is stale, and taken over with a warning, when
-//! its holder ran on this host and that process is gone; anywhere else only the operator can
-//! tell, so `--break-lock` removes it.
+//! The holder renews its lease (a heartbeat) long before it expires, each time with a
+//! conditional replace of exactly the content it wrote last, so that a lease another run has
+//! taken over is never written again: the holder learns it lost the lease and stops. A lease
+//! whose expiry has passed belongs to a run that died (a killed pod, an OOM kill): the next
+//! run takes it over with the same conditional replace, so of two runs taking it over at
+//! once exactly one wins. A lease is also stale when its holder ran on this host and that
+//! process is gone; a lock written by exdep 0.3.0, which has no expiry, needs
+//! `--break-lock` unless that holds.
+//!
+//! The conditional replace is the store's own (`PutMode::Update` on the object's ETag or
+//! version: S3, GCS, Azure, memory). A local disk has none in `object_store`; there the
+//! replace holds an exclusive `flock` on the lease file while it compares and renames a new
+//! file over it, and checks that the path still names the file it locked.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use exdep_core::Location;
 use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::object_store::{self, ObjectStoreExt, PutMode, PutPayload};
+use exdep_core::object_store::{
+    self, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
 
-/// The lock's object name under the output root and under the warehouse; `_` keeps lake
+/// The lease's object name under the output root and under the warehouse; `_` keeps lake
 /// readers away from it.
 pub const LOCK_NAME: &str = "_exdep.lock";
 
-/// Who holds a lock.
+/// Who holds a lease, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockHolder {
     /// The host the run started on.
@@ -27,8 +44,19 @@ pub struct LockHolder {
     pub pid: u32,
     /// When it started (RFC 3339).
     pub started: String,
-    /// The run's id, which tells this run's lock from one another run took after breaking it.
+    /// The run's id, which tells this run's lease from one another run took over.
     pub run_id: String,
+    /// When the lease expires unless renewed (RFC 3339); absent in a lock of exdep 0.3.0,
+    /// which never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    /// How many times the holder has renewed it.
+    #[serde(default)]
+    pub renewals: u64,
+    /// The holder's process id namespace (`/proc/self/ns/pid`): its pid means something
+    /// only there (two pods may share a host name, not their pids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_namespace: Option<String>,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -37,7 +65,11 @@ impl std::fmt::Display for LockHolder {
             f,
             "the run on host {} (pid {}) started at {}",
             self.host, self.pid, self.started
-        )
+        )?;
+        if let Some(expires) = &self.expires {
+            write!(f, ", its lease renewed until {expires}")?;
+        }
+        Ok(())
     }
 }
 
@@ -49,15 +81,41 @@ impl LockHolder {
             pid: std::process::id(),
             started: started.to_string(),
             run_id: run_id.to_string(),
+            expires: None,
+            renewals: 0,
+            pid_namespace: pid_namespace(),
         }
     }
 
-    /// Whether the holder is known to be gone: it ran on this host and its process no
-    /// longer exists (checked where `/proc` tells, that is on Linux).
+    /// Whether the holder is known to be gone: it ran on this host, in this process id
+    /// namespace where it says which, and its process no longer exists (checked where
+    /// `/proc` tells, that is on Linux).
     fn is_gone(&self) -> bool {
         let proc = std::path::Path::new("/proc");
-        self.host == host_name() && proc.is_dir() && !proc.join(self.pid.to_string()).exists()
+        let same_namespace = self.pid_namespace.is_none() || self.pid_namespace == pid_namespace();
+        self.host == host_name()
+            && same_namespace
+            && proc.is_dir()
+            && !proc.join(self.pid.to_string()).exists()
     }
+
+    /// Whether its lease has expired by `now`.
+    fn has_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires
+            .as_deref()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .is_some_and(|expires| expires < now)
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec_pretty(self)?)
+    }
+}
+
+fn pid_namespace() -> Option<String> {
+    std::fs::read_link("/proc/self/ns/pid")
+        .ok()
+        .map(|link| link.display().to_string())
 }
 
 fn host_name() -> String {
@@ -70,86 +128,189 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The locks a run holds, one per root; [`RunLock::release`] removes them.
+/// The leases a run holds, one per root, renewed by a heartbeat until
+/// [`RunLock::release`]. Dropped without a release, the heartbeat stops and the leases
+/// expire.
 #[derive(Debug)]
 pub struct RunLock {
+    shared: Arc<Leases>,
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Leases {
     locks: Vec<Location>,
-    holder: LockHolder,
+    /// What this run last wrote to each lease (in the order of `locks`): the content a
+    /// renewal must still find there.
+    written: Mutex<Vec<Vec<u8>>>,
+    holder: Mutex<LockHolder>,
+    length: Duration,
+    /// Cancelled when the run has lost a lease: taken over, or expired unrenewed.
+    lost: CancellationToken,
+    /// Why, as the error the run fails with.
+    lost_because: Mutex<Option<(String, String)>>,
+    /// Cancelled to stop the heartbeat.
+    stopped: CancellationToken,
+    /// Held while this run reads or writes its leases, so that it never reads one halfway
+    /// through its own renewal.
+    io: tokio::sync::Mutex<()>,
 }
 
 impl RunLock {
-    /// Takes the lock of every root in `roots` (the warehouse and the output), in order. A
-    /// root locked by a live run fails at once, naming the holder, after releasing the locks
-    /// already taken; `break_lock` removes existing locks first.
+    /// Takes the lease of every root in `roots` (the warehouse and the output), in order,
+    /// for `length`, and starts renewing them. A root held by a live run fails at once,
+    /// naming the holder, after releasing the leases already taken; `break_lock` takes
+    /// existing leases over whoever holds them.
     pub async fn acquire(
         ctx: &SessionContext,
         roots: &[&Location],
         holder: LockHolder,
+        length: Duration,
         break_lock: bool,
     ) -> Result<Self> {
-        let mut lock = RunLock {
+        let mut holder = holder;
+        holder.expires = Some(expiry(length));
+        let first = holder.bytes()?;
+        let mut leases = Leases {
             locks: Vec::new(),
-            holder,
+            written: Mutex::new(Vec::new()),
+            holder: Mutex::new(holder),
+            length,
+            lost: CancellationToken::new(),
+            lost_because: Mutex::new(None),
+            stopped: CancellationToken::new(),
+            io: tokio::sync::Mutex::new(()),
         };
         for root in roots {
             let location = root.join(LOCK_NAME);
-            if let Err(error) = lock.take(ctx, &location, break_lock).await {
-                lock.release(ctx).await?;
+            let taken = leases.take(ctx, &location, &first, break_lock).await;
+            if let Err(error) = taken {
+                leases.release_all(ctx).await?;
                 return Err(error);
             }
-            lock.locks.push(location);
+            leases.locks.push(location);
+            leases
+                .written
+                .lock()
+                .expect("not poisoned")
+                .push(first.clone());
         }
-        Ok(lock)
+        // A first renewal at once: a store that cannot replace an object conditionally is
+        // refused now, not a quarter of a lease later.
+        if let Err(error) = leases.renew(ctx).await {
+            leases.release_all(ctx).await?;
+            return Err(error);
+        }
+        let shared = Arc::new(leases);
+        let heartbeat = tokio::spawn(Arc::clone(&shared).renew_until_stopped(ctx.clone()));
+        Ok(Self {
+            shared,
+            heartbeat: Some(heartbeat),
+        })
     }
 
+    /// A token cancelled when the run has lost its lease (another run took it over after
+    /// it expired): the run must stop and publish nothing more.
+    pub fn lost(&self) -> CancellationToken {
+        self.shared.lost.clone()
+    }
+
+    /// Why the run lost its lease, once [`RunLock::lost`] is cancelled.
+    pub fn lost_error(&self) -> Option<Error> {
+        let because = self
+            .shared
+            .lost_because
+            .lock()
+            .expect("not poisoned")
+            .clone();
+        because.map(|(lock, holder)| Error::LeaseLost { lock, holder })
+    }
+
+    /// Renews every lease now, which fails unless each still holds what this run wrote
+    /// last: checked before each step that commits or publishes.
+    pub async fn ensure_held(&self, ctx: &SessionContext) -> Result<()> {
+        self.shared.renew(ctx).await
+    }
+
+    /// Stops renewing (after a renewal under way) and removes the leases this run still
+    /// holds (a lease another run took over stays).
+    pub async fn release(mut self, ctx: &SessionContext) -> Result<()> {
+        self.shared.stopped.cancel();
+        if let Some(heartbeat) = self.heartbeat.take() {
+            let _ = heartbeat.await;
+        }
+        self.shared.release_all(ctx).await
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        self.shared.stopped.cancel();
+    }
+}
+
+impl Leases {
     async fn take(
         &self,
         ctx: &SessionContext,
         location: &Location,
+        ours: &[u8],
         break_lock: bool,
     ) -> Result<()> {
         let store = location.store(ctx)?;
         let path = location.path()?;
-        let payload = || -> Result<PutPayload> {
-            Ok(PutPayload::from(serde_json::to_vec_pretty(&self.holder)?))
-        };
-        // Two tries: the second after removing a broken or stale lock.
+        // Two tries: the second when the lease was released between the create and the read.
         for _ in 0..2 {
             match store
-                .put_opts(&path, payload()?, PutMode::Create.into())
+                .put_opts(
+                    &path,
+                    PutPayload::from(ours.to_vec()),
+                    PutMode::Create.into(),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(error) => return Err(error.into()),
             }
-            let holder = match location.read_all(ctx).await {
-                Ok(bytes) => serde_json::from_slice::<LockHolder>(&bytes).ok(),
-                // Released in between: try again.
+            let found = match location.read_all(ctx).await {
+                Ok(bytes) => bytes,
                 Err(exdep_core::Error::ObjectStore(object_store::Error::NotFound { .. })) => {
                     continue;
                 }
                 Err(error) => return Err(error.into()),
             };
-            let stale = holder.as_ref().is_some_and(LockHolder::is_gone);
-            if !(break_lock || stale) {
-                return Err(Error::Locked {
-                    lock: location.to_string(),
-                    holder: holder.map_or_else(
-                        || "a run whose lock cannot be read".to_string(),
-                        |h| h.to_string(),
-                    ),
-                });
-            }
+            let holder = serde_json::from_slice::<LockHolder>(&found).ok();
+            let why = match &holder {
+                _ if break_lock => "--break-lock",
+                Some(h) if h.has_expired(Utc::now()) => "its lease expired",
+                Some(h) if h.is_gone() => "its process is gone",
+                _ => {
+                    return Err(Error::Locked {
+                        lock: location.to_string(),
+                        holder: holder.map_or_else(
+                            || "a run whose lock cannot be read".to_string(),
+                            |h| h.to_string(),
+                        ),
+                    });
+                }
+            };
             if let Some(holder) = &holder {
-                let why = if break_lock {
-                    "--break-lock"
-                } else {
-                    "its process is gone"
-                };
-                warn!(lock = %location, %holder, "removing the lock ({why})");
+                warn!(lock = %location, %holder, "taking the lease over ({why})");
             }
-            location.delete_if_exists(ctx).await?;
+            if replace_if_unchanged(ctx, location, &found, ours.to_vec()).await? {
+                return Ok(());
+            }
+            // Another run took it over first.
+            let holder = match location.read_all(ctx).await {
+                Ok(bytes) => serde_json::from_slice::<LockHolder>(&bytes)
+                    .map_or_else(|_| "another run".to_string(), |h| h.to_string()),
+                Err(_) => "another run".to_string(),
+            };
+            return Err(Error::Locked {
+                lock: location.to_string(),
+                holder,
+            });
         }
         Err(Error::Locked {
             lock: location.to_string(),
@@ -157,19 +318,249 @@ impl RunLock {
         })
     }
 
-    /// Removes the locks this run holds (a lock another run took after breaking ours stays).
-    pub async fn release(self, ctx: &SessionContext) -> Result<()> {
-        for location in &self.locks {
-            let ours = match location.read_all(ctx).await {
-                Ok(bytes) => serde_json::from_slice::<LockHolder>(&bytes)
-                    .is_ok_and(|holder| holder == self.holder),
-                Err(exdep_core::Error::ObjectStore(object_store::Error::NotFound { .. })) => false,
-                Err(error) => return Err(error.into()),
-            };
-            if ours {
-                location.store(ctx)?.delete(&location.path()?).await?;
+    /// Renews the leases every quarter of their length until stopped. A renewal that
+    /// fails on the store is tried again sooner, until the lease would expire; a lease
+    /// found taken over, or expired, is lost.
+    async fn renew_until_stopped(self: Arc<Self>, ctx: SessionContext) {
+        let mut wait = self.length / 4;
+        loop {
+            tokio::select! {
+                () = self.stopped.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            match self.renew(&ctx).await {
+                Ok(()) => wait = self.length / 4,
+                Err(Error::LeaseLost { lock, holder }) => {
+                    warn!(
+                        lock,
+                        holder, "this run's lease was taken over; stopping the run"
+                    );
+                    return self.lose(lock, holder);
+                }
+                Err(error) if self.has_expired() => {
+                    warn!(%error, "this run's lease expired before it could be renewed");
+                    let lock = self
+                        .locks
+                        .first()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
+                    let holder = format!("no other run (it expired unrenewed: {error})");
+                    return self.lose(lock, holder);
+                }
+                Err(error) => {
+                    warn!(%error, "renewing the lease failed; trying again");
+                    wait = (self.length / 16).max(Duration::from_millis(100));
+                }
             }
         }
+    }
+
+    fn lose(&self, lock: String, holder: String) {
+        *self.lost_because.lock().expect("not poisoned") = Some((lock, holder));
+        self.lost.cancel();
+    }
+
+    fn has_expired(&self) -> bool {
+        let holder = self.holder.lock().expect("not poisoned");
+        holder.has_expired(Utc::now())
+    }
+
+    async fn renew(&self, ctx: &SessionContext) -> Result<()> {
+        let _io = self.io.lock().await;
+        let renewed = {
+            let mut holder = self.holder.lock().expect("not poisoned");
+            holder.expires = Some(expiry(self.length));
+            holder.renewals += 1;
+            holder.bytes()?
+        };
+        for (index, location) in self.locks.iter().enumerate() {
+            let expected = self.written.lock().expect("not poisoned")[index].clone();
+            if !replace_if_unchanged(ctx, location, &expected, renewed.clone()).await? {
+                let current = location.read_all(ctx).await.ok();
+                return Err(lost_error(location, current.as_deref()));
+            }
+            self.written.lock().expect("not poisoned")[index] = renewed.clone();
+        }
+        debug!("lease renewed");
         Ok(())
+    }
+
+    /// Removes every lease that still holds what this run wrote to it.
+    async fn release_all(&self, ctx: &SessionContext) -> Result<()> {
+        let _io = self.io.lock().await;
+        let written = self.written.lock().expect("not poisoned").clone();
+        for (location, ours) in self.locks.iter().zip(&written) {
+            delete_if_unchanged(ctx, location, ours).await?;
+        }
+        Ok(())
+    }
+}
+
+/// When a lease of `length` taken now expires.
+fn expiry(length: Duration) -> String {
+    chrono::Duration::from_std(length)
+        .ok()
+        .and_then(|length| Utc::now().checked_add_signed(length))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn lost_error(location: &Location, current: Option<&[u8]>) -> Error {
+    let holder = current
+        .and_then(|bytes| serde_json::from_slice::<LockHolder>(bytes).ok())
+        .map_or_else(|| "no run".to_string(), |h| h.to_string());
+    Error::LeaseLost {
+        lock: location.to_string(),
+        holder,
+    }
+}
+
+/// Replaces the object at `location` with `new` if it still holds `expected`; returns
+/// whether it did. Exactly one of several runs replacing the same content wins.
+async fn replace_if_unchanged(
+    ctx: &SessionContext,
+    location: &Location,
+    expected: &[u8],
+    new: Vec<u8>,
+) -> Result<bool> {
+    let store = location.store(ctx)?;
+    let path = location.path()?;
+    let found = match store.get(&path).await {
+        Ok(found) => found,
+        Err(object_store::Error::NotFound { .. }) => return Ok(false),
+        Err(error) => return Err(error.into()),
+    };
+    let version = UpdateVersion {
+        e_tag: found.meta.e_tag.clone(),
+        version: found.meta.version.clone(),
+    };
+    if found.bytes().await?.as_ref() != expected {
+        return Ok(false);
+    }
+    let options = PutOptions::from(PutMode::Update(version));
+    match store
+        .put_opts(&path, PutPayload::from(new.clone()), options)
+        .await
+    {
+        Ok(_) => Ok(true),
+        // A request retried after it had succeeded is refused by its own write.
+        Err(object_store::Error::Precondition { .. }) => {
+            Ok(location.read_all(ctx).await.is_ok_and(|now| now == new))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(object_store::Error::NotImplemented { .. }) => match local_file(location) {
+            Some(file) => {
+                let expected = expected.to_vec();
+                tokio::task::spawn_blocking(move || {
+                    local::replace_if_unchanged(&file, &expected, Some(&new))
+                })
+                .await
+                .expect("the blocking task does not panic")
+                .map_err(|source| lease_file_error(location, source))
+            }
+            None => Err(Error::NoConditionalUpdate {
+                lock: location.to_string(),
+            }),
+        },
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Deletes the object at `location` if it still holds `expected`.
+async fn delete_if_unchanged(
+    ctx: &SessionContext,
+    location: &Location,
+    expected: &[u8],
+) -> Result<()> {
+    if let Some(file) = local_file(location) {
+        let expected = expected.to_vec();
+        tokio::task::spawn_blocking(move || local::replace_if_unchanged(&file, &expected, None))
+            .await
+            .expect("the blocking task does not panic")
+            .map_err(|source| lease_file_error(location, source))?;
+        return Ok(());
+    }
+    let ours = match location.read_all(ctx).await {
+        Ok(bytes) => bytes == expected,
+        Err(exdep_core::Error::ObjectStore(object_store::Error::NotFound { .. })) => false,
+        Err(error) => return Err(error.into()),
+    };
+    if ours {
+        location.delete_if_exists(ctx).await?;
+    }
+    Ok(())
+}
+
+fn lease_file_error(location: &Location, source: std::io::Error) -> Error {
+    Error::LeaseFile {
+        lock: location.to_string(),
+        source,
+    }
+}
+
+/// The local file behind a `file://` location.
+fn local_file(location: &Location) -> Option<std::path::PathBuf> {
+    (location.url().scheme() == "file")
+        .then(|| location.url().to_file_path().ok())
+        .flatten()
+}
+
+/// Compare-and-replace of a local file, under an exclusive `flock` that every exdep process
+/// takes for it.
+mod local {
+    use std::fs::{File, OpenOptions};
+    use std::io::{Read, Write};
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
+
+    /// Replaces the file's content with `new`, or deletes it when `new` is `None`, if it
+    /// holds `expected`; returns whether it did.
+    pub(super) fn replace_if_unchanged(
+        path: &Path,
+        expected: &[u8],
+        new: Option<&[u8]>,
+    ) -> std::io::Result<bool> {
+        let mut file = match OpenOptions::new().read(true).open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(error) => return Err(error),
+        };
+        file.lock()?;
+        // Another run may have removed the file and created a new one at the path while
+        // this one waited for the lock.
+        if !same_file(path, &file)? {
+            return Ok(false);
+        }
+        let mut found = Vec::new();
+        file.read_to_end(&mut found)?;
+        if found != expected {
+            return Ok(false);
+        }
+        match new {
+            // A new file renamed over the old one: a reader sees the old content or the
+            // new, never a part, and a kill halfway leaves the old lease whole.
+            Some(new) => {
+                let mut name = path.file_name().unwrap_or_default().to_os_string();
+                name.push(format!(".{}.new", std::process::id()));
+                let replacement = path.with_file_name(name);
+                let mut written = File::create(&replacement)?;
+                written.write_all(new)?;
+                written.sync_all()?;
+                std::fs::rename(&replacement, path)?;
+            }
+            None => std::fs::remove_file(path)?,
+        }
+        Ok(true)
+    }
+
+    fn same_file(path: &Path, file: &File) -> std::io::Result<bool> {
+        match std::fs::metadata(path) {
+            Ok(at_path) => {
+                let open = file.metadata()?;
+                Ok(at_path.ino() == open.ino() && at_path.dev() == open.dev())
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 }

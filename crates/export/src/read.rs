@@ -2,7 +2,7 @@
 //! reports draw from. A Delta table is read at its latest version (its log names the
 //! files); a plain Parquet table is every file under its folder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use exdep_core::arrow::datatypes::{DataType, Schema, SchemaRef};
@@ -174,4 +174,31 @@ async fn delta_table(
         None => ctx.read_table(Arc::new(MemTable::try_new(schema, vec![vec![]])?))?,
     };
     Ok((frame, names))
+}
+
+/// The years published under `output`, as its tables' `year` partitions show them (a Delta
+/// table's as its latest version does), whatever a manifest says: the guard against
+/// replacing published years by nothing must hold when a killed run withdrew the manifest.
+/// The quarantine is left out.
+pub async fn published_years(ctx: &SessionContext, output: &Location) -> Result<BTreeSet<i32>> {
+    let mut years = BTreeSet::new();
+    for table in published_tables(ctx, output).await? {
+        if table.name == crate::REJECTS {
+            continue;
+        }
+        let root = output.join(&table.name);
+        match table.format {
+            TableFormat::Parquet => years.extend(root.partition_years(ctx).await?),
+            TableFormat::Delta => {
+                let files = active_files(ctx, &root).await?.map(|(_, files)| files);
+                years.extend(
+                    files
+                        .iter()
+                        .flatten()
+                        .filter_map(|(_, partition)| partition.get(YEAR)?.parse::<i32>().ok()),
+                );
+            }
+        }
+    }
+    Ok(years)
 }

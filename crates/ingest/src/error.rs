@@ -121,6 +121,38 @@ pub enum Error {
         /// The columns the file does have.
         found: String,
     },
+    /// A Parquet column has a type that cannot hold its field faithfully: an HS code stored
+    /// as a number has lost its leading zero (coffee, `0901`, read as `901`), and a year or
+    /// month stored as a float would be truncated.
+    #[error("{file}: column `{column}` is {found}, but must be {expected}")]
+    ColumnType {
+        /// The file.
+        file: String,
+        /// The column.
+        column: String,
+        /// Its type in the file.
+        found: String,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A Parquet row group too large to read within the memory limit.
+    #[error(
+        "{file}: row group {row_group} holds {} MiB uncompressed, more than the {} MiB a row \
+         group may take (an eighth of memory-limit); rewrite the file with smaller row groups \
+         or raise memory-limit",
+        bytes >> 20,
+        limit >> 20
+    )]
+    RowGroupTooLarge {
+        /// The file.
+        file: String,
+        /// The row group's index.
+        row_group: usize,
+        /// Its uncompressed size.
+        bytes: u64,
+        /// The most a row group may hold.
+        limit: u64,
+    },
     /// Reading or decoding a file failed part-way.
     #[error("{file}: {source}")]
     Read {
@@ -155,6 +187,8 @@ impl Error {
                 | Self::Decompress { .. }
                 | Self::UnknownFormat { .. }
                 | Self::MissingColumn { .. }
+                | Self::ColumnType { .. }
+                | Self::RowGroupTooLarge { .. }
                 | Self::Read { .. }
         )
     }

@@ -106,6 +106,19 @@ pub(crate) fn infer(header: &[String]) -> Option<InputFormat> {
     }
 }
 
+fn is_binary(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+    )
+}
+
+/// The characters of a typed record's raw text kept for its rejection.
+const RAW_KEPT_CHARS: usize = 1 << 10;
+
 /// Column `name` of the input (aliased `t`) as an SQL identifier: quoted, so that any name
 /// an input file gives its column (a quote, a keyword, another case) is only a name.
 fn input_column(name: &str) -> String {
@@ -180,6 +193,36 @@ impl Columns {
     fn has(&self, name: &str) -> bool {
         self.find(name).is_some()
     }
+
+    /// Refuses a typed input (Parquet) whose columns cannot hold their fields faithfully:
+    /// `hs_code` must be text, `year` and `month` integers or text.
+    pub(crate) fn check_types(&self) -> crate::Result<()> {
+        const TEXT: &str = "text (a string column)";
+        const INTEGER: &str = "an integer or text column";
+        for (field, expected) in [("hs_code", TEXT), ("year", INTEGER), ("month", INTEGER)] {
+            let Some((name, data_type)) = self.find(field) else {
+                continue;
+            };
+            let mut value_type = data_type;
+            while let DataType::Dictionary(_, values) = value_type {
+                value_type = values;
+            }
+            let text = matches!(
+                value_type,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+            );
+            let fits = text || (expected == INTEGER && value_type.is_integer());
+            if !fits {
+                return Err(crate::Error::ColumnType {
+                    file: self.file.clone(),
+                    column: name.clone(),
+                    found: data_type.to_string(),
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The untouched fields of a canonical input, for the test that lets a clean record skip
@@ -235,15 +278,19 @@ pub(crate) fn projection(
             ),
         )
     } else {
+        // Columns outside the contract may be of any type: nested and binary ones are left
+        // out of the raw text (casting them to text could be as large as they are).
         let fields = columns
             .columns
             .iter()
+            .filter(|(_, data_type)| !data_type.is_nested() && !is_binary(data_type))
             .map(|(name, _)| format!("coalesce(CAST({} AS VARCHAR), '')", input_column(name)))
             .collect::<Vec<_>>()
             .join(", ");
         (
             "CAST(NULL AS BIGINT)".to_string(),
-            format!("concat_ws(',', {fields})"),
+            // As much of a record's text as a text input keeps (see `normalize`).
+            format!("left(concat_ws(',', {fields}), {RAW_KEPT_CHARS})"),
             "true".to_string(),
             "CAST(NULL AS VARCHAR)".to_string(),
         )
@@ -508,7 +555,7 @@ pub(crate) fn checked_sql(
             "({fields_ok} AND {y} IN ({run_years})
               AND ({month_missing} OR {m} BETWEEN 1 AND 12)
               AND {p} IN ({origins}) AND {q} IN ({partners})
-              AND substr({hs}, 1, 2) IN ({chapters}) AND length({hs}) <= 10
+              AND substr({hs}, 1, 2) IN ({chapters}) AND length({hs}) IN (2, 4, 6, 8, 10)
               AND try_cast({hs} AS BIGINT) IS NOT NULL
               AND {v} >= 0 AND {v} <= {MAX_VALUE} AND {c} IN ('USD', 'CNY'))",
             y = f.year,
@@ -560,7 +607,7 @@ pub(crate) fn checked_sql(
                 WHEN partner IS NULL THEN 'missing_partner'
                 WHEN NOT regexp_like(partner, '^[A-Z]{{3}}$') THEN 'bad_partner_code'
                 WHEN hs_code IS NULL THEN 'missing_hs_code'
-                WHEN NOT regexp_like(hs_code, '^[0-9]{{2,10}}$') THEN 'bad_hs_code'
+                WHEN NOT regexp_like(hs_code, '^([0-9]{{2}}){{1,5}}$') THEN 'bad_hs_code'
                 WHEN value_text IS NULL THEN 'missing_value'
                 WHEN value_number IS NULL OR isnan(value_number)
                     OR abs(value_number) = CAST('Infinity' AS DOUBLE)

@@ -15,9 +15,9 @@
 //! let ctx = exdep_core::new_session();
 //! let listing = exdep_ingest::list_inputs(&ctx, &config).await?;
 //! let known = exdep_core::schema::KnownCodes::default();
+//! let staging = config.warehouse.join("_staging/run-1/text");
 //! let inputs =
-//!     exdep_ingest::prepare_inputs(&ctx, &config, &known, &config.warehouse, &listing.files)
-//!         .await?;
+//!     exdep_ingest::prepare_inputs(&ctx, &config, &known, &staging, &listing.files).await?;
 //! for file in &inputs.files {
 //!     println!("{}: {}", file.url(), file.checked_sql());
 //! }
@@ -37,12 +37,14 @@ use exdep_core::arrow::array::AsArray;
 use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
+use exdep_core::datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
 use exdep_core::{
     Config, HsLevel, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason,
 };
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
+use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
 
 pub use error::{Error, Result};
@@ -178,6 +180,10 @@ pub fn part_name(file: &str) -> String {
     format!("part-{}.parquet", &digest[..16])
 }
 
+/// The bytes of text a batch read from a text input holds at most (about): with 8,192 rows a
+/// batch of records of up to `max-line-bytes` each could hold gigabytes.
+pub const BATCH_BYTES: usize = 16 << 20;
+
 /// One input file, looked at and registered, ready to be read in one plan.
 pub struct PreparedFile {
     file: Location,
@@ -188,6 +194,7 @@ pub struct PreparedFile {
     /// Its checked records (see the crate docs), as SQL over its registered table.
     checked_sql: String,
     tables: Vec<String>,
+    batch_rows: usize,
 }
 
 impl PreparedFile {
@@ -201,6 +208,13 @@ impl PreparedFile {
     /// each record (both null: it passed every check, the code tables' membership included).
     pub fn checked_sql(&self) -> &str {
         &self.checked_sql
+    }
+
+    /// The most rows a batch read from it may hold: for a text input whose longest record
+    /// is long, as many as fit in [`BATCH_BYTES`]; unbounded otherwise (the engine's own
+    /// batch size).
+    pub fn batch_rows(&self) -> usize {
+        self.batch_rows
     }
 
     /// The file's size in bytes.
@@ -258,15 +272,16 @@ impl PreparedInputs {
 
 /// Looks at every file of `files` (from [`list_inputs`]) and plans its checked records
 /// against the `known` codes, before anything is read or written: a bad input fails the run
-/// while the warehouse is as it was.
+/// while the warehouse is as it was. Text that must be decoded first is decoded into
+/// `staging`, a folder of the run's own.
 pub async fn prepare_inputs(
     ctx: &SessionContext,
     config: &Config,
     known: &KnownCodes,
-    warehouse: &Location,
+    staging: &Location,
     files: &[InputFile],
 ) -> Result<PreparedInputs> {
-    let staging = warehouse.join("_staging");
+    let staging = staging.clone();
     staging.delete_all(ctx).await?;
     let mut prepared = PreparedInputs {
         files: Vec::new(),
@@ -332,15 +347,17 @@ async fn decode_text_inputs(
         let options = normalize::TextOptions {
             encoding: input.encoding,
             max_line_bytes: config.max_line_bytes,
+            max_compression_ratio: config.max_compression_ratio,
         };
         let staged = staging.join(&format!("{index:05}.csv"));
         async move {
             if !text {
                 return None;
             }
-            let task = tokio::spawn(async move {
+            // Aborted when the run stops: no decoding goes on writing after it.
+            let task = AbortOnDropHandle::new(tokio::spawn(async move {
                 normalize::normalize(&ctx, &file, &meta, options, &staged).await
-            });
+            }));
             Some(
                 task.await
                     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
@@ -351,6 +368,40 @@ async fn decode_text_inputs(
         .buffered(parallelism)
         .collect()
         .await
+}
+
+/// Refuses a Parquet input with a row group larger, uncompressed, than an eighth of
+/// `memory_limit`: the reader fetches a row group's column chunks whole, so one such row
+/// group would hold more memory than the run may use, whatever the batch size.
+async fn check_row_groups(
+    ctx: &SessionContext,
+    file: &Location,
+    meta: &ObjectMeta,
+    memory_limit: u64,
+) -> Result<()> {
+    let store = file.store(ctx)?;
+    let metadata = DFParquetMetadata::new(store.as_ref(), meta)
+        .fetch_metadata()
+        .await
+        .map_err(|e| Error::Read {
+            file: file.to_string(),
+            source: Box::new(e),
+        })?;
+    let limit = memory_limit / 8;
+    let too_large = metadata
+        .row_groups()
+        .iter()
+        .enumerate()
+        .find(|(_, group)| group.total_byte_size().max(0) as u64 > limit);
+    match too_large {
+        Some((index, group)) => Err(Error::RowGroupTooLarge {
+            file: file.to_string(),
+            row_group: index,
+            bytes: group.total_byte_size().max(0) as u64,
+            limit,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The HS levels of a Comtrade file's export rows, in increasing order: one more scan of
@@ -381,12 +432,13 @@ async fn comtrade_levels(
 }
 
 /// Writes the records of `file` that passed every check to the audit layer
-/// `WAREHOUSE/raw/year=YYYY/` (config key `raw-layer`), one object per file and year (see
-/// [`part_name`]). Returns the records written.
+/// `LAYERS/raw/year=YYYY/` (config key `raw-layer`; `LAYERS` is the run's staging folder,
+/// which the run moves into the warehouse when it commits), one object per file and year
+/// (see [`part_name`]). Returns the records written.
 pub async fn write_raw(
     ctx: &SessionContext,
     file: &PreparedFile,
-    warehouse: &Location,
+    layers: &Location,
 ) -> Result<u64> {
     let url = file.url();
     let read_error = |e| Error::Read {
@@ -407,9 +459,8 @@ pub async fn write_raw(
         .execute_stream()
         .await
         .map_err(read_error)?;
-    let mut writer =
-        PartitionedWriter::new(ctx, &warehouse.join("raw"), &[YEAR], &part_name(&url))?
-            .with_file_schema(RAW_FILE.clone());
+    let mut writer = PartitionedWriter::new(ctx, &layers.join("raw"), &[YEAR], &part_name(&url))?
+        .with_file_schema(RAW_FILE.clone());
     while let Some(batch) = stream.next().await {
         writer.write(&batch.map_err(read_error)?).await?;
     }
@@ -435,12 +486,16 @@ async fn prepare(
         source: Box::new(e),
     };
     let mut tables = vec![table.clone()];
+    let batch_rows = normalized
+        .as_ref()
+        .map_or(usize::MAX, |n| BATCH_BYTES / n.longest_row.max(1));
     let (format, columns, encoding) = if parquet {
         if meta.size == 0 {
             return Err(Error::EmptyFile {
                 file: file.to_string(),
             });
         }
+        check_row_groups(ctx, &file, meta, config.memory_limit).await?;
         ctx.register_parquet(
             &table,
             file.url().as_str(),
@@ -523,6 +578,9 @@ async fn prepare(
         file: file.to_string(),
         columns,
     };
+    if parquet {
+        columns.check_types()?;
+    }
     let comtrade = if format == InputFormat::ComtradeCsv {
         if input.partner_aliases && !inputs.comtrade_aliases_registered {
             tables::register_comtrade_aliases(
@@ -536,7 +594,9 @@ async fn prepare(
         let hs_level = match input.hs_level {
             Some(HsLevel::Digits(digits)) => Some(digits),
             choice => {
-                let levels = comtrade_levels(ctx, &table, &columns).await?;
+                let bounded =
+                    exdep_core::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+                let levels = comtrade_levels(&bounded, &table, &columns).await?;
                 match choice {
                     Some(_) => levels.last().copied(),
                     None if levels.len() > 1 => {
@@ -580,5 +640,6 @@ async fn prepare(
         origin_column: projection.origin_column.clone(),
         checked_sql,
         tables,
+        batch_rows,
     })
 }

@@ -40,14 +40,23 @@ pub(crate) const TOO_LONG: &str = "L";
 const TOO_LONG_PREFIX_BYTES: usize = 256;
 
 /// Compressed bytes are inflated this many at a time, so that one chunk of a highly
-/// compressed file never becomes more than a bounded amount of text at once.
-const INFLATE_SLICE_BYTES: usize = 8 << 10;
+/// compressed file never becomes more than a bounded amount of text at once (a zstd block
+/// inflates to at most 128 KiB, and takes at least 4 bytes: 32 MiB per slice at most).
+const INFLATE_SLICE_BYTES: usize = 1 << 10;
+
+/// The raw text kept of a record, enough to see what is wrong with a rejected one: a record
+/// under `max-line-bytes` may still be long, and every rejected record's raw text is a
+/// grouping key of its file's plan.
+const RAW_KEPT_BYTES: usize = 1 << 10;
 
 /// A normalized input: where its staging copy is and what its header was.
 pub(crate) struct Normalized {
     pub staging: Location,
     pub header: Vec<String>,
     pub encoding: &'static str,
+    /// The longest row of the staging copy, in bytes: it bounds how many rows a batch
+    /// read from it may hold.
+    pub longest_row: usize,
 }
 
 /// How a text input is read.
@@ -57,6 +66,9 @@ pub(crate) struct TextOptions {
     pub encoding: TextEncoding,
     /// The longest record kept, in bytes of UTF-8 (config `max-line-bytes`).
     pub max_line_bytes: usize,
+    /// How many times its compressed size a compressed file may inflate to
+    /// (`max-compression-ratio`).
+    pub max_compression_ratio: u64,
 }
 
 /// Decodes `file` and writes its staging copy to `staging`.
@@ -76,13 +88,13 @@ pub(crate) async fn normalize(
         TextEncoding::Gb18030 => GB18030,
         TextEncoding::Utf8 | TextEncoding::Auto => UTF_8,
     };
-    let result = write_staging(ctx, file, meta, first, options.max_line_bytes, staging).await;
+    let result = write_staging(ctx, file, meta, first, options, staging).await;
     let result = match result {
         Err(not_utf8 @ Error::Decode { .. }) if options.encoding == TextEncoding::Auto => {
             info!(file = %file, "{not_utf8}: reading the whole file as GB18030");
             // A file that is neither is reported where it stops being UTF-8, the encoding
             // it was read in the longest.
-            write_staging(ctx, file, meta, GB18030, options.max_line_bytes, staging)
+            write_staging(ctx, file, meta, GB18030, options, staging)
                 .await
                 .map_err(|error| match error {
                     Error::Decode { .. } => not_utf8,
@@ -103,7 +115,7 @@ async fn write_staging(
     file: &Location,
     meta: &ObjectMeta,
     encoding: &'static Encoding,
-    max_line_bytes: usize,
+    options: TextOptions,
     staging: &Location,
 ) -> Result<Normalized> {
     let name = file.to_string();
@@ -116,11 +128,12 @@ async fn write_staging(
     let mut out = BufWriter::new(staging.store(ctx)?, staging.path()?);
     let mut inflater = Inflater::for_name(meta.location.as_ref());
     let mut decoder = TextDecoder::new(encoding);
-    let mut parser = RecordParser::new(max_line_bytes);
+    let mut parser = RecordParser::new(options.max_line_bytes);
     let mut rows = StagingRows::new(&name);
     let (mut plain, mut text, mut records) = (Vec::new(), String::new(), Vec::new());
     let mut first_chunk = true;
     let mut finished = false;
+    let (mut compressed_bytes, mut plain_bytes) = (0u64, 0u64);
     while !finished {
         let chunk = match chunks.next().await {
             Some(chunk) => chunk.map_err(exdep_core::Error::from)?,
@@ -148,6 +161,25 @@ async fn write_staging(
                     file: name.clone(),
                     message: e.to_string(),
                 })?;
+            compressed_bytes += slice.len() as u64;
+            plain_bytes += plain.len() as u64;
+            // Checked as the file inflates, so that a decompression bomb stops after its
+            // first few megabytes; a small file may inflate freely up to 1 MiB.
+            if !matches!(inflater, Inflater::Plain)
+                && plain_bytes
+                    > (1 << 20).max(compressed_bytes.saturating_mul(options.max_compression_ratio))
+            {
+                out.abort().await.map_err(|e| io_error(staging, e.into()))?;
+                return Err(Error::Decompress {
+                    file: name,
+                    message: format!(
+                        "it inflates to more than {} times its compressed size \
+                         (max-compression-ratio); export records do not compress that well, \
+                         so it is refused as a decompression bomb",
+                        options.max_compression_ratio
+                    ),
+                });
+            }
             let decoded = decoder.decode(&plain, end, &mut text);
             plain.clear();
             parser.push(text.as_bytes(), end && decoded.is_ok(), &mut records);
@@ -176,11 +208,13 @@ async fn write_staging(
         .await
         .map_err(|e| io_error(staging, e))?;
     out.shutdown().await.map_err(|e| io_error(staging, e))?;
+    let longest_row = rows.longest;
     let header = rows.header.ok_or_else(|| Error::EmptyFile { file: name })?;
     Ok(Normalized {
         staging: staging.clone(),
         header,
         encoding: decoder.name(),
+        longest_row,
     })
 }
 
@@ -319,6 +353,8 @@ struct StagingRows<'a> {
     trailing_empty_column: bool,
     /// Rows not yet written out.
     text: String,
+    /// The longest row written, in bytes.
+    longest: usize,
 }
 
 impl<'a> StagingRows<'a> {
@@ -328,10 +364,18 @@ impl<'a> StagingRows<'a> {
             header: None,
             trailing_empty_column: false,
             text: String::new(),
+            longest: 0,
         }
     }
 
     fn push(&mut self, record: Record) -> Result<()> {
+        let start = self.text.len();
+        self.push_row(record)?;
+        self.longest = self.longest.max(self.text.len() - start);
+        Ok(())
+    }
+
+    fn push_row(&mut self, record: Record) -> Result<()> {
         use std::fmt::Write as _;
         let Some(names) = self.header.as_ref() else {
             return self.push_header(record);
@@ -356,7 +400,7 @@ impl<'a> StagingRows<'a> {
         }
         let fields_ok = fields.len() == names.len();
         write!(self.text, "{line},").expect("writing to a string");
-        push_quoted(&mut self.text, &text);
+        push_quoted(&mut self.text, kept_raw(&text));
         self.text.push_str(if fields_ok { ",1" } else { ",0" });
         // A record of the wrong shape keeps its raw text but no fields: it is rejected whole.
         if fields_ok {
@@ -399,6 +443,15 @@ impl<'a> StagingRows<'a> {
         self.header = Some(names);
         Ok(())
     }
+}
+
+/// The start of a record's raw text that is kept (see [`RAW_KEPT_BYTES`]).
+fn kept_raw(text: &str) -> &str {
+    let mut end = text.len().min(RAW_KEPT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// `field` as a quoted CSV field: in quotes, each quote in it doubled.

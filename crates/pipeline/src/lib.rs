@@ -24,10 +24,14 @@ mod plan;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use tokio_util::sync::CancellationToken;
 
 use exdep_classify::{CodeTables, CubeReport};
-use exdep_core::Config;
 use exdep_core::datafusion::prelude::SessionContext;
+use exdep_core::{Config, Location, TableFormat};
 use exdep_export::{LockHolder, Publication, RunLock, TableLayout, TableToWrite, write_table};
 use exdep_ingest::{FileReport, Listing, PreparedFile, part_name};
 
@@ -37,6 +41,11 @@ pub use manifest::{
 };
 pub use plan::Plan;
 pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
+
+/// The warehouse's folder for runs' staging folders (`WAREHOUSE/_staging/RUN/`): the code
+/// tables' copies, decoded text inputs and the files' partial cubes, rejects and raw records,
+/// until the run commits them (see `commit_warehouse`).
+const WAREHOUSE_STAGING: &str = "_staging";
 
 /// The folder of the run's staging folder the index plans' cells go to (see
 /// `exdep_index::compute_cells`); removed with the staging folder.
@@ -65,19 +74,63 @@ pub enum Error {
     /// wholly rejected. Nothing was published.
     #[error(
         "this run has no records for published years {years} (their inputs are gone, empty \
-         or wholly rejected); the outputs were left as they were. If emptying them is meant, \
-         rerun with --allow-empty-years"
+         or wholly rejected: {inputs}); the warehouse and the outputs were left as they were. \
+         If emptying them is meant, rerun with --allow-empty-years"
     )]
     EmptyYears {
         /// The years, as a span or list.
         years: String,
+        /// The inputs that held their records, and what they hold now.
+        inputs: String,
     },
+    /// The output holds a table published in the other format: a run does not convert
+    /// published tables, and writing beside them would leave a Delta log over plain files
+    /// (or plain files a Delta log does not list).
+    #[error(
+        "{table} is published as {found}, but `table-format` is \"{configured}\": a run does \
+         not convert published tables. Publish to a new `output` root, or move the old tables \
+         away first"
+    )]
+    FormatSwitch {
+        /// The table's location.
+        table: String,
+        /// How it is published.
+        found: &'static str,
+        /// The configured format.
+        configured: &'static str,
+    },
+    /// An input's records do not add up: read != accepted + rejected + excluded. A defect of
+    /// exdep's, never of the data; nothing was committed or published.
+    #[error(
+        "{file}: records do not reconcile (read {read}, accepted {accepted}, rejected \
+         {rejected}, excluded {excluded}); the warehouse and the outputs were left as they were"
+    )]
+    Unreconciled {
+        /// The input.
+        file: String,
+        /// Records read.
+        read: u64,
+        /// Records accepted.
+        accepted: u64,
+        /// Records rejected.
+        rejected: u64,
+        /// Records excluded by a rule.
+        excluded: u64,
+    },
+    /// The run was stopped through [`RunOptions::stop`] before it finished.
+    #[error(
+        "the run was stopped before it finished; its lease was released, and what it had \
+         not published is left to the next run"
+    )]
+    Stopped,
     /// More records were rejected than `max-reject-ratio` allows; nothing was published.
     #[error(
         "{rejected} of {read} records were rejected ({ratio:.4}), more than max-reject-ratio \
-         {max}; the outputs were left as they were (see WAREHOUSE/rejects/)"
+         {max}, most in {worst}; the warehouse and the outputs were left as they were"
     )]
     TooManyRejects {
+        /// The inputs with the most rejected records, with their counts.
+        worst: String,
         /// Records rejected.
         rejected: u64,
         /// Records read.
@@ -103,6 +156,10 @@ pub struct RunOptions {
     /// Publish a year that would be replaced by no records at all (see
     /// [`Error::EmptyYears`]).
     pub allow_empty_years: bool,
+    /// Cancelled by the caller to stop the run (on SIGTERM, say): the run stops where it
+    /// is, removes its staging folder, releases its lease and fails with
+    /// [`Error::Stopped`].
+    pub stop: CancellationToken,
 }
 
 /// What a run did.
@@ -163,8 +220,10 @@ pub enum Progress<'a> {
 /// Runs the pipeline `config` describes in `ctx`, calling `progress` as each stage starts
 /// and as each input file is read.
 /// Only what changed since the last run is redone (see [`Plan`]); when nothing changed,
-/// nothing is written. The run holds the lock of its warehouse and output throughout (see
-/// [`RunLock`]): a second run on either fails at once.
+/// nothing is written. The run holds the lease of its warehouse and output throughout (see
+/// [`RunLock`]): a second run on either fails at once. However the run ends (done, failed,
+/// stopped through [`RunOptions::stop`], its lease lost, or a panic) it removes its staging
+/// folder and releases its lease.
 pub async fn run_pipeline(
     ctx: &SessionContext,
     config: &Config,
@@ -177,12 +236,28 @@ pub async fn run_pipeline(
     // A bad code table fails the run before anything, the lock included, is written.
     progress(Progress::Stage("loading code tables and listing inputs"));
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
-    let (lock, run_id) = lock_output(ctx, config, "", started, options.break_lock).await?;
-    let outcome = run_locked(ctx, config, options, progress, &tables, started, &run_id).await;
-    lock.release(ctx).await?;
-    outcome
+    let (lease, run_id) = lock_output(ctx, config, "", started, options.break_lock).await?;
+    let staged = config.warehouse.join(WAREHOUSE_STAGING).join(&run_id);
+    let run = run_locked(
+        ctx, config, options, progress, &tables, started, &run_id, &lease, &staged,
+    );
+    let lost = lease.lost();
+    // A run that ends in the same poll as a stop is not stopped: it is polled first.
+    let ended = tokio::select! {
+        biased;
+        ended = AssertUnwindSafe(run).catch_unwind() => ended,
+        () = options.stop.cancelled() => Ok(Err(Error::Stopped)),
+        () = lost.cancelled() => Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from))),
+    };
+    let cleared = staged.delete_all(ctx).await;
+    let released = lease.release(ctx).await;
+    let outcome = ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    cleared?;
+    released?;
+    Ok(outcome)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_locked(
     ctx: &SessionContext,
     config: &Config,
@@ -191,11 +266,14 @@ async fn run_locked(
     tables: &CodeTables,
     started: chrono::DateTime<chrono::Utc>,
     run_id: &str,
+    lease: &RunLock,
+    staged: &Location,
 ) -> Result<RunOutcome, Error> {
     let Listing {
         files: listed,
         skipped,
     } = exdep_ingest::list_inputs(ctx, config).await?;
+    refuse_format_switch(ctx, config).await?;
     let state = read_state(ctx, &config.warehouse).await?;
     let previous = read_manifest(ctx, &config.output).await?;
     let mut plan = Plan::new(
@@ -215,8 +293,9 @@ async fn run_locked(
         });
     }
 
-    // From here on the warehouse changes. The state written first leaves out what is about
-    // to be redone, so a run killed midway sends the next one over the same ground.
+    // Nothing the run reads or writes touches the warehouse's layers or its state until
+    // every check that can refuse the run has passed: the files' partial cubes, rejects and
+    // raw records go to the run's staging folder first (see `commit_warehouse`).
     let redone: BTreeSet<String> = plan
         .read
         .iter()
@@ -225,38 +304,37 @@ async fn run_locked(
         .collect();
     let mut files = BTreeMap::new();
     let mut cube = CubeReport::new();
-    match &state {
-        Some(state) if plan.full.is_none() => {
-            files = state.files.clone();
-            files.retain(|url, _| !redone.contains(url));
-            cube = state.cube.clone();
-            cube.retain(|year, _| config.years.contains(year));
-            for year in cube.values_mut() {
-                year.by_source.retain(|url, _| !redone.contains(url));
-            }
-            let mut pending = state.clone();
-            pending.files = files.clone();
-            pending.cube = cube.clone();
-            pending.rejects_without_year_pending = plan.rejects_without_year;
-            // The years this run rebuilds are not built until it ends: the next run must
-            // rebuild them too, even if the files that held their records are now empty.
-            pending
-                .cube
-                .retain(|year, _| !plan.rebuild.contains_key(year));
-            write_state(ctx, &config.warehouse, &pending).await?;
+    // The state the commit writes before it changes the layers: it leaves out what is
+    // about to be redone, so a run killed midway sends the next one over the same ground.
+    let mut pending = None;
+    if let Some(state) = state.as_ref().filter(|_| plan.full.is_none()) {
+        files = state.files.clone();
+        files.retain(|url, _| !redone.contains(url));
+        cube = state.cube.clone();
+        cube.retain(|year, _| config.years.contains(year));
+        for year in cube.values_mut() {
+            year.by_source.retain(|url, _| !redone.contains(url));
         }
-        _ => remove_state(ctx, &config.warehouse).await?,
+        let mut written_first = state.clone();
+        written_first.files = files.clone();
+        written_first.cube = cube.clone();
+        written_first.rejects_without_year_pending = plan.rejects_without_year;
+        // The years this run rebuilds are not built until it ends: the next run must
+        // rebuild them too, even if the files that held their records are now empty.
+        written_first
+            .cube
+            .retain(|year, _| !plan.rebuild.contains_key(year));
+        pending = Some(written_first);
     }
-    tables
-        .register(ctx, &config.warehouse.join("tables"))
+    let kept: BTreeSet<String> = files.keys().map(|url| part_name(url)).collect();
+    // Leftovers of killed runs go first: no other run is live while this one holds the
+    // lease.
+    config
+        .warehouse
+        .join(WAREHOUSE_STAGING)
+        .delete_all_except(ctx, &Default::default())
         .await?;
-    let dropped = if plan.full.is_some() {
-        warehouse_years(ctx, config).await?
-    } else {
-        plan.dropped.clone()
-    };
-    exdep_classify::drop_years(ctx, &config.warehouse, &dropped).await?;
-
+    tables.register(ctx, &staged.join("tables")).await?;
     progress(Progress::Stage(&format!(
         "reading {} input files",
         plan.read.len()
@@ -266,15 +344,11 @@ async fn run_locked(
         ctx,
         config,
         &tables.known_codes(),
-        &config.warehouse,
+        &staged.join("text"),
         &to_read,
     )
     .await?;
-    let parts = redone.iter().map(|url| part_name(url)).collect();
-    let read = match exdep_classify::remove_files(ctx, &config.warehouse, &parts).await {
-        Ok(()) => read_inputs(ctx, config, &prepared.files, &mut cube, &progress).await,
-        Err(error) => Err(error.into()),
-    };
+    let read = read_inputs(ctx, config, &prepared.files, staged, &mut cube, &progress).await;
     prepared.release(ctx).await?;
     let reports = read?;
     plan.add_years_read(&reports, config);
@@ -282,46 +356,26 @@ async fn run_locked(
         let reading = config.inputs[file.input_index].reading();
         files.insert(report.file.clone(), FileState { reading, report });
     }
-    let rebuilt = plan.rebuilt_years();
-    let cells = exdep_classify::cube_cells(ctx, &config.warehouse, &rebuilt).await?;
-    for year in &rebuilt {
-        cube.entry(*year).or_default().cells = cells.get(year).copied().unwrap_or(0);
-    }
     let reports: Vec<_> = listed
         .iter()
         .filter_map(|f| files.get(&f.location.to_string()))
         .map(|f| f.report.clone())
         .collect();
     let inputs = reconcile(&reports, &cube);
-    if let Some(max) = config.max_reject_ratio {
-        let read: u64 = inputs.iter().map(|f| f.read).sum();
-        let rejected: u64 = inputs.iter().map(|f| f.rejected_total().records).sum();
-        let ratio = if read == 0 {
-            0.0
-        } else {
-            rejected as f64 / read as f64
-        };
-        if ratio > max {
-            return Err(Error::TooManyRejects {
-                rejected,
-                read,
-                ratio,
-                max,
-            });
-        }
-    }
-
-    let published = previous.as_ref().map(|m| &m.published_years);
-    let emptied: BTreeSet<i32> = rebuilt
-        .iter()
-        .filter(|y| published.is_some_and(|p| p.contains(y)))
-        .filter(|y| cube.get(y).is_none_or(|c| c.cells == 0))
-        .copied()
-        .collect();
-    if !emptied.is_empty() && !options.allow_empty_years {
-        return Err(Error::EmptyYears {
-            years: year_span(&emptied),
-        });
+    let refusal = Refusal {
+        plan: &plan,
+        state: state.as_ref(),
+        previous: previous.as_ref(),
+        inputs: &inputs,
+        cube: &cube,
+    };
+    refusal.check(ctx, config, options).await?;
+    lease.ensure_held(ctx).await?;
+    commit_warehouse(ctx, config, &plan, pending.as_ref(), staged, &kept).await?;
+    let rebuilt = plan.rebuilt_years();
+    let cells = exdep_classify::cube_cells(ctx, &config.warehouse, &rebuilt).await?;
+    for year in &rebuilt {
+        cube.entry(*year).or_default().cells = cells.get(year).copied().unwrap_or(0);
     }
 
     exdep_index::prepare(ctx, &config.warehouse).await?;
@@ -402,6 +456,7 @@ async fn run_locked(
     .await?;
     exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
     progress(Progress::Stage("publishing"));
+    lease.ensure_held(ctx).await?;
     // From the first moved file until the manifest is written the output is in between:
     // neither `_SUCCESS` nor a manifest (which could list a file about to go) says
     // otherwise, and a run killed in between leaves the next one to republish every year.
@@ -442,14 +497,178 @@ async fn run_locked(
     );
     manifest.skipped_inputs = skipped;
     manifest.delta_versions.extend(versions);
+    lease.ensure_held(ctx).await?;
     write_manifest(ctx, &config.output, &manifest).await?;
     let state = RunState::new(config, tables.digests.clone(), files, cube);
+    lease.ensure_held(ctx).await?;
     write_state(ctx, &config.warehouse, &state).await?;
     Ok(RunOutcome {
         plan,
         manifest,
         origins,
     })
+}
+
+/// Fails when a table under the output is published in the format the config does not
+/// name (see [`Error::FormatSwitch`]).
+async fn refuse_format_switch(ctx: &SessionContext, config: &Config) -> Result<(), Error> {
+    for table in exdep_export::published_tables(ctx, &config.output).await? {
+        let root = config.output.join(&table.name);
+        // A folder without year partitions is no table of exdep's (a warehouse kept
+        // under the output, say).
+        let plain_table =
+            table.format == TableFormat::Parquet && !root.partition_years(ctx).await?.is_empty();
+        let delta_table = table.format == TableFormat::Delta;
+        let (found, configured) = match config.table_format {
+            TableFormat::Parquet if delta_table => ("a Delta table", "parquet"),
+            TableFormat::Delta if plain_table => ("plain Parquet files", "delta"),
+            _ => continue,
+        };
+        return Err(Error::FormatSwitch {
+            table: root.to_string(),
+            found,
+            configured,
+        });
+    }
+    Ok(())
+}
+
+/// What the checks that can refuse a run look at, once its inputs are read and before
+/// anything is committed.
+struct Refusal<'a> {
+    plan: &'a Plan,
+    state: Option<&'a RunState>,
+    previous: Option<&'a RunManifest>,
+    inputs: &'a [FileReconciliation],
+    cube: &'a CubeReport,
+}
+
+impl Refusal<'_> {
+    /// Refuses the run when an input's records do not reconcile, when more records were
+    /// rejected than `max-reject-ratio` allows, or
+    /// when a year published under the output (by the manifest or by the tables'
+    /// partitions, so that a withdrawn manifest does not open the gate) would be replaced
+    /// by no records at all; each refusal names the inputs concerned.
+    async fn check(
+        &self,
+        ctx: &SessionContext,
+        config: &Config,
+        options: &RunOptions,
+    ) -> Result<(), Error> {
+        if let Some(file) = self.inputs.iter().find(|f| !f.balanced) {
+            return Err(Error::Unreconciled {
+                file: file.file.clone(),
+                read: file.read,
+                accepted: file.accepted.records,
+                rejected: file.rejected_total().records,
+                excluded: file.excluded_total().records,
+            });
+        }
+        if let Some(max) = config.max_reject_ratio {
+            let read: u64 = self.inputs.iter().map(|f| f.read).sum();
+            let rejected: u64 = self.inputs.iter().map(|f| f.rejected_total().records).sum();
+            let ratio = if read == 0 {
+                0.0
+            } else {
+                rejected as f64 / read as f64
+            };
+            if ratio > max {
+                let mut worst: Vec<_> = self
+                    .inputs
+                    .iter()
+                    .map(|f| (f.rejected_total().records, f))
+                    .filter(|(rejected, _)| *rejected > 0)
+                    .collect();
+                worst.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.file.cmp(&b.1.file)));
+                let worst: Vec<String> = worst
+                    .iter()
+                    .take(3)
+                    .map(|(rejected, f)| format!("{} ({rejected} of {})", f.file, f.read))
+                    .collect();
+                return Err(Error::TooManyRejects {
+                    worst: worst.join(", "),
+                    rejected,
+                    read,
+                    ratio,
+                    max,
+                });
+            }
+        }
+        let mut published = exdep_export::published_years(ctx, &config.output).await?;
+        published.extend(self.previous.iter().flat_map(|m| &m.published_years));
+        let emptied: BTreeSet<i32> = self
+            .plan
+            .rebuilt_years()
+            .into_iter()
+            .filter(|y| published.contains(y))
+            .filter(|y| {
+                // Values are finite and not negative: a year has a cube cell with exports
+                // exactly when some record it classified has a positive value.
+                self.cube
+                    .get(y)
+                    .is_none_or(|c| c.by_source.values().all(|d| d.classified.value <= 0.0))
+            })
+            .collect();
+        if !emptied.is_empty() && !options.allow_empty_years {
+            return Err(Error::EmptyYears {
+                years: year_span(&emptied),
+                inputs: self.inputs_of(&emptied),
+            });
+        }
+        Ok(())
+    }
+
+    /// The inputs that held records of `years` in the last run, and those this run read,
+    /// each with what it holds now.
+    fn inputs_of(&self, years: &BTreeSet<i32>) -> String {
+        let held = self.state.into_iter().flat_map(|state| {
+            state.files.iter().filter_map(|(url, file)| {
+                let years_held = &file.report.accepted_by_year;
+                years
+                    .iter()
+                    .any(|y| years_held.contains_key(y))
+                    .then_some(url.clone())
+            })
+        });
+        let read = self.plan.read.iter().map(|(f, _)| f.location.to_string());
+        let urls: BTreeSet<String> = held.chain(read).collect();
+        if urls.is_empty() {
+            return "no input holds them".to_string();
+        }
+        let described: Vec<String> = urls
+            .iter()
+            .map(|url| match self.inputs.iter().find(|f| &f.file == url) {
+                Some(f) => format!(
+                    "{url}: {} records read, {} accepted",
+                    f.read, f.accepted.records
+                ),
+                None => format!("{url}: gone"),
+            })
+            .collect();
+        described.join("; ")
+    }
+}
+
+/// Makes what the run staged under `staged` the warehouse's, once no check can refuse the
+/// run: writes the `pending` state (or, for a full rebuild, removes the state), removes
+/// the years the config no longer names, and commits the files' objects (see
+/// [`exdep_classify::commit_files`]), keeping those of the files in `kept` only. A full
+/// rebuild keeps none: it was built beside the old warehouse, which stays whole until here.
+async fn commit_warehouse(
+    ctx: &SessionContext,
+    config: &Config,
+    plan: &Plan,
+    pending: Option<&RunState>,
+    staged: &Location,
+    kept: &BTreeSet<String>,
+) -> Result<(), Error> {
+    match pending {
+        Some(pending) => write_state(ctx, &config.warehouse, pending).await?,
+        None => remove_state(ctx, &config.warehouse).await?,
+    }
+    exdep_classify::drop_years(ctx, &config.warehouse, &plan.dropped).await?;
+    exdep_classify::commit_files(ctx, staged, &config.warehouse, kept).await?;
+    Ok(())
 }
 
 /// Takes the lock of `config`'s warehouse and output (see [`RunLock`]) for a job started at
@@ -472,6 +691,7 @@ async fn lock_output(
         ctx,
         &[&config.warehouse, &config.output],
         holder,
+        config.lease,
         break_lock,
     )
     .await?;
@@ -492,7 +712,7 @@ pub async fn vacuum_output(
         let tables: Vec<String> = exdep_export::published_tables(ctx, &config.output)
             .await?
             .into_iter()
-            .filter(|table| table.format == exdep_core::TableFormat::Delta)
+            .filter(|table| table.format == TableFormat::Delta)
             .map(|table| table.name)
             .collect();
         exdep_export::vacuum(ctx, &config.output, &tables, config.vacuum_retention).await
@@ -502,8 +722,8 @@ pub async fn vacuum_output(
     Ok(vacuumed?)
 }
 
-/// Reads each prepared input in its one pass (its partial cube and rejects go to the
-/// warehouse, its dispositions into `cube`), and reports on each. A file's plan leaves a
+/// Reads each prepared input in its one pass (its partial cube and rejects go to the run's
+/// staging folder `staged`, its dispositions into `cube`), and reports on each. A file's plan leaves a
 /// core idle while it sorts and writes its results, so files are read side by side, one
 /// per core, each plan splitting its file only among the cores the other files leave it:
 /// a plan in one partition holds one grouping table, not one per core and a final one.
@@ -511,6 +731,7 @@ async fn read_inputs(
     ctx: &SessionContext,
     config: &Config,
     prepared: &[PreparedFile],
+    staged: &Location,
     cube: &mut CubeReport,
     progress: &impl Fn(Progress<'_>),
 ) -> Result<Vec<FileReport>, Error> {
@@ -518,17 +739,13 @@ async fn read_inputs(
     let (mut bytes, mut done) = (0, 0);
     let cores = exdep_core::cores();
     let side_by_side = prepared.len().clamp(1, cores);
-    let file_ctx = exdep_core::with_partitions(ctx, config, cores / side_by_side);
     let jobs = prepared.iter().map(|file| {
-        let (ctx, warehouse, years) = (
-            file_ctx.clone(),
-            config.warehouse.clone(),
-            config.years.clone(),
-        );
+        let ctx = exdep_core::with_partitions(ctx, config, cores / side_by_side, file.batch_rows());
+        let (staged, years) = (staged.clone(), config.years.clone());
         let (checked, url) = (file.checked_sql().to_string(), file.url());
         async move {
             let part = part_name(&url);
-            exdep_classify::classify_file(&ctx, &checked, &url, &part, &warehouse, &years).await
+            exdep_classify::classify_file(&ctx, &checked, &url, &part, &staged, &years).await
         }
     });
     let outcomes = in_order(
@@ -550,7 +767,8 @@ async fn read_inputs(
     for (file, outcome) in prepared.iter().zip(outcomes) {
         let url = file.url();
         if config.raw_layer {
-            exdep_ingest::write_raw(ctx, file, &config.warehouse).await?;
+            let bounded = exdep_core::with_partitions(ctx, config, cores, file.batch_rows());
+            exdep_ingest::write_raw(&bounded, file, staged).await?;
         }
         for (year, disposition) in outcome.dispositions {
             cube.entry(year)
@@ -610,15 +828,6 @@ where
         results[index] = Some(result);
     }
     Ok(results.into_iter().flatten().collect())
-}
-
-/// Every year any layer of the warehouse holds.
-async fn warehouse_years(ctx: &SessionContext, config: &Config) -> Result<BTreeSet<i32>, Error> {
-    let mut years = BTreeSet::new();
-    for layer in ["raw", "cube", "rejects"] {
-        years.extend(config.warehouse.join(layer).partition_years(ctx).await?);
-    }
-    Ok(years)
 }
 
 /// Years as a short text: `2017-2022` for a run of consecutive years, else a list.

@@ -1,0 +1,571 @@
+//! Ordinary operational faults (README's "Failure modes"): a run stopped by its scheduler,
+//! killed, refused, or racing another for an expired lease leaves nothing that later runs
+//! count or trip over; types that would silently re-classify records are refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Scratch, canonical_csv, config_text, read_table, select, table_files};
+
+/// Writes `config.toml` for `years` reading `inputs/*.csv`, with the top-level keys `top`.
+fn config_with(scratch: &Scratch, years: &[i32], top: &str) {
+    let top = format!("output = \"out\"\nwarehouse = \"warehouse\"\n{top}");
+    scratch.write("config.toml", &config_text(years, &top, &[]));
+}
+
+/// Every file under `dir` (the warehouse's state and locks included) with its bytes.
+fn every_file(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().display().to_string();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// The paths of the files under `dir` as a running process leaves them: folders that come
+/// and go while they are listed are passed over.
+fn names_under(dir: &Path) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                names.push(path.display().to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The files left under the warehouse's staging folder.
+fn staged_files(scratch: &Scratch) -> BTreeMap<String, Vec<u8>> {
+    let staging = scratch.path("warehouse/_staging");
+    if staging.exists() {
+        every_file(&staging)
+    } else {
+        BTreeMap::new()
+    }
+}
+
+/// Starts `exdep run --config config.toml --quiet ARGS` in `scratch`, in a UTS namespace of
+/// its own whose host name is `host` (a pod's), so that its lease names another host.
+fn spawn_on_host(scratch: &Scratch, host: &str, args: &[&str]) -> Child {
+    let exdep = env!("CARGO_BIN_EXE_exdep");
+    let mut command = format!("hostname {host} && exec {exdep} run --config config.toml --quiet");
+    for arg in args {
+        command.push(' ');
+        command.push_str(arg);
+    }
+    Command::new("unshare")
+        .args(["--uts", "sh", "-c", &command])
+        .current_dir(scratch.dir.path())
+        .env("EXDEP_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare runs (the tests run as root, as CI does)")
+}
+
+/// Waits until `child` has taken its lease and is reading its inputs (its staging folder
+/// holds a decoded input or a partial cube), then sends it `signal`.
+fn signal_while_reading(scratch: &Scratch, child: &mut Child, signal: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reading = scratch.path("warehouse/_exdep.lock").exists()
+            && names_under(&scratch.path("warehouse/_staging"))
+                .iter()
+                .any(|f| f.contains("/text/") || f.contains("/cube/"));
+        if reading {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be stopped while reading");
+        }
+        assert!(Instant::now() < deadline, "the run never started reading");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn generated(scratch: &Scratch, records_per_year: &str) {
+    scratch.generate(&[
+        "--from",
+        "2020",
+        "--to",
+        "2021",
+        "--records-per-year",
+        records_per_year,
+    ]);
+}
+
+/// A run stopped with SIGTERM (Kubernetes stopping a pod) on another host releases its
+/// lease, exits 143 and leaves no staging behind: the next run, on this host, works without
+/// `--break-lock` and publishes what a clean run publishes.
+#[test]
+fn a_run_stopped_by_sigterm_releases_its_lease() {
+    let scratch = Scratch::new();
+    generated(&scratch, "400000");
+    scratch.config(&[2020, 2021], "");
+    let mut child = spawn_on_host(&scratch, "pod-terminated", &[]);
+    signal_while_reading(&scratch, &mut child, "-TERM");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert!(!scratch.path("warehouse/_exdep.lock").exists());
+    assert!(!scratch.path("out/_exdep.lock").exists());
+    assert!(
+        !scratch.path("warehouse/cube").exists(),
+        "nothing committed"
+    );
+    scratch.run_ok();
+    assert!(staged_files(&scratch).is_empty());
+
+    let clean = Scratch::new();
+    generated(&clean, "400000");
+    clean.config(&[2020, 2021], "");
+    clean.run_ok();
+    assert_eq!(
+        table_files(&scratch.path("out")),
+        table_files(&clean.path("out"))
+    );
+}
+
+/// A run killed with SIGKILL on another host (an OOM kill) cannot release its lease: the next
+/// run is refused while the lease lasts and takes it over once it has expired.
+#[test]
+fn a_killed_runs_lease_is_taken_over_once_it_expires() {
+    let scratch = Scratch::new();
+    generated(&scratch, "400000");
+    config_with(&scratch, &[2020, 2021], "lease-seconds = 3\n");
+    let mut child = spawn_on_host(&scratch, "pod-killed", &[]);
+    signal_while_reading(&scratch, &mut child, "-KILL");
+    child.wait().unwrap();
+    let killed_at = Instant::now();
+    assert!(scratch.path("warehouse/_exdep.lock").exists());
+
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if killed_at.elapsed() < Duration::from_secs(2) {
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("held by the run on host pod-killed"),
+            "{stderr}"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(killed_at.elapsed()));
+    scratch.run_ok();
+    assert!(!scratch.path("warehouse/_exdep.lock").exists());
+    let left = staged_files(&scratch);
+    assert!(left.is_empty(), "{:?}", left.keys());
+}
+
+/// Two runs taking over the same expired lease at once: exactly one publishes, the other
+/// fails naming the holder; the tables are a clean run's.
+#[test]
+fn of_two_takeovers_of_an_expired_lease_exactly_one_wins() {
+    let scratch = Scratch::new();
+    generated(&scratch, "20000");
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    let expected = table_files(&scratch.path("out"));
+    let expired = "{\"host\": \"pod-gone\", \"pid\": 7, \"started\": \"2026-01-01T00:00:00Z\", \
+                   \"run_id\": \"old\", \"expires\": \"2026-01-01T00:02:00.000Z\"}";
+    for offset_ms in [0, 10, 60] {
+        scratch.write("warehouse/_exdep.lock", expired);
+        scratch.write("out/_exdep.lock", expired);
+        let spawn = || {
+            Command::new(env!("CARGO_BIN_EXE_exdep"))
+                .args(["run", "--config", "config.toml", "--quiet", "--force"])
+                .current_dir(scratch.dir.path())
+                .env("EXDEP_LOG", "error")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let first = spawn();
+        std::thread::sleep(Duration::from_millis(offset_ms));
+        let second = spawn();
+        let outcomes: Vec<(bool, String)> = [first, second]
+            .into_iter()
+            .map(|child| {
+                let output = child.wait_with_output().unwrap();
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                (output.status.success(), stderr)
+            })
+            .collect();
+        let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
+        assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
+        assert!(failed[0].contains("is held by"), "{}", failed[0]);
+        assert_eq!(table_files(&scratch.path("out")), expected);
+        assert!(!scratch.path("warehouse/_exdep.lock").exists());
+        assert!(!scratch.path("out/_exdep.lock").exists());
+    }
+}
+
+/// A run refused for too many rejects commits nothing: after the supplier redelivers the
+/// fixed file under a new name and the bad one is gone, the year counts the fixed file once
+/// and the quarantine holds the listed files' rejects only.
+#[tokio::test]
+async fn a_refused_runs_file_is_not_counted_after_a_redelivery() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        &canonical_csv(&[(2021, "44", "USA", "8504", 10.0, "USD")]),
+    );
+    config_with(&scratch, &[2021], "max-reject-ratio = 0.2\n");
+    scratch.run_ok();
+    let warehouse = every_file(&scratch.path("warehouse"));
+    let out = every_file(&scratch.path("out"));
+    // The bad delivery: one good record and three without a partner.
+    scratch.write(
+        "inputs/b.csv",
+        "year,month,province,partner,hs_code,value,currency\n\
+         2021,,44,USA,8504,5,USD\n2021,,44,,8504,1,USD\n2021,,44,,8504,1,USD\n\
+         2021,,44,,8504,1,USD\n",
+    );
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("b.csv (3 of 4)"),
+        "names the file: {stderr}"
+    );
+    assert_eq!(every_file(&scratch.path("warehouse")), warehouse);
+    assert_eq!(every_file(&scratch.path("out")), out);
+
+    std::fs::remove_file(scratch.path("inputs/b.csv")).unwrap();
+    scratch.write(
+        "inputs/b-fixed.csv",
+        &canonical_csv(&[(2021, "44", "DEU", "8504", 5.0, "USD")]),
+    );
+    scratch.run_ok();
+    let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
+    let national = select(&indices, &[("province", "CN"), ("category", "all")]);
+    assert_eq!(national[0]["exports_usd"].float(), 15.0);
+    let rejects = read_table(&scratch.path("out"), "rejects", "line").await;
+    assert!(rejects.is_empty(), "{rejects:?}");
+}
+
+/// A full rebuild (the index settings changed) refused because a published year lost its
+/// input leaves the warehouse and the outputs byte for byte as they were.
+#[test]
+fn a_refused_full_rebuild_leaves_the_warehouse_as_it_was() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        &canonical_csv(&[(2020, "44", "USA", "8504", 10.0, "USD")]),
+    );
+    scratch.write(
+        "inputs/b.csv",
+        &canonical_csv(&[(2021, "44", "USA", "0901", 7.0, "USD")]),
+    );
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    let warehouse = every_file(&scratch.path("warehouse"));
+    let out = every_file(&scratch.path("out"));
+    let config = std::fs::read_to_string(scratch.path("config.toml")).unwrap();
+    std::fs::write(
+        scratch.path("config.toml"),
+        format!("{config}\n[indices]\ntop-n = 3\n"),
+    )
+    .unwrap();
+    std::fs::remove_file(scratch.path("inputs/b.csv")).unwrap();
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("published years 2021") && stderr.contains("b.csv: gone"),
+        "{stderr}"
+    );
+    assert_eq!(every_file(&scratch.path("warehouse")), warehouse);
+    assert_eq!(every_file(&scratch.path("out")), out);
+}
+
+/// The published-years guard reads the published tables, not only the manifest: with the
+/// manifest withdrawn (as a run killed while publishing leaves it), a run whose inputs no
+/// longer hold 2021 is refused, naming the year and the input, and 2021 stays published.
+#[test]
+fn the_published_years_guard_holds_without_a_manifest() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        &canonical_csv(&[(2020, "44", "USA", "8504", 10.0, "USD")]),
+    );
+    scratch.write(
+        "inputs/b.csv",
+        &canonical_csv(&[(2021, "44", "USA", "8504", 7.0, "USD")]),
+    );
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    std::fs::remove_file(scratch.path("out/_manifest.json")).unwrap();
+    std::fs::remove_file(scratch.path("out/_SUCCESS")).unwrap();
+    scratch.write("inputs/b.csv", &canonical_csv(&[]));
+    let published = table_files(&scratch.path("out/indices/year=2021"));
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("published years 2021")
+            && stderr.contains("b.csv: 0 records read, 0 accepted"),
+        "{stderr}"
+    );
+    assert_eq!(
+        table_files(&scratch.path("out/indices/year=2021")),
+        published
+    );
+}
+
+/// An HS code that lost its leading zero is never re-classified: an integer `hs_code`
+/// column (coffee, 0901, stored as 901) is a file error naming the column and its type, a
+/// float `year` column likewise, and a text code with an odd number of digits is rejected
+/// as `bad_hs_code`.
+#[tokio::test]
+async fn hs_codes_that_lost_their_leading_zero_are_refused() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("inputs")).unwrap();
+    let ctx = exdep_core::datafusion::prelude::SessionContext::new();
+    let write = |name: &str, hs: &str, year: &str| {
+        format!(
+            "COPY (SELECT {year} AS year, CAST(NULL AS INT) AS month, '44' AS province, \
+             'USA' AS partner, {hs} AS hs_code, 10.0 AS value, 'USD' AS currency) \
+             TO '{}' STORED AS PARQUET",
+            scratch.path(name).display()
+        )
+    };
+    for (name, hs, year, column, found) in [
+        (
+            "inputs/int.parquet",
+            "CAST(901 AS BIGINT)",
+            "2021",
+            "hs_code",
+            "Int64",
+        ),
+        (
+            "inputs/float.parquet",
+            "'0901'",
+            "CAST(2021.0 AS DOUBLE)",
+            "year",
+            "Float64",
+        ),
+    ] {
+        ctx.sql(&write(name, hs, year))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let config = scratch.config(&[2021], "");
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "location = \"inputs/*.csv\"\nformat = \"canonical-csv\"",
+            &format!("location = \"{name}\"\nformat = \"canonical-parquet\""),
+        );
+        std::fs::write(&config, text).unwrap();
+        let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!("column `{column}` is {found}")) && stderr.contains(name),
+            "{stderr}"
+        );
+    }
+
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        &canonical_csv(&[
+            (2021, "44", "USA", "901", 10.0, "USD"),
+            (2021, "44", "USA", "09011", 10.0, "USD"),
+            (2021, "44", "USA", "0901", 3.0, "USD"),
+        ]),
+    );
+    scratch.config(&[2021], "");
+    scratch.run_ok();
+    let rejects = read_table(&scratch.path("out"), "rejects", "line").await;
+    let reasons: Vec<String> = rejects
+        .iter()
+        .map(|row| format!("{:?}", row["reason"]))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("bad_hs_code")),
+        "{reasons:?}"
+    );
+    let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
+    let national = select(&indices, &[("province", "CN"), ("category", "all")]);
+    assert_eq!(national[0]["exports_usd"].float(), 3.0);
+}
+
+/// Memory is bounded by the memory limit whatever the text: a `.csv.zst` of 2,000 lines of
+/// 900 KB each (1.8 GB of text, under the line cap, a few KB compressed) is read under
+/// `--memory-limit 1GiB` in under 1.5 GiB of peak RSS (GNU time's count) when its ratio is
+/// allowed, and refused as a decompression bomb, naming the file, by default.
+#[test]
+fn long_lines_in_a_compressed_file_stay_within_the_memory_limit() {
+    use std::io::Write as _;
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("inputs")).unwrap();
+    let file = std::fs::File::create(scratch.path("inputs/long.csv.zst")).unwrap();
+    let mut encoder = zstd::stream::Encoder::new(file, 3).unwrap();
+    encoder
+        .write_all(b"year,month,province,partner,hs_code,value,currency,note\n")
+        .unwrap();
+    let note = "x".repeat(900_000);
+    for _ in 0..2000 {
+        writeln!(encoder, "2021,,44,USA,8504,1,USD,{note}").unwrap();
+    }
+    encoder.finish().unwrap();
+    let config = scratch.config(&[2021], "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("inputs/*.csv", "inputs/*.csv.zst");
+    std::fs::write(&config, &text).unwrap();
+
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("long.csv.zst") && stderr.contains("max-compression-ratio"),
+        "{stderr}"
+    );
+
+    std::fs::write(&config, format!("max-compression-ratio = 1000000\n{text}")).unwrap();
+    let output = Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(env!("CARGO_BIN_EXE_exdep"))
+        .args([
+            "run",
+            "--config",
+            "config.toml",
+            "--quiet",
+            "--memory-limit",
+            "1GiB",
+        ])
+        .current_dir(scratch.dir.path())
+        .env("EXDEP_LOG", "warn")
+        .output()
+        .expect("GNU time runs (.ci/run installs it)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let peak_kib: u64 = stderr
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in GNU time's report: {stderr}"));
+    assert!(
+        peak_kib < 1536 * 1024,
+        "peak RSS {} MiB under --memory-limit 1GiB",
+        peak_kib / 1024
+    );
+    let staging = scratch.path("warehouse/_staging");
+    assert!(!staging.exists() || every_file(&staging).is_empty());
+}
+
+/// Switching `table-format` from delta to parquet under the same output is refused, naming
+/// the table and saying how, and leaves the Delta tables as they were (no plain files beside
+/// their log); the same the other way round.
+#[test]
+fn a_switch_of_table_format_is_refused_and_changes_nothing() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        &canonical_csv(&[(2021, "44", "USA", "8504", 10.0, "USD")]),
+    );
+    for (first, second, found) in [
+        ("delta", "parquet", "a Delta table"),
+        ("parquet", "delta", "plain Parquet files"),
+    ] {
+        let _ = std::fs::remove_dir_all(scratch.path("out"));
+        let _ = std::fs::remove_dir_all(scratch.path("warehouse"));
+        config_with(&scratch, &[2021], &format!("table-format = \"{first}\"\n"));
+        scratch.run_ok();
+        let before = every_file(&scratch.path("out"));
+        config_with(&scratch, &[2021], &format!("table-format = \"{second}\"\n"));
+        let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains(&format!("is published as {found}"))
+                && stderr.contains(&format!("`table-format` is \"{second}\""))
+                && stderr.contains("new `output` root"),
+            "{stderr}"
+        );
+        assert_eq!(
+            every_file(&scratch.path("out")),
+            before,
+            "{first} -> {second}"
+        );
+    }
+}
+
+/// A Parquet input whose row group is too large to read within the memory limit (the reader
+/// fetches a row group whole) is refused before it is read, naming the file and the row
+/// group; the same file runs under a limit it fits in.
+#[tokio::test]
+async fn a_row_group_larger_than_the_memory_limit_allows_is_refused() {
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("inputs")).unwrap();
+    let ctx = exdep_core::datafusion::prelude::SessionContext::new();
+    // 500,000 rows in one row group, a note of about 96 distinct bytes each: about 48 MiB
+    // uncompressed, over the 32 MiB an eighth of 256 MiB allows.
+    let copy = format!(
+        "COPY (SELECT 2021 AS year, CAST(NULL AS INT) AS month, '44' AS province, \
+         'USA' AS partner, '8504' AS hs_code, 1.0 AS value, 'USD' AS currency, \
+         concat(repeat('x', 90), CAST(t.value AS VARCHAR)) AS note \
+         FROM generate_series(1, 500000) t) \
+         TO '{}' STORED AS PARQUET OPTIONS ('format.max_row_group_size' '1000000')",
+        scratch.path("inputs/big.parquet").display()
+    );
+    ctx.sql(&copy).await.unwrap().collect().await.unwrap();
+    let config = scratch.config(&[2021], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "location = \"inputs/*.csv\"\nformat = \"canonical-csv\"",
+        "location = \"inputs/big.parquet\"\nformat = \"canonical-parquet\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let args = [
+        "run",
+        "--config",
+        "config.toml",
+        "--quiet",
+        "--memory-limit",
+    ];
+    let output = scratch.exdep(&[&args[..], &["256MiB"]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("big.parquet: row group 0 holds") && stderr.contains("memory-limit"),
+        "{stderr}"
+    );
+    let output = scratch.exdep(&[&args[..], &["1GiB"]].concat());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
