@@ -83,15 +83,15 @@ fn spawn_on_host(scratch: &Scratch, host: &str, args: &[&str]) -> Child {
         .expect("unshare runs (the tests run as root, as CI does)")
 }
 
-/// Waits until `child` has taken its lease and is reading its inputs (its staging folder
-/// holds a decoded input or a partial cube), then sends it `signal`.
+/// Waits until `child` has taken its lease and is reading its inputs (the warehouse holds a
+/// decoded input or a partial cube), then sends it `signal`.
 fn signal_while_reading(scratch: &Scratch, child: &mut Child, signal: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let reading = scratch.path("warehouse/_exdep.lock").exists()
-            && names_under(&scratch.path("warehouse/_staging"))
+            && names_under(&scratch.path("warehouse"))
                 .iter()
-                .any(|f| f.contains("/text/") || f.contains("/cube/"));
+                .any(|f| f.contains(".csv") || f.contains("/cube/"));
         if reading {
             break;
         }
@@ -246,15 +246,13 @@ async fn a_refused_runs_file_is_not_counted_after_a_redelivery() {
          2021,,44,USA,8504,5,USD\n2021,,44,,8504,1,USD\n2021,,44,,8504,1,USD\n\
          2021,,44,,8504,1,USD\n",
     );
-    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = refused_on_the_data(&scratch);
+    assert_eq!(every_file(&scratch.path("warehouse")), warehouse);
+    assert_eq!(every_file(&scratch.path("out")), out);
     assert!(
         stderr.contains("b.csv (3 of 4)"),
         "names the file: {stderr}"
     );
-    assert_eq!(every_file(&scratch.path("warehouse")), warehouse);
-    assert_eq!(every_file(&scratch.path("out")), out);
 
     std::fs::remove_file(scratch.path("inputs/b.csv")).unwrap();
     scratch.write(
@@ -269,10 +267,9 @@ async fn a_refused_runs_file_is_not_counted_after_a_redelivery() {
     assert!(rejects.is_empty(), "{rejects:?}");
 }
 
-/// A full rebuild (the index settings changed) refused because a published year lost its
-/// input leaves the warehouse and the outputs byte for byte as they were.
-#[test]
-fn a_refused_full_rebuild_leaves_the_warehouse_as_it_was() {
+/// A scratch folder whose run published 2020 (from `inputs/a.csv`) and 2021 (from
+/// `inputs/b.csv`: coffee, chapter 09).
+fn two_published_years() -> Scratch {
     let scratch = Scratch::new();
     scratch.write(
         "inputs/a.csv",
@@ -284,6 +281,23 @@ fn a_refused_full_rebuild_leaves_the_warehouse_as_it_was() {
     );
     scratch.config(&[2020, 2021], "");
     scratch.run_ok();
+    scratch
+}
+
+/// Runs `exdep run` in `scratch`, insists it is refused on the data (exit 1), and returns
+/// what it printed on standard error.
+fn refused_on_the_data(scratch: &Scratch) -> String {
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+/// A full rebuild (the index settings changed) refused because a published year lost its
+/// input leaves the warehouse and the outputs byte for byte as they were.
+#[test]
+fn a_refused_full_rebuild_leaves_the_warehouse_as_it_was() {
+    let scratch = two_published_years();
     let warehouse = every_file(&scratch.path("warehouse"));
     let out = every_file(&scratch.path("out"));
     let config = std::fs::read_to_string(scratch.path("config.toml")).unwrap();
@@ -293,15 +307,13 @@ fn a_refused_full_rebuild_leaves_the_warehouse_as_it_was() {
     )
     .unwrap();
     std::fs::remove_file(scratch.path("inputs/b.csv")).unwrap();
-    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = refused_on_the_data(&scratch);
+    assert_eq!(every_file(&scratch.path("warehouse")), warehouse);
+    assert_eq!(every_file(&scratch.path("out")), out);
     assert!(
         stderr.contains("published years 2021") && stderr.contains("b.csv: gone"),
         "{stderr}"
     );
-    assert_eq!(every_file(&scratch.path("warehouse")), warehouse);
-    assert_eq!(every_file(&scratch.path("out")), out);
 }
 
 /// The published-years guard reads the published tables, not only the manifest: with the
@@ -309,24 +321,12 @@ fn a_refused_full_rebuild_leaves_the_warehouse_as_it_was() {
 /// longer hold 2021 is refused, naming the year and the input, and 2021 stays published.
 #[test]
 fn the_published_years_guard_holds_without_a_manifest() {
-    let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[(2020, "44", "USA", "8504", 10.0, "USD")]),
-    );
-    scratch.write(
-        "inputs/b.csv",
-        &canonical_csv(&[(2021, "44", "USA", "8504", 7.0, "USD")]),
-    );
-    scratch.config(&[2020, 2021], "");
-    scratch.run_ok();
+    let scratch = two_published_years();
     std::fs::remove_file(scratch.path("out/_manifest.json")).unwrap();
     std::fs::remove_file(scratch.path("out/_SUCCESS")).unwrap();
     scratch.write("inputs/b.csv", &canonical_csv(&[]));
     let published = table_files(&scratch.path("out/indices/year=2021"));
-    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = refused_on_the_data(&scratch);
     assert!(
         stderr.contains("published years 2021")
             && stderr.contains("b.csv: 0 records read, 0 accepted"),
@@ -383,9 +383,7 @@ async fn hs_codes_that_lost_their_leading_zero_are_refused() {
             &format!("location = \"{name}\"\nformat = \"canonical-parquet\""),
         );
         std::fs::write(&config, text).unwrap();
-        let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        let stderr = refused_on_the_data(&scratch);
         assert!(
             stderr.contains(&format!("column `{column}` is {found}")) && stderr.contains(name),
             "{stderr}"
@@ -443,9 +441,7 @@ fn long_lines_in_a_compressed_file_stay_within_the_memory_limit() {
         .replace("inputs/*.csv", "inputs/*.csv.zst");
     std::fs::write(&config, &text).unwrap();
 
-    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = refused_on_the_data(&scratch);
     assert!(
         stderr.contains("long.csv.zst") && stderr.contains("max-compression-ratio"),
         "{stderr}"

@@ -35,9 +35,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::arrow::array::AsArray;
 use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use exdep_core::datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
-use exdep_core::datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
 use exdep_core::{
     Config, HsLevel, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason,
