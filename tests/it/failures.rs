@@ -565,3 +565,58 @@ async fn a_row_group_larger_than_the_memory_limit_allows_is_refused() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A Parquet input whose schema nests 100,000 levels deep (a hostile footer of under a
+/// megabyte) is refused, naming the file, before the engine's reader, which recurses once
+/// per level, would exhaust its stack.
+#[test]
+fn a_parquet_schema_nested_too_deep_is_refused() {
+    use exdep_core::parquet::basic::{Repetition, Type as PhysicalType};
+    use exdep_core::parquet::file::properties::WriterProperties;
+    use exdep_core::parquet::file::writer::SerializedFileWriter;
+    use exdep_core::parquet::schema::types::Type;
+    use std::sync::Arc;
+
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("inputs")).unwrap();
+    let path = scratch.path("inputs/deep.parquet");
+    // Built, written and dropped on a thread with room for the recursion it takes.
+    let writer = std::thread::Builder::new()
+        .stack_size(1 << 30)
+        .spawn(move || {
+            let mut node = Type::primitive_type_builder("leaf", PhysicalType::INT32)
+                .with_repetition(Repetition::OPTIONAL)
+                .build()
+                .unwrap();
+            for level in 0..100_000 {
+                node = Type::group_type_builder(&format!("g{level}"))
+                    .with_repetition(Repetition::REQUIRED)
+                    .with_fields(vec![Arc::new(node)])
+                    .build()
+                    .unwrap();
+            }
+            let schema = Type::group_type_builder("schema")
+                .with_fields(vec![Arc::new(node)])
+                .build()
+                .unwrap();
+            let file = std::fs::File::create(path).unwrap();
+            let properties = Arc::new(WriterProperties::builder().build());
+            SerializedFileWriter::new(file, Arc::new(schema), properties)
+                .unwrap()
+                .close()
+                .unwrap();
+        })
+        .unwrap();
+    writer.join().unwrap();
+    let config = scratch.config(&[2021], "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "location = \"inputs/*.csv\"\nformat = \"canonical-csv\"",
+        "location = \"inputs/deep.parquet\"\nformat = \"canonical-parquet\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let stderr = refused_on_the_data(&scratch);
+    assert!(
+        stderr.contains("deep.parquet: its schema nests 100001 levels deep"),
+        "{stderr}"
+    );
+}

@@ -576,3 +576,55 @@ async fn delta_tables_on_a_bucket_commit_once_and_read_like_parquet() {
         "the Delta tables on the bucket hold the local Parquet run's rows"
     );
 }
+
+/// A store without conditional replaces (here S3 with `aws_conditional_put = "disabled"`)
+/// cannot keep two runs apart with the lease: the run is refused, saying what to set, and
+/// runs once the config says the scheduler serialises runs.
+#[tokio::test]
+#[ignore = "needs moto_server"]
+async fn a_store_without_conditional_writes_needs_serialized_runs() {
+    let server = S3Server::start();
+    let scratch = Scratch::new();
+    scratch.generate(&[
+        "--from",
+        "2021",
+        "--to",
+        "2021",
+        "--records-per-year",
+        "500",
+    ]);
+    server.upload_inputs(&scratch, 2021..=2021).await;
+    s3_config_for(&scratch, &[2021]);
+    let text = std::fs::read_to_string(scratch.path("s3.toml")).unwrap();
+    let unconditional = format!("{text}\n[storage]\naws_conditional_put = \"disabled\"\n");
+    scratch.write("s3.toml", &unconditional);
+    let output = server
+        .exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot replace an object conditionally")
+            && stderr.contains("serialized-runs = true"),
+        "{stderr}"
+    );
+    let store = server.store();
+    for lock in [
+        "lake/exdep/_exdep.lock",
+        "lake/_exdep_warehouse/_exdep.lock",
+    ] {
+        assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
+    }
+    scratch.write(
+        "s3.toml",
+        &format!("serialized-runs = true\n{unconditional}"),
+    );
+    server.run(&scratch, "s3.toml", &[]);
+    for lock in [
+        "lake/exdep/_exdep.lock",
+        "lake/_exdep_warehouse/_exdep.lock",
+    ] {
+        assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
+    }
+}

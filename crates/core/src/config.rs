@@ -82,6 +82,11 @@ struct ConfigFile {
     /// expires. Default 120.
     #[serde(default)]
     lease_seconds: Option<u64>,
+    /// The scheduler guarantees one run at a time per warehouse and output: on a store
+    /// without conditional replaces, the lease is renewed and taken over with plain
+    /// writes. Default false (such a store is refused).
+    #[serde(default)]
+    serialized_runs: bool,
     /// How many times its compressed size a `.gz` or `.zst` input may inflate to before it
     /// is refused as a decompression bomb. Default 1000.
     #[serde(default)]
@@ -618,6 +623,9 @@ pub struct Config {
     pub vacuum_retention: std::time::Duration,
     /// How long a run's lease lasts unless renewed (`lease-seconds`).
     pub lease: std::time::Duration,
+    /// Whether the scheduler serialises runs (`serialized-runs`): the lease may then be
+    /// written without a conditional replace where the store has none.
+    pub serialized_runs: bool,
     /// How many times its compressed size a compressed input may inflate to
     /// (`max-compression-ratio`).
     pub max_compression_ratio: u64,
@@ -870,6 +878,7 @@ impl Config {
                 }
                 ratio => ratio.unwrap_or(DEFAULT_MAX_COMPRESSION_RATIO),
             },
+            serialized_runs: file.serialized_runs,
             lease: std::time::Duration::from_secs(match file.lease_seconds {
                 Some(seconds) if seconds < MIN_LEASE_SECONDS => {
                     return Err(Error::ConfigValue {

@@ -52,7 +52,9 @@ pub enum Error {
     /// lease need.
     #[error(
         "the store of {lock} cannot replace an object conditionally (PutMode::Update), which \
-         exdep's run lease needs; for S3 keep `aws_conditional_put` at its default `etag`"
+         exdep's run lease needs to tell two runs apart: for S3 keep `aws_conditional_put` at \
+         its default `etag`; if the scheduler runs one job at a time (a CronJob with \
+         concurrencyPolicy: Forbid), set `serialized-runs = true`"
     )]
     NoConditionalUpdate {
         /// The lease object.

@@ -145,6 +145,8 @@ struct Leases {
     written: Mutex<Vec<Vec<u8>>>,
     holder: Mutex<LockHolder>,
     length: Duration,
+    /// Whether a store without conditional replaces may have its lease written plainly.
+    plain_writes: bool,
     /// Cancelled when the run has lost a lease: taken over, or expired unrenewed.
     lost: CancellationToken,
     /// Why, as the error the run fails with.
@@ -160,12 +162,14 @@ impl RunLock {
     /// Takes the lease of every root in `roots` (the warehouse and the output), in order,
     /// for `length`, and starts renewing them. A root held by a live run fails at once,
     /// naming the holder, after releasing the leases already taken; `break_lock` takes
-    /// existing leases over whoever holds them.
+    /// existing leases over whoever holds them. `plain_writes` lets a store without
+    /// conditional replaces write the lease anyway (the scheduler serialises runs).
     pub async fn acquire(
         ctx: &SessionContext,
         roots: &[&Location],
         holder: LockHolder,
         length: Duration,
+        plain_writes: bool,
         break_lock: bool,
     ) -> Result<Self> {
         let mut holder = holder;
@@ -176,6 +180,7 @@ impl RunLock {
             written: Mutex::new(Vec::new()),
             holder: Mutex::new(holder),
             length,
+            plain_writes,
             lost: CancellationToken::new(),
             lost_because: Mutex::new(None),
             stopped: CancellationToken::new(),
@@ -261,16 +266,24 @@ impl Leases {
         let path = location.path()?;
         // Two tries: the second when the lease was released between the create and the read.
         for _ in 0..2 {
-            match store
-                .put_opts(
-                    &path,
-                    PutPayload::from(ours.to_vec()),
-                    PutMode::Create.into(),
-                )
-                .await
-            {
+            let payload = PutPayload::from(ours.to_vec());
+            match store.put_opts(&path, payload, PutMode::Create.into()).await {
                 Ok(_) => return Ok(()),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(object_store::Error::NotImplemented { .. }) if !self.plain_writes => {
+                    return Err(Error::NoConditionalUpdate {
+                        lock: location.to_string(),
+                    });
+                }
+                // The scheduler serialises runs: a lease that is not there is written.
+                Err(object_store::Error::NotImplemented { .. }) => match store.head(&path).await {
+                    Err(object_store::Error::NotFound { .. }) => {
+                        store.put(&path, PutPayload::from(ours.to_vec())).await?;
+                        return Ok(());
+                    }
+                    Ok(_) => {}
+                    Err(error) => return Err(error.into()),
+                },
                 Err(error) => return Err(error.into()),
             }
             let found = match location.read_all(ctx).await {
@@ -298,7 +311,8 @@ impl Leases {
             if let Some(holder) = &holder {
                 warn!(lock = %location, %holder, "taking the lease over ({why})");
             }
-            if replace_if_unchanged(ctx, location, &found, ours.to_vec()).await? {
+            if replace_if_unchanged(ctx, location, &found, ours.to_vec(), self.plain_writes).await?
+            {
                 return Ok(());
             }
             // Another run took it over first.
@@ -375,7 +389,10 @@ impl Leases {
         };
         for (index, location) in self.locks.iter().enumerate() {
             let expected = self.written.lock().expect("not poisoned")[index].clone();
-            if !replace_if_unchanged(ctx, location, &expected, renewed.clone()).await? {
+            let replaced =
+                replace_if_unchanged(ctx, location, &expected, renewed.clone(), self.plain_writes)
+                    .await?;
+            if !replaced {
                 let current = location.read_all(ctx).await.ok();
                 return Err(lost_error(location, current.as_deref()));
             }
@@ -416,12 +433,14 @@ fn lost_error(location: &Location, current: Option<&[u8]>) -> Error {
 }
 
 /// Replaces the object at `location` with `new` if it still holds `expected`; returns
-/// whether it did. Exactly one of several runs replacing the same content wins.
+/// whether it did. Exactly one of several runs replacing the same content wins, but on a
+/// store without conditional replaces where `plain_writes` allows a plain write.
 async fn replace_if_unchanged(
     ctx: &SessionContext,
     location: &Location,
     expected: &[u8],
     new: Vec<u8>,
+    plain_writes: bool,
 ) -> Result<bool> {
     let store = location.store(ctx)?;
     let path = location.path()?;
@@ -457,6 +476,10 @@ async fn replace_if_unchanged(
                 .await
                 .expect("the blocking task does not panic")
                 .map_err(|source| lease_file_error(location, source))
+            }
+            None if plain_writes => {
+                store.put(&path, PutPayload::from(new)).await?;
+                Ok(true)
             }
             None => Err(Error::NoConditionalUpdate {
                 lock: location.to_string(),

@@ -135,6 +135,14 @@ pub enum Error {
         /// What it must be.
         expected: &'static str,
     },
+    /// A Parquet footer exdep will not read: too large, or a schema nested too deep.
+    #[error("{file}: {message}")]
+    ParquetFooter {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A Parquet row group too large to read within the memory limit.
     #[error(
         "{file}: row group {row_group} holds {} MiB uncompressed, more than the {} MiB a row \
@@ -189,6 +197,7 @@ impl Error {
                 | Self::MissingColumn { .. }
                 | Self::ColumnType { .. }
                 | Self::RowGroupTooLarge { .. }
+                | Self::ParquetFooter { .. }
                 | Self::Read { .. }
         )
     }

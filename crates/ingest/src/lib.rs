@@ -35,9 +35,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::arrow::array::AsArray;
 use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
-use exdep_core::datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
+use exdep_core::object_store::ObjectStoreExt;
+use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
 use exdep_core::{
     Config, HsLevel, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason,
@@ -370,37 +371,142 @@ async fn decode_text_inputs(
         .await
 }
 
-/// Refuses a Parquet input with a row group larger, uncompressed, than an eighth of
-/// `memory_limit`: the reader fetches a row group's column chunks whole, so one such row
-/// group would hold more memory than the run may use, whatever the batch size.
-async fn check_row_groups(
+/// The largest Parquet footer (the file's metadata) exdep reads: an export-records file's is
+/// kilobytes (a few columns, their statistics per row group).
+const MAX_FOOTER_BYTES: u64 = 8 << 20;
+
+/// The deepest nesting of a Parquet schema exdep reads: the contract's columns are flat, and
+/// the engine's reader recurses once per level, on a stack of a few megabytes.
+const MAX_SCHEMA_DEPTH: usize = 64;
+
+/// The stack of the thread that parses a footer before the engine does: deep enough for
+/// the deepest schema a footer of [`MAX_FOOTER_BYTES`] can encode (reserved, not used,
+/// unless the schema is that deep).
+const FOOTER_STACK_BYTES: usize = 2 << 30;
+
+/// Looks at a Parquet input's footer before the engine reads the file, and refuses one
+/// whose footer is larger than [`MAX_FOOTER_BYTES`], whose schema nests deeper than
+/// [`MAX_SCHEMA_DEPTH`] (the engine's reader would exhaust its stack), or with a row group
+/// larger, uncompressed, than an eighth of `memory_limit` (the reader fetches a row
+/// group's column chunks whole, so one such row group would hold more memory than the run
+/// may use, whatever the batch size). A file that is no Parquet is left to the engine's
+/// reader, which says why.
+async fn check_parquet_footer(
     ctx: &SessionContext,
     file: &Location,
     meta: &ObjectMeta,
     memory_limit: u64,
 ) -> Result<()> {
     let store = file.store(ctx)?;
-    let metadata = DFParquetMetadata::new(store.as_ref(), meta)
-        .fetch_metadata()
+    let size = meta.size;
+    if size < 12 {
+        return Ok(());
+    }
+    let tail = store
+        .get_range(&meta.location, size - 8..size)
         .await
-        .map_err(|e| Error::Read {
+        .map_err(exdep_core::Error::from)?;
+    if &tail[4..] != b"PAR1" {
+        return Ok(());
+    }
+    let footer_bytes = u64::from(u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]));
+    if footer_bytes > MAX_FOOTER_BYTES {
+        return Err(Error::ParquetFooter {
             file: file.to_string(),
-            source: Box::new(e),
+            message: format!(
+                "its metadata takes {} MiB, more than the {} MiB an export-records file's \
+                 needs",
+                footer_bytes >> 20,
+                MAX_FOOTER_BYTES >> 20
+            ),
+        });
+    }
+    if footer_bytes + 8 > size {
+        return Ok(());
+    }
+    let footer = store
+        .get_range(&meta.location, size - 8 - footer_bytes..size - 8)
+        .await
+        .map_err(exdep_core::Error::from)?;
+    let (send, receive) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("parquet-footer".into())
+        .stack_size(FOOTER_STACK_BYTES)
+        .spawn(move || {
+            let _ = send.send(FooterFacts::of(&footer));
+        })
+        .map_err(|e| Error::ParquetFooter {
+            file: file.to_string(),
+            message: format!("cannot start the thread that checks its metadata: {e}"),
         })?;
+    let facts = match receive.await {
+        Ok(Some(facts)) => facts,
+        // Not a footer the reader takes: the engine's reader says why.
+        Ok(None) => return Ok(()),
+        Err(_) => {
+            return Err(Error::ParquetFooter {
+                file: file.to_string(),
+                message: "its metadata makes the Parquet reader fail".to_string(),
+            });
+        }
+    };
+    if facts.depth > MAX_SCHEMA_DEPTH {
+        return Err(Error::ParquetFooter {
+            file: file.to_string(),
+            message: format!(
+                "its schema nests {} levels deep, more than the {MAX_SCHEMA_DEPTH} exdep reads \
+                 (the contract's columns are flat)",
+                facts.depth
+            ),
+        });
+    }
     let limit = memory_limit / 8;
-    let too_large = metadata
-        .row_groups()
-        .iter()
+    let too_large = facts
+        .row_group_bytes
+        .into_iter()
         .enumerate()
-        .find(|(_, group)| group.total_byte_size().max(0) as u64 > limit);
+        .find(|&(_, bytes)| bytes > limit);
     match too_large {
-        Some((index, group)) => Err(Error::RowGroupTooLarge {
+        Some((index, bytes)) => Err(Error::RowGroupTooLarge {
             file: file.to_string(),
             row_group: index,
-            bytes: group.total_byte_size().max(0) as u64,
+            bytes,
             limit,
         }),
         None => Ok(()),
+    }
+}
+
+/// What the checks of a Parquet footer need of it.
+struct FooterFacts {
+    /// The deepest nesting of its schema (a flat schema's columns are at depth 1).
+    depth: usize,
+    /// Each row group's uncompressed size.
+    row_group_bytes: Vec<u64>,
+}
+
+impl FooterFacts {
+    /// Parses `footer`; `None` when it is no valid footer. The parsed metadata is dropped
+    /// here as well, on the parsing thread's stack: dropping a deep schema recurses too.
+    fn of(footer: &[u8]) -> Option<Self> {
+        let metadata = ParquetMetaDataReader::decode_metadata(footer).ok()?;
+        let mut depth = 0;
+        let mut nodes = vec![(metadata.file_metadata().schema(), 0)];
+        while let Some((node, level)) = nodes.pop() {
+            depth = depth.max(level);
+            if node.is_group() {
+                nodes.extend(node.get_fields().iter().map(|f| (f.as_ref(), level + 1)));
+            }
+        }
+        let row_group_bytes = metadata
+            .row_groups()
+            .iter()
+            .map(|group| group.total_byte_size().max(0) as u64)
+            .collect();
+        Some(Self {
+            depth,
+            row_group_bytes,
+        })
     }
 }
 
@@ -495,7 +601,7 @@ async fn prepare(
                 file: file.to_string(),
             });
         }
-        check_row_groups(ctx, &file, meta, config.memory_limit).await?;
+        check_parquet_footer(ctx, &file, meta, config.memory_limit).await?;
         ctx.register_parquet(
             &table,
             file.url().as_str(),

@@ -692,6 +692,7 @@ async fn lock_output(
         &[&config.warehouse, &config.output],
         holder,
         config.lease,
+        config.serialized_runs,
         break_lock,
     )
     .await?;
