@@ -720,3 +720,53 @@ fn progress_is_plain_lines_off_a_terminal_and_a_bar_on_one() {
         .expect("the bar's last line");
     assert!(bar < line, "{terminal}");
 }
+
+/// Small stumbles: an unknown origin in `inspect --province` is an error naming the code
+/// tables, not "no rows"; a code table that is not there says where relative paths are
+/// taken from.
+#[test]
+fn an_unknown_province_and_a_missing_code_table_say_what_is_wrong() {
+    let scratch = Scratch::new();
+    scratch.publish_one_record();
+    let inspect = |province: &str| {
+        scratch.exdep(&[
+            "inspect",
+            "indices",
+            "--config",
+            "config.toml",
+            "--province",
+            province,
+        ])
+    };
+    let output = inspect("4");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--province 4: not CN, a province of the provinces table")
+            && stderr.contains("provinces.csv"),
+        "{stderr}"
+    );
+    for known in ["44", "CN"] {
+        let output = inspect(known);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    let config = std::fs::read_to_string(scratch.path("config.toml")).unwrap();
+    let shipped = crate::support::configs_dir().join("hs_chapters.csv");
+    let moved = config.replace(&shipped.display().to_string(), "hs_chapters.csv");
+    assert_ne!(moved, config);
+    std::fs::write(scratch.path("config.toml"), moved).unwrap();
+    let output = scratch.exdep(&["check", "--config", "config.toml"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hs_chapters.csv")
+            && stderr
+                .contains("relative path under [tables] is taken from the config file's folder"),
+        "{stderr}"
+    );
+}

@@ -8,7 +8,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A code table file could not be read.
-    #[error("code table {file}: cannot read it: {source}")]
+    #[error(
+        "code table {file}: cannot read it: {source} (a relative path under [tables] is taken \
+         from the config file's folder)"
+    )]
     TableRead {
         /// The table's location.
         file: String,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use exdep_classify::CodeTables;
 use exdep_core::arrow::util::pretty::pretty_format_batches;
 use exdep_core::schema::YEAR;
 use exdep_core::{Config, new_session};
@@ -31,6 +32,29 @@ pub struct InspectArgs {
 /// The column a table is partitioned by province with.
 const PROVINCE: &str = "province";
 
+/// Fails unless `code` is an origin a table can hold: `CN` (the national aggregate), a
+/// province of the provinces table, or a reporter country (an ISO3 code of the partner
+/// regions table), so that a typo is an error and not an empty table.
+async fn check_origin(
+    ctx: &exdep_core::datafusion::prelude::SessionContext,
+    config: &Config,
+    code: &str,
+) -> Result<()> {
+    let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
+    let known = code == exdep_core::schema::NATIONAL
+        || tables.provinces.contains_key(code)
+        || tables.partner_regions.contains_key(code);
+    if !known {
+        bail!(
+            "--province {code}: not CN, a province of the provinces table ({}) or a country \
+             of the partner-regions table ({})",
+            config.tables.provinces,
+            config.tables.partner_regions
+        );
+    }
+    Ok(())
+}
+
 pub async fn inspect(args: InspectArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let ctx = new_session();
@@ -57,6 +81,9 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
             "`{}` is not partitioned by province: leave out --province",
             args.table
         );
+    }
+    if let Some(province) = &args.province {
+        check_origin(&ctx, &config, province).await?;
     }
     let mut filters = Vec::new();
     if let Some(year) = args.year {
