@@ -3,13 +3,14 @@
 //! who took it and until when.
 //!
 //! The holder renews its lease (a heartbeat) long before it expires, each time with a
-//! conditional replace of exactly the content it wrote last, so that a lease another run has
-//! taken over is never written again: the holder learns it lost the lease and stops. A lease
-//! whose expiry has passed belongs to a run that died (a killed pod, an OOM kill): the next
-//! run takes it over with the same conditional replace, so of two runs taking it over at
-//! once exactly one wins. A lease is also stale when its holder ran on this host and that
-//! process is gone; a lock written by exdep 0.3.0, which has no expiry, needs
-//! `--break-lock` unless that holds.
+//! conditional replace of a lease that still names its run, so that a lease another run has
+//! taken over is never written again: the holder learns it lost the lease and stops (and
+//! gives it up itself when renewals keep failing until it nearly expires). A lease whose
+//! expiry has passed belongs to a run that died (a killed pod, an OOM kill): the next run
+//! takes it over with a conditional replace of exactly the expired content, so of two runs
+//! taking it over at once exactly one wins. A lease is also stale when its holder ran on
+//! this host, in this boot and process id namespace, and that process is gone; a lock
+//! written by exdep 0.3.0, which has no expiry, needs `--break-lock` unless that holds.
 //!
 //! The conditional replace is the store's own (`PutMode::Update` on the object's ETag or
 //! version: S3, GCS, Azure, memory). A local disk has none in `object_store`; there the
@@ -57,6 +58,10 @@ pub struct LockHolder {
     /// only there (two pods may share a host name, not their pids).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_namespace: Option<String>,
+    /// The holder host's boot (`/proc/sys/kernel/random/boot_id`): two hosts may share a
+    /// host name and the initial pid namespace, not a boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -84,6 +89,7 @@ impl LockHolder {
             expires: None,
             renewals: 0,
             pid_namespace: pid_namespace(),
+            boot_id: boot_id(),
         }
     }
 
@@ -93,8 +99,10 @@ impl LockHolder {
     fn is_gone(&self) -> bool {
         let proc = std::path::Path::new("/proc");
         let same_namespace = self.pid_namespace.is_none() || self.pid_namespace == pid_namespace();
+        let same_boot = self.boot_id.is_none() || self.boot_id == boot_id();
         self.host == host_name()
             && same_namespace
+            && same_boot
             && proc.is_dir()
             && !proc.join(self.pid.to_string()).exists()
     }
@@ -116,6 +124,12 @@ fn pid_namespace() -> Option<String> {
     std::fs::read_link("/proc/self/ns/pid")
         .ok()
         .map(|link| link.display().to_string())
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|id| id.trim().to_string())
 }
 
 fn host_name() -> String {
@@ -140,9 +154,8 @@ pub struct RunLock {
 #[derive(Debug)]
 struct Leases {
     locks: Vec<Location>,
-    /// What this run last wrote to each lease (in the order of `locks`): the content a
-    /// renewal must still find there.
-    written: Mutex<Vec<Vec<u8>>>,
+    /// The lease as this run last stored it in every lock (its expiry is the one that
+    /// counts for other runs).
     holder: Mutex<LockHolder>,
     length: Duration,
     /// Whether a store without conditional replaces may have its lease written plainly.
@@ -177,7 +190,6 @@ impl RunLock {
         let first = holder.bytes()?;
         let mut leases = Leases {
             locks: Vec::new(),
-            written: Mutex::new(Vec::new()),
             holder: Mutex::new(holder),
             length,
             plain_writes,
@@ -194,11 +206,6 @@ impl RunLock {
                 return Err(error);
             }
             leases.locks.push(location);
-            leases
-                .written
-                .lock()
-                .expect("not poisoned")
-                .push(first.clone());
         }
         // A first renewal at once: a store that cannot replace an object conditionally is
         // refused now, not a quarter of a lease later.
@@ -311,7 +318,9 @@ impl Leases {
             if let Some(holder) = &holder {
                 warn!(lock = %location, %holder, "taking the lease over ({why})");
             }
-            if replace_if_unchanged(ctx, location, &found, ours.to_vec(), self.plain_writes).await?
+            let expired = Expect::Bytes(found);
+            if replace_if_unchanged(ctx, location, &expired, ours.to_vec(), self.plain_writes)
+                .await?
             {
                 return Ok(());
             }
@@ -351,7 +360,7 @@ impl Leases {
                     );
                     return self.lose(lock, holder);
                 }
-                Err(error) if self.has_expired() => {
+                Err(error) if self.expires_within(self.length / 8) => {
                     warn!(%error, "this run's lease expired before it could be renewed");
                     let lock = self
                         .locks
@@ -374,42 +383,74 @@ impl Leases {
         self.lost.cancel();
     }
 
-    fn has_expired(&self) -> bool {
+    /// Whether the lease as last stored expires within `margin`: past that a renewal that
+    /// keeps failing gives the lease up before another run can take it over.
+    fn expires_within(&self, margin: Duration) -> bool {
+        let margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
         let holder = self.holder.lock().expect("not poisoned");
-        holder.has_expired(Utc::now())
+        Utc::now()
+            .checked_add_signed(margin)
+            .is_none_or(|soon| holder.has_expired(soon))
     }
 
+    fn ours(&self) -> Expect {
+        Expect::RunOf(self.holder.lock().expect("not poisoned").run_id.clone())
+    }
+
+    /// Stores the lease with a new expiry in every lock; the new expiry counts once every
+    /// lock holds it.
     async fn renew(&self, ctx: &SessionContext) -> Result<()> {
         let _io = self.io.lock().await;
-        let renewed = {
-            let mut holder = self.holder.lock().expect("not poisoned");
-            holder.expires = Some(expiry(self.length));
-            holder.renewals += 1;
-            holder.bytes()?
-        };
-        for (index, location) in self.locks.iter().enumerate() {
-            let expected = self.written.lock().expect("not poisoned")[index].clone();
-            let replaced =
-                replace_if_unchanged(ctx, location, &expected, renewed.clone(), self.plain_writes)
-                    .await?;
+        let mut renewed = self.holder.lock().expect("not poisoned").clone();
+        renewed.expires = Some(expiry(self.length));
+        renewed.renewals += 1;
+        let bytes = renewed.bytes()?;
+        for location in &self.locks {
+            let replaced = replace_if_unchanged(
+                ctx,
+                location,
+                &self.ours(),
+                bytes.clone(),
+                self.plain_writes,
+            )
+            .await?;
             if !replaced {
                 let current = location.read_all(ctx).await.ok();
                 return Err(lost_error(location, current.as_deref()));
             }
-            self.written.lock().expect("not poisoned")[index] = renewed.clone();
         }
+        *self.holder.lock().expect("not poisoned") = renewed;
         debug!("lease renewed");
         Ok(())
     }
 
-    /// Removes every lease that still holds what this run wrote to it.
+    /// Removes every lease that is still this run's.
     async fn release_all(&self, ctx: &SessionContext) -> Result<()> {
         let _io = self.io.lock().await;
-        let written = self.written.lock().expect("not poisoned").clone();
-        for (location, ours) in self.locks.iter().zip(&written) {
-            delete_if_unchanged(ctx, location, ours).await?;
+        for location in &self.locks {
+            delete_if_unchanged(ctx, location, &self.ours()).await?;
         }
         Ok(())
+    }
+}
+
+/// What a lease object must hold for a conditional replace or delete to go ahead.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// Exactly these bytes: the expired or abandoned lease a run takes over.
+    Bytes(Vec<u8>),
+    /// A lease of this run, whatever its renewal: a renewal or release whose write
+    /// landed without its answer (a stop mid-request, a timeout) still finds it its own.
+    RunOf(String),
+}
+
+impl Expect {
+    fn matches(&self, found: &[u8]) -> bool {
+        match self {
+            Self::Bytes(bytes) => found == bytes.as_slice(),
+            Self::RunOf(run_id) => serde_json::from_slice::<LockHolder>(found)
+                .is_ok_and(|holder| &holder.run_id == run_id),
+        }
     }
 }
 
@@ -438,7 +479,7 @@ fn lost_error(location: &Location, current: Option<&[u8]>) -> Error {
 async fn replace_if_unchanged(
     ctx: &SessionContext,
     location: &Location,
-    expected: &[u8],
+    expected: &Expect,
     new: Vec<u8>,
     plain_writes: bool,
 ) -> Result<bool> {
@@ -453,7 +494,7 @@ async fn replace_if_unchanged(
         e_tag: found.meta.e_tag.clone(),
         version: found.meta.version.clone(),
     };
-    if found.bytes().await?.as_ref() != expected {
+    if !expected.matches(&found.bytes().await?) {
         return Ok(false);
     }
     let options = PutOptions::from(PutMode::Update(version));
@@ -463,13 +504,11 @@ async fn replace_if_unchanged(
     {
         Ok(_) => Ok(true),
         // A request retried after it had succeeded is refused by its own write.
-        Err(object_store::Error::Precondition { .. }) => {
-            Ok(location.read_all(ctx).await.is_ok_and(|now| now == new))
-        }
+        Err(object_store::Error::Precondition { .. }) => Ok(location.read_all(ctx).await? == new),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
         Err(object_store::Error::NotImplemented { .. }) => match local_file(location) {
             Some(file) => {
-                let expected = expected.to_vec();
+                let expected = expected.clone();
                 tokio::task::spawn_blocking(move || {
                     local::replace_if_unchanged(&file, &expected, Some(&new))
                 })
@@ -489,14 +528,14 @@ async fn replace_if_unchanged(
     }
 }
 
-/// Deletes the object at `location` if it still holds `expected`.
+/// Deletes the object at `location` if what it holds is `expected`.
 async fn delete_if_unchanged(
     ctx: &SessionContext,
     location: &Location,
-    expected: &[u8],
+    expected: &Expect,
 ) -> Result<()> {
     if let Some(file) = local_file(location) {
-        let expected = expected.to_vec();
+        let expected = expected.clone();
         tokio::task::spawn_blocking(move || local::replace_if_unchanged(&file, &expected, None))
             .await
             .expect("the blocking task does not panic")
@@ -504,7 +543,7 @@ async fn delete_if_unchanged(
         return Ok(());
     }
     let ours = match location.read_all(ctx).await {
-        Ok(bytes) => bytes == expected,
+        Ok(bytes) => expected.matches(&bytes),
         Err(exdep_core::Error::ObjectStore(object_store::Error::NotFound { .. })) => false,
         Err(error) => return Err(error.into()),
     };
@@ -540,10 +579,11 @@ mod local {
     /// holds `expected`; returns whether it did.
     pub(super) fn replace_if_unchanged(
         path: &Path,
-        expected: &[u8],
+        expected: &super::Expect,
         new: Option<&[u8]>,
     ) -> std::io::Result<bool> {
-        let mut file = match OpenOptions::new().read(true).open(path) {
+        // Opened for writing too: on NFS an exclusive `flock` is a write lock.
+        let mut file = match OpenOptions::new().read(true).write(true).open(path) {
             Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(error) => return Err(error),
@@ -556,7 +596,7 @@ mod local {
         }
         let mut found = Vec::new();
         file.read_to_end(&mut found)?;
-        if found != expected {
+        if !expected.matches(&found) {
             return Ok(false);
         }
         match new {

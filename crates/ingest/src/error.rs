@@ -143,6 +143,15 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// The thread that checks a Parquet footer could not start (this machine's limits, not
+    /// the file's fault).
+    #[error("{file}: cannot start the thread that checks its metadata: {message}")]
+    FooterThread {
+        /// The file.
+        file: String,
+        /// Why.
+        message: String,
+    },
     /// A Parquet row group too large to read within the memory limit.
     #[error(
         "{file}: row group {row_group} holds {} MiB uncompressed, more than the {} MiB a row \

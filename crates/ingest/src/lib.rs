@@ -379,10 +379,10 @@ const MAX_FOOTER_BYTES: u64 = 8 << 20;
 /// the engine's reader recurses once per level, on a stack of a few megabytes.
 const MAX_SCHEMA_DEPTH: usize = 64;
 
-/// The stack of the thread that parses a footer before the engine does: deep enough for
-/// the deepest schema a footer of [`MAX_FOOTER_BYTES`] can encode (reserved, not used,
-/// unless the schema is that deep).
-const FOOTER_STACK_BYTES: usize = 2 << 30;
+/// The stack of the thread that parses a footer before the engine does, per byte of the
+/// footer: a level of nesting takes at least 6 bytes of footer, and its parsing a few
+/// hundred bytes of stack.
+const FOOTER_STACK_PER_BYTE: u64 = 256;
 
 /// Looks at a Parquet input's footer before the engine reads the file, and refuses one
 /// whose footer is larger than [`MAX_FOOTER_BYTES`], whose schema nests deeper than
@@ -431,13 +431,15 @@ async fn check_parquet_footer(
     let (send, receive) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("parquet-footer".into())
-        .stack_size(FOOTER_STACK_BYTES)
+        // Deep enough for the deepest schema this footer can encode; reserved, not used,
+        // unless the schema is that deep.
+        .stack_size((footer_bytes * FOOTER_STACK_PER_BYTE).clamp(8 << 20, 2 << 30) as usize)
         .spawn(move || {
             let _ = send.send(FooterFacts::of(&footer));
         })
-        .map_err(|e| Error::ParquetFooter {
+        .map_err(|e| Error::FooterThread {
             file: file.to_string(),
-            message: format!("cannot start the thread that checks its metadata: {e}"),
+            message: e.to_string(),
         })?;
     let facts = match receive.await {
         Ok(Some(facts)) => facts,

@@ -28,6 +28,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
+use tracing::warn;
 
 use exdep_classify::{CodeTables, CubeReport};
 use exdep_core::datafusion::prelude::SessionContext;
@@ -249,10 +250,12 @@ pub async fn run_pipeline(
         () = options.stop.cancelled() => Ok(Err(Error::Stopped)),
         () = lost.cancelled() => Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from))),
     };
-    let cleared = staged.delete_all(ctx).await;
+    // A staging folder left behind is swept by the next run: not worth failing a run for.
+    if let Err(error) = staged.delete_all(ctx).await {
+        warn!(staging = %staged, %error, "could not remove the run's staging folder");
+    }
     let released = lease.release(ctx).await;
     let outcome = ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-    cleared?;
     released?;
     Ok(outcome)
 }
