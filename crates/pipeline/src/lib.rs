@@ -335,7 +335,7 @@ async fn run_locked(
     config
         .warehouse
         .join(WAREHOUSE_STAGING)
-        .delete_all_except(ctx, &Default::default())
+        .delete_all(ctx)
         .await?;
     tables.register(ctx, &staged.join("tables")).await?;
     progress(Progress::Stage(&format!(
