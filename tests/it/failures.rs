@@ -346,7 +346,7 @@ fn the_published_years_guard_holds_without_a_manifest() {
 async fn hs_codes_that_lost_their_leading_zero_are_refused() {
     let scratch = Scratch::new();
     std::fs::create_dir_all(scratch.path("inputs")).unwrap();
-    let ctx = exdep_core::datafusion::prelude::SessionContext::new();
+    let ctx = exdep_engine::datafusion::prelude::SessionContext::new();
     let write = |name: &str, hs: &str, year: &str| {
         format!(
             "COPY (SELECT {year} AS year, CAST(NULL AS INT) AS month, '44' AS province, \
@@ -526,7 +526,7 @@ fn a_switch_of_table_format_is_refused_and_changes_nothing() {
 async fn a_row_group_larger_than_the_memory_limit_allows_is_refused() {
     let scratch = Scratch::new();
     std::fs::create_dir_all(scratch.path("inputs")).unwrap();
-    let ctx = exdep_core::datafusion::prelude::SessionContext::new();
+    let ctx = exdep_engine::datafusion::prelude::SessionContext::new();
     // 500,000 rows in one row group, a note of about 96 distinct bytes each: about 48 MiB
     // uncompressed, over the 32 MiB an eighth of 256 MiB allows.
     let copy = format!(

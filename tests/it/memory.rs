@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
+use exdep_core::Config;
 use exdep_core::arrow::array::AsArray;
 use exdep_core::arrow::datatypes::{DataType, Float64Type};
-use exdep_core::datafusion::execution::object_store::ObjectStoreUrl;
-use exdep_core::datafusion::prelude::ParquetReadOptions;
 use exdep_core::object_store::path::Path as ObjectPath;
 use exdep_core::object_store::{ObjectStoreExt, PutPayload};
-use exdep_core::{Config, new_session};
+use exdep_engine::datafusion::execution::object_store::ObjectStoreUrl;
+use exdep_engine::datafusion::prelude::ParquetReadOptions;
+use exdep_engine::new_session;
 
 use crate::support::{canonical_csv, configs_dir};
 

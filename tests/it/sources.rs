@@ -591,7 +591,7 @@ async fn odd_column_names_are_quoted_in_sql() {
     let scratch = Scratch::new();
     std::fs::create_dir_all(scratch.path("landing")).unwrap();
     let parquet = scratch.path("landing/odd.parquet");
-    let ctx = exdep_core::datafusion::prelude::SessionContext::new();
+    let ctx = exdep_engine::datafusion::prelude::SessionContext::new();
     let copy = format!(
         "COPY (SELECT 2021 AS \"YEAR\", CAST(NULL AS INT) AS month, '44' AS \"Province\", \
          'USA' AS partner, '8504' AS hs_code, 10.5 AS \"Value\", 'USD' AS currency, \

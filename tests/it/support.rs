@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
 use exdep_core::arrow::compute::cast;
 use exdep_core::arrow::datatypes::DataType;
-use exdep_core::datafusion::prelude::{ParquetReadOptions, SessionContext};
+use exdep_engine::datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 /// The repository's shipped code tables.
 pub fn configs_dir() -> PathBuf {

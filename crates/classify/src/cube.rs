@@ -11,10 +11,13 @@ use std::sync::Arc;
 use exdep_core::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use exdep_core::arrow::compute::{cast, filter_record_batch, is_not_null, take_record_batch};
 use exdep_core::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema};
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CUBE_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
-use exdep_core::{Location, PartitionedWriter, Tally, TallyByReason, register_layer};
+use exdep_core::{Tally, TallyByReason};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_engine::register_layer;
+use exdep_store::layout::{Layer, Staging, Warehouse};
+use exdep_store::{Objects, PartitionedWriter};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -23,9 +26,6 @@ use crate::error::{Error, Result};
 
 /// The disposition of records counted in the cube.
 const CLASSIFIED: &str = "classified";
-
-/// The warehouse layers that hold one object per input file in each year partition.
-const FILE_LAYERS: [&str; 3] = ["cube", "rejects", "raw"];
 
 /// What classification did with the records of one source file in one year.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -150,8 +150,8 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
 }
 
 /// Reads the file whose checked records `checked` plans (URL `source`) in one pass, and
-/// writes its partial cube to `LAYERS/cube/year=YYYY/PART` and its rejected records to
-/// `LAYERS/rejects/year=YYYY/PART`, where `LAYERS` is the run's staging folder: they become
+/// writes its partial cube and its rejected records to the `cube` and `rejects` layers of
+/// the run's staging folder, one object `PART` per year partition: they become
 /// part of the warehouse only when the run commits them ([`commit_files`]). The code tables
 /// must be registered.
 pub async fn classify_file(
@@ -159,7 +159,7 @@ pub async fn classify_file(
     checked: &str,
     source: &str,
     part: &str,
-    layers: &Location,
+    staging: &Staging,
     years: &BTreeSet<i32>,
 ) -> Result<FileClassification> {
     let read_error = |e| Error::Read {
@@ -174,9 +174,9 @@ pub async fn classify_file(
         .await
         .map_err(read_error)?;
     let mut outcome = FileClassification::default();
-    let mut cube = PartitionedWriter::new(ctx, &layers.join("cube"), &[YEAR], part)?
+    let mut cube = PartitionedWriter::new(ctx, &staging.layer(Layer::Cube), &[YEAR], part)?
         .with_file_schema(CUBE_FILE.clone());
-    let mut rejects = PartitionedWriter::new(ctx, &layers.join("rejects"), &[YEAR], part)?
+    let mut rejects = PartitionedWriter::new(ctx, &staging.layer(Layer::Rejects), &[YEAR], part)?
         .with_file_schema(REJECTS_FILE.clone());
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(read_error)?;
@@ -339,19 +339,19 @@ fn rejects_of(batch: &RecordBatch, source: &str) -> Result<RecordBatch> {
     )?)
 }
 
-/// Makes the objects a run wrote under `staged` (its staging folder, see [`classify_file`])
+/// Makes the objects a run wrote under `staging` (its staging folder, see [`classify_file`])
 /// the warehouse's: first every object of the per-file layers whose name is not in `kept`
 /// is removed (the files read again, the files gone, and any object no run state accounts
 /// for, such as a killed run's), then the staged objects are moved into place. Called only
 /// once nothing can refuse the run any more, so a refused run leaves the warehouse as it was.
 pub async fn commit_files(
     ctx: &SessionContext,
-    staged: &Location,
-    warehouse: &Location,
+    staging: &Staging,
+    warehouse: &Warehouse,
     kept: &BTreeSet<String>,
 ) -> Result<()> {
-    for layer in FILE_LAYERS {
-        let layer_root = warehouse.join(layer);
+    for layer in Layer::ALL {
+        let layer_root = warehouse.layer(layer);
         let orphans = layer_root
             .delete_where(ctx, |path| {
                 path.filename().is_none_or(|name| !kept.contains(name))
@@ -360,7 +360,7 @@ pub async fn commit_files(
         if orphans > 0 {
             info!(layer = %layer_root, objects = orphans, "removed the objects of files no longer read as they were");
         }
-        staged.join(layer).move_into(ctx, &layer_root).await?;
+        staging.layer(layer).move_into(ctx, &layer_root).await?;
     }
     Ok(())
 }
@@ -369,11 +369,11 @@ pub async fn commit_files(
 /// combinations whose exports, summed over the files' partials, are positive.
 pub async fn cube_cells(
     ctx: &SessionContext,
-    warehouse: &Location,
+    warehouse: &Warehouse,
     years: &BTreeSet<i32>,
 ) -> Result<BTreeMap<i32, u64>> {
     let mut cells = BTreeMap::new();
-    let cube = warehouse.join("cube");
+    let cube = warehouse.layer(Layer::Cube);
     if years.is_empty() || !cube.has_objects(ctx).await? {
         return Ok(cells);
     }
@@ -409,13 +409,13 @@ pub async fn cube_cells(
 /// years a config no longer names, so that the cube holds the run's years only.
 pub async fn drop_years(
     ctx: &SessionContext,
-    warehouse: &Location,
+    warehouse: &Warehouse,
     years: &BTreeSet<i32>,
 ) -> Result<()> {
-    for layer in FILE_LAYERS {
+    for layer in Layer::ALL {
         for year in years {
             warehouse
-                .join(layer)
+                .layer(layer)
                 .join(&format!("{YEAR}={year}"))
                 .delete_all(ctx)
                 .await?;

@@ -42,14 +42,20 @@ pub enum Error {
         /// The file's URL.
         file: String,
         /// What failed.
-        source: Box<exdep_core::datafusion::error::DataFusionError>,
+        source: Box<exdep_engine::datafusion::error::DataFusionError>,
     },
-    /// An error from the shared foundation.
+    /// A configuration or location value.
     #[error(transparent)]
     Core(#[from] exdep_core::Error),
+    /// An error from object storage (reading, writing, the layout's documents).
+    #[error(transparent)]
+    Store(#[from] exdep_store::Error),
+    /// An error from the engine (the session, registering tables).
+    #[error(transparent)]
+    Engine(#[from] exdep_engine::Error),
     /// An error from DataFusion.
     #[error(transparent)]
-    DataFusion(#[from] exdep_core::datafusion::error::DataFusionError),
+    DataFusion(#[from] exdep_engine::datafusion::error::DataFusionError),
     /// An error from Arrow.
     #[error(transparent)]
     Arrow(#[from] exdep_core::arrow::error::ArrowError),

@@ -8,13 +8,13 @@
 //!
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config, checked_sql: &str) -> exdep_classify::Result<()> {
-//! let ctx = exdep_core::new_session();
+//! let ctx = exdep_engine::new_session();
 //! let tables = exdep_classify::CodeTables::load(&ctx, &config.tables, &config.years).await?;
-//! let staged = config.warehouse.join("_staging/run-1");
-//! tables.register(&ctx, &staged.join("tables")).await?;
+//! let staging = exdep_store::layout::Warehouse::of(&config).staging("run-1");
+//! tables.register(&ctx, &staging.tables()).await?;
 //! let file = exdep_classify::classify_file(
 //!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet",
-//!     &staged, &config.years,
+//!     &staging, &config.years,
 //! ).await?;
 //! println!("{} records read, {} accepted", file.read, file.accepted.records);
 //! # Ok(()) }

@@ -3,9 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::KnownCodes;
-use exdep_core::{Location, TableLocations, hex_sha256, register_text_table, utf8_text};
+use exdep_core::{Location, TableLocations, hex_sha256, utf8_text};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_engine::register_text_table;
+use exdep_store::Objects;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -205,7 +207,7 @@ pub async fn load_province_tiles(
 
 async fn read_bytes(ctx: &SessionContext, location: &Location) -> Result<Vec<u8>> {
     location.read_all(ctx).await.map_err(|e| match e {
-        exdep_core::Error::ObjectStore(source) => Error::TableRead {
+        exdep_store::Error::ObjectStore(source) => Error::TableRead {
             file: location.to_string(),
             source,
         },

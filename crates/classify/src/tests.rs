@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use exdep_core::{Location, TableLocations, new_session};
+use exdep_core::{Location, TableLocations};
+use exdep_engine::new_session;
 
 use crate::{CodeTables, Error, REGIONS};
 

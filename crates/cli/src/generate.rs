@@ -133,7 +133,7 @@ fn write_parquet(spec: &Spec, file: File) -> Result<()> {
     )?;
     let compression = exdep_core::parse_compression(exdep_core::DEFAULT_COMPRESSION)
         .expect("the default compression is valid");
-    let properties = exdep_core::writer_properties(compression);
+    let properties = exdep_store::writer_properties(compression);
     let mut writer = ArrowWriter::try_new(file, schema, Some(properties))?;
     writer.write(&batch)?;
     writer.close()?;

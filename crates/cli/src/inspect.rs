@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use exdep_classify::CodeTables;
+use exdep_core::Config;
 use exdep_core::arrow::util::pretty::pretty_format_batches;
 use exdep_core::schema::YEAR;
-use exdep_core::{Config, new_session};
+use exdep_engine::new_session;
+use exdep_store::layout::Output;
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -36,7 +38,7 @@ const PROVINCE: &str = "province";
 /// province of the provinces table, or a reporter country (an ISO3 code of the partner
 /// regions table), so that a typo is an error and not an empty table.
 async fn check_origin(
-    ctx: &exdep_core::datafusion::prelude::SessionContext,
+    ctx: &exdep_engine::datafusion::prelude::SessionContext,
     config: &Config,
     code: &str,
 ) -> Result<()> {
@@ -58,8 +60,8 @@ async fn check_origin(
 pub async fn inspect(args: InspectArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let ctx = new_session();
-    config.prepare_session(&ctx)?;
-    let tables = exdep_export::published_tables(&ctx, &config.output).await?;
+    exdep_engine::prepare_session(&ctx, &config)?;
+    let tables = exdep_export::published_tables(&ctx, &Output::of(&config)).await?;
     let Some(table) = tables.iter().find(|table| table.name == args.table) else {
         let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
         bail!(
@@ -73,9 +75,10 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
             }
         );
     };
-    let partitions = exdep_export::register_published(&ctx, &config.output, table, "published")
-        .await
-        .with_context(|| format!("reading {}", config.output.join(&table.name)))?;
+    let partitions =
+        exdep_export::register_published(&ctx, &Output::of(&config), table, "published")
+            .await
+            .with_context(|| format!("reading {}", Output::of(&config).table(&table.name)))?;
     if args.province.is_some() && !partitions.iter().any(|c| c == PROVINCE) {
         bail!(
             "`{}` is not partitioned by province: leave out --province",
@@ -114,7 +117,7 @@ pub async fn inspect(args: InspectArgs) -> Result<()> {
         .sort_by(
             columns
                 .iter()
-                .map(|c| exdep_core::datafusion::prelude::col(c.as_str()))
+                .map(|c| exdep_engine::datafusion::prelude::col(c.as_str()))
                 .collect(),
         )?
         .limit(0, Some(args.limit))?

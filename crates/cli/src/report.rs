@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use exdep_core::{Config, new_session};
+use exdep_core::Config;
+use exdep_engine::new_session;
 
 #[derive(Args)]
 pub struct ReportArgs {
@@ -41,7 +42,7 @@ fn year_span(text: &str) -> Result<(i32, i32)> {
 pub async fn report(args: ReportArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let ctx = new_session();
-    config.prepare_session(&ctx)?;
+    exdep_engine::prepare_session(&ctx, &config)?;
     let options = exdep_report::ReportOptions {
         province: args.province,
         years: args.years.as_deref().map(year_span).transpose()?,

@@ -5,10 +5,11 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use exdep_classify::CodeTables;
-use exdep_core::{Config, Engine, new_session};
-use exdep_export::REJECTS;
-use exdep_pipeline::{FileReconciliation, MANIFEST_NAME, RunManifest};
+use exdep_core::{Config, Engine};
+use exdep_engine::new_session;
+use exdep_pipeline::{FileReconciliation, RunManifest};
 use exdep_pipeline::{Origins, Plan, RunOptions, year_span};
+use exdep_store::layout::{Output, REJECTS};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -64,7 +65,7 @@ pub struct RunArgs {
 pub async fn check(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let ctx = new_session();
-    config.prepare_session(&ctx)?;
+    exdep_engine::prepare_session(&ctx, &config)?;
     let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
     println!(
         "config ok: {} years, {} inputs, {} chapters, {} partners, {} provinces",
@@ -118,7 +119,7 @@ pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
         allow_empty_years: args.allow_empty_years,
         stop: stop.clone(),
     };
-    let ctx = exdep_core::connect(&config).await?;
+    let ctx = exdep_engine::connect(&config).await?;
     let reporter = crate::progress::Reporter::new(log, args.quiet);
     let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |progress| {
         reporter.report(progress)
@@ -148,7 +149,7 @@ pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
             // The cluster's jobs are cancelled while the run still holds them.
             let stopped = match &config.engine {
                 Engine::Ballista { scheduler, .. } => {
-                    match exdep_core::cancel_cluster_jobs(&ctx, scheduler).await {
+                    match exdep_engine::cancel_cluster_jobs(&ctx, scheduler).await {
                         Ok(jobs) => format!(
                             "stopped, its {} running job(s) on the cluster at \
                              {scheduler} cancelled ({})",
@@ -177,7 +178,7 @@ pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
         }
     };
     let manifest = &outcome.manifest;
-    let manifest_location = config.output.join(MANIFEST_NAME);
+    let manifest_location = Output::of(&config).manifest();
     let seconds = timer.elapsed().as_secs_f64();
     if outcome.plan.is_empty() {
         println!(

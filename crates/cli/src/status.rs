@@ -5,21 +5,23 @@ use std::path::Path;
 
 use anyhow::Result;
 use exdep_classify::CodeTables;
-use exdep_core::{Config, new_session};
+use exdep_core::Config;
+use exdep_engine::new_session;
 use exdep_pipeline::{Plan, RunOptions};
 use exdep_pipeline::{read_manifest, read_state};
+use exdep_store::layout::{Output, Warehouse};
 
 pub async fn status(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let ctx = new_session();
-    config.prepare_session(&ctx)?;
-    let Some(manifest) = read_manifest(&ctx, &config.output).await? else {
+    exdep_engine::prepare_session(&ctx, &config)?;
+    let Some(manifest) = read_manifest(&ctx, &Output::of(&config)).await? else {
         println!("nothing is published under {}", config.output);
         return Ok(());
     };
     let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
     let listed = exdep_ingest::list_inputs(&ctx, &config).await?.files;
-    let state = read_state(&ctx, &config.warehouse).await?;
+    let state = read_state(&ctx, &Warehouse::of(&config)).await?;
     let plan = Plan::new(
         &config,
         &listed,

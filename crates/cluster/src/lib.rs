@@ -19,15 +19,15 @@ use ballista_core::serde::protobuf::{
 use ballista_executor::execution_engine::{
     DefaultExecutionEngine, ExecutionEngine, QueryStageExecutor,
 };
-use exdep_core::EnvironmentStores;
-use exdep_core::datafusion::execution::SessionStateBuilder;
-use exdep_core::datafusion::execution::TaskContext;
-use exdep_core::datafusion::execution::object_store::ObjectStoreRegistry;
-use exdep_core::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use exdep_core::datafusion::execution::session_state::SessionState;
-use exdep_core::datafusion::physical_plan::ExecutionPlan;
-use exdep_core::datafusion::physical_plan::metrics::MetricsSet;
-use exdep_core::datafusion::prelude::SessionConfig;
+use exdep_engine::datafusion::execution::SessionStateBuilder;
+use exdep_engine::datafusion::execution::TaskContext;
+use exdep_engine::datafusion::execution::object_store::ObjectStoreRegistry;
+use exdep_engine::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use exdep_engine::datafusion::execution::session_state::SessionState;
+use exdep_engine::datafusion::physical_plan::ExecutionPlan;
+use exdep_engine::datafusion::physical_plan::metrics::MetricsSet;
+use exdep_engine::datafusion::prelude::SessionConfig;
+use exdep_store::EnvironmentStores;
 
 /// The registry every session of a cluster process shares: one store per bucket, built on
 /// first use from the environment.
@@ -40,7 +40,7 @@ pub fn object_stores() -> Arc<dyn ObjectStoreRegistry> {
 pub fn runtime(
     stores: &Arc<dyn ObjectStoreRegistry>,
     work_dir: Option<&str>,
-) -> exdep_core::datafusion::error::Result<Arc<RuntimeEnv>> {
+) -> exdep_engine::datafusion::error::Result<Arc<RuntimeEnv>> {
     let mut builder = RuntimeEnvBuilder::new().with_object_store_registry(stores.clone());
     if let Some(dir) = work_dir {
         builder = builder.with_temp_file_path(dir);
@@ -52,7 +52,7 @@ pub fn runtime(
 pub fn scheduler_session(
     config: SessionConfig,
     stores: &Arc<dyn ObjectStoreRegistry>,
-) -> exdep_core::datafusion::error::Result<SessionState> {
+) -> exdep_engine::datafusion::error::Result<SessionState> {
     Ok(SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
@@ -86,7 +86,7 @@ impl ExecutionEngine for TasksWithoutMetrics {
         plan: Arc<dyn ExecutionPlan>,
         work_dir: &str,
         config: &SessionConfig,
-    ) -> exdep_core::datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
+    ) -> exdep_engine::datafusion::error::Result<Arc<dyn QueryStageExecutor>> {
         let stage = self.engine.create_query_stage_exec(
             job_id,
             stage_id,
@@ -116,7 +116,7 @@ impl QueryStageExecutor for StageWithoutMetrics {
         &self,
         task_id: usize,
         context: Arc<TaskContext>,
-    ) -> exdep_core::datafusion::error::Result<Vec<ShuffleWritePartition>> {
+    ) -> exdep_engine::datafusion::error::Result<Vec<ShuffleWritePartition>> {
         self.0.execute_query_stage(task_id, context).await
     }
 
@@ -130,7 +130,7 @@ impl QueryStageExecutor for StageWithoutMetrics {
 
     fn collect_window_state_reports(
         &self,
-    ) -> exdep_core::datafusion::error::Result<Vec<WindowStateReport>> {
+    ) -> exdep_engine::datafusion::error::Result<Vec<WindowStateReport>> {
         self.0.collect_window_state_reports()
     }
 

@@ -8,13 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::prelude::SessionContext;
+use parquet::basic::Compression;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::storage::{InputLocation, Location};
+use crate::location::{InputLocation, Location};
 use url::Url;
 
 /// The earliest and latest years exdep accepts; anything else is a typo.
@@ -612,7 +611,7 @@ pub struct Config {
     pub max_line_bytes: usize,
     /// How this process's object stores retry (`[retry]`); a cluster's executors use
     /// object_store's defaults.
-    pub retry: crate::StoreRetry,
+    pub retry: StoreRetry,
     /// How long the run may take before it is cancelled (`[engine] timeout-seconds`,
     /// `--timeout`), when one is set; see [`Config::run_timeout`].
     pub timeout: Option<std::time::Duration>,
@@ -791,13 +790,11 @@ impl Config {
         check_ratio(max_reject_ratio, "max-reject-ratio")?;
         let parquet_compression = file
             .parquet_compression
-            .unwrap_or_else(|| crate::storage::DEFAULT_COMPRESSION.to_string())
+            .unwrap_or_else(|| DEFAULT_COMPRESSION.to_string())
             .to_lowercase();
-        crate::storage::parse_compression(&parquet_compression).map_err(|message| {
-            Error::ConfigValue {
-                key: "parquet-compression".into(),
-                message,
-            }
+        parse_compression(&parquet_compression).map_err(|message| Error::ConfigValue {
+            key: "parquet-compression".into(),
+            message,
         })?;
         let engine = match (file.engine.kind, file.engine.scheduler) {
             (EngineKind::Embedded, None) => Engine::Embedded,
@@ -844,7 +841,7 @@ impl Config {
                 .transpose()?,
             memory_limit: match &file.memory_limit {
                 Some(text) => parse_memory_limit(text, "memory-limit")?,
-                None => crate::session::default_memory_limit(),
+                None => crate::machine::default_memory_limit(),
             },
             max_line_bytes: match &file.max_line_bytes {
                 Some(text) => parse_max_line_bytes(text)?,
@@ -889,8 +886,8 @@ impl Config {
                 seconds => seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
             }),
             retry: {
-                let defaults = crate::StoreRetry::default();
-                crate::StoreRetry {
+                let defaults = StoreRetry::default();
+                StoreRetry {
                     max_retries: file.retry.max_retries.unwrap_or(defaults.max_retries),
                     timeout: file
                         .retry
@@ -996,26 +993,26 @@ impl Config {
             .map(|input| {
                 (
                     "inputs",
-                    input.location.object_store_url().as_str().to_string(),
+                    input.location.url().scheme().to_string(),
                     input.location.to_string(),
                 )
             })
             .chain([
                 (
                     "warehouse",
-                    self.warehouse.object_store_url().as_str().to_string(),
+                    self.warehouse.url().scheme().to_string(),
                     self.warehouse.to_string(),
                 ),
                 (
                     "output",
-                    self.output.object_store_url().as_str().to_string(),
+                    self.output.url().scheme().to_string(),
                     self.output.to_string(),
                 ),
             ]);
-        for (key, store, location) in locations {
-            let unseen = if store.starts_with("memory:") {
+        for (key, scheme, location) in locations {
+            let unseen = if scheme == "memory" {
                 Some("lives in this process's memory")
-            } else if store.starts_with("file:") && !scheduler_is_local && !shared_local_paths {
+            } else if scheme == "file" && !scheduler_is_local && !shared_local_paths {
                 Some("is a path on this machine")
             } else {
                 None
@@ -1070,8 +1067,9 @@ impl Config {
         }
     }
 
-    /// The stores (scheme and authority) of every location the run touches.
-    pub fn store_urls(&self) -> Vec<ObjectStoreUrl> {
+    /// Every location the run touches: the output, the warehouse, the code tables and the
+    /// inputs' (their stores are the run's).
+    pub fn locations(&self) -> Vec<&Url> {
         let tables = &self.tables;
         [
             &self.output,
@@ -1086,22 +1084,9 @@ impl Config {
         ]
         .into_iter()
         .chain(self.inputs.iter().filter_map(|i| i.country_codes.as_ref()))
-        .map(Location::object_store_url)
-        .chain(self.inputs.iter().map(|i| i.location.object_store_url()))
+        .map(Location::url)
+        .chain(self.inputs.iter().map(|i| i.location.url()))
         .collect()
-    }
-
-    /// Readies `ctx` for this config: registers the cloud stores of every location, and
-    /// sets the compression of the Parquet files written.
-    pub fn prepare_session(&self, ctx: &SessionContext) -> Result<()> {
-        ctx.state_ref()
-            .write()
-            .config_mut()
-            .options_mut()
-            .execution
-            .parquet
-            .compression = Some(self.parquet_compression.clone());
-        crate::register_stores(ctx, &self.store_urls(), &self.storage, self.retry)
     }
 
     /// How long the run may take before it is cancelled: the configured timeout, or on a
@@ -1301,6 +1286,45 @@ pub fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The compression of the Parquet files exdep writes unless a config says otherwise.
+pub const DEFAULT_COMPRESSION: &str = "zstd(3)";
+
+/// Reads a compression as DataFusion and the config name it: `uncompressed`, `snappy`,
+/// `gzip(LEVEL)`, `lz4_raw` or `zstd(LEVEL)`.
+pub fn parse_compression(text: &str) -> std::result::Result<Compression, String> {
+    let compression: Compression = text.parse().map_err(|e| format!("`{text}`: {e}"))?;
+    match compression {
+        Compression::UNCOMPRESSED
+        | Compression::SNAPPY
+        | Compression::GZIP(_)
+        | Compression::LZ4_RAW
+        | Compression::ZSTD(_) => Ok(compression),
+        _ => Err(format!(
+            "`{text}` is not one of uncompressed, snappy, gzip(LEVEL), lz4_raw, zstd(LEVEL)"
+        )),
+    }
+}
+
+/// How a store retries a failed request: object_store's defaults (10 retries within 3
+/// minutes, backing off from 100 ms to 15 s), which ride out a throttled or briefly
+/// unreachable store, unless the config's `[retry]` says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreRetry {
+    /// Retries of one request at most.
+    pub max_retries: usize,
+    /// How long after the first try no retry starts.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for StoreRetry {
+    fn default() -> Self {
+        Self {
+            max_retries: 10,
+            timeout: std::time::Duration::from_secs(180),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
-//! The error type of the shared foundation.
+//! The error type of the shared data: configuration and locations.
 
 use std::path::PathBuf;
 
 /// Result with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What can go wrong while loading configuration, resolving locations or writing Parquet.
+/// What can go wrong while loading configuration or resolving locations.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -42,53 +42,4 @@ pub enum Error {
         /// Why it cannot be used.
         message: String,
     },
-    /// A partition value would not make a safe path segment.
-    #[error("refusing to write partition {column}={value:?} under {root}: not a safe path segment")]
-    UnsafePartitionValue {
-        /// The table root the partition would be written under.
-        root: String,
-        /// The partition column.
-        column: String,
-        /// The offending value.
-        value: String,
-    },
-    /// A batch handed to a writer lacks a partition column.
-    #[error("cannot write {root}: the data has no partition column `{column}`")]
-    MissingPartitionColumn {
-        /// The table root being written.
-        root: String,
-        /// The absent column.
-        column: String,
-    },
-    /// Rows declared ordered by partition came back to a partition whose file was closed.
-    #[error(
-        "cannot write {root}: rows of partition {partition} came after another partition's, \
-         though they were declared ordered by partition"
-    )]
-    PartitionOutOfOrder {
-        /// The table root being written.
-        root: String,
-        /// The partition, as `col=value/...`.
-        partition: String,
-    },
-    /// The Ballista cluster cannot be used.
-    #[error("cluster at {scheduler}: {source}")]
-    Cluster {
-        /// The scheduler's URL.
-        scheduler: String,
-        /// What failed.
-        source: Box<datafusion::error::DataFusionError>,
-    },
-    /// An error from DataFusion.
-    #[error(transparent)]
-    DataFusion(#[from] datafusion::error::DataFusionError),
-    /// An error from Arrow.
-    #[error(transparent)]
-    Arrow(#[from] arrow::error::ArrowError),
-    /// An error from the Parquet writer.
-    #[error(transparent)]
-    Parquet(#[from] parquet::errors::ParquetError),
-    /// An error from object storage.
-    #[error(transparent)]
-    ObjectStore(#[from] object_store::Error),
 }

@@ -19,18 +19,17 @@ use deltalake_core::table::config::TablePropertiesExt;
 use deltalake_core::{DeltaTable, DeltaTableError, TableProperty};
 use exdep_core::Location;
 use exdep_core::arrow::datatypes::{Field, SchemaRef};
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::prefix::PrefixStore;
 use exdep_core::schema::{YEAR, partition_column_type};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_store::Objects;
+use exdep_store::layout::Output;
 use futures::TryStreamExt;
 use serde_json::json;
 use tracing::warn;
 
 use crate::error::{Error, Result};
 use crate::{PublishedFile, TableLayout};
-
-/// The folder of a Delta table's transaction log.
-pub(crate) const DELTA_LOG: &str = "_delta_log";
 
 /// The Delta table at `root`, through the session's object store for it (so the same
 /// credentials and retries apply), not yet loaded.
@@ -302,14 +301,14 @@ pub struct Vacuumed {
 /// committed.
 pub async fn vacuum(
     ctx: &SessionContext,
-    output: &Location,
+    output: &Output,
     tables: &[String],
     retention: std::time::Duration,
 ) -> Result<Vec<Vacuumed>> {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut vacuumed = Vec::new();
     for name in tables {
-        let root = output.join(name);
+        let root = output.table(name);
         let Some(table) = load(ctx, &root).await? else {
             continue;
         };
@@ -331,6 +330,7 @@ pub async fn vacuum(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use exdep_store::layout::DELTA_LOG;
 
     fn published(year: i32, name: &str) -> PublishedFile {
         PublishedFile {
@@ -370,7 +370,7 @@ mod tests {
     /// run's file only, no duplicate of the other writer's rows.
     #[tokio::test]
     async fn a_commit_by_another_writer_in_between_leaves_no_duplicates() {
-        let ctx = exdep_core::new_session();
+        let ctx = exdep_engine::new_session();
         let layout = TableLayout::rejects();
         let (years_2021, both) = (BTreeSet::from([2021]), BTreeSet::from([2021, 2022]));
         for (other_writer, name) in [
@@ -432,7 +432,7 @@ mod tests {
     /// at most ten JSON commits.
     #[tokio::test]
     async fn every_tenth_commit_writes_a_checkpoint() {
-        let ctx = exdep_core::new_session();
+        let ctx = exdep_engine::new_session();
         let layout = TableLayout::rejects();
         let root = Location::parse_url("memory:///checkpoints/rejects").unwrap();
         for run in 0..10 {

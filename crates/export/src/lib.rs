@@ -1,13 +1,13 @@
 //! Export: writes tables as Hive-partitioned Parquet, first to a staging folder, then
 //! publishes them under the output root, as plain Parquet or as Delta Lake tables (one
-//! commit per table); writes the JSON documents (run state, manifest) the pipeline keeps;
-//! and reads published tables back.
+//! commit per table); and reads published tables back.
 //!
 //! ```no_run
-//! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
+//! # async fn demo(ctx: exdep_engine::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config,
 //! #               schema: exdep_core::arrow::datatypes::SchemaRef) -> exdep_export::Result<()> {
-//! let staging = exdep_export::staging_root(&config.output, "run-1");
+//! let output = exdep_store::layout::Output::of(&config);
+//! let staging = output.staging("run-1");
 //! let table = exdep_export::TableToWrite {
 //!     name: "totals",
 //!     partition_by: &["year"],
@@ -30,7 +30,7 @@
 //!     layouts: &layouts,
 //! };
 //! let versions = exdep_export::publish(
-//!     &ctx, &staging, &config.output, &mut reports, &replaced, publication,
+//!     &ctx, &staging, &output, &mut reports, &replaced, publication,
 //! )
 //! .await?;
 //! # Ok(()) }
@@ -39,25 +39,23 @@
 
 mod delta;
 mod error;
-mod lock;
 mod read;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use exdep_core::arrow::datatypes::SchemaRef;
-use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::object_store::ObjectStoreExt;
-use exdep_core::object_store::PutPayload;
 use exdep_core::schema::{REJECTS_FILE, YEAR};
-use exdep_core::{Location, TableFormat, WrittenFile};
+use exdep_core::{Location, TableFormat};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_store::layout::{Layer, Output, REJECTS, Warehouse};
+use exdep_store::object_store::ObjectStoreExt;
+use exdep_store::{Objects, WrittenFile};
 use futures::TryStreamExt;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
 pub use delta::{Vacuumed, vacuum};
 pub use error::{Error, Result};
-pub use lock::{LOCK_NAME, LockHolder, RunLock};
 pub use read::{PublishedTable, published_tables, published_years, register_published};
 
 /// What was written for one table.
@@ -71,18 +69,10 @@ pub struct TableReport {
     pub files: Vec<WrittenFile>,
 }
 
-/// The folder under the output root where a run stages its tables; `_` keeps lake readers
-/// out of it.
-const STAGING: &str = "_staging";
-
-/// Where run `run_id` stages its tables before [`publish`] moves them into place.
-pub fn staging_root(output: &Location, run_id: &str) -> Location {
-    output.join(STAGING).join(run_id)
-}
-
-/// Removes what runs that were killed before publishing left in the staging folder.
-pub async fn clear_staging(ctx: &SessionContext, output: &Location) -> Result<usize> {
-    Ok(output.join(STAGING).delete_all(ctx).await?)
+/// Removes what runs that were killed before publishing left in the output's staging
+/// folder.
+pub async fn clear_staging(ctx: &SessionContext, output: &Output) -> Result<usize> {
+    Ok(output.staging_root().delete_all(ctx).await?)
 }
 
 /// Stages the warehouse's quarantine of rejected records of `years` (year 0 holds records
@@ -90,17 +80,17 @@ pub async fn clear_staging(ctx: &SessionContext, output: &Location) -> Result<us
 /// order, whichever input files and stages they came from.
 pub async fn stage_rejects(
     ctx: &SessionContext,
-    warehouse: &Location,
+    warehouse: &Warehouse,
     staging: &Location,
     years: &BTreeSet<i32>,
 ) -> Result<u64> {
-    let quarantine = warehouse.join(REJECTS);
+    let quarantine = warehouse.layer(Layer::Rejects);
     if years.is_empty() || !quarantine.has_objects(ctx).await? {
         return Ok(0);
     }
     let table = "quarantine";
-    exdep_core::register_layer(ctx, table, &quarantine, &REJECTS_FILE).await?;
-    let written = exdep_core::write_partitioned(
+    exdep_engine::register_layer(ctx, table, &quarantine, &REJECTS_FILE).await?;
+    let written = exdep_store::write_partitioned(
         ctx,
         &format!(
             "SELECT * FROM {table} WHERE {YEAR} IN ({})",
@@ -182,7 +172,7 @@ pub type Versions = BTreeMap<String, u64>;
 pub async fn publish(
     ctx: &SessionContext,
     staging: &Location,
-    output: &Location,
+    output: &Output,
     tables: &mut [TableReport],
     replaced: &BTreeMap<String, BTreeSet<i32>>,
     publication: Publication<'_>,
@@ -196,7 +186,7 @@ pub async fn publish(
     let mut moved_to = HashMap::new();
     let mut versions = Versions::new();
     for (name, years) in replaced {
-        let (from, to) = (staging.join(name), output.join(name));
+        let (from, to) = (staging.join(name), output.table(name));
         let prefix = from.path()?;
         let mut objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         objects.sort_by(|a, b| a.location.cmp(&b.location));
@@ -274,9 +264,6 @@ fn relative_path_of(
         .join("/")
 }
 
-/// The quarantine table's name.
-pub const REJECTS: &str = "rejects";
-
 /// An output table to compute: its name (the folder under the output root), its Hive
 /// partition columns, the schema of its files and the plan that computes it.
 #[derive(Debug, Clone, Copy)]
@@ -291,7 +278,8 @@ pub struct TableToWrite<'a> {
     pub sql: &'a str,
 }
 
-/// Computes `table` and writes it under `STAGING/NAME/` (see [`staging_root`]).
+/// Computes `table` and writes it under `STAGING/NAME/` (`STAGING` is the run's, see
+/// [`Output::staging`]).
 pub async fn write_table(
     ctx: &SessionContext,
     staging: &Location,
@@ -312,7 +300,7 @@ async fn write_table_inner(
     staging: &Location,
     table: TableToWrite<'_>,
 ) -> Result<TableReport> {
-    let files = exdep_core::write_partitioned(
+    let files = exdep_store::write_partitioned(
         ctx,
         table.sql,
         &staging.join(table.name),
@@ -327,42 +315,4 @@ async fn write_table_inner(
         rows,
         files,
     })
-}
-
-/// Reads a JSON document exdep wrote (a run state, a manifest), if it exists.
-pub async fn read_json<T: DeserializeOwned>(
-    ctx: &SessionContext,
-    location: &Location,
-) -> Result<Option<T>> {
-    match location.read_all(ctx).await {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| Error::Unreadable {
-                location: location.to_string(),
-                source,
-            }),
-        Err(exdep_core::Error::ObjectStore(exdep_core::object_store::Error::NotFound {
-            ..
-        })) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Writes `value` as a JSON document, replacing what was there.
-pub async fn write_json<T: Serialize>(
-    ctx: &SessionContext,
-    location: &Location,
-    value: &T,
-) -> Result<()> {
-    let json = serde_json::to_vec_pretty(value)?;
-    write_object(ctx, location, json).await
-}
-
-/// Writes `bytes` as the object at `location`, replacing what was there.
-pub async fn write_object(ctx: &SessionContext, location: &Location, bytes: Vec<u8>) -> Result<()> {
-    location
-        .store(ctx)?
-        .put(&location.path()?, PutPayload::from(bytes))
-        .await?;
-    Ok(())
 }

@@ -6,16 +6,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use exdep_core::arrow::datatypes::{DataType, Schema, SchemaRef};
-use exdep_core::datafusion::datasource::MemTable;
-use exdep_core::datafusion::prelude::{
-    DataFrame, ParquetReadOptions, SessionContext, cast, col, lit,
-};
 use exdep_core::schema::{YEAR, partition_column_type};
 use exdep_core::{Location, TableFormat};
+use exdep_engine::datafusion::datasource::MemTable;
+use exdep_engine::datafusion::prelude::{
+    DataFrame, ParquetReadOptions, SessionContext, cast, col, lit,
+};
+use exdep_store::Objects;
+use exdep_store::layout::{DELTA_LOG, Output, REJECTS};
 use futures::TryStreamExt;
 
 use crate::Result;
-use crate::delta::{DELTA_LOG, active_files};
+use crate::delta::active_files;
 
 /// A table published under an output root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,10 +32,12 @@ pub struct PublishedTable {
 /// start with `_` or `.` (staging, locks, markers).
 pub async fn published_tables(
     ctx: &SessionContext,
-    output: &Location,
+    output: &Output,
 ) -> Result<Vec<PublishedTable>> {
-    let store = output.store(ctx)?;
-    let listing = store.list_with_delimiter(Some(&output.path()?)).await?;
+    let store = output.root().store(ctx)?;
+    let listing = store
+        .list_with_delimiter(Some(&output.root().path()?))
+        .await?;
     let mut tables = Vec::new();
     for folder in listing.common_prefixes {
         let Some(name) = folder.filename().map(str::to_string) else {
@@ -63,11 +67,11 @@ pub async fn published_tables(
 /// columns.
 pub async fn register_published(
     ctx: &SessionContext,
-    output: &Location,
+    output: &Output,
     table: &PublishedTable,
     alias: &str,
 ) -> Result<Vec<String>> {
-    let root = output.join(&table.name);
+    let root = output.table(&table.name);
     let (frame, partitions) = match table.format {
         TableFormat::Parquet => parquet_table(ctx, &root).await?,
         TableFormat::Delta => match active_files(ctx, &root).await? {
@@ -180,13 +184,13 @@ async fn delta_table(
 /// table's as its latest version does), whatever a manifest says: the guard against
 /// replacing published years by nothing must hold when a killed run withdrew the manifest.
 /// The quarantine is left out.
-pub async fn published_years(ctx: &SessionContext, output: &Location) -> Result<BTreeSet<i32>> {
+pub async fn published_years(ctx: &SessionContext, output: &Output) -> Result<BTreeSet<i32>> {
     let mut years = BTreeSet::new();
     for table in published_tables(ctx, output).await? {
-        if table.name == crate::REJECTS {
+        if table.name == REJECTS {
             continue;
         }
-        let root = output.join(&table.name);
+        let root = output.table(&table.name);
         match table.format {
             TableFormat::Parquet => years.extend(root.partition_years(ctx).await?),
             TableFormat::Delta => {

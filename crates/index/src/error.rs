@@ -7,10 +7,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An error from the shared foundation.
+    /// A configuration or location value.
     #[error(transparent)]
     Core(#[from] exdep_core::Error),
+    /// An error from object storage (reading, writing, the layout's documents).
+    #[error(transparent)]
+    Store(#[from] exdep_store::Error),
+    /// An error from the engine (the session, registering tables).
+    #[error(transparent)]
+    Engine(#[from] exdep_engine::Error),
     /// An error from DataFusion.
     #[error(transparent)]
-    DataFusion(#[from] exdep_core::datafusion::error::DataFusionError),
+    DataFusion(#[from] exdep_engine::datafusion::error::DataFusionError),
 }

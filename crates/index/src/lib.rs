@@ -8,19 +8,20 @@
 //! X = sum x_i, s_i = x_i / X, N = number of partners.
 //!
 //! ```no_run
-//! # async fn demo(ctx: exdep_core::datafusion::prelude::SessionContext,
+//! # async fn demo(ctx: exdep_engine::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config) -> exdep_index::Result<()> {
-//! exdep_index::prepare(&ctx, &config.warehouse).await?;
+//! let warehouse = exdep_store::layout::Warehouse::of(&config);
+//! exdep_index::prepare(&ctx, &warehouse).await?;
 //! let settings = exdep_index::PlanSettings {
 //!     years: config.years.clone(),
-//!     cube_years: exdep_index::cube_years(&ctx, &config.warehouse).await?,
+//!     cube_years: exdep_index::cube_years(&ctx, &warehouse).await?,
 //!     base_year: config.indices.base_year,
 //!     destination_level: config.indices.destination_level,
 //!     top_n: config.indices.top_n,
 //!     destination_threshold_cny: config.indices.destination_threshold_cny,
 //!     provinces: ["11", "44"].map(String::from).into(),
 //! };
-//! let cells = config.warehouse.join("run-cells");
+//! let cells = exdep_store::layout::Output::of(&config).staged_cells("run-1");
 //! exdep_index::compute_cells(&ctx, &settings, &cells).await?;
 //! for table in exdep_index::tables(&settings) {
 //!     let frame = ctx.sql(&table.sql).await?;
@@ -37,8 +38,10 @@ use std::collections::BTreeSet;
 
 use exdep_core::Location;
 use exdep_core::arrow::datatypes::SchemaRef;
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CUBE_FILE, YEAR};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_store::Objects;
+use exdep_store::layout::{Layer, Warehouse};
 
 pub use error::{Error, Result};
 pub use plans::{PlanSettings, tables};
@@ -83,8 +86,8 @@ impl IndexTable {
 }
 
 /// The years whose cube partitions exist in the warehouse.
-pub async fn cube_years(ctx: &SessionContext, warehouse: &Location) -> Result<BTreeSet<i32>> {
-    Ok(warehouse.join("cube").partition_years(ctx).await?)
+pub async fn cube_years(ctx: &SessionContext, warehouse: &Warehouse) -> Result<BTreeSet<i32>> {
+    Ok(warehouse.layer(Layer::Cube).partition_years(ctx).await?)
 }
 
 /// The origins (province codes and reporter countries) with cube cells in `years`. Expects
@@ -100,7 +103,7 @@ pub async fn origins(ctx: &SessionContext, years: &BTreeSet<i32>) -> Result<BTre
             batch.column(0),
             &exdep_core::arrow::datatypes::DataType::Utf8,
         )
-        .map_err(exdep_core::datafusion::error::DataFusionError::from)?;
+        .map_err(exdep_engine::datafusion::error::DataFusionError::from)?;
         let codes = column
             .as_any()
             .downcast_ref::<exdep_core::arrow::array::StringArray>()
@@ -120,11 +123,11 @@ pub async fn compute_cells(
     location: &Location,
 ) -> Result<()> {
     let cells = plans::cells_sql(settings);
-    exdep_core::write_partitioned(ctx, &cells, location, &[YEAR], &plans::CELLS_FILE).await?;
+    exdep_store::write_partitioned(ctx, &cells, location, &[YEAR], &plans::CELLS_FILE).await?;
     if ctx.table_exist(plans::CELLS_TABLE)? {
         ctx.deregister_table(plans::CELLS_TABLE)?;
     }
-    exdep_core::register_layer(ctx, plans::CELLS_TABLE, location, &plans::CELLS_FILE).await?;
+    exdep_engine::register_layer(ctx, plans::CELLS_TABLE, location, &plans::CELLS_FILE).await?;
     Ok(())
 }
 
@@ -132,11 +135,12 @@ pub async fn compute_cells(
 /// partial cubes) as table `cube` and plans in a single partition from here on. The cube
 /// holds cells, not records, so it is small; in one partition sums add up in one fixed order, so a run gives the same bits every
 /// time and in every table (a base year's change against itself is exactly 0).
-pub async fn prepare(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
+pub async fn prepare(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()> {
     if ctx.table_exist("cube")? {
         ctx.deregister_table("cube")?;
     }
-    exdep_core::register_layer(ctx, "cube", &warehouse.join("cube"), &CUBE_FILE).await?;
+    let cube = warehouse.layer(Layer::Cube);
+    exdep_engine::register_layer(ctx, "cube", &cube, &CUBE_FILE).await?;
     ctx.sql("SET datafusion.execution.target_partitions = 1")
         .await?
         .collect()

@@ -12,10 +12,10 @@
 //!
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config) -> exdep_ingest::Result<()> {
-//! let ctx = exdep_core::new_session();
+//! let ctx = exdep_engine::new_session();
 //! let listing = exdep_ingest::list_inputs(&ctx, &config).await?;
 //! let known = exdep_core::schema::KnownCodes::default();
-//! let staging = config.warehouse.join("_staging/run-1/text");
+//! let staging = exdep_store::layout::Warehouse::of(&config).staging("run-1");
 //! let inputs =
 //!     exdep_ingest::prepare_inputs(&ctx, &config, &known, &staging, &listing.files).await?;
 //! for file in &inputs.files {
@@ -35,14 +35,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::arrow::array::AsArray;
 use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
-use exdep_core::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
-use exdep_core::{
-    Config, HsLevel, Input, InputFormat, Location, PartitionedWriter, Tally, TallyByReason,
-};
+use exdep_core::{Config, HsLevel, Input, InputFormat, Location, Tally, TallyByReason};
+use exdep_engine::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use exdep_store::layout::{Layer, Staging};
+use exdep_store::{InputFiles, Objects, PartitionedWriter};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::task::AbortOnDropHandle;
@@ -244,12 +244,12 @@ impl PreparedFile {
     }
 }
 
-/// The input files of a run, prepared: text files are decoded into a staging folder of the
-/// warehouse, which [`PreparedInputs::release`] removes with the session's tables.
+/// The input files of a run, prepared: text files are decoded into the run's staging folder,
+/// whose decoded copies [`PreparedInputs::release`] removes with the session's tables.
 pub struct PreparedInputs {
     /// The files, in input order.
     pub files: Vec<PreparedFile>,
-    staging: Location,
+    staging: Staging,
     customs_registered: bool,
     comtrade_aliases_registered: bool,
 }
@@ -266,31 +266,31 @@ impl PreparedInputs {
         if self.comtrade_aliases_registered {
             ctx.deregister_table(formats::COMTRADE_ALIASES)?;
         }
-        self.staging.delete_all(ctx).await?;
+        self.staging.text().delete_all(ctx).await?;
         Ok(())
     }
 }
 
 /// Looks at every file of `files` (from [`list_inputs`]) and plans its checked records
 /// against the `known` codes, before anything is read or written: a bad input fails the run
-/// while the warehouse is as it was. Text that must be decoded first is decoded into
-/// `staging`, a folder of the run's own.
+/// while the warehouse is as it was. Text that must be decoded first is decoded into the
+/// text folder of `staging`, the run's own; inputs' code tables are copied to its tables.
 pub async fn prepare_inputs(
     ctx: &SessionContext,
     config: &Config,
     known: &KnownCodes,
-    staging: &Location,
+    staging: &Staging,
     files: &[InputFile],
 ) -> Result<PreparedInputs> {
     let staging = staging.clone();
-    staging.delete_all(ctx).await?;
+    staging.text().delete_all(ctx).await?;
     let mut prepared = PreparedInputs {
         files: Vec::new(),
         staging: staging.clone(),
         customs_registered: false,
         comtrade_aliases_registered: false,
     };
-    let mut decoded = decode_text_inputs(ctx, config, files, &staging).await;
+    let mut decoded = decode_text_inputs(ctx, config, files, &staging.text()).await;
     for (index, file) in files.iter().enumerate() {
         let result = match decoded[index].take() {
             Some(Err(error)) => Err(error),
@@ -405,7 +405,7 @@ async fn check_parquet_footer(
     let tail = store
         .get_range(&meta.location, size - 8..size)
         .await
-        .map_err(exdep_core::Error::from)?;
+        .map_err(exdep_store::Error::from)?;
     if &tail[4..] != b"PAR1" {
         return Ok(());
     }
@@ -427,7 +427,7 @@ async fn check_parquet_footer(
     let footer = store
         .get_range(&meta.location, size - 8 - footer_bytes..size - 8)
         .await
-        .map_err(exdep_core::Error::from)?;
+        .map_err(exdep_store::Error::from)?;
     let (send, receive) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
         .name("parquet-footer".into())
@@ -539,14 +539,14 @@ async fn comtrade_levels(
     Ok(levels)
 }
 
-/// Writes the records of `file` that passed every check to the audit layer
-/// `LAYERS/raw/year=YYYY/` (config key `raw-layer`; `LAYERS` is the run's staging folder,
-/// which the run moves into the warehouse when it commits), one object per file and year
+/// Writes the records of `file` that passed every check to the audit layer `raw` of the
+/// run's `staging` folder (config key `raw-layer`; the run moves it into the warehouse when
+/// it commits), one object per file and year
 /// (see [`part_name`]). Returns the records written.
 pub async fn write_raw(
     ctx: &SessionContext,
     file: &PreparedFile,
-    layers: &Location,
+    staging: &Staging,
 ) -> Result<u64> {
     let url = file.url();
     let read_error = |e| Error::Read {
@@ -567,8 +567,9 @@ pub async fn write_raw(
         .execute_stream()
         .await
         .map_err(read_error)?;
-    let mut writer = PartitionedWriter::new(ctx, &layers.join("raw"), &[YEAR], &part_name(&url))?
-        .with_file_schema(RAW_FILE.clone());
+    let mut writer =
+        PartitionedWriter::new(ctx, &staging.layer(Layer::Raw), &[YEAR], &part_name(&url))?
+            .with_file_schema(RAW_FILE.clone());
     while let Some(batch) = stream.next().await {
         writer.write(&batch.map_err(read_error)?).await?;
     }
@@ -584,7 +585,7 @@ async fn prepare(
     normalized: Option<normalize::Normalized>,
     inputs: &mut PreparedInputs,
 ) -> Result<PreparedFile> {
-    let staging = inputs.staging.clone();
+    let code_tables = inputs.staging.tables();
     let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
     let input: &Input = &config.inputs[input_index];
     let table = format!("ingest_input_{index}");
@@ -658,7 +659,7 @@ async fn prepare(
             tables::register_customs_partners(
                 ctx,
                 &config.tables.customs_partner_codes,
-                &staging.join("tables"),
+                &code_tables,
             )
             .await?;
             inputs.customs_registered = true;
@@ -674,7 +675,7 @@ async fn prepare(
                         message: format!("{file} is a BACI file; give BACI's country_codes file"),
                     })?;
             let name = format!("baci_country_codes_{index}");
-            tables::register_baci_codes(ctx, &name, location, &staging.join("tables")).await?;
+            tables::register_baci_codes(ctx, &name, location, &code_tables).await?;
             tables.push(name.clone());
             Some(format!(
                 "(SELECT country_code AS code, country_iso3 AS iso3 FROM {name})"
@@ -694,7 +695,7 @@ async fn prepare(
             tables::register_comtrade_aliases(
                 ctx,
                 &config.tables.comtrade_partner_aliases,
-                &staging.join("tables"),
+                &code_tables,
             )
             .await?;
             inputs.comtrade_aliases_registered = true;
@@ -703,7 +704,7 @@ async fn prepare(
             Some(HsLevel::Digits(digits)) => Some(digits),
             choice => {
                 let bounded =
-                    exdep_core::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+                    exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
                 let levels = comtrade_levels(&bounded, &table, &columns).await?;
                 match choice {
                     Some(_) => levels.last().copied(),

@@ -18,10 +18,11 @@
 use std::io::Write as _;
 
 use encoding_rs::{Decoder, DecoderResult, Encoding, GB18030, UTF_8};
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::object_store::buffered::BufWriter;
 use exdep_core::object_store::{ObjectMeta, ObjectStoreExt};
 use exdep_core::{Location, TextEncoding};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_store::Objects;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tracing::info;
@@ -123,7 +124,7 @@ async fn write_staging(
         .store(ctx)?
         .get(&meta.location)
         .await
-        .map_err(exdep_core::Error::from)?
+        .map_err(exdep_store::Error::from)?
         .into_stream();
     let mut out = BufWriter::new(staging.store(ctx)?, staging.path()?);
     let mut inflater = Inflater::for_name(meta.location.as_ref());
@@ -136,7 +137,7 @@ async fn write_staging(
     let (mut compressed_bytes, mut plain_bytes) = (0u64, 0u64);
     while !finished {
         let chunk = match chunks.next().await {
-            Some(chunk) => chunk.map_err(exdep_core::Error::from)?,
+            Some(chunk) => chunk.map_err(exdep_store::Error::from)?,
             None => {
                 finished = true;
                 Default::default()

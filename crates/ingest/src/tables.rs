@@ -5,8 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::{Location, register_text_table, utf8_text};
+use exdep_core::{Location, utf8_text};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_engine::register_text_table;
+use exdep_store::Objects;
 
 use crate::error::{Error, Result};
 use crate::formats::{COMTRADE_ALIASES, CUSTOMS_PARTNERS};

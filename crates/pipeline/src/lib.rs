@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), exdep_pipeline::Error> {
 //! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
-//! let ctx = exdep_core::new_session();
+//! let ctx = exdep_engine::new_session();
 //! let options = exdep_pipeline::RunOptions::default();
 //! let outcome = exdep_pipeline::run_pipeline(&ctx, &config, &options, |progress| {
 //!     if let exdep_pipeline::Progress::Stage(stage) = progress {
@@ -31,26 +31,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use exdep_classify::{CodeTables, CubeReport};
-use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::{Config, Location, TableFormat};
-use exdep_export::{LockHolder, Publication, RunLock, TableLayout, TableToWrite, write_table};
+use exdep_core::{Config, TableFormat};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_export::{Publication, TableLayout, TableToWrite, write_table};
 use exdep_ingest::{FileReport, Listing, PreparedFile, part_name};
+use exdep_store::layout::{Output, Staging, Warehouse};
+use exdep_store::{LockHolder, Objects, RunLock};
 
 pub use manifest::{
-    FileReconciliation, MANIFEST_NAME, RunManifest, SUCCESS_NAME, read_manifest, reconcile,
-    withdraw_publication, write_manifest,
+    FileReconciliation, RunManifest, read_manifest, reconcile, withdraw_publication, write_manifest,
 };
 pub use plan::Plan;
-pub use state::{FileState, RunState, STATE_NAME, read_state, remove_state, write_state};
-
-/// The warehouse's folder for runs' staging folders (`WAREHOUSE/_staging/RUN/`): the code
-/// tables' copies, decoded text inputs and the files' partial cubes, rejects and raw records,
-/// until the run commits them (see `commit_warehouse`).
-const WAREHOUSE_STAGING: &str = "_staging";
-
-/// The folder of the run's staging folder the index plans' cells go to (see
-/// `exdep_index::compute_cells`); removed with the staging folder.
-const CELLS: &str = "_cells";
+pub use state::{FileState, RunState, read_state, remove_state, write_state};
 
 /// A failure in one of the stages; each names the file, key or table involved.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +51,12 @@ pub enum Error {
     /// Configuration or storage.
     #[error(transparent)]
     Core(#[from] exdep_core::Error),
+    /// An error from object storage (the layout's documents, the lease, commits).
+    #[error(transparent)]
+    Store(#[from] exdep_store::Error),
+    /// An error from the engine (the session, the cluster).
+    #[error(transparent)]
+    Engine(#[from] exdep_engine::Error),
     /// Reading the inputs.
     #[error("ingest failed: {0}")]
     Ingest(#[from] exdep_ingest::Error),
@@ -233,12 +231,15 @@ pub async fn run_pipeline(
 ) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
     config.require_inputs()?;
-    config.prepare_session(ctx)?;
+    exdep_engine::prepare_session(ctx, config)?;
     // A bad code table fails the run before anything, the lock included, is written.
     progress(Progress::Stage("loading code tables and listing inputs"));
     let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
     let (lease, run_id) = lock_output(ctx, config, "", started, options.break_lock).await?;
-    let staged = config.warehouse.join(WAREHOUSE_STAGING).join(&run_id);
+    // The run's staging folder holds the code tables' copies, decoded text inputs and the
+    // files' partial cubes, rejects and raw records, until the run commits them (see
+    // `commit_warehouse`).
+    let staged = Warehouse::of(config).staging(&run_id);
     let run = run_locked(
         ctx, config, options, progress, &tables, started, &run_id, &lease, &staged,
     );
@@ -251,8 +252,8 @@ pub async fn run_pipeline(
         () = lost.cancelled() => Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from))),
     };
     // A staging folder left behind is swept by the next run: not worth failing a run for.
-    if let Err(error) = staged.delete_all(ctx).await {
-        warn!(staging = %staged, %error, "could not remove the run's staging folder");
+    if let Err(error) = staged.root().delete_all(ctx).await {
+        warn!(staging = %staged.root(), %error, "could not remove the run's staging folder");
     }
     let released = lease.release(ctx).await;
     let outcome = ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
@@ -270,15 +271,15 @@ async fn run_locked(
     started: chrono::DateTime<chrono::Utc>,
     run_id: &str,
     lease: &RunLock,
-    staged: &Location,
+    staged: &Staging,
 ) -> Result<RunOutcome, Error> {
     let Listing {
         files: listed,
         skipped,
     } = exdep_ingest::list_inputs(ctx, config).await?;
     refuse_format_switch(ctx, config).await?;
-    let state = read_state(ctx, &config.warehouse).await?;
-    let previous = read_manifest(ctx, &config.output).await?;
+    let state = read_state(ctx, &Warehouse::of(config)).await?;
+    let previous = read_manifest(ctx, &Output::of(config)).await?;
     let mut plan = Plan::new(
         config,
         &listed,
@@ -332,25 +333,15 @@ async fn run_locked(
     let kept: BTreeSet<String> = files.keys().map(|url| part_name(url)).collect();
     // Leftovers of killed runs go first: no other run is live while this one holds the
     // lease.
-    config
-        .warehouse
-        .join(WAREHOUSE_STAGING)
-        .delete_all(ctx)
-        .await?;
-    tables.register(ctx, &staged.join("tables")).await?;
+    Warehouse::of(config).staging_root().delete_all(ctx).await?;
+    tables.register(ctx, &staged.tables()).await?;
     progress(Progress::Stage(&format!(
         "reading {} input files",
         plan.read.len()
     )));
     let to_read: Vec<_> = plan.read.iter().map(|(f, _)| f.clone()).collect();
-    let prepared = exdep_ingest::prepare_inputs(
-        ctx,
-        config,
-        &tables.known_codes(),
-        &staged.join("text"),
-        &to_read,
-    )
-    .await?;
+    let prepared =
+        exdep_ingest::prepare_inputs(ctx, config, &tables.known_codes(), staged, &to_read).await?;
     let read = read_inputs(ctx, config, &prepared.files, staged, &mut cube, &progress).await;
     prepared.release(ctx).await?;
     let reports = read?;
@@ -376,15 +367,15 @@ async fn run_locked(
     lease.ensure_held(ctx).await?;
     commit_warehouse(ctx, config, &plan, pending.as_ref(), staged, &kept).await?;
     let rebuilt = plan.rebuilt_years();
-    let cells = exdep_classify::cube_cells(ctx, &config.warehouse, &rebuilt).await?;
+    let cells = exdep_classify::cube_cells(ctx, &Warehouse::of(config), &rebuilt).await?;
     for year in &rebuilt {
         cube.entry(*year).or_default().cells = cells.get(year).copied().unwrap_or(0);
     }
 
-    exdep_index::prepare(ctx, &config.warehouse).await?;
+    exdep_index::prepare(ctx, &Warehouse::of(config)).await?;
     let settings = exdep_index::PlanSettings {
         years: config.years.clone(),
-        cube_years: exdep_index::cube_years(ctx, &config.warehouse).await?,
+        cube_years: exdep_index::cube_years(ctx, &Warehouse::of(config)).await?,
         base_year: config.indices.base_year,
         destination_level: config.indices.destination_level,
         top_n: config.indices.top_n,
@@ -403,8 +394,8 @@ async fn run_locked(
     plan.replaced = plan.partitions_to_replace(&index_tables);
     // Leftovers of a run killed before it published go first; this run stages its tables
     // and publishes them only when all are computed.
-    exdep_export::clear_staging(ctx, &config.output).await?;
-    let staging = exdep_export::staging_root(&config.output, run_id);
+    exdep_export::clear_staging(ctx, &Output::of(config)).await?;
+    let staging = Output::of(config).staging(run_id);
     let mut cell_years = BTreeSet::new();
     let to_write: Vec<_> = index_tables
         .iter()
@@ -434,7 +425,12 @@ async fn run_locked(
             years: cell_years,
             ..settings.clone()
         };
-        exdep_index::compute_cells(ctx, &cell_settings, &staging.join(CELLS)).await?;
+        exdep_index::compute_cells(
+            ctx,
+            &cell_settings,
+            &Output::of(config).staged_cells(run_id),
+        )
+        .await?;
     }
     // Each table's plan runs in one partition (a fixed summation order), so a table keeps
     // one core busy: tables are computed side by side, one per core.
@@ -457,13 +453,14 @@ async fn run_locked(
         |_| {},
     )
     .await?;
-    exdep_export::stage_rejects(ctx, &config.warehouse, &staging, &plan.rejects_years()).await?;
+    exdep_export::stage_rejects(ctx, &Warehouse::of(config), &staging, &plan.rejects_years())
+        .await?;
     progress(Progress::Stage("publishing"));
     lease.ensure_held(ctx).await?;
     // From the first moved file until the manifest is written the output is in between:
     // neither `_SUCCESS` nor a manifest (which could list a file about to go) says
     // otherwise, and a run killed in between leaves the next one to republish every year.
-    withdraw_publication(ctx, &config.output).await?;
+    withdraw_publication(ctx, &Output::of(config)).await?;
     let layouts: Vec<TableLayout> = index_tables
         .iter()
         .map(|table| TableLayout {
@@ -481,7 +478,7 @@ async fn run_locked(
     let versions = exdep_export::publish(
         ctx,
         &staging,
-        &config.output,
+        &Output::of(config),
         &mut written,
         &plan.replaced,
         publication,
@@ -501,10 +498,10 @@ async fn run_locked(
     manifest.skipped_inputs = skipped;
     manifest.delta_versions.extend(versions);
     lease.ensure_held(ctx).await?;
-    write_manifest(ctx, &config.output, &manifest).await?;
+    write_manifest(ctx, &Output::of(config), &manifest).await?;
     let state = RunState::new(config, tables.digests.clone(), files, cube);
     lease.ensure_held(ctx).await?;
-    write_state(ctx, &config.warehouse, &state).await?;
+    write_state(ctx, &Warehouse::of(config), &state).await?;
     Ok(RunOutcome {
         plan,
         manifest,
@@ -515,8 +512,8 @@ async fn run_locked(
 /// Fails when a table under the output is published in the format the config does not
 /// name (see [`Error::FormatSwitch`]).
 async fn refuse_format_switch(ctx: &SessionContext, config: &Config) -> Result<(), Error> {
-    for table in exdep_export::published_tables(ctx, &config.output).await? {
-        let root = config.output.join(&table.name);
+    for table in exdep_export::published_tables(ctx, &Output::of(config)).await? {
+        let root = Output::of(config).table(&table.name);
         // A folder without year partitions is no table of exdep's (a warehouse kept
         // under the output, say).
         let plain_table =
@@ -597,7 +594,7 @@ impl Refusal<'_> {
                 });
             }
         }
-        let mut published = exdep_export::published_years(ctx, &config.output).await?;
+        let mut published = exdep_export::published_years(ctx, &Output::of(config)).await?;
         published.extend(self.previous.iter().flat_map(|m| &m.published_years));
         let emptied: BTreeSet<i32> = self
             .plan
@@ -662,15 +659,15 @@ async fn commit_warehouse(
     config: &Config,
     plan: &Plan,
     pending: Option<&RunState>,
-    staged: &Location,
+    staged: &Staging,
     kept: &BTreeSet<String>,
 ) -> Result<(), Error> {
     match pending {
-        Some(pending) => write_state(ctx, &config.warehouse, pending).await?,
-        None => remove_state(ctx, &config.warehouse).await?,
+        Some(pending) => write_state(ctx, &Warehouse::of(config), pending).await?,
+        None => remove_state(ctx, &Warehouse::of(config)).await?,
     }
-    exdep_classify::drop_years(ctx, &config.warehouse, &plan.dropped).await?;
-    exdep_classify::commit_files(ctx, staged, &config.warehouse, kept).await?;
+    exdep_classify::drop_years(ctx, &Warehouse::of(config), &plan.dropped).await?;
+    exdep_classify::commit_files(ctx, staged, &Warehouse::of(config), kept).await?;
     Ok(())
 }
 
@@ -692,7 +689,7 @@ async fn lock_output(
     let holder = LockHolder::this_process(&job_id, &started.to_rfc3339());
     let lock = RunLock::acquire(
         ctx,
-        &[&config.warehouse, &config.output],
+        &[Warehouse::of(config).lease(), Output::of(config).lease()],
         holder,
         config.lease,
         config.serialized_runs,
@@ -710,16 +707,16 @@ pub async fn vacuum_output(
     config: &Config,
     break_lock: bool,
 ) -> Result<Vec<exdep_export::Vacuumed>, Error> {
-    config.prepare_session(ctx)?;
+    exdep_engine::prepare_session(ctx, config)?;
     let (lock, _) = lock_output(ctx, config, "vacuum-", chrono::Utc::now(), break_lock).await?;
     let vacuumed = async {
-        let tables: Vec<String> = exdep_export::published_tables(ctx, &config.output)
+        let tables: Vec<String> = exdep_export::published_tables(ctx, &Output::of(config))
             .await?
             .into_iter()
             .filter(|table| table.format == TableFormat::Delta)
             .map(|table| table.name)
             .collect();
-        exdep_export::vacuum(ctx, &config.output, &tables, config.vacuum_retention).await
+        exdep_export::vacuum(ctx, &Output::of(config), &tables, config.vacuum_retention).await
     }
     .await;
     lock.release(ctx).await?;
@@ -735,7 +732,7 @@ async fn read_inputs(
     ctx: &SessionContext,
     config: &Config,
     prepared: &[PreparedFile],
-    staged: &Location,
+    staged: &Staging,
     cube: &mut CubeReport,
     progress: &impl Fn(Progress<'_>),
 ) -> Result<Vec<FileReport>, Error> {
@@ -744,7 +741,8 @@ async fn read_inputs(
     let cores = exdep_core::cores();
     let side_by_side = prepared.len().clamp(1, cores);
     let jobs = prepared.iter().map(|file| {
-        let ctx = exdep_core::with_partitions(ctx, config, cores / side_by_side, file.batch_rows());
+        let ctx =
+            exdep_engine::with_partitions(ctx, config, cores / side_by_side, file.batch_rows());
         let (staged, years) = (staged.clone(), config.years.clone());
         let (checked, url) = (file.checked_sql().to_string(), file.url());
         async move {
@@ -771,7 +769,7 @@ async fn read_inputs(
     for (file, outcome) in prepared.iter().zip(outcomes) {
         let url = file.url();
         if config.raw_layer {
-            let bounded = exdep_core::with_partitions(ctx, config, cores, file.batch_rows());
+            let bounded = exdep_engine::with_partitions(ctx, config, cores, file.batch_rows());
             exdep_ingest::write_raw(&bounded, file, staged).await?;
         }
         for (year, disposition) in outcome.dispositions {

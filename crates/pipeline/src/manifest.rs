@@ -3,14 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CubeReport, TableDigest};
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::{InputFormat, Location, TableFormat, Tally, TallyByReason, total};
-use exdep_export::{Result, TableReport, read_json, write_json, write_object};
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_export::TableReport;
 use exdep_ingest::{FileReport, SkippedFile};
+use exdep_store::layout::Output;
+use exdep_store::{Objects, Result, read_json, write_json, write_object};
 use serde::{Deserialize, Serialize};
-
-/// The manifest's name under the output root; `_` keeps lake readers from taking it as data.
-pub const MANIFEST_NAME: &str = "_manifest.json";
 
 /// The fate of every record of one input file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,39 +213,35 @@ impl RunManifest {
 }
 
 /// The year partition a published file is in.
-fn partition_year(file: &exdep_core::WrittenFile) -> Option<i32> {
+fn partition_year(file: &exdep_store::WrittenFile) -> Option<i32> {
     file.partition.first()?.1.parse().ok()
 }
 
 /// Reads the manifest of the last published run under `output`, if there is one.
-pub async fn read_manifest(ctx: &SessionContext, output: &Location) -> Result<Option<RunManifest>> {
-    read_json(ctx, &output.join(MANIFEST_NAME)).await
+pub async fn read_manifest(ctx: &SessionContext, output: &Output) -> Result<Option<RunManifest>> {
+    read_json(ctx, &output.manifest()).await
 }
-
-/// The marker written after everything else, which a consumer can wait for.
-pub const SUCCESS_NAME: &str = "_SUCCESS";
 
 /// Removes the `_SUCCESS` marker, then the manifest, before a run changes the published
 /// tables: a consumer waiting for the marker never reads a half-published output, and no
 /// manifest lists a file the run is about to replace.
-pub async fn withdraw_publication(ctx: &SessionContext, output: &Location) -> Result<()> {
-    for name in [SUCCESS_NAME, MANIFEST_NAME] {
-        output.join(name).delete_if_exists(ctx).await?;
+pub async fn withdraw_publication(ctx: &SessionContext, output: &Output) -> Result<()> {
+    for document in [output.success_marker(), output.manifest()] {
+        document.delete_if_exists(ctx).await?;
     }
     Ok(())
 }
 
-/// Writes the manifest as `OUTPUT/_manifest.json`, after every table, then the `_SUCCESS`
-/// marker (holding the run's finish time).
+/// Writes the manifest, after every table, then the `_SUCCESS` marker (holding the run's
+/// finish time).
 pub async fn write_manifest(
     ctx: &SessionContext,
-    output: &Location,
+    output: &Output,
     manifest: &RunManifest,
 ) -> Result<Location> {
-    let location = output.join(MANIFEST_NAME);
+    let location = output.manifest();
     write_json(ctx, &location, manifest).await?;
-
-    let marker = output.join(SUCCESS_NAME);
+    let marker = output.success_marker();
     write_object(ctx, &marker, manifest.finished.clone().into_bytes()).await?;
     Ok(location)
 }

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use exdep_classify::TableDigest;
 use exdep_core::Config;
 use exdep_core::schema::UNKNOWN_YEAR;
-use exdep_export::REJECTS;
 use exdep_index::IndexTable;
 use exdep_ingest::{FileReport, InputFile};
+use exdep_store::layout::REJECTS;
 
 use crate::{RunManifest, RunOptions, RunState};
 

@@ -4,15 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_classify::{CubeReport, TableDigest};
-use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::{Config, Location};
+use exdep_core::Config;
+use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_ingest::FileReport;
 use serde::{Deserialize, Serialize};
 
-use exdep_export::{Result, read_json, write_json};
-
-/// The run state's name under the warehouse root.
-pub const STATE_NAME: &str = "_state.json";
+use exdep_store::layout::Warehouse;
+use exdep_store::{Objects, Result, read_json, write_json};
 
 /// What the warehouse's layers were built from. A run writes it last; before it changes
 /// the warehouse it writes the state without what it is about to rebuild, so a run killed
@@ -80,20 +78,20 @@ impl RunState {
 }
 
 /// Reads the warehouse's run state, if there is one.
-pub async fn read_state(ctx: &SessionContext, warehouse: &Location) -> Result<Option<RunState>> {
-    read_json(ctx, &warehouse.join(STATE_NAME)).await
+pub async fn read_state(ctx: &SessionContext, warehouse: &Warehouse) -> Result<Option<RunState>> {
+    read_json(ctx, &warehouse.state()).await
 }
 
 /// Writes the warehouse's run state.
 pub async fn write_state(
     ctx: &SessionContext,
-    warehouse: &Location,
+    warehouse: &Warehouse,
     state: &RunState,
 ) -> Result<()> {
-    write_json(ctx, &warehouse.join(STATE_NAME), state).await
+    write_json(ctx, &warehouse.state(), state).await
 }
 
 /// Removes the warehouse's run state, so that the next run starts from the inputs.
-pub async fn remove_state(ctx: &SessionContext, warehouse: &Location) -> Result<()> {
-    Ok(warehouse.join(STATE_NAME).delete_if_exists(ctx).await?)
+pub async fn remove_state(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()> {
+    warehouse.state().delete_if_exists(ctx).await
 }

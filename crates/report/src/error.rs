@@ -41,9 +41,15 @@ pub enum Error {
     /// Reading the published tables or the manifest.
     #[error(transparent)]
     Export(#[from] exdep_export::Error),
+    /// An error from object storage (reading, writing, the layout's documents).
+    #[error(transparent)]
+    Store(#[from] exdep_store::Error),
+    /// An error from the engine (the session, registering tables).
+    #[error(transparent)]
+    Engine(#[from] exdep_engine::Error),
     /// Querying them.
     #[error(transparent)]
-    DataFusion(#[from] exdep_core::datafusion::error::DataFusionError),
+    DataFusion(#[from] exdep_engine::datafusion::error::DataFusionError),
     /// Turning rows into the figures' data.
     #[error("cannot turn rows into JSON: {0}")]
     Arrow(#[from] exdep_core::arrow::error::ArrowError),

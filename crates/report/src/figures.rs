@@ -1,8 +1,8 @@
 //! The eight figures: for each, the query of the published tables that gives its data and
 //! the Vega-Lite specification that draws it.
 
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::{CATEGORIES, NATIONAL};
+use exdep_engine::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 
 use crate::{Result, Scope, query};

@@ -11,8 +11,8 @@
 //! ```no_run
 //! # async fn demo() -> exdep_report::Result<()> {
 //! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
-//! let ctx = exdep_core::new_session();
-//! config.prepare_session(&ctx)?;
+//! let ctx = exdep_engine::new_session();
+//! exdep_engine::prepare_session(&ctx, &config)?;
 //! let report = exdep_report::build(&ctx, &config, &exdep_report::ReportOptions::default()).await?;
 //! std::fs::write("report.html", report.html).unwrap();
 //! # Ok(()) }
@@ -27,8 +27,9 @@ use std::collections::BTreeMap;
 
 use exdep_core::Config;
 use exdep_core::arrow::array::RecordBatch;
-use exdep_core::datafusion::prelude::SessionContext;
 use exdep_core::schema::NATIONAL;
+use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_store::layout::Output;
 use serde_json::Value;
 
 pub use error::{Error, Result};
@@ -72,7 +73,7 @@ pub async fn build(
     config: &Config,
     options: &ReportOptions,
 ) -> Result<Report> {
-    let published = exdep_export::published_tables(ctx, &config.output).await?;
+    let published = exdep_export::published_tables(ctx, &Output::of(config)).await?;
     for name in TABLES {
         let table = published
             .iter()
@@ -81,7 +82,7 @@ pub async fn build(
                 table: name.to_string(),
                 output: config.output.to_string(),
             })?;
-        exdep_export::register_published(ctx, &config.output, table, name).await?;
+        exdep_export::register_published(ctx, &Output::of(config), table, name).await?;
     }
     let codes = exdep_classify::CodeTables::load(ctx, &config.tables, &config.years).await?;
     let tiles =
@@ -156,7 +157,7 @@ pub async fn build(
     )
     .await?;
     let manifest: Option<Value> =
-        exdep_export::read_json(ctx, &config.output.join("_manifest.json")).await?;
+        exdep_store::read_json(ctx, &Output::of(config).manifest()).await?;
     let html = page::render(&scope, &figures, &summary, manifest.as_ref())?;
     Ok(Report {
         html,

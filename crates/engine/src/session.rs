@@ -2,24 +2,20 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
-use arrow::datatypes::{Field, Schema};
-use object_store::{ObjectStoreExt, PutPayload};
-use parquet::arrow::ArrowWriter;
-
-use crate::storage::{session_compression, writer_properties};
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
-use object_store::memory::InMemory;
-use url::Url;
-
-use crate::config::{Config, Engine};
-use crate::error::{Error, Result};
-use crate::schema::YEAR;
-use crate::storage::Location;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use exdep_core::schema::YEAR;
+use exdep_core::{Config, Engine, Location};
+use exdep_store::{register_stores, session_compression, write_object, writer_properties};
+use object_store::memory::InMemory;
+use parquet::arrow::ArrowWriter;
+use url::Url;
+
+use crate::error::{Error, Result};
 
 /// exdep's session settings, on top of `config`.
 fn session_config(config: SessionConfig) -> SessionConfig {
@@ -35,7 +31,7 @@ fn session_config(config: SessionConfig) -> SessionConfig {
 }
 
 /// The session a run of `config` executes in: embedded, or a client of its Ballista
-/// cluster. [`Config::prepare_session`] readies it for the config's locations.
+/// cluster. [`prepare_session`] readies it for the config's locations.
 pub async fn connect(config: &Config) -> Result<SessionContext> {
     let ctx = match &config.engine {
         Engine::Embedded => session_with_limit(config.memory_limit)?,
@@ -70,6 +66,19 @@ pub async fn connect(config: &Config) -> Result<SessionContext> {
     Ok(ctx)
 }
 
+/// Readies `ctx` for `config`: registers the cloud stores of every location, and sets the
+/// compression of the Parquet files written.
+pub fn prepare_session(ctx: &SessionContext, config: &Config) -> Result<()> {
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .execution
+        .parquet
+        .compression = Some(config.parquet_compression.clone());
+    Ok(register_stores(ctx, config)?)
+}
+
 /// An embedded session with exdep's settings and the `memory://` store registered next to
 /// the local filesystem, its memory unbounded.
 pub fn new_session() -> SessionContext {
@@ -96,76 +105,6 @@ fn with_memory_store(ctx: SessionContext) -> SessionContext {
         Arc::new(InMemory::new()),
     );
     ctx
-}
-
-/// The memory limit of a run whose config sets none: half of the memory this process may
-/// use, that is of the container's cgroup limit where there is one (a Kubernetes pod's),
-/// else of this machine's memory (read from `/proc/meminfo`), or 4 GiB where neither can be
-/// read.
-pub(crate) fn default_memory_limit() -> u64 {
-    let machine = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map(|kib| kib * 1024);
-    let container = cgroup_memory_limit();
-    let usable = match (machine, container) {
-        (Some(machine), Some(container)) => Some(machine.min(container)),
-        (machine, container) => machine.or(container),
-    };
-    usable.map_or(4 << 30, |bytes| bytes / 2)
-}
-
-/// The memory limit of this process's cgroup (v2 `memory.max`, or v1
-/// `memory.limit_in_bytes`), when one is set: the smallest of those of its own cgroup, as
-/// `/proc/self/cgroup` names it, and of the cgroup mounted at `/sys/fs/cgroup` (inside a
-/// container with a cgroup namespace that is its own; without one, its path is the host's).
-fn cgroup_memory_limit() -> Option<u64> {
-    let mut files = vec![
-        "/sys/fs/cgroup/memory.max".to_string(),
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string(),
-    ];
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    for line in own.lines() {
-        // `0::/path` (v2) or `N:memory:/path` (v1).
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if controllers.is_empty() {
-            files.push(format!("/sys/fs/cgroup{path}/memory.max"));
-        } else if controllers.split(',').any(|c| c == "memory") {
-            files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
-        }
-    }
-    files
-        .iter()
-        .filter_map(|file| {
-            std::fs::read_to_string(file)
-                .ok()?
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        // "max" (v2) does not parse; v1 says "no limit" with a number near 2^63.
-        .filter(|&bytes| bytes < 1 << 60)
-        .min()
-}
-
-/// This machine's cores: how many files, tables or decodings exdep runs at once, and its
-/// processes' allocator arenas.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// A session that shares `ctx`'s tables, stores and memory pool but plans in `partitions`
@@ -245,24 +184,11 @@ pub async fn register_text_table(
     }
     writer.close()?;
     let copy = cache.join(&format!("{name}.parquet"));
-    copy.store(ctx)?
-        .put(&copy.path()?, PutPayload::from(bytes))
-        .await?;
+    write_object(ctx, &copy, bytes).await?;
     if ctx.table_exist(name)? {
         ctx.deregister_table(name)?;
     }
     ctx.register_parquet(name, copy.url().as_str(), ParquetReadOptions::default())
         .await?;
     Ok(())
-}
-
-/// Decodes UTF-8 text, or says on which line (1-based) the first bad byte is.
-pub fn utf8_text(bytes: &[u8]) -> std::result::Result<&str, usize> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    })
 }

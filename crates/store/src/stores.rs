@@ -3,13 +3,10 @@
 //! and the config's `[storage]` options, then registered in the session so that DataFusion's
 //! plans and exdep's own writers share them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
-use datafusion::execution::object_store::{
-    DefaultObjectStoreRegistry, ObjectStoreRegistry, ObjectStoreUrl,
-};
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -18,54 +15,32 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::{BackoffConfig, RetryConfig};
 use url::Url;
 
+use exdep_core::{Config, StoreRetry};
+
 use crate::error::{Error, Result};
+use crate::objects::store_url;
 
-/// How a store retries a failed request: object_store's defaults (10 retries within 3
-/// minutes, backing off from 100 ms to 15 s), which ride out a throttled or briefly
-/// unreachable store, unless the config's `[retry]` says otherwise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreRetry {
-    /// Retries of one request at most.
-    pub max_retries: usize,
-    /// How long after the first try no retry starts.
-    pub timeout: Duration,
-}
-
-impl Default for StoreRetry {
-    fn default() -> Self {
-        let defaults = RetryConfig::default();
-        Self {
-            max_retries: defaults.max_retries,
-            timeout: defaults.retry_timeout,
-        }
+/// object_store's retry settings for `retry`.
+fn retry_config(retry: StoreRetry) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: retry.max_retries,
+        retry_timeout: retry.timeout,
     }
 }
 
-impl StoreRetry {
-    fn config(self) -> RetryConfig {
-        RetryConfig {
-            backoff: BackoffConfig::default(),
-            max_retries: self.max_retries,
-            retry_timeout: self.timeout,
-        }
-    }
-}
-
-/// Builds and registers the store of every cloud URL among `stores` (scheme and authority,
-/// such as `s3://bucket`). Local and `memory://` stores are already in every session.
-pub fn register_stores<'a>(
-    ctx: &SessionContext,
-    stores: impl IntoIterator<Item = &'a ObjectStoreUrl>,
-    options: &BTreeMap<String, String>,
-    retry: StoreRetry,
-) -> Result<()> {
-    let mut done = std::collections::BTreeSet::new();
-    for store_url in stores {
+/// Builds and registers the store of every cloud location `config` names (its inputs,
+/// code tables, warehouse and output), with its `[storage]` options and `[retry]`. Local and
+/// `memory://` stores are already in every session.
+pub fn register_stores(ctx: &SessionContext, config: &Config) -> Result<()> {
+    let mut done = BTreeSet::new();
+    for location in config.locations() {
+        let store_url = store_url(location);
         if !done.insert(store_url.as_str().to_string()) {
             continue;
         }
         let url: &Url = store_url.as_ref();
-        if let Some(store) = build_store(url, options, retry)? {
+        if let Some(store) = build_store(url, &config.storage, config.retry)? {
             ctx.register_object_store(url, store);
         }
     }
@@ -86,21 +61,21 @@ fn build_store(
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<AmazonS3ConfigKey>(key)?, value);
             }
-            Arc::new(builder.with_retry(retry.config()).build()?)
+            Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
         "gs" => {
             let mut builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<GoogleConfigKey>(key)?, value);
             }
-            Arc::new(builder.with_retry(retry.config()).build()?)
+            Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
         "az" | "azure" | "abfs" | "abfss" | "adl" => {
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
             }
-            Arc::new(builder.with_retry(retry.config()).build()?)
+            Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
         other => {
             return Err(Error::Location {
@@ -156,8 +131,22 @@ impl ObjectStoreRegistry for EnvironmentStores {
 
 /// A `[storage]` key as the store's typed configuration key; an unknown key is an error.
 fn parse_key<K: std::str::FromStr>(key: &str) -> Result<K> {
-    key.parse().map_err(|_| Error::ConfigValue {
+    key.parse().map_err(|_| Error::StorageOption {
         key: format!("storage.{key}"),
-        message: "not an option of this object store".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_retries_are_object_stores() {
+        let ours = retry_config(StoreRetry::default());
+        let theirs = RetryConfig::default();
+        assert_eq!(
+            (ours.max_retries, ours.retry_timeout),
+            (theirs.max_retries, theirs.retry_timeout)
+        );
+    }
 }

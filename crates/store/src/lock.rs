@@ -21,20 +21,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use datafusion::prelude::SessionContext;
 use exdep_core::Location;
-use exdep_core::datafusion::prelude::SessionContext;
-use exdep_core::object_store::{
-    self, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
-};
+use object_store::{self, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
-
-/// The lease's object name under the output root and under the warehouse; `_` keeps lake
-/// readers away from it.
-pub const LOCK_NAME: &str = "_exdep.lock";
+use crate::objects::Objects;
 
 /// Who holds a lease, and until when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,8 +110,8 @@ impl LockHolder {
             .is_some_and(|expires| expires < now)
     }
 
-    fn bytes(&self) -> Result<Vec<u8>> {
-        Ok(serde_json::to_vec_pretty(self)?)
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("strings and numbers serialize")
     }
 }
 
@@ -172,14 +167,15 @@ struct Leases {
 }
 
 impl RunLock {
-    /// Takes the lease of every root in `roots` (the warehouse and the output), in order,
-    /// for `length`, and starts renewing them. A root held by a live run fails at once,
+    /// Takes every lease in `leases` (the warehouse's and the output's, see
+    /// [`crate::layout`]), in order, for `length`, and starts renewing them. A lease held by
+    /// a live run fails at once,
     /// naming the holder, after releasing the leases already taken; `break_lock` takes
     /// existing leases over whoever holds them. `plain_writes` lets a store without
     /// conditional replaces write the lease anyway (the scheduler serialises runs).
     pub async fn acquire(
         ctx: &SessionContext,
-        roots: &[&Location],
+        leases: &[Location],
         holder: LockHolder,
         length: Duration,
         plain_writes: bool,
@@ -187,7 +183,8 @@ impl RunLock {
     ) -> Result<Self> {
         let mut holder = holder;
         holder.expires = Some(expiry(length));
-        let first = holder.bytes()?;
+        let first = holder.bytes();
+        let locations = leases;
         let mut leases = Leases {
             locks: Vec::new(),
             holder: Mutex::new(holder),
@@ -198,14 +195,13 @@ impl RunLock {
             stopped: CancellationToken::new(),
             io: tokio::sync::Mutex::new(()),
         };
-        for root in roots {
-            let location = root.join(LOCK_NAME);
-            let taken = leases.take(ctx, &location, &first, break_lock).await;
+        for location in locations {
+            let taken = leases.take(ctx, location, &first, break_lock).await;
             if let Err(error) = taken {
                 leases.release_all(ctx).await?;
                 return Err(error);
             }
-            leases.locks.push(location);
+            leases.locks.push(location.clone());
         }
         // A first renewal at once: a store that cannot replace an object conditionally is
         // refused now, not a quarter of a lease later.
@@ -295,10 +291,10 @@ impl Leases {
             }
             let found = match location.read_all(ctx).await {
                 Ok(bytes) => bytes,
-                Err(exdep_core::Error::ObjectStore(object_store::Error::NotFound { .. })) => {
+                Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
                     continue;
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(error),
             };
             let holder = serde_json::from_slice::<LockHolder>(&found).ok();
             let why = match &holder {
@@ -404,7 +400,7 @@ impl Leases {
         let mut renewed = self.holder.lock().expect("not poisoned").clone();
         renewed.expires = Some(expiry(self.length));
         renewed.renewals += 1;
-        let bytes = renewed.bytes()?;
+        let bytes = renewed.bytes();
         for location in &self.locks {
             let replaced = replace_if_unchanged(
                 ctx,
@@ -544,8 +540,8 @@ async fn delete_if_unchanged(
     }
     let ours = match location.read_all(ctx).await {
         Ok(bytes) => expected.matches(&bytes),
-        Err(exdep_core::Error::ObjectStore(object_store::Error::NotFound { .. })) => false,
-        Err(error) => return Err(error.into()),
+        Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => false,
+        Err(error) => return Err(error),
     };
     if ours {
         location.delete_if_exists(ctx).await?;

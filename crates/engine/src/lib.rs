@@ -1,0 +1,25 @@
+//! The engine exdep's plans run in: the DataFusion session, embedded with its memory pool
+//! or a client of a Ballista cluster ([`connect`]), readied for a config's stores
+//! ([`prepare_session`]); warehouse layers and code tables registered as tables; and the
+//! cluster jobs a session submitted, for cancelling them.
+//!
+//! ```no_run
+//! # async fn demo() -> exdep_engine::Result<()> {
+//! # let config: exdep_core::Config = todo!();
+//! let ctx = exdep_engine::connect(&config).await?;
+//! exdep_engine::prepare_session(&ctx, &config)?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod jobs;
+mod session;
+
+pub use error::{Error, Result};
+pub use jobs::{ClusterJobs, cancel_cluster_jobs};
+pub use session::{
+    connect, new_session, prepare_session, register_layer, register_text_table, with_partitions,
+};
+
+pub use datafusion;

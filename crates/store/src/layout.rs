@@ -1,0 +1,289 @@
+//! The one layout of the warehouse and the output: every layer, table folder, document,
+//! marker and staging folder exdep writes is named here, and nowhere else. Names that start
+//! with `_` are kept out of lake readers' way (Spark, Hive, DuckDB and Polars skip them).
+
+use exdep_core::{Config, Location};
+
+/// The folder of runs' staging folders, under the warehouse and under the output.
+const STAGING: &str = "_staging";
+/// The run lease, under the warehouse and under the output.
+const LEASE: &str = "_exdep.lock";
+/// The warehouse's run state: what each input file contributed.
+const STATE: &str = "_state.json";
+/// The output's run manifest: what the last run read, did and wrote.
+const MANIFEST: &str = "_manifest.json";
+/// The output's marker of a complete publication, written last.
+const SUCCESS: &str = "_SUCCESS";
+/// A run's staged text inputs, decoded to UTF-8 CSV.
+const STAGED_TEXT: &str = "text";
+/// A run's Parquet copies of its code tables.
+const STAGED_TABLES: &str = "tables";
+/// The cells a run's index plans read, computed once, beside its staged tables (never
+/// published: only tables are).
+const STAGED_CELLS: &str = "_cells";
+
+/// A Delta table's transaction log, under the table's folder.
+pub const DELTA_LOG: &str = "_delta_log";
+
+/// The quarantine table's name: rejected records, by year.
+pub const REJECTS: &str = "rejects";
+
+/// A warehouse layer that holds one object per input file in each year partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// Accepted records, summed by cell.
+    Cube,
+    /// Rejected records, with their reason.
+    Rejects,
+    /// Every accepted record as read (the audit layer, `raw-layer = true`).
+    Raw,
+}
+
+impl Layer {
+    /// Every layer, in the order a file's objects are written.
+    pub const ALL: [Layer; 3] = [Layer::Cube, Layer::Rejects, Layer::Raw];
+
+    /// The layer's folder name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Cube => "cube",
+            Layer::Rejects => REJECTS,
+            Layer::Raw => "raw",
+        }
+    }
+}
+
+/// The warehouse: the per-file layers, the run state, the lease and runs' staging folders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warehouse {
+    root: Location,
+}
+
+impl Warehouse {
+    /// The warehouse at `root`.
+    pub fn new(root: Location) -> Self {
+        Self { root }
+    }
+
+    /// The warehouse `config` names.
+    pub fn of(config: &Config) -> Self {
+        Self::new(config.warehouse.clone())
+    }
+
+    /// Its root folder.
+    pub fn root(&self) -> &Location {
+        &self.root
+    }
+
+    /// A layer's folder.
+    pub fn layer(&self, layer: Layer) -> Location {
+        self.root.join(layer.name())
+    }
+
+    /// The run state document.
+    pub fn state(&self) -> Location {
+        self.root.join(STATE)
+    }
+
+    /// The run lease.
+    pub fn lease(&self) -> Location {
+        self.root.join(LEASE)
+    }
+
+    /// The folder holding every run's staging folder.
+    pub fn staging_root(&self) -> Location {
+        self.root.join(STAGING)
+    }
+
+    /// Where run `run_id` stages what it writes before committing it.
+    pub fn staging(&self, run_id: &str) -> Staging {
+        Staging {
+            root: self.staging_root().join(run_id),
+        }
+    }
+}
+
+/// One run's staging folder in the warehouse: its layers' new objects, its decoded text
+/// inputs and its copies of the code tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staging {
+    root: Location,
+}
+
+impl Staging {
+    /// A staging folder at `root` (tests and tools that stage outside a warehouse).
+    pub fn new(root: Location) -> Self {
+        Self { root }
+    }
+
+    /// Its root folder.
+    pub fn root(&self) -> &Location {
+        &self.root
+    }
+
+    /// A layer's staged objects, laid out as in the warehouse.
+    pub fn layer(&self, layer: Layer) -> Location {
+        self.root.join(layer.name())
+    }
+
+    /// The decoded text inputs.
+    pub fn text(&self) -> Location {
+        self.root.join(STAGED_TEXT)
+    }
+
+    /// The Parquet copies of the code tables.
+    pub fn tables(&self) -> Location {
+        self.root.join(STAGED_TABLES)
+    }
+}
+
+/// The output: the published tables, the manifest, the `_SUCCESS` marker, the lease and
+/// runs' staged tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    root: Location,
+}
+
+impl Output {
+    /// The output at `root`.
+    pub fn new(root: Location) -> Self {
+        Self { root }
+    }
+
+    /// The output `config` names.
+    pub fn of(config: &Config) -> Self {
+        Self::new(config.output.clone())
+    }
+
+    /// Its root folder.
+    pub fn root(&self) -> &Location {
+        &self.root
+    }
+
+    /// A published table's folder.
+    pub fn table(&self, name: &str) -> Location {
+        self.root.join(name)
+    }
+
+    /// The run manifest document.
+    pub fn manifest(&self) -> Location {
+        self.root.join(MANIFEST)
+    }
+
+    /// The marker of a complete publication.
+    pub fn success_marker(&self) -> Location {
+        self.root.join(SUCCESS)
+    }
+
+    /// The run lease.
+    pub fn lease(&self) -> Location {
+        self.root.join(LEASE)
+    }
+
+    /// The folder holding every run's staged tables.
+    pub fn staging_root(&self) -> Location {
+        self.root.join(STAGING)
+    }
+
+    /// Where run `run_id` stages its tables before publishing them: one folder per table.
+    pub fn staging(&self, run_id: &str) -> Location {
+        self.staging_root().join(run_id)
+    }
+
+    /// Where run `run_id` keeps the cells its index plans read (see
+    /// `exdep_index::compute_cells`), removed with its staging.
+    pub fn staged_cells(&self, run_id: &str) -> Location {
+        self.staging(run_id).join(STAGED_CELLS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn documents_and_staging_stay_out_of_readers_way() {
+        let root = Location::resolve("memory:///lake", Path::new("/")).unwrap();
+        let warehouse = Warehouse::new(root.join("wh"));
+        let output = Output::new(root.join("out"));
+        for hidden in [
+            warehouse.state(),
+            warehouse.lease(),
+            warehouse.staging_root(),
+            output.manifest(),
+            output.success_marker(),
+            output.lease(),
+            output.staging_root(),
+        ] {
+            let name = hidden.url().path_segments().unwrap().next_back().unwrap();
+            assert!(name.starts_with('_'), "{hidden}");
+        }
+        assert_eq!(
+            warehouse.staging("r1").layer(Layer::Cube).to_string(),
+            "memory:///lake/wh/_staging/r1/cube"
+        );
+        assert_eq!(
+            output.table(REJECTS).to_string(),
+            "memory:///lake/out/rejects"
+        );
+    }
+
+    /// The product's sources outside this crate, with their paths.
+    fn other_crates_sources() -> Vec<(std::path::PathBuf, String)> {
+        fn walk(dir: &Path, found: &mut Vec<(std::path::PathBuf, String)>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&crates).unwrap().flatten() {
+            let name = entry.file_name();
+            if name != "store" {
+                walk(&entry.path().join("src"), &mut found);
+            }
+        }
+        assert!(found.len() > 20, "found the workspace's sources");
+        found
+    }
+
+    #[test]
+    fn no_other_crate_spells_a_layout_name() {
+        let documents = [
+            STAGING,
+            LEASE,
+            STATE,
+            MANIFEST,
+            SUCCESS,
+            STAGED_CELLS,
+            DELTA_LOG,
+        ]
+        .map(|name| format!("\"{name}\""));
+        let folders = [
+            Layer::Cube.name(),
+            Layer::Rejects.name(),
+            Layer::Raw.name(),
+            STAGED_TEXT,
+            STAGED_TABLES,
+        ]
+        .map(|name| format!("join(\"{name}\")"));
+        let mut spelled = Vec::new();
+        for (path, text) in other_crates_sources() {
+            for name in documents.iter().chain(&folders) {
+                if text.contains(name.as_str()) {
+                    spelled.push(format!("{} spells {name}", path.display()));
+                }
+            }
+        }
+        assert!(
+            spelled.is_empty(),
+            "layout names belong to exdep_store::layout: {spelled:#?}"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! exdep's object storage: the stores behind the locations (local disk, memory, S3, GCS,
+//! Azure), what lies at a [`Location`](exdep_core::Location) ([`Objects`], [`InputFiles`]),
+//! the one Parquet writer, JSON documents, the run lease, and the one [`layout`] of the
+//! warehouse and the output.
+//!
+//! ```no_run
+//! # async fn demo(ctx: &datafusion::prelude::SessionContext) -> exdep_store::Result<()> {
+//! use exdep_store::Objects;
+//! use exdep_store::layout::{Layer, Warehouse};
+//! let config = exdep_core::Config::load(std::path::Path::new("configs/demo.toml"))?;
+//! let cube = Warehouse::of(&config).layer(Layer::Cube);
+//! println!("cube years: {:?}", cube.partition_years(ctx).await?);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod documents;
+mod error;
+pub mod layout;
+mod lock;
+mod objects;
+mod stores;
+mod writer;
+
+pub use documents::{read_json, write_json, write_object};
+pub use error::{Error, Result};
+pub use lock::{LockHolder, RunLock};
+pub use objects::{InputFiles, Objects};
+pub use stores::{EnvironmentStores, register_stores};
+pub use writer::{
+    PartitionedWriter, WrittenFile, session_compression, write_partitioned, writer_properties,
+};
+
+pub use object_store;
+
+/// A session with the `memory://` store, for this crate's tests.
+#[cfg(test)]
+fn test_session() -> datafusion::prelude::SessionContext {
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_object_store(
+        &url::Url::parse("memory:///").expect("a constant URL"),
+        std::sync::Arc::new(object_store::memory::InMemory::new()),
+    );
+    ctx
+}

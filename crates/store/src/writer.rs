@@ -1,0 +1,448 @@
+//! The one Parquet writer: Hive-partitioned files under a table root, with exdep's
+//! compression, statistics and row groups.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{cast, take_record_batch};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+use exdep_core::{DEFAULT_COMPRESSION, Location, parse_compression};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::error::{Error, Result};
+use crate::objects::Objects;
+
+/// Rows per Parquet row group: large enough for good compression and pruning statistics,
+/// small enough that a writer's buffer stays in the tens of megabytes.
+const ROW_GROUP_ROWS: usize = 512 * 1024;
+
+/// The compression `ctx` is set to write Parquet with (see `exdep_engine::prepare_session`, which
+/// checked it).
+pub fn session_compression(ctx: &SessionContext) -> Compression {
+    let name = ctx
+        .copied_config()
+        .options()
+        .execution
+        .parquet
+        .compression
+        .clone();
+    parse_compression(name.as_deref().unwrap_or(DEFAULT_COMPRESSION))
+        .unwrap_or(Compression::ZSTD(ZstdLevel::default()))
+}
+
+/// Parquet settings for every file exdep writes: the given compression, column statistics,
+/// bounded row groups.
+pub fn writer_properties(compression: Compression) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_created_by(format!("exdep {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// One Parquet file a [`PartitionedWriter`] produced.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct WrittenFile {
+    /// Hive partition values, in partition-column order.
+    pub partition: Vec<(String, String)>,
+    /// Where the file is.
+    pub location: String,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+/// Writes record batches into Hive-partitioned Parquet files (`col=value/.../FILE`) under a
+/// table root. Partition columns are stored in the path, not in the files, as Spark, Trino,
+/// DuckDB and Polars expect.
+pub struct PartitionedWriter {
+    ctx_store: Arc<dyn ObjectStore>,
+    root: Location,
+    partition_columns: Vec<String>,
+    file_name: String,
+    file_schema: Option<SchemaRef>,
+    compression: Compression,
+    writers: BTreeMap<Vec<String>, PartitionFile>,
+    /// Rows come ordered by the partition columns (see [`Self::partitions_in_order`]).
+    partitions_in_order: bool,
+    /// Files already closed.
+    written: Vec<WrittenFile>,
+}
+
+struct PartitionFile {
+    location: Location,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: u64,
+}
+
+impl PartitionedWriter {
+    /// A writer for the table at `root`, naming each partition's file `file_name`.
+    pub fn new(
+        ctx: &SessionContext,
+        root: &Location,
+        partition_columns: &[&str],
+        file_name: &str,
+    ) -> Result<Self> {
+        Ok(Self {
+            ctx_store: root.store(ctx)?,
+            root: root.clone(),
+            partition_columns: partition_columns.iter().map(|c| c.to_string()).collect(),
+            file_name: file_name.to_string(),
+            file_schema: None,
+            compression: session_compression(ctx),
+            writers: BTreeMap::new(),
+            partitions_in_order: false,
+            written: Vec::new(),
+        })
+    }
+
+    /// Declares that rows come ordered by the partition columns, so that a partition's file
+    /// can be closed as soon as rows of another partition arrive, and one file is open at a
+    /// time. Without it every partition's file stays open until [`Self::finish`].
+    pub fn partitions_in_order(mut self) -> Self {
+        self.partitions_in_order = true;
+        self
+    }
+
+    /// Casts every file's columns to `schema` (by name), so a layer's files always have the
+    /// schema its readers declare, whatever string or integer types a plan produced.
+    pub fn with_file_schema(mut self, schema: SchemaRef) -> Self {
+        self.file_schema = Some(schema);
+        self
+    }
+
+    /// Routes each row of `batch` to its partition's file.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let key_columns = self
+            .partition_columns
+            .iter()
+            .map(|name| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| Error::MissingPartitionColumn {
+                        root: self.root.to_string(),
+                        column: name.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rows_by_key = rows_by_partition(&key_columns, batch.num_rows())?;
+        let data_indices: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| {
+                !self
+                    .partition_columns
+                    .contains(batch.schema().field(i).name())
+            })
+            .collect();
+        let mut data = batch.project(&data_indices)?;
+        if let Some(schema) = &self.file_schema {
+            data = conform(&data, schema)?;
+        }
+        let last_row = data.num_rows() as u32 - 1;
+        for (key, rows) in rows_by_key {
+            // In order, only the last row's partition can have more rows to come.
+            let complete = self.partitions_in_order && rows.last() != Some(&last_row);
+            let part = if rows.len() == data.num_rows() {
+                data.clone()
+            } else {
+                take_record_batch(&data, &UInt32Array::from(rows))?
+            };
+            let file = self.file_for(&key, data.schema())?;
+            file.writer.write(&part).await?;
+            file.rows += part.num_rows() as u64;
+            if complete {
+                let file = self.writers.remove(&key).expect("written above");
+                self.close(key, file).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, key: Vec<String>, file: PartitionFile) -> Result<()> {
+        file.writer.close().await?;
+        self.written.push(WrittenFile {
+            partition: self.partition_columns.iter().cloned().zip(key).collect(),
+            location: file.location.to_string(),
+            rows: file.rows,
+        });
+        Ok(())
+    }
+
+    fn file_for(&mut self, key: &[String], schema: SchemaRef) -> Result<&mut PartitionFile> {
+        if !self.writers.contains_key(key) {
+            let mut segments = Vec::with_capacity(key.len());
+            for (column, value) in self.partition_columns.iter().zip(key) {
+                if !is_safe_segment(value) {
+                    return Err(Error::UnsafePartitionValue {
+                        root: self.root.to_string(),
+                        column: column.clone(),
+                        value: value.clone(),
+                    });
+                }
+                segments.push(format!("{column}={value}"));
+            }
+            // A new file would replace the closed one's rows.
+            let closed = |file: &WrittenFile| file.partition.iter().map(|(_, v)| v).eq(key);
+            if self.written.iter().any(closed) {
+                return Err(Error::PartitionOutOfOrder {
+                    root: self.root.to_string(),
+                    partition: segments.join("/"),
+                });
+            }
+            let folder = (segments.iter()).fold(self.root.clone(), |folder, s| folder.join(s));
+            let location = folder.join(&self.file_name);
+            let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
+            let writer = AsyncArrowWriter::try_new(
+                object,
+                Arc::new(Schema::new(schema.fields().clone())),
+                Some(writer_properties(self.compression)),
+            )?;
+            self.writers.insert(
+                key.to_vec(),
+                PartitionFile {
+                    location,
+                    writer,
+                    rows: 0,
+                },
+            );
+        }
+        Ok(self.writers.get_mut(key).expect("inserted above"))
+    }
+
+    /// Closes every file and returns what was written, in partition order.
+    pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        for (key, file) in std::mem::take(&mut self.writers) {
+            self.close(key, file).await?;
+        }
+        self.written.sort_by(|a, b| a.partition.cmp(&b.partition));
+        Ok(self.written)
+    }
+}
+
+/// Casts the columns of `batch` named in `schema` to its types, in its order.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!(
+                    "column `{}` is missing from the data",
+                    field.name()
+                ))
+            })?;
+            cast(column, field.data_type())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Partition values become path segments: only plain codes and numbers are allowed, so no
+/// value can climb out of the table root or name a hidden file.
+fn is_safe_segment(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with(['.', '_'])
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The rows of a batch by the partition their `key_columns` values (as text) name.
+fn rows_by_partition(
+    key_columns: &[&ArrayRef],
+    rows: usize,
+) -> Result<BTreeMap<Vec<String>, Vec<u32>>> {
+    let options = FormatOptions::default();
+    let formatters = key_columns
+        .iter()
+        .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
+    for row in 0..rows {
+        let key = formatters
+            .iter()
+            .map(|f| f.value(row).to_string())
+            .collect();
+        rows_by_key.entry(key).or_default().push(row as u32);
+    }
+    Ok(rows_by_key)
+}
+
+/// The name of a partition's file in a table [`write_partitioned`] writes: one file per
+/// partition, under a fixed name, so that a partition is one object, replaced whole.
+const PARTITION_FILE: &str = "part-00000.parquet";
+
+/// Writes the rows of `query` as Hive-partitioned Parquet files under `root`
+/// (`col=value/.../part-00000.parquet`), columns cast to `file_schema`, the partition columns
+/// in the path only. The rows are ordered by the partition columns and then by every column,
+/// so a partition's bytes are the same on every run, and each partition's file is closed
+/// when the next partition's rows arrive: one file is open at a time, whatever the number of
+/// partitions. (The engine's `COPY ... PARTITIONED BY` keeps a writer, with its encoders and
+/// compression contexts, open for every partition until the end of its input.) On a cluster
+/// the executors compute and order the rows, and this process writes them.
+pub async fn write_partitioned(
+    ctx: &SessionContext,
+    query: &str,
+    root: &Location,
+    partition_columns: &[&str],
+    file_schema: &SchemaRef,
+) -> Result<Vec<WrittenFile>> {
+    let order = partition_columns
+        .iter()
+        .copied()
+        .chain(file_schema.fields().iter().map(|f| f.name().as_str()))
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut rows = ctx
+        .sql(&format!("SELECT * FROM ({query}) ORDER BY {order}"))
+        .await?
+        .execute_stream()
+        .await?;
+    let mut writer = PartitionedWriter::new(ctx, root, partition_columns, PARTITION_FILE)?
+        .with_file_schema(file_schema.clone())
+        .partitions_in_order();
+    while let Some(batch) = rows.try_next().await? {
+        writer.write(&batch).await?;
+    }
+    writer.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Int32Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Float64Type};
+    use exdep_core::schema::YEAR;
+    use std::path::Path;
+
+    fn years_and_names(years: &[i32], names: &[&str]) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            (
+                "year",
+                Arc::new(Int32Array::from(years.to_vec())) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(names.to_vec())) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    /// A writer of `year` partitions under `root`, told that rows come in partition order.
+    fn writer_in_order(root: &str) -> PartitionedWriter {
+        let root = Location::resolve(root, Path::new("/")).unwrap();
+        PartitionedWriter::new(&crate::test_session(), &root, &[YEAR], "part.parquet")
+            .unwrap()
+            .partitions_in_order()
+    }
+
+    #[tokio::test]
+    async fn partitions_in_order_keep_one_file_open() {
+        let mut writer = writer_in_order("memory:///ordered/");
+        writer
+            .write(&years_and_names(&[2020, 2020, 2021], &["a", "b", "c"]))
+            .await
+            .unwrap();
+        assert_eq!(writer.writers.len(), 1, "2020 is complete; 2021 may go on");
+        writer
+            .write(&years_and_names(&[2021, 2022], &["d", "e"]))
+            .await
+            .unwrap();
+        assert_eq!(writer.writers.len(), 1);
+        let rows: Vec<(String, u64)> = writer
+            .finish()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|file| (file.partition[0].1.clone(), file.rows))
+            .collect();
+        let expected = [("2020", 2), ("2021", 2), ("2022", 1)].map(|(y, n)| (y.to_string(), n));
+        assert_eq!(rows, expected);
+    }
+
+    #[tokio::test]
+    async fn a_partition_reopened_out_of_order_is_refused() {
+        let mut writer = writer_in_order("memory:///unordered/");
+        writer
+            .write(&years_and_names(&[2020, 2021], &["a", "b"]))
+            .await
+            .unwrap();
+        let error = writer
+            .write(&years_and_names(&[2020], &["c"]))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::PartitionOutOfOrder { partition, .. } if partition == "year=2020"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn written_partitions_hold_their_rows_in_order() {
+        let ctx = crate::test_session();
+        let root = Location::resolve("memory:///table/", Path::new("/")).unwrap();
+        let file_schema = Arc::new(Schema::new(vec![Field::new(
+            "value",
+            DataType::Float64,
+            true,
+        )]));
+        let written = write_partitioned(
+            &ctx,
+            "SELECT * FROM (VALUES (2021, 3.0), (2020, 1.5), (2021, 2.0), (2020, 0.5), \
+             (2021, 1.0)) AS t(year, value)",
+            &root,
+            &[YEAR],
+            &file_schema,
+        )
+        .await
+        .unwrap();
+        let locations: Vec<&str> = written.iter().map(|f| f.location.as_str()).collect();
+        assert_eq!(
+            locations,
+            [
+                "memory:///table/year=2020/part-00000.parquet",
+                "memory:///table/year=2021/part-00000.parquet"
+            ]
+        );
+        let batches = ctx
+            .read_parquet(locations[1], Default::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let values: Vec<f64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Float64Type>().values().to_vec())
+            .collect();
+        assert_eq!(values, [1.0, 2.0, 3.0]);
+        assert_eq!(
+            batches[0].schema().fields().len(),
+            1,
+            "year is in the path only"
+        );
+    }
+
+    #[test]
+    fn unsafe_segments_are_refused() {
+        for bad in ["..", "", "a/b", ".hidden", "x y", "_tmp", "a\\b"] {
+            assert!(!is_safe_segment(bad), "{bad:?}");
+        }
+        for good in ["2020", "44", "CN", "all"] {
+            assert!(is_safe_segment(good), "{good:?}");
+        }
+    }
+}
