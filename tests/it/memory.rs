@@ -72,7 +72,10 @@ async fn the_pipeline_runs_on_an_in_memory_store() {
         .unwrap();
     let manifest = outcome.manifest;
     assert_eq!(manifest.inputs.len(), 1);
-    assert_eq!(manifest.inputs[0].file, "memory:///landing/exports.csv");
+    assert_eq!(
+        manifest.inputs[0].source.file,
+        "memory:///landing/exports.csv"
+    );
     assert_eq!(manifest.inputs[0].accepted.records, 3);
     assert!(
         store

@@ -8,18 +8,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use exdep_core::Tally;
+use exdep_core::account::{RecordCounts, SourceDisposition};
 use exdep_core::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use exdep_core::arrow::compute::{cast, filter_record_batch, is_not_null, take_record_batch};
 use exdep_core::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema};
 use exdep_core::schema::{CUBE_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
-use exdep_core::{Tally, TallyByReason};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_engine::register_layer;
 use exdep_store::layout::{Layer, Staging, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -27,45 +27,11 @@ use crate::error::{Error, Result};
 /// The disposition of records counted in the cube.
 const CLASSIFIED: &str = "classified";
 
-/// What classification did with the records of one source file in one year.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SourceDisposition {
-    /// Records that entered the cube.
-    pub classified: Tally,
-    /// Records left out by a rule (`excluded_hs_chapter`, `partner_is_china`: exports of a
-    /// Chinese province to China itself).
-    pub excluded: TallyByReason,
-}
-
-/// What the cube holds, by year.
-pub type CubeReport = BTreeMap<i32, YearCube>;
-
-/// What the cube holds for one year.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct YearCube {
-    /// Cube cells: province x partner x category with exports.
-    pub cells: u64,
-    /// Dispositions of the year's checked records by source file URL.
-    pub by_source: BTreeMap<String, SourceDisposition>,
-}
-
 /// Everything one pass over an input file found.
 #[derive(Debug, Clone, Default)]
 pub struct FileClassification {
-    /// Records read.
-    pub read: u64,
-    /// Records that passed every check.
-    pub accepted: Tally,
-    /// Those records by year.
-    pub accepted_by_year: BTreeMap<i32, u64>,
-    /// Records rejected, by reason.
-    pub rejected: TallyByReason,
-    /// Records left out by a rule of the source format, by rule.
-    pub excluded: TallyByReason,
-    /// Every year the records name, in the run or not.
-    pub years_seen: BTreeSet<i32>,
-    /// Rejected records filed under year 0: no usable year, or one outside the run.
-    pub rejected_without_year: u64,
+    /// What the checks made of its records.
+    pub records: RecordCounts,
     /// What classification did with the accepted records, by year.
     pub dispositions: BTreeMap<i32, SourceDisposition>,
     /// Partial cube cells written, by year.
@@ -197,10 +163,10 @@ pub async fn classify_file(
         .sum();
     info!(
         file = source,
-        read = outcome.read,
-        rejected = exdep_core::total(&outcome.rejected).records,
-        excluded_by_format = exdep_core::total(&outcome.excluded).records,
-        accepted = outcome.accepted.records,
+        read = outcome.records.read,
+        rejected = exdep_core::total(&outcome.records.rejected).records,
+        excluded_by_format = exdep_core::total(&outcome.records.excluded).records,
+        accepted = outcome.records.accepted.records,
         excluded_by_classification,
         "classified"
     );
@@ -245,23 +211,28 @@ fn tally(batch: &RecordBatch, outcome: &mut FileClassification) -> Result<()> {
             records: count,
             value: money(values, row),
         };
-        outcome.read += count;
+        outcome.records.read += count;
         if !years.is_null(row) {
-            outcome.years_seen.insert(years.value(row));
+            outcome.records.years_seen.insert(years.value(row));
         }
         if !rules.is_null(row) {
             let rule = rules.value(row).to_string();
-            outcome.excluded.entry(rule).or_default().add(tally);
+            outcome.records.excluded.entry(rule).or_default().add(tally);
         } else if !reasons.is_null(row) {
             let reason = reasons.value(row).to_string();
-            outcome.rejected.entry(reason).or_default().add(tally);
+            outcome
+                .records
+                .rejected
+                .entry(reason)
+                .or_default()
+                .add(tally);
             if reject_years.value(row) == UNKNOWN_YEAR {
-                outcome.rejected_without_year += count;
+                outcome.records.rejected_without_year += count;
             }
         } else {
             let year = years.value(row);
-            outcome.accepted.add(tally);
-            *outcome.accepted_by_year.entry(year).or_default() += count;
+            outcome.records.accepted.add(tally);
+            *outcome.records.accepted_by_year.entry(year).or_default() += count;
             let disposition = outcome.dispositions.entry(year).or_default();
             match dispositions.value(row) {
                 CLASSIFIED => disposition.classified.add(tally),

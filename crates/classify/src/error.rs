@@ -9,8 +9,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// A code table file could not be read.
     #[error(
-        "code table {file}: cannot read it: {source} (a relative path under [tables] is taken \
-         from the config file's folder)"
+        "code table {file}: cannot read it (a relative path under [tables] is taken from the \
+         config file's folder)"
     )]
     TableRead {
         /// The table's location.
@@ -37,7 +37,7 @@ pub enum Error {
         message: String,
     },
     /// Reading an input file in its one pass failed part-way.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Read {
         /// The file's URL.
         file: String,

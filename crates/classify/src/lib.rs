@@ -16,7 +16,7 @@
 //!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet",
 //!     &staging, &config.years,
 //! ).await?;
-//! println!("{} records read, {} accepted", file.read, file.accepted.records);
+//! println!("{} records read, {} accepted", file.records.read, file.records.accepted.records);
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
@@ -25,14 +25,9 @@ mod cube;
 mod error;
 mod tables;
 
-pub use cube::{
-    CubeReport, FileClassification, SourceDisposition, YearCube, classify_file, commit_files,
-    cube_cells, drop_years,
-};
+pub use cube::{FileClassification, classify_file, commit_files, cube_cells, drop_years};
 pub use error::{Error, Result};
-pub use tables::{
-    CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, TableDigest, load_province_tiles,
-};
+pub use tables::{CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, load_province_tiles};
 
 #[cfg(test)]
 mod tests;

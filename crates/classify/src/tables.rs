@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use exdep_core::account::TableDigest;
 use exdep_core::schema::KnownCodes;
 use exdep_core::{Location, TableLocations, hex_sha256, utf8_text};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_engine::register_text_table;
 use exdep_store::Objects;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -70,15 +70,6 @@ pub struct CodeTables {
     pub cny_per_usd: BTreeMap<i32, f64>,
     /// SHA-256 of each table file, for the run manifest.
     pub digests: BTreeMap<String, TableDigest>,
-}
-
-/// Where a table came from and a hash of its bytes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TableDigest {
-    /// The table's location.
-    pub location: String,
-    /// SHA-256 of its bytes.
-    pub sha256: String,
 }
 
 /// A table file split into lines, with the header checked.

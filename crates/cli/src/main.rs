@@ -2,6 +2,7 @@
 
 mod generate;
 mod inspect;
+mod log;
 mod progress;
 mod report;
 mod run;
@@ -12,6 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use crate::log::{Color, Log, LogFormat, init_logging};
 
 #[derive(Parser)]
 #[command(
@@ -30,30 +33,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Color {
-    Auto,
-    Always,
-    Never,
-}
-
-impl Color {
-    fn enabled(self) -> bool {
-        use std::io::IsTerminal as _;
-        match self {
-            Self::Always => true,
-            Self::Never => false,
-            Self::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -121,7 +100,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log.error(&one_line(&e));
+            log.error(&exdep_core::error_chain(e.as_ref()));
             exit_code(&e)
         }
     }
@@ -140,80 +119,4 @@ fn exit_code(error: &anyhow::Error) -> ExitCode {
             .is_some_and(exdep_pipeline::Error::is_data_problem)
     });
     ExitCode::from(if data { 1 } else { 2 })
-}
-
-/// Log lines go to standard error, filtered by `EXDEP_LOG` (default `warn`); progress lines
-/// (target `exdep::progress`) are let through in JSON, where the run prints no plain lines.
-fn init_logging(color: Color, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("EXDEP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder
-            .with_env_filter(filter)
-            .with_ansi(color.enabled())
-            .init(),
-        LogFormat::Json => builder
-            .with_env_filter(
-                filter.add_directive(
-                    format!("{PROGRESS}=info")
-                        .parse()
-                        .expect("a valid directive"),
-                ),
-            )
-            .json()
-            .init(),
-    }
-}
-
-/// The target of the run's progress lines.
-const PROGRESS: &str = "exdep::progress";
-
-/// Where the run's own lines (progress, the final error) go: plain lines on standard error,
-/// or, with `--log-format json`, events among the other JSON log lines.
-#[derive(Clone, Copy)]
-pub struct Log {
-    json: bool,
-}
-
-impl Log {
-    /// Whether lines are JSON objects.
-    pub fn is_json(self) -> bool {
-        self.json
-    }
-
-    /// A progress line: how far the run is.
-    pub fn progress(self, line: &str) {
-        if self.json {
-            tracing::info!(target: PROGRESS, "{line}");
-        } else {
-            eprintln!("{line}");
-        }
-    }
-
-    /// The line the command fails with.
-    fn error(self, line: &str) {
-        if self.json {
-            tracing::error!(target: "exdep", "{line}");
-        } else {
-            eprintln!("error: {line}");
-        }
-    }
-}
-
-/// The error and its causes on one line. Library errors often repeat their cause's text in
-/// their own message; a cause already said is not said again.
-fn one_line(error: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in error.chain() {
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
 }

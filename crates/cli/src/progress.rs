@@ -9,7 +9,7 @@ use std::time::Instant;
 use exdep_pipeline::Progress;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 
-use crate::Log;
+use crate::log::Log;
 
 pub struct Reporter {
     log: Log,

@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use exdep_classify::CodeTables;
-use exdep_core::{Config, Engine};
+use exdep_core::Config;
+use exdep_core::account::FileReconciliation;
 use exdep_engine::new_session;
-use exdep_pipeline::{FileReconciliation, RunManifest};
 use exdep_pipeline::{Origins, Plan, RunOptions, year_span};
+use exdep_store::RunManifest;
 use exdep_store::layout::{Output, REJECTS};
 
 #[derive(clap::Args)]
@@ -91,7 +92,7 @@ pub async fn vacuum(path: &Path, break_lock: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
+pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
     let timer = Instant::now();
     let mut config = Config::load(&args.config)?;
     config.override_locations(&args.inputs, args.output.as_deref())?;
@@ -125,14 +126,8 @@ pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
         reporter.report(progress)
     });
     let mut pipeline = std::pin::pin!(pipeline);
-    let timeout = async {
-        match config.run_timeout() {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
-        }
-    };
-    // A signal or the timeout stops the run through its token: it releases its lease and
-    // removes its staging folder before it returns.
+    // A signal stops the run through its token: it releases its lease and removes its
+    // staging folder before it returns.
     let outcome = tokio::select! {
         outcome = &mut pipeline => outcome?,
         signal = crate::signals::termination() => {
@@ -141,37 +136,6 @@ pub async fn run(args: RunArgs, log: crate::Log) -> Result<()> {
                 Err(exdep_pipeline::Error::Stopped) => {
                     return Err(crate::signals::Stopped(signal).into());
                 }
-                // It ended before it could be stopped.
-                ended => ended?,
-            }
-        }
-        () = timeout => {
-            // The cluster's jobs are cancelled while the run still holds them.
-            let stopped = match &config.engine {
-                Engine::Ballista { scheduler, .. } => {
-                    match exdep_engine::cancel_cluster_jobs(&ctx, scheduler).await {
-                        Ok(jobs) => format!(
-                            "stopped, its {} running job(s) on the cluster at \
-                             {scheduler} cancelled ({})",
-                            jobs.len(),
-                            jobs.join(", ")
-                        ),
-                        Err(e) => format!(
-                            "stopped, but its jobs on the cluster could not be \
-                             cancelled: {e}"
-                        ),
-                    }
-                }
-                Engine::Embedded => "stopped".to_string(),
-            };
-            stop.cancel();
-            match (&mut pipeline).await {
-                Err(exdep_pipeline::Error::Stopped) => bail!(
-                    "the run did not finish within {} s (--timeout or [engine] \
-                     timeout-seconds) and was {stopped}; the published tables are as \
-                     they were unless publishing had begun",
-                    config.run_timeout().unwrap_or_default().as_secs()
-                ),
                 // It ended before it could be stopped.
                 ended => ended?,
             }
@@ -244,7 +208,7 @@ fn print_reconciliation(file: &FileReconciliation) {
             format!(" ({})", parts.join(", "))
         }
     };
-    println!("  {}", file.file);
+    println!("  {}", file.source.file);
     println!(
         "    read {} = accepted {} + rejected {}{} + excluded {}{}{}",
         file.read,

@@ -7,29 +7,32 @@ use anyhow::Result;
 use exdep_classify::CodeTables;
 use exdep_core::Config;
 use exdep_engine::new_session;
-use exdep_pipeline::{Plan, RunOptions};
-use exdep_pipeline::{read_manifest, read_state};
-use exdep_store::layout::{Output, Warehouse};
+use exdep_pipeline::{Planned, RunOptions};
+use exdep_store::layout::Output;
+use exdep_store::read_manifest;
 
 pub async fn status(path: &Path) -> Result<()> {
     let config = Config::load(path)?;
     let ctx = new_session();
     exdep_engine::prepare_session(&ctx, &config)?;
-    let Some(manifest) = read_manifest(&ctx, &Output::of(&config)).await? else {
-        println!("nothing is published under {}", config.output);
+    let nothing_published = || println!("nothing is published under {}", config.output);
+    // Nothing published is an answer of its own, whatever the inputs and tables are now.
+    if read_manifest(&ctx, &Output::of(&config)).await?.is_none() {
+        nothing_published();
+        return Ok(());
+    }
+    let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
+    let Planned {
+        plan,
+        state,
+        previous,
+        ..
+    } = exdep_pipeline::plan(&ctx, &config, &tables, &RunOptions::default()).await?;
+    // A run publishing meanwhile withdraws the manifest until it is done.
+    let Some(manifest) = previous else {
+        nothing_published();
         return Ok(());
     };
-    let tables = CodeTables::load(&ctx, &config.tables, &config.years).await?;
-    let listed = exdep_ingest::list_inputs(&ctx, &config).await?.files;
-    let state = read_state(&ctx, &Warehouse::of(&config)).await?;
-    let plan = Plan::new(
-        &config,
-        &listed,
-        &tables.digests,
-        state.as_ref(),
-        Some(&manifest),
-        &RunOptions::default(),
-    );
     println!(
         "published under {} by exdep {}, run finished {}",
         config.output, manifest.exdep_version, manifest.finished

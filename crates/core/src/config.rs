@@ -1384,4 +1384,59 @@ mod tests {
             std::time::Duration::from_secs(3600)
         );
     }
+
+    #[test]
+    fn locations_resolve_against_the_config_files_folder() {
+        let text = "years = [2022, 2020, 2021]\noutput = \"../out\"\nwarehouse = \"wh\"\n\
+                    [[inputs]]\nlocation = \"landing/*.csv\"\n";
+        let config = Config::parse(text, Path::new("/srv/exdep/configs/job.toml")).unwrap();
+        assert_eq!(config.output.url().as_str(), "file:///srv/exdep/out");
+        assert_eq!(
+            config.warehouse.url().as_str(),
+            "file:///srv/exdep/configs/wh"
+        );
+        assert_eq!(
+            config.inputs[0].location.url().as_str(),
+            "file:///srv/exdep/configs/landing/"
+        );
+        assert_eq!(
+            config.years.iter().copied().collect::<Vec<_>>(),
+            [2020, 2021, 2022]
+        );
+        assert_eq!(config.indices.base_year, 2020, "the first year by default");
+        assert_eq!(config.parquet_compression, DEFAULT_COMPRESSION);
+    }
+
+    #[test]
+    fn a_bad_key_is_named_with_its_line() {
+        let message = refusal("memory-limt = \"2GiB\"");
+        assert!(
+            message.contains("line 4") && message.contains("memory-limt"),
+            "{message}"
+        );
+        let message = refusal("[indices]\nbase-year = 2019");
+        assert!(message.contains("`indices.base-year`"), "{message}");
+        let message = refusal("parquet-compression = \"brotli(1)\"");
+        assert!(message.contains("`parquet-compression`"), "{message}");
+    }
+
+    #[test]
+    fn storage_secrets_stay_out_of_messages_and_the_hash() {
+        let message = refusal("[storage]\naws_secret_access_key = [\"s3cr3t\"]");
+        assert!(
+            message.contains("[storage]") && !message.contains("s3cr3t"),
+            "{message}"
+        );
+        let without = parse("").unwrap();
+        let with = parse("[storage]\naws_access_key_id = \"AKIA\"").unwrap();
+        assert_eq!(with.sha256, without.sha256);
+        assert!(!format!("{:?}", with.storage).contains("AKIA"));
+    }
+
+    #[test]
+    fn index_settings_are_part_of_the_settings_hash() {
+        let default = parse("").unwrap().settings_sha256();
+        let other = parse("[indices]\ntop-n = 3").unwrap().settings_sha256();
+        assert_ne!(default, other);
+    }
 }

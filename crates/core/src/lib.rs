@@ -1,6 +1,6 @@
 //! The data every exdep stage shares, with no I/O and no engine: the checked pipeline
-//! [`Config`], [`Location`]s as values, the schemas of the warehouse layers, tallies, SQL
-//! helpers and the machine's facts. Reading and writing is `exdep-store`'s; planning and
+//! [`Config`], [`Location`]s as values, the schemas of the warehouse layers, the
+//! [`account`] of every record read, tallies, SQL helpers and the machine's facts. Reading and writing is `exdep-store`'s; planning and
 //! executing is `exdep-engine`'s.
 //!
 //! ```no_run
@@ -11,6 +11,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod account;
 mod config;
 mod error;
 mod location;
@@ -29,7 +30,7 @@ pub use error::{Error, Result};
 pub use location::{InputLocation, Location};
 pub use machine::{cores, default_memory_limit};
 pub use tally::{Tally, TallyByReason, total};
-pub use text::utf8_text;
+pub use text::{error_chain, utf8_text};
 
 pub use arrow;
 pub use object_store;

@@ -22,13 +22,7 @@ impl Location {
     /// Resolves a URL (`file://`, `memory://`, ...) or a local path; relative paths are taken
     /// relative to `base`.
     pub fn resolve(text: &str, base: &Path) -> Result<Self> {
-        let error = |message: String| Error::Location {
-            location: text.to_string(),
-            message,
-        };
-        if text.trim().is_empty() {
-            return Err(error("empty location".into()));
-        }
+        let error = location_error(text)?;
         if has_scheme(text) {
             let mut url = Url::parse(text).map_err(|e| error(e.to_string()))?;
             if url.path().ends_with('/') && url.path().len() > 1 {
@@ -99,6 +93,18 @@ impl fmt::Display for Location {
     }
 }
 
+/// The error of a location as written, unless it is empty (which is an error already).
+fn location_error(text: &str) -> Result<impl Fn(String) -> Error + '_> {
+    let error = move |message: String| Error::Location {
+        location: text.to_string(),
+        message,
+    };
+    if text.trim().is_empty() {
+        return Err(error("empty location".into()));
+    }
+    Ok(error)
+}
+
 /// Whether the URL `mine` is `theirs` or lies below it.
 fn url_within(mine: &str, theirs: &str) -> bool {
     let theirs = theirs.trim_end_matches('/');
@@ -122,13 +128,7 @@ pub struct InputLocation {
 impl InputLocation {
     /// Resolves a URL or local path, either possibly ending in a glob such as `*.csv`.
     pub fn resolve(text: &str, base: &Path) -> Result<Self> {
-        let error = |message: String| Error::Location {
-            location: text.to_string(),
-            message,
-        };
-        if text.trim().is_empty() {
-            return Err(error("empty location".into()));
-        }
+        let error = location_error(text)?;
         let absolute;
         let written = if has_scheme(text) {
             text

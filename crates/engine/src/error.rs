@@ -8,7 +8,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The Ballista cluster cannot be used.
-    #[error("cluster at {scheduler}: {source}")]
+    #[error("cluster at {scheduler}")]
     Cluster {
         /// The scheduler's URL.
         scheduler: String,

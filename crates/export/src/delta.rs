@@ -29,7 +29,7 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::error::{Error, Result};
-use crate::{PublishedFile, TableLayout};
+use crate::table::{PublishedFile, TableLayout};
 
 /// The Delta table at `root`, through the session's object store for it (so the same
 /// credentials and retries apply), not yet loaded.

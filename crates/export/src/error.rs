@@ -8,7 +8,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Computing or writing a table failed.
-    #[error("table `{table}`: {source}")]
+    #[error("table `{table}`")]
     Table {
         /// The table being written.
         table: String,
@@ -16,7 +16,7 @@ pub enum Error {
         source: Box<Error>,
     },
     /// Reading or committing to a Delta table failed.
-    #[error("Delta table {table}: {source}")]
+    #[error("Delta table {table}")]
     Delta {
         /// The table's location.
         table: String,

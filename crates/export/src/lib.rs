@@ -40,6 +40,7 @@
 mod delta;
 mod error;
 mod read;
+mod table;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -49,25 +50,15 @@ use exdep_core::{Location, TableFormat};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::layout::{Layer, Output, REJECTS, Warehouse};
 use exdep_store::object_store::ObjectStoreExt;
-use exdep_store::{Objects, WrittenFile};
+use exdep_store::{Objects, TableReport};
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span};
 
 pub use delta::{Vacuumed, vacuum};
 pub use error::{Error, Result};
 pub use read::{PublishedTable, published_tables, published_years, register_published};
-
-/// What was written for one table.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TableReport {
-    /// The table's name.
-    pub name: String,
-    /// Rows written.
-    pub rows: u64,
-    /// One file per partition.
-    pub files: Vec<WrittenFile>,
-}
+use table::PublishedFile;
+pub use table::TableLayout;
 
 /// Removes what runs that were killed before publishing left in the output's staging
 /// folder.
@@ -103,44 +94,6 @@ pub async fn stage_rejects(
     .await;
     ctx.deregister_table(table)?;
     Ok(written?.iter().map(|file| file.rows).sum())
-}
-
-/// How an output table is laid out: its name (the folder under the output root), its Hive
-/// partition columns, outermost first, and the schema of its files (without them).
-#[derive(Debug, Clone)]
-pub struct TableLayout {
-    /// Folder name under the output root.
-    pub name: String,
-    /// Hive partition columns, outermost first.
-    pub partition_by: Vec<String>,
-    /// Schema of the Parquet files.
-    pub file_schema: SchemaRef,
-}
-
-impl TableLayout {
-    /// The quarantine's layout: rejected records by year.
-    pub fn rejects() -> Self {
-        Self {
-            name: REJECTS.to_string(),
-            partition_by: vec![YEAR.to_string()],
-            file_schema: REJECTS_FILE.clone(),
-        }
-    }
-}
-
-/// A file moved into a published table.
-#[derive(Debug, Clone)]
-pub(crate) struct PublishedFile {
-    /// Its path under the table's folder (`year=2021/province=44/part-...parquet`).
-    pub relative_path: String,
-    /// Its Hive partition values.
-    pub partition: Vec<(String, String)>,
-    /// Its rows.
-    pub rows: u64,
-    /// Its size in bytes.
-    pub size: u64,
-    /// When it was written, in milliseconds since 1970.
-    pub modified_millis: i64,
 }
 
 /// How [`publish`] publishes a run's staged tables.

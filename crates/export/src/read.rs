@@ -16,8 +16,8 @@ use exdep_store::Objects;
 use exdep_store::layout::{DELTA_LOG, Output, REJECTS};
 use futures::TryStreamExt;
 
-use crate::Result;
 use crate::delta::active_files;
+use crate::error::Result;
 
 /// A table published under an output root.
 #[derive(Debug, Clone, PartialEq, Eq)]

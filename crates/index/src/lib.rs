@@ -37,53 +37,13 @@ mod plans;
 use std::collections::BTreeSet;
 
 use exdep_core::Location;
-use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::schema::{CUBE_FILE, YEAR};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::Objects;
 use exdep_store::layout::{Layer, Warehouse};
 
 pub use error::{Error, Result};
-pub use plans::{PlanSettings, tables};
-
-/// An output table: its name, partitioning, file schema and plan.
-#[derive(Debug, Clone)]
-pub struct IndexTable {
-    /// Folder name under the output root.
-    pub name: &'static str,
-    /// Hive partition columns, outermost first.
-    pub partition_by: &'static [&'static str],
-    /// Whether a year's rows read the previous year's cube (growth margins, changes).
-    pub reads_previous_year: bool,
-    /// Whether a year's rows read the base year's cube.
-    pub reads_base_year: bool,
-    /// Schema of the Parquet files (without the partition columns).
-    pub file_schema: SchemaRef,
-    /// The plan, as SQL over the cells [`compute_cells`] registers.
-    pub sql: String,
-}
-
-impl IndexTable {
-    /// The years among `years` whose rows of this table read a cube year in `changed`:
-    /// the rows to recompute when those cube years were rebuilt.
-    pub fn years_reading(
-        &self,
-        changed: &BTreeSet<i32>,
-        years: &BTreeSet<i32>,
-        base_year: i32,
-    ) -> BTreeSet<i32> {
-        let base_changed = self.reads_base_year && changed.contains(&base_year);
-        years
-            .iter()
-            .filter(|&&year| {
-                base_changed
-                    || changed.contains(&year)
-                    || (self.reads_previous_year && changed.contains(&(year - 1)))
-            })
-            .copied()
-            .collect()
-    }
-}
+pub use plans::{IndexTable, PlanSettings, tables};
 
 /// The years whose cube partitions exist in the warehouse.
 pub async fn cube_years(ctx: &SessionContext, warehouse: &Warehouse) -> Result<BTreeSet<i32>> {

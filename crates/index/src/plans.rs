@@ -12,8 +12,6 @@ use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::schema::{ALL_CATEGORIES, NATIONAL, YEAR};
 use exdep_core::sql::{exact_share_sum, exact_sum, exact_sum_over, text_list, year_list};
 
-use crate::IndexTable;
-
 /// The `region` of margin rows that sum over all regions.
 const ALL_REGIONS: &str = "all";
 
@@ -43,6 +41,45 @@ const CHANGE_INDICES: [&str; 14] = [
     "hk_extensive",
     "hk_intensive",
 ];
+
+/// An output table: its name, partitioning, file schema and plan.
+#[derive(Debug, Clone)]
+pub struct IndexTable {
+    /// Folder name under the output root.
+    pub name: &'static str,
+    /// Hive partition columns, outermost first.
+    pub partition_by: &'static [&'static str],
+    /// Whether a year's rows read the previous year's cube (growth margins, changes).
+    pub reads_previous_year: bool,
+    /// Whether a year's rows read the base year's cube.
+    pub reads_base_year: bool,
+    /// Schema of the Parquet files (without the partition columns).
+    pub file_schema: SchemaRef,
+    /// The plan, as SQL over the cells `compute_cells` registers.
+    pub sql: String,
+}
+
+impl IndexTable {
+    /// The years among `years` whose rows of this table read a cube year in `changed`:
+    /// the rows to recompute when those cube years were rebuilt.
+    pub fn years_reading(
+        &self,
+        changed: &BTreeSet<i32>,
+        years: &BTreeSet<i32>,
+        base_year: i32,
+    ) -> BTreeSet<i32> {
+        let base_changed = self.reads_base_year && changed.contains(&base_year);
+        years
+            .iter()
+            .filter(|&&year| {
+                base_changed
+                    || changed.contains(&year)
+                    || (self.reads_previous_year && changed.contains(&(year - 1)))
+            })
+            .copied()
+            .collect()
+    }
+}
 
 /// What the plans of a run depend on.
 #[derive(Debug, Clone)]

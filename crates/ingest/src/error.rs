@@ -171,7 +171,7 @@ pub enum Error {
         limit: u64,
     },
     /// Reading or decoding a file failed part-way.
-    #[error("{file}: {source}")]
+    #[error("{file}")]
     Read {
         /// The file.
         file: String,

@@ -42,7 +42,7 @@ pub(crate) struct ComtradeReading {
 
 /// A Comtrade row's HS level: `aggrLevel` where the file has the column, else the number
 /// of digits of `cmdCode`.
-fn comtrade_level(columns: &Columns) -> crate::Result<String> {
+fn comtrade_level(columns: &Columns) -> crate::error::Result<String> {
     if columns.has("aggrLevel") {
         Ok(format!("try_cast({} AS INT)", columns.text("aggrLevel")?))
     } else {
@@ -55,7 +55,7 @@ fn comtrade_level(columns: &Columns) -> crate::Result<String> {
 
 /// The distinct HS levels (as INT) of a Comtrade file's export rows; commodity totals
 /// (level 0) are not a level.
-pub(crate) fn comtrade_levels_sql(table: &str, columns: &Columns) -> crate::Result<String> {
+pub(crate) fn comtrade_levels_sql(table: &str, columns: &Columns) -> crate::error::Result<String> {
     Ok(format!(
         "SELECT DISTINCT level FROM (SELECT {level} AS level, {flow} AS flow FROM \"{table}\" t)
          WHERE flow = 'X' AND level > 0",
@@ -140,8 +140,8 @@ impl Columns {
         })
     }
 
-    fn missing(&self, name: &str) -> crate::Error {
-        crate::Error::MissingColumn {
+    fn missing(&self, name: &str) -> crate::error::Error {
+        crate::error::Error::MissingColumn {
             file: self.file.clone(),
             column: name.to_string(),
             found: self
@@ -155,7 +155,7 @@ impl Columns {
     }
 
     /// The column as text, untouched.
-    fn untrimmed(&self, name: &str) -> crate::Result<String> {
+    fn untrimmed(&self, name: &str) -> crate::error::Result<String> {
         let (name, data_type) = self.find(name).ok_or_else(|| self.missing(name))?;
         let quoted = input_column(name);
         Ok(match data_type {
@@ -166,20 +166,20 @@ impl Columns {
 
     /// The column as a number of `sql_type`, null where it is not one, without a detour
     /// through text for a column that already holds numbers.
-    fn number(&self, name: &str, sql_type: &str) -> crate::Result<String> {
+    fn number(&self, name: &str, sql_type: &str) -> crate::error::Result<String> {
         let (name, _) = self.find(name).ok_or_else(|| self.missing(name))?;
         Ok(format!("try_cast({} AS {sql_type})", input_column(name)))
     }
 
     /// The column as trimmed text, empty as null.
-    fn text(&self, name: &str) -> crate::Result<String> {
+    fn text(&self, name: &str) -> crate::error::Result<String> {
         let text = self.untrimmed(name)?;
         // Spaces, tabs and stray line-end characters around a field are not data.
         Ok(format!("nullif(btrim({text}, ' \t\r\n'), '')"))
     }
 
     /// A test that the column is empty: null, or for text an empty string.
-    fn empty(&self, name: &str) -> crate::Result<String> {
+    fn empty(&self, name: &str) -> crate::error::Result<String> {
         let (_, data_type) = self.find(name).ok_or_else(|| self.missing(name))?;
         let text = self.untrimmed(name)?;
         Ok(match data_type {
@@ -196,7 +196,7 @@ impl Columns {
 
     /// Refuses a typed input (Parquet) whose columns cannot hold their fields faithfully:
     /// `hs_code` must be text, `year` and `month` integers or text.
-    pub(crate) fn check_types(&self) -> crate::Result<()> {
+    pub(crate) fn check_types(&self) -> crate::error::Result<()> {
         const TEXT: &str = "text (a string column)";
         const INTEGER: &str = "an integer or text column";
         for (field, expected) in [("hs_code", TEXT), ("year", INTEGER), ("month", INTEGER)] {
@@ -213,7 +213,7 @@ impl Columns {
             );
             let fits = text || (expected == INTEGER && value_type.is_integer());
             if !fits {
-                return Err(crate::Error::ColumnType {
+                return Err(crate::error::Error::ColumnType {
                     file: self.file.clone(),
                     column: name.clone(),
                     found: data_type.to_string(),
@@ -266,7 +266,7 @@ pub(crate) fn projection(
     text_input: bool,
     codes: Option<&str>,
     comtrade: Option<ComtradeReading>,
-) -> crate::Result<Projection> {
+) -> crate::error::Result<Projection> {
     let (line, raw, fields_ok, shape_reason) = if text_input {
         (
             format!("CAST(t.\"{LINE}\" AS BIGINT)"),
@@ -367,7 +367,7 @@ pub(crate) fn projection(
                 (true, false) => (CUSTOMS_CNY, "CNY"),
                 (false, true) => (CUSTOMS_USD, "USD"),
                 (true, true) => {
-                    return Err(crate::Error::Header {
+                    return Err(crate::error::Error::Header {
                         file: columns.file.clone(),
                         message: format!(
                             "both `{CUSTOMS_CNY}` and `{CUSTOMS_USD}` are present; export one currency"

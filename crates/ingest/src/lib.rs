@@ -31,64 +31,23 @@ mod formats;
 mod normalize;
 mod tables;
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use exdep_core::account::{SkippedFile, SourceFile};
 use exdep_core::arrow::array::AsArray;
 use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
-use exdep_core::{Config, HsLevel, Input, InputFormat, Location, Tally, TallyByReason};
+use exdep_core::{Config, HsLevel, Input, InputFormat, Location};
 use exdep_engine::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_store::layout::{Layer, Staging};
 use exdep_store::{InputFiles, Objects, PartitionedWriter};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
 
 pub use error::{Error, Result};
 pub use formats::CANONICAL_COLUMNS;
-
-/// What ingestion did with one input file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileReport {
-    /// The file's URL; rejected records carry it in their `source` column.
-    pub file: String,
-    /// The format it was read as (told from the header when configured as `auto`).
-    pub format: InputFormat,
-    /// The text encoding it was decoded from, for text formats.
-    pub encoding: Option<String>,
-    /// The column the origin (province or reporter) was taken from, where the format has a
-    /// choice: customs exports give the firm's registered location (注册地编码) or the goods'
-    /// domestic origin (境内货源地编码), whose totals differ.
-    pub origin_column: Option<String>,
-    /// Its size in bytes.
-    pub bytes: u64,
-    /// Its entity tag, where the store gives one: with the size and modification time, the
-    /// file's fingerprint.
-    pub e_tag: Option<String>,
-    /// When it was last modified (RFC 3339).
-    pub last_modified: String,
-    /// Records read (data lines for text, rows for Parquet; blank lines are not records).
-    pub read: u64,
-    /// Records that passed every check, the code tables' membership included (a rule of
-    /// classification may still leave them out of the cube).
-    pub accepted: Tally,
-    /// Records rejected, by reason code.
-    pub rejected: TallyByReason,
-    /// Records left out by a rule of the source format, by rule code.
-    pub excluded: TallyByReason,
-    /// Accepted records by year.
-    pub accepted_by_year: BTreeMap<i32, u64>,
-    /// Every year its records name, in the run's years or not: when the run's years change,
-    /// a file that names an added or removed year is read again.
-    pub years_seen: BTreeSet<i32>,
-    /// Rejected records filed under year 0 in the quarantine: no usable year, or one
-    /// outside the run.
-    pub rejected_without_year: u64,
-}
 
 /// One file of the configured inputs, as listed.
 #[derive(Debug, Clone)]
@@ -99,15 +58,6 @@ pub struct InputFile {
     pub location: Location,
     /// Size, entity tag and modification time.
     pub meta: ObjectMeta,
-}
-
-/// A listed file that is not read, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SkippedFile {
-    /// The file's URL.
-    pub file: String,
-    /// Why it is not read.
-    pub reason: String,
 }
 
 /// The files of the configured inputs: those to read, in input order, and those skipped.
@@ -223,9 +173,9 @@ impl PreparedFile {
         self.meta.size
     }
 
-    /// A report on the file with nothing counted yet.
-    pub fn report(&self) -> FileReport {
-        FileReport {
+    /// The file as it is read: its fingerprint, format and encoding.
+    pub fn source(&self) -> SourceFile {
+        SourceFile {
             file: self.file.to_string(),
             format: self.format,
             encoding: self.encoding.clone(),
@@ -233,13 +183,6 @@ impl PreparedFile {
             bytes: self.bytes(),
             e_tag: self.meta.e_tag.clone(),
             last_modified: self.meta.last_modified.to_rfc3339(),
-            read: 0,
-            accepted: Tally::default(),
-            rejected: TallyByReason::new(),
-            excluded: TallyByReason::new(),
-            accepted_by_year: BTreeMap::new(),
-            years_seen: BTreeSet::new(),
-            rejected_without_year: 0,
         }
     }
 }

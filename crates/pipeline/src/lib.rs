@@ -19,30 +19,27 @@
 //! ```
 #![warn(missing_docs)]
 
-mod manifest;
 mod plan;
-mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use exdep_classify::{CodeTables, CubeReport};
-use exdep_core::{Config, TableFormat};
+use exdep_classify::CodeTables;
+use exdep_core::account::{CubeReport, FileReconciliation, FileReport};
+use exdep_core::{Config, Engine, TableFormat};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_export::{Publication, TableLayout, TableToWrite, write_table};
-use exdep_ingest::{FileReport, Listing, PreparedFile, part_name};
+use exdep_ingest::{Listing, PreparedFile, part_name};
 use exdep_store::layout::{Output, Staging, Warehouse};
-use exdep_store::{LockHolder, Objects, RunLock};
-
-pub use manifest::{
-    FileReconciliation, RunManifest, read_manifest, reconcile, withdraw_publication, write_manifest,
+use exdep_store::{
+    FileState, LockHolder, Objects, RunLock, RunManifest, RunState, TableReport, read_manifest,
+    read_state, remove_state, withdraw_publication, write_manifest, write_state,
 };
-pub use plan::Plan;
-pub use state::{FileState, RunState, read_state, remove_state, write_state};
+
+pub use plan::{Plan, RunOptions};
 
 /// A failure in one of the stages; each names the file, key or table involved.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +55,7 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] exdep_engine::Error),
     /// Reading the inputs.
-    #[error("ingest failed: {0}")]
+    #[error("ingest failed")]
     Ingest(#[from] exdep_ingest::Error),
     /// Code tables or the cube.
     #[error(transparent)]
@@ -116,6 +113,18 @@ pub enum Error {
         /// Records excluded by a rule.
         excluded: u64,
     },
+    /// The run did not finish within its time limit (see [`Config::run_timeout`]): its
+    /// cluster jobs were cancelled, then it stopped like [`Error::Stopped`].
+    #[error(
+        "the run did not finish within {seconds} s (--timeout or [engine] timeout-seconds) \
+         and was {stopped}; the published tables are as they were unless publishing had begun"
+    )]
+    TimedOut {
+        /// The limit.
+        seconds: u64,
+        /// What was stopped: the run, and on a cluster its jobs.
+        stopped: String,
+    },
     /// The run was stopped through [`RunOptions::stop`] before it finished.
     #[error(
         "the run was stopped before it finished; its lease was released, and what it had \
@@ -139,26 +148,6 @@ pub enum Error {
         /// The limit.
         max: f64,
     },
-}
-
-/// How `exdep run` treats earlier runs.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Rebuild every year from the inputs, whatever the run state says.
-    pub force: bool,
-    /// Rebuild these years (and what reads them) even when nothing changed.
-    pub years: Vec<i32>,
-    /// Remove the published tables of years the config no longer names.
-    pub prune: bool,
-    /// Remove a lock another run left (it died; see [`RunLock`]).
-    pub break_lock: bool,
-    /// Publish a year that would be replaced by no records at all (see
-    /// [`Error::EmptyYears`]).
-    pub allow_empty_years: bool,
-    /// Cancelled by the caller to stop the run (on SIGTERM, say): the run stops where it
-    /// is, removes its staging folder, releases its lease and fails with
-    /// [`Error::Stopped`].
-    pub stop: CancellationToken,
 }
 
 /// What a run did.
@@ -221,8 +210,8 @@ pub enum Progress<'a> {
 /// Only what changed since the last run is redone (see [`Plan`]); when nothing changed,
 /// nothing is written. The run holds the lease of its warehouse and output throughout (see
 /// [`RunLock`]): a second run on either fails at once. However the run ends (done, failed,
-/// stopped through [`RunOptions::stop`], its lease lost, or a panic) it removes its staging
-/// folder and releases its lease.
+/// stopped through [`RunOptions::stop`], past its time limit, its lease lost, or a panic)
+/// it removes its staging folder and releases its lease.
 pub async fn run_pipeline(
     ctx: &SessionContext,
     config: &Config,
@@ -240,16 +229,35 @@ pub async fn run_pipeline(
     // files' partial cubes, rejects and raw records, until the run commits them (see
     // `commit_warehouse`).
     let staged = Warehouse::of(config).staging(&run_id);
-    let run = run_locked(
-        ctx, config, options, progress, &tables, started, &run_id, &lease, &staged,
-    );
+    let steps = Run {
+        ctx,
+        config,
+        tables: &tables,
+        run_id: &run_id,
+        progress: &progress,
+    };
+    let run = steps.run_locked(options, started, &lease, &staged);
     let lost = lease.lost();
-    // A run that ends in the same poll as a stop is not stopped: it is polled first.
-    let ended = tokio::select! {
-        biased;
-        ended = AssertUnwindSafe(run).catch_unwind() => ended,
-        () = options.stop.cancelled() => Ok(Err(Error::Stopped)),
-        () = lost.cancelled() => Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from))),
+    let time_limit = async {
+        match config.run_timeout() {
+            Some(limit) => tokio::time::sleep(limit).await,
+            None => std::future::pending().await,
+        }
+    };
+    // The run is dropped at the end of this block, before its staging goes and its lease is
+    // released. A run that ends in the same poll as a stop is not stopped: it is polled
+    // first.
+    let ended = {
+        let mut run = std::pin::pin!(AssertUnwindSafe(run).catch_unwind());
+        tokio::select! {
+            biased;
+            ended = &mut run => ended,
+            () = options.stop.cancelled() => Ok(Err(Error::Stopped)),
+            () = lost.cancelled() => {
+                Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from)))
+            }
+            () = time_limit => Ok(Err(past_time_limit(ctx, config).await)),
+        }
     };
     // A staging folder left behind is swept by the next run: not worth failing a run for.
     if let Err(error) = staged.root().delete_all(ctx).await {
@@ -261,252 +269,414 @@ pub async fn run_pipeline(
     Ok(outcome)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_locked(
+/// The error of a run past its time limit, once its jobs on the cluster (if any) are
+/// cancelled: while the run is still alive, so none of them is left running for nobody.
+async fn past_time_limit(ctx: &SessionContext, config: &Config) -> Error {
+    let stopped = match &config.engine {
+        Engine::Ballista { scheduler, .. } => {
+            match exdep_engine::cancel_cluster_jobs(ctx, scheduler).await {
+                Ok(jobs) => format!(
+                    "stopped, its {} running job(s) on the cluster at {scheduler} cancelled ({})",
+                    jobs.len(),
+                    jobs.join(", ")
+                ),
+                Err(e) => format!(
+                    "stopped, but its jobs on the cluster could not be cancelled: {}",
+                    exdep_core::error_chain(&e)
+                ),
+            }
+        }
+        Engine::Embedded => "stopped".to_string(),
+    };
+    Error::TimedOut {
+        seconds: config.run_timeout().unwrap_or_default().as_secs(),
+        stopped,
+    }
+}
+
+/// What a run of `config` would do now, and what it is planned from: the inputs listed,
+/// the warehouse's run state and the manifest of what is published. `exdep status` shows
+/// it; a run does it.
+pub async fn plan(
     ctx: &SessionContext,
     config: &Config,
-    options: &RunOptions,
-    progress: impl Fn(Progress<'_>),
     tables: &CodeTables,
-    started: chrono::DateTime<chrono::Utc>,
-    run_id: &str,
-    lease: &RunLock,
-    staged: &Staging,
-) -> Result<RunOutcome, Error> {
-    let Listing {
-        files: listed,
-        skipped,
-    } = exdep_ingest::list_inputs(ctx, config).await?;
-    refuse_format_switch(ctx, config).await?;
+    options: &RunOptions,
+) -> Result<Planned, Error> {
+    let listing = exdep_ingest::list_inputs(ctx, config).await?;
     let state = read_state(ctx, &Warehouse::of(config)).await?;
     let previous = read_manifest(ctx, &Output::of(config)).await?;
-    let mut plan = Plan::new(
+    let plan = Plan::new(
         config,
-        &listed,
+        &listing.files,
         &tables.digests,
         state.as_ref(),
         previous.as_ref(),
         options,
     );
-    if plan.is_empty() {
-        let manifest = previous.expect("a run with nothing to do has published every year");
-        return Ok(RunOutcome {
-            plan,
-            manifest,
-            origins: Origins::default(),
-        });
-    }
+    Ok(Planned {
+        plan,
+        listing,
+        state,
+        previous,
+    })
+}
 
-    // Nothing the run reads or writes touches the warehouse's layers or its state until
-    // every check that can refuse the run has passed: the files' partial cubes, rejects and
-    // raw records go to the run's staging folder first (see `commit_warehouse`).
-    let redone: BTreeSet<String> = plan
-        .read
-        .iter()
-        .map(|(f, _)| f.location.to_string())
-        .chain(plan.gone.iter().cloned())
-        .collect();
-    let mut files = BTreeMap::new();
-    let mut cube = CubeReport::new();
-    // The state the commit writes before it changes the layers: it leaves out what is
-    // about to be redone, so a run killed midway sends the next one over the same ground.
-    let mut pending = None;
-    if let Some(state) = state.as_ref().filter(|_| plan.full.is_none()) {
-        files = state.files.clone();
-        files.retain(|url, _| !redone.contains(url));
-        cube = state.cube.clone();
-        cube.retain(|year, _| config.years.contains(year));
-        for year in cube.values_mut() {
-            year.by_source.retain(|url, _| !redone.contains(url));
+/// A run's [`Plan`], with what it was made from.
+#[derive(Debug)]
+pub struct Planned {
+    /// The work to do, with the reasons.
+    pub plan: Plan,
+    /// The input files listed, and those skipped.
+    pub listing: Listing,
+    /// The warehouse's run state, if there is one.
+    pub state: Option<RunState>,
+    /// The manifest of what is published, if anything is.
+    pub previous: Option<RunManifest>,
+}
+
+/// What a run works with once it holds its lease.
+struct Run<'a> {
+    ctx: &'a SessionContext,
+    config: &'a Config,
+    tables: &'a CodeTables,
+    run_id: &'a str,
+    progress: &'a dyn Fn(Progress<'_>),
+}
+
+/// What reading the changed inputs made: every file's account, and what the commit writes.
+struct ReadInputs {
+    /// Every input file of the warehouse after the run: those kept and those read.
+    files: BTreeMap<String, FileState>,
+    /// The cube's years, with the dispositions of every file's records.
+    cube: CubeReport,
+    /// The state the commit writes before it changes the layers (see `commit_warehouse`).
+    pending: Option<RunState>,
+    /// The names of the warehouse objects of the files kept as they were.
+    kept: BTreeSet<String>,
+    /// One account per listed input file.
+    inputs: Vec<FileReconciliation>,
+}
+
+/// The index tables a run computed, staged for publication.
+struct ComputedTables {
+    /// The origins of the run's cube, by kind.
+    origins: Origins,
+    /// Every index table's layout (the quarantine's included), for publication.
+    layouts: Vec<TableLayout>,
+    /// The tables written to the output's staging folder.
+    written: Vec<TableReport>,
+}
+
+impl Run<'_> {
+    /// The run, once it holds its lease, step by step: plan; read the changed inputs into the
+    /// run's staging folder; refuse the run, or commit the staged objects to the warehouse;
+    /// compute the index tables; publish them; record the manifest and the run state.
+    async fn run_locked(
+        &self,
+        options: &RunOptions,
+        started: chrono::DateTime<chrono::Utc>,
+        lease: &RunLock,
+        staged: &Staging,
+    ) -> Result<RunOutcome, Error> {
+        let (ctx, config, tables, progress) = (self.ctx, self.config, self.tables, self.progress);
+        refuse_format_switch(ctx, config).await?;
+        let Planned {
+            mut plan,
+            listing: Listing {
+                files: listed,
+                skipped,
+            },
+            state,
+            previous,
+        } = plan(ctx, config, tables, options).await?;
+        if plan.is_empty() {
+            let manifest = previous.expect("a run with nothing to do has published every year");
+            return Ok(RunOutcome {
+                plan,
+                manifest,
+                origins: Origins::default(),
+            });
         }
-        let mut written_first = state.clone();
-        written_first.files = files.clone();
-        written_first.cube = cube.clone();
-        written_first.rejects_without_year_pending = plan.rejects_without_year;
-        // The years this run rebuilds are not built until it ends: the next run must
-        // rebuild them too, even if the files that held their records are now empty.
-        written_first
-            .cube
-            .retain(|year, _| !plan.rebuild.contains_key(year));
-        pending = Some(written_first);
-    }
-    let kept: BTreeSet<String> = files.keys().map(|url| part_name(url)).collect();
-    // Leftovers of killed runs go first: no other run is live while this one holds the
-    // lease.
-    Warehouse::of(config).staging_root().delete_all(ctx).await?;
-    tables.register(ctx, &staged.tables()).await?;
-    progress(Progress::Stage(&format!(
-        "reading {} input files",
-        plan.read.len()
-    )));
-    let to_read: Vec<_> = plan.read.iter().map(|(f, _)| f.clone()).collect();
-    let prepared =
-        exdep_ingest::prepare_inputs(ctx, config, &tables.known_codes(), staged, &to_read).await?;
-    let read = read_inputs(ctx, config, &prepared.files, staged, &mut cube, &progress).await;
-    prepared.release(ctx).await?;
-    let reports = read?;
-    plan.add_years_read(&reports, config);
-    for (file, report) in to_read.iter().zip(reports) {
-        let reading = config.inputs[file.input_index].reading();
-        files.insert(report.file.clone(), FileState { reading, report });
-    }
-    let reports: Vec<_> = listed
-        .iter()
-        .filter_map(|f| files.get(&f.location.to_string()))
-        .map(|f| f.report.clone())
-        .collect();
-    let inputs = reconcile(&reports, &cube);
-    let refusal = Refusal {
-        plan: &plan,
-        state: state.as_ref(),
-        previous: previous.as_ref(),
-        inputs: &inputs,
-        cube: &cube,
-    };
-    refusal.check(ctx, config, options).await?;
-    lease.ensure_held(ctx).await?;
-    commit_warehouse(ctx, config, &plan, pending.as_ref(), staged, &kept).await?;
-    let rebuilt = plan.rebuilt_years();
-    let cells = exdep_classify::cube_cells(ctx, &Warehouse::of(config), &rebuilt).await?;
-    for year in &rebuilt {
-        cube.entry(*year).or_default().cells = cells.get(year).copied().unwrap_or(0);
-    }
-
-    exdep_index::prepare(ctx, &Warehouse::of(config)).await?;
-    let settings = exdep_index::PlanSettings {
-        years: config.years.clone(),
-        cube_years: exdep_index::cube_years(ctx, &Warehouse::of(config)).await?,
-        base_year: config.indices.base_year,
-        destination_level: config.indices.destination_level,
-        top_n: config.indices.top_n,
-        destination_threshold_cny: config.indices.destination_threshold_cny,
-        provinces: tables.provinces.keys().cloned().collect(),
-    };
-    let (provinces, countries) = exdep_index::origins(ctx, &config.years)
-        .await?
-        .into_iter()
-        .partition(|origin| settings.provinces.contains(origin));
-    let origins = Origins {
-        provinces,
-        countries,
-    };
-    let index_tables = exdep_index::tables(&settings);
-    plan.replaced = plan.partitions_to_replace(&index_tables);
-    // Leftovers of a run killed before it published go first; this run stages its tables
-    // and publishes them only when all are computed.
-    exdep_export::clear_staging(ctx, &Output::of(config)).await?;
-    let staging = Output::of(config).staging(run_id);
-    let mut cell_years = BTreeSet::new();
-    let to_write: Vec<_> = index_tables
-        .iter()
-        .filter_map(|table| {
-            let years = plan.table_years(table);
-            cell_years.extend(&years);
-            (!years.is_empty()).then(|| {
-                let stage = format!(
-                    "computing and writing `{}` for {}",
-                    table.name,
-                    year_span(&years)
-                );
-                let planned = exdep_index::tables(&exdep_index::PlanSettings {
-                    years,
-                    ..settings.clone()
-                })
-                .into_iter()
-                .find(|t| t.name == table.name)
-                .expect("the same settings plan the same tables");
-                (stage, planned)
-            })
-        })
-        .collect();
-    if !cell_years.is_empty() {
-        progress(Progress::Stage("summing the cube's cells"));
-        let cell_settings = exdep_index::PlanSettings {
-            years: cell_years,
-            ..settings.clone()
+        let read = self
+            .read_inputs(&mut plan, state.as_ref(), &listed, staged)
+            .await?;
+        let refusal = Refusal {
+            plan: &plan,
+            state: state.as_ref(),
+            previous: previous.as_ref(),
+            inputs: &read.inputs,
+            cube: &read.cube,
         };
-        exdep_index::compute_cells(
+        refusal.check(ctx, config, options).await?;
+        lease.ensure_held(ctx).await?;
+        commit_warehouse(
             ctx,
-            &cell_settings,
-            &Output::of(config).staged_cells(run_id),
+            config,
+            &plan,
+            read.pending.as_ref(),
+            staged,
+            &read.kept,
         )
         .await?;
-    }
-    // Each table's plan runs in one partition (a fixed summation order), so a table keeps
-    // one core busy: tables are computed side by side, one per core.
-    let stages: Vec<String> = to_write.iter().map(|(stage, _)| stage.clone()).collect();
-    let jobs = to_write.into_iter().map(|(_, planned)| {
-        let (ctx, staging) = (ctx.clone(), staging.clone());
-        async move {
-            let table = TableToWrite {
-                name: planned.name,
-                partition_by: planned.partition_by,
-                file_schema: &planned.file_schema,
-                sql: &planned.sql,
-            };
-            write_table(&ctx, &staging, table).await
+        let ReadInputs {
+            files,
+            mut cube,
+            inputs,
+            ..
+        } = read;
+        let rebuilt = plan.rebuilt_years();
+        let cells = exdep_classify::cube_cells(ctx, &Warehouse::of(config), &rebuilt).await?;
+        for year in &rebuilt {
+            cube.entry(*year).or_default().cells = cells.get(year).copied().unwrap_or(0);
         }
-    });
-    let mut written = in_order(
-        jobs,
-        |index| progress(Progress::Stage(&stages[index])),
-        |_| {},
-    )
-    .await?;
-    exdep_export::stage_rejects(ctx, &Warehouse::of(config), &staging, &plan.rejects_years())
-        .await?;
-    progress(Progress::Stage("publishing"));
-    lease.ensure_held(ctx).await?;
-    // From the first moved file until the manifest is written the output is in between:
-    // neither `_SUCCESS` nor a manifest (which could list a file about to go) says
-    // otherwise, and a run killed in between leaves the next one to republish every year.
-    withdraw_publication(ctx, &Output::of(config)).await?;
-    let layouts: Vec<TableLayout> = index_tables
-        .iter()
-        .map(|table| TableLayout {
-            name: table.name.to_string(),
-            partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
-            file_schema: table.file_schema.clone(),
+        let ComputedTables {
+            origins,
+            layouts,
+            written,
+        } = self.compute_tables(&mut plan).await?;
+        progress(Progress::Stage("publishing"));
+        lease.ensure_held(ctx).await?;
+        let (written, versions) = self.publish(&plan, &layouts, written).await?;
+        let mut manifest = RunManifest::new(
+            started,
+            config,
+            tables.digests.clone(),
+            inputs,
+            &cube,
+            previous.as_ref(),
+            written,
+            &plan.replaced,
+            &plan.pruned,
+        );
+        manifest.skipped_inputs = skipped;
+        manifest.delta_versions.extend(versions);
+        lease.ensure_held(ctx).await?;
+        write_manifest(ctx, &Output::of(config), &manifest).await?;
+        let state = RunState::new(config, tables.digests.clone(), files, cube);
+        lease.ensure_held(ctx).await?;
+        write_state(ctx, &Warehouse::of(config), &state).await?;
+        Ok(RunOutcome {
+            plan,
+            manifest,
+            origins,
         })
-        .chain([TableLayout::rejects()])
-        .collect();
-    let publication = Publication {
-        run_id,
-        format: config.table_format,
-        layouts: &layouts,
-    };
-    let versions = exdep_export::publish(
-        ctx,
-        &staging,
-        &Output::of(config),
-        &mut written,
-        &plan.replaced,
-        publication,
-    )
-    .await?;
-    let mut manifest = RunManifest::new(
-        started,
-        config,
-        tables.digests.clone(),
-        inputs,
-        &cube,
-        previous.as_ref(),
-        written,
-        &plan.replaced,
-        &plan.pruned,
-    );
-    manifest.skipped_inputs = skipped;
-    manifest.delta_versions.extend(versions);
-    lease.ensure_held(ctx).await?;
-    write_manifest(ctx, &Output::of(config), &manifest).await?;
-    let state = RunState::new(config, tables.digests.clone(), files, cube);
-    lease.ensure_held(ctx).await?;
-    write_state(ctx, &Warehouse::of(config), &state).await?;
-    Ok(RunOutcome {
-        plan,
-        manifest,
-        origins,
-    })
+    }
+
+    /// Reads the files the plan names in one pass each into the run's staging folder, and
+    /// accounts for every record of every listed file. Nothing the run reads or writes
+    /// touches the warehouse's layers or its state until every check that can refuse the
+    /// run has passed (see `commit_warehouse`).
+    async fn read_inputs(
+        &self,
+        plan: &mut Plan,
+        state: Option<&RunState>,
+        listed: &[exdep_ingest::InputFile],
+        staged: &Staging,
+    ) -> Result<ReadInputs, Error> {
+        let (ctx, config) = (self.ctx, self.config);
+        let redone: BTreeSet<String> = plan
+            .read
+            .iter()
+            .map(|(f, _)| f.location.to_string())
+            .chain(plan.gone.iter().cloned())
+            .collect();
+        let mut files = BTreeMap::new();
+        let mut cube = CubeReport::new();
+        // The state the commit writes before it changes the layers: it leaves out what is
+        // about to be redone, so a run killed midway sends the next one over the same ground.
+        let mut pending = None;
+        if let Some(state) = state.filter(|_| plan.full.is_none()) {
+            files = state.files.clone();
+            files.retain(|url, _| !redone.contains(url));
+            cube = state.cube.clone();
+            cube.retain(|year, _| config.years.contains(year));
+            for year in cube.values_mut() {
+                year.by_source.retain(|url, _| !redone.contains(url));
+            }
+            let mut written_first = state.clone();
+            written_first.files = files.clone();
+            written_first.cube = cube.clone();
+            written_first.rejects_without_year_pending = plan.rejects_without_year;
+            // The years this run rebuilds are not built until it ends: the next run must
+            // rebuild them too, even if the files that held their records are now empty.
+            written_first
+                .cube
+                .retain(|year, _| !plan.rebuild.contains_key(year));
+            pending = Some(written_first);
+        }
+        let kept: BTreeSet<String> = files.keys().map(|url| part_name(url)).collect();
+        // Leftovers of killed runs go first: no other run is live while this one holds the
+        // lease.
+        Warehouse::of(config).staging_root().delete_all(ctx).await?;
+        self.tables.register(ctx, &staged.tables()).await?;
+        (self.progress)(Progress::Stage(&format!(
+            "reading {} input files",
+            plan.read.len()
+        )));
+        let to_read: Vec<_> = plan.read.iter().map(|(f, _)| f.clone()).collect();
+        let prepared =
+            exdep_ingest::prepare_inputs(ctx, config, &self.tables.known_codes(), staged, &to_read)
+                .await?;
+        let read = read_files(
+            ctx,
+            config,
+            &prepared.files,
+            staged,
+            &mut cube,
+            self.progress,
+        )
+        .await;
+        prepared.release(ctx).await?;
+        let reports = read?;
+        plan.add_years_read(&reports, config);
+        for (file, report) in to_read.iter().zip(reports) {
+            let reading = config.inputs[file.input_index].reading();
+            files.insert(report.source.file.clone(), FileState { reading, report });
+        }
+        let inputs = listed
+            .iter()
+            .filter_map(|f| files.get(&f.location.to_string()))
+            .map(|f| FileReconciliation::of(&f.report, &cube))
+            .collect();
+        Ok(ReadInputs {
+            files,
+            cube,
+            pending,
+            kept,
+            inputs,
+        })
+    }
+
+    /// Computes the index tables over the committed cube, for the years the plan names for
+    /// each, into the output's staging folder, and stages the quarantine.
+    async fn compute_tables(&self, plan: &mut Plan) -> Result<ComputedTables, Error> {
+        let (ctx, config, run_id) = (self.ctx, self.config, self.run_id);
+        let warehouse = Warehouse::of(config);
+        let output = Output::of(config);
+        exdep_index::prepare(ctx, &warehouse).await?;
+        let settings = exdep_index::PlanSettings {
+            years: config.years.clone(),
+            cube_years: exdep_index::cube_years(ctx, &warehouse).await?,
+            base_year: config.indices.base_year,
+            destination_level: config.indices.destination_level,
+            top_n: config.indices.top_n,
+            destination_threshold_cny: config.indices.destination_threshold_cny,
+            provinces: self.tables.provinces.keys().cloned().collect(),
+        };
+        let (provinces, countries) = exdep_index::origins(ctx, &config.years)
+            .await?
+            .into_iter()
+            .partition(|origin| settings.provinces.contains(origin));
+        let origins = Origins {
+            provinces,
+            countries,
+        };
+        let index_tables = exdep_index::tables(&settings);
+        plan.replaced = plan.partitions_to_replace(&index_tables);
+        // Leftovers of a run killed before it published go first; this run stages its tables
+        // and publishes them only when all are computed.
+        exdep_export::clear_staging(ctx, &output).await?;
+        let staging = output.staging(run_id);
+        let mut cell_years = BTreeSet::new();
+        let to_write: Vec<_> = index_tables
+            .iter()
+            .filter_map(|table| {
+                let years = plan.table_years(table);
+                cell_years.extend(&years);
+                (!years.is_empty()).then(|| {
+                    let stage = format!(
+                        "computing and writing `{}` for {}",
+                        table.name,
+                        year_span(&years)
+                    );
+                    let planned = exdep_index::tables(&exdep_index::PlanSettings {
+                        years,
+                        ..settings.clone()
+                    })
+                    .into_iter()
+                    .find(|t| t.name == table.name)
+                    .expect("the same settings plan the same tables");
+                    (stage, planned)
+                })
+            })
+            .collect();
+        if !cell_years.is_empty() {
+            (self.progress)(Progress::Stage("summing the cube's cells"));
+            let cell_settings = exdep_index::PlanSettings {
+                years: cell_years,
+                ..settings.clone()
+            };
+            exdep_index::compute_cells(ctx, &cell_settings, &output.staged_cells(run_id)).await?;
+        }
+        // Each table's plan runs in one partition (a fixed summation order), so a table keeps
+        // one core busy: tables are computed side by side, one per core.
+        let stages: Vec<String> = to_write.iter().map(|(stage, _)| stage.clone()).collect();
+        let jobs = to_write.into_iter().map(|(_, planned)| {
+            let (ctx, staging) = (ctx.clone(), staging.clone());
+            async move {
+                let table = TableToWrite {
+                    name: planned.name,
+                    partition_by: planned.partition_by,
+                    file_schema: &planned.file_schema,
+                    sql: &planned.sql,
+                };
+                write_table(&ctx, &staging, table).await
+            }
+        });
+        let written = in_order(
+            jobs,
+            |index| (self.progress)(Progress::Stage(&stages[index])),
+            |_| {},
+        )
+        .await?;
+        exdep_export::stage_rejects(ctx, &warehouse, &staging, &plan.rejects_years()).await?;
+        let layouts = index_tables
+            .iter()
+            .map(|table| TableLayout {
+                name: table.name.to_string(),
+                partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
+                file_schema: table.file_schema.clone(),
+            })
+            .chain([TableLayout::rejects()])
+            .collect();
+        Ok(ComputedTables {
+            origins,
+            layouts,
+            written,
+        })
+    }
+
+    /// Moves the staged tables into place under the output, replacing the partitions the
+    /// plan names, after withdrawing the manifest and the `_SUCCESS` marker; returns the
+    /// tables' files where they now are, and each Delta table's new version.
+    async fn publish(
+        &self,
+        plan: &Plan,
+        layouts: &[TableLayout],
+        mut written: Vec<TableReport>,
+    ) -> Result<(Vec<TableReport>, BTreeMap<String, u64>), Error> {
+        let output = Output::of(self.config);
+        // From the first moved file until the manifest is written the output is in between:
+        // neither `_SUCCESS` nor a manifest (which could list a file about to go) says
+        // otherwise, and a run killed in between leaves the next one to republish every year.
+        withdraw_publication(self.ctx, &output).await?;
+        let publication = Publication {
+            run_id: self.run_id,
+            format: self.config.table_format,
+            layouts,
+        };
+        let versions = exdep_export::publish(
+            self.ctx,
+            &output.staging(self.run_id),
+            &output,
+            &mut written,
+            &plan.replaced,
+            publication,
+        )
+        .await?;
+        Ok((written, versions))
+    }
 }
 
 /// Fails when a table under the output is published in the format the config does not
@@ -557,7 +727,7 @@ impl Refusal<'_> {
     ) -> Result<(), Error> {
         if let Some(file) = self.inputs.iter().find(|f| !f.balanced) {
             return Err(Error::Unreconciled {
-                file: file.file.clone(),
+                file: file.source.file.clone(),
                 read: file.read,
                 accepted: file.accepted.records,
                 rejected: file.rejected_total().records,
@@ -579,11 +749,14 @@ impl Refusal<'_> {
                     .map(|f| (f.rejected_total().records, f))
                     .filter(|(rejected, _)| *rejected > 0)
                     .collect();
-                worst.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.file.cmp(&b.1.file)));
+                worst.sort_by(|a, b| {
+                    b.0.cmp(&a.0)
+                        .then_with(|| a.1.source.file.cmp(&b.1.source.file))
+                });
                 let worst: Vec<String> = worst
                     .iter()
                     .take(3)
-                    .map(|(rejected, f)| format!("{} ({rejected} of {})", f.file, f.read))
+                    .map(|(rejected, f)| format!("{} ({rejected} of {})", f.source.file, f.read))
                     .collect();
                 return Err(Error::TooManyRejects {
                     worst: worst.join(", "),
@@ -623,7 +796,7 @@ impl Refusal<'_> {
     fn inputs_of(&self, years: &BTreeSet<i32>) -> String {
         let held = self.state.into_iter().flat_map(|state| {
             state.files.iter().filter_map(|(url, file)| {
-                let years_held = &file.report.accepted_by_year;
+                let years_held = &file.report.records.accepted_by_year;
                 years
                     .iter()
                     .any(|y| years_held.contains_key(y))
@@ -637,13 +810,15 @@ impl Refusal<'_> {
         }
         let described: Vec<String> = urls
             .iter()
-            .map(|url| match self.inputs.iter().find(|f| &f.file == url) {
-                Some(f) => format!(
-                    "{url}: {} records read, {} accepted",
-                    f.read, f.accepted.records
-                ),
-                None => format!("{url}: gone"),
-            })
+            .map(
+                |url| match self.inputs.iter().find(|f| &f.source.file == url) {
+                    Some(f) => format!(
+                        "{url}: {} records read, {} accepted",
+                        f.read, f.accepted.records
+                    ),
+                    None => format!("{url}: gone"),
+                },
+            )
             .collect();
         described.join("; ")
     }
@@ -728,13 +903,13 @@ pub async fn vacuum_output(
 /// core idle while it sorts and writes its results, so files are read side by side, one
 /// per core, each plan splitting its file only among the cores the other files leave it:
 /// a plan in one partition holds one grouping table, not one per core and a final one.
-async fn read_inputs(
+async fn read_files(
     ctx: &SessionContext,
     config: &Config,
     prepared: &[PreparedFile],
     staged: &Staging,
     cube: &mut CubeReport,
-    progress: &impl Fn(Progress<'_>),
+    progress: &dyn Fn(Progress<'_>),
 ) -> Result<Vec<FileReport>, Error> {
     let total_bytes = prepared.iter().map(PreparedFile::bytes).sum();
     let (mut bytes, mut done) = (0, 0);
@@ -779,14 +954,8 @@ async fn read_inputs(
                 .insert(url.clone(), disposition);
         }
         reports.push(FileReport {
-            read: outcome.read,
-            accepted: outcome.accepted,
-            rejected: outcome.rejected,
-            excluded: outcome.excluded,
-            accepted_by_year: outcome.accepted_by_year,
-            years_seen: outcome.years_seen,
-            rejected_without_year: outcome.rejected_without_year,
-            ..file.report()
+            source: file.source(),
+            records: outcome.records,
         });
     }
     Ok(reports)

@@ -4,14 +4,35 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exdep_classify::TableDigest;
 use exdep_core::Config;
+use exdep_core::account::{FileReport, TableDigest};
 use exdep_core::schema::UNKNOWN_YEAR;
 use exdep_index::IndexTable;
-use exdep_ingest::{FileReport, InputFile};
+use exdep_ingest::InputFile;
 use exdep_store::layout::REJECTS;
 
-use crate::{RunManifest, RunOptions, RunState};
+use exdep_store::{RunManifest, RunState};
+use tokio_util::sync::CancellationToken;
+
+/// How `exdep run` treats earlier runs.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Rebuild every year from the inputs, whatever the run state says.
+    pub force: bool,
+    /// Rebuild these years (and what reads them) even when nothing changed.
+    pub years: Vec<i32>,
+    /// Remove the published tables of years the config no longer names.
+    pub prune: bool,
+    /// Remove a lock another run left (it died; see `exdep_store::RunLock`).
+    pub break_lock: bool,
+    /// Publish a year that would be replaced by no records at all (see
+    /// `Error::EmptyYears`).
+    pub allow_empty_years: bool,
+    /// Cancelled by the caller to stop the run (on SIGTERM, say): the run stops where it
+    /// is, removes its staging folder, releases its lease and fails with
+    /// `Error::Stopped`.
+    pub stop: CancellationToken,
+}
 
 /// The work of one run, with the reason for each piece.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +139,7 @@ impl Plan {
                 }
                 Some(known) => known
                     .report
+                    .records
                     .years_seen
                     .intersection(&moved)
                     .next()
@@ -143,10 +165,13 @@ impl Plan {
     /// Adds the years the files just read turned out to hold.
     pub fn add_years_read(&mut self, reports: &[FileReport], config: &Config) {
         for report in reports {
-            self.rejects_without_year |= report.rejected_without_year > 0;
-            for year in report.years_seen.intersection(&config.years) {
+            self.rejects_without_year |= report.records.rejected_without_year > 0;
+            for year in report.records.years_seen.intersection(&config.years) {
                 if !self.rebuild.contains_key(year) {
-                    self.rebuild_year(*year, &format!("input {} holds its records", report.file));
+                    self.rebuild_year(
+                        *year,
+                        &format!("input {} holds its records", report.source.file),
+                    );
                 }
             }
         }
@@ -154,8 +179,8 @@ impl Plan {
 
     /// Rebuilds the years a file had (or has) records in.
     fn rebuild_years_of(&mut self, report: &FileReport, config: &Config, why: &str) {
-        self.rejects_without_year |= report.rejected_without_year > 0;
-        for year in report.years_seen.intersection(&config.years) {
+        self.rejects_without_year |= report.records.rejected_without_year > 0;
+        for year in report.records.years_seen.intersection(&config.years) {
             self.rebuild_year(*year, why);
         }
     }
@@ -263,7 +288,7 @@ fn full_rebuild(
 /// Whether a file listed now is the file a report was made from: same size, entity tag and
 /// modification time.
 fn same_fingerprint(report: &FileReport, file: &InputFile) -> bool {
-    report.bytes == file.meta.size
-        && report.e_tag == file.meta.e_tag
-        && report.last_modified == file.meta.last_modified.to_rfc3339()
+    report.source.bytes == file.meta.size
+        && report.source.e_tag == file.meta.e_tag
+        && report.source.last_modified == file.meta.last_modified.to_rfc3339()
 }

@@ -51,9 +51,9 @@ pub enum Error {
     #[error(transparent)]
     DataFusion(#[from] exdep_engine::datafusion::error::DataFusionError),
     /// Turning rows into the figures' data.
-    #[error("cannot turn rows into JSON: {0}")]
+    #[error("cannot turn rows into JSON")]
     Arrow(#[from] exdep_core::arrow::error::ArrowError),
     /// Turning rows into the figures' data.
-    #[error("cannot turn rows into JSON: {0}")]
+    #[error("cannot turn rows into JSON")]
     Json(#[from] serde_json::Error),
 }

@@ -5,7 +5,8 @@ use exdep_core::schema::{CATEGORIES, NATIONAL};
 use exdep_engine::datafusion::prelude::SessionContext;
 use serde_json::{Value, json};
 
-use crate::{Result, Scope, query};
+use crate::error::Result;
+use crate::scope::{Scope, query};
 
 /// One figure of the report.
 pub(crate) struct Figure {

@@ -4,10 +4,12 @@
 use std::fmt::Write as _;
 
 use exdep_core::schema::NATIONAL;
+use exdep_store::RunManifest;
 use serde_json::Value;
 
+use crate::error::Result;
 use crate::figures::Figure;
-use crate::{Result, Scope};
+use crate::scope::Scope;
 
 /// Vega 6.4.0 and Vega-Lite 6.5.0, as published on npm (see `assets/README.md`).
 const VEGA: &str = include_str!("../assets/vega.min.js");
@@ -127,7 +129,7 @@ pub(crate) fn render(
     scope: &Scope,
     figures: &[Figure],
     summary: &[Value],
-    manifest: Option<&Value>,
+    manifest: Option<&RunManifest>,
 ) -> Result<String> {
     let specs: serde_json::Map<String, Value> = figures
         .iter()
@@ -216,37 +218,37 @@ fn summary_table(summary: &[Value]) -> String {
 
 /// The run that published the tables, from its manifest: when, which exdep, the inputs with
 /// their fingerprints, the code tables with their hashes.
-fn provenance(manifest: Option<&Value>) -> String {
+fn provenance(manifest: Option<&RunManifest>) -> String {
     let mut html = String::from("<section>\n<h2>Provenance</h2>\n");
     let Some(manifest) = manifest else {
         html.push_str("<p>The output has no manifest: a run is publishing or was killed.</p>\n");
         html.push_str("</section>\n");
         return html;
     };
-    let text = |value: &Value| escape(value.as_str().unwrap_or("—"));
     writeln!(
         html,
         "<p>Published by exdep {} in a run from {} to {}, config {} (SHA-256 {}).</p>",
-        text(&manifest["exdep_version"]),
-        text(&manifest["started"]),
-        text(&manifest["finished"]),
-        text(&manifest["config"]["path"]),
-        text(&manifest["config"]["sha256"]),
+        escape(&manifest.exdep_version),
+        escape(&manifest.started),
+        escape(&manifest.finished),
+        escape(&manifest.config.path),
+        escape(&manifest.config.sha256),
     )
     .expect("writing to a string");
     html.push_str(
         "<table id=\"inputs\">\n<tr><th>Input</th><th>Bytes</th><th>Modified</th>\
          <th>Entity tag</th><th>Records read</th></tr>\n",
     );
-    for input in manifest["inputs"].as_array().into_iter().flatten() {
+    for input in &manifest.inputs {
+        let source = &input.source;
         writeln!(
             html,
             "<tr><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            text(&input["file"]),
-            input["bytes"],
-            text(&input["last_modified"]),
-            text(&input["e_tag"]),
-            input["read"],
+            escape(&source.file),
+            source.bytes,
+            escape(&source.last_modified),
+            escape(source.e_tag.as_deref().unwrap_or("—")),
+            input.read,
         )
         .expect("writing to a string");
     }
@@ -254,17 +256,13 @@ fn provenance(manifest: Option<&Value>) -> String {
         "</table>\n<table id=\"code-tables\">\n<tr><th>Code table</th>\
                    <th>Location</th><th>SHA-256</th></tr>\n",
     );
-    let tables = manifest["code_tables"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-    for (name, digest) in &tables {
+    for (name, digest) in &manifest.code_tables {
         writeln!(
             html,
             "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td></tr>",
             escape(name),
-            text(&digest["location"]),
-            text(&digest["sha256"]),
+            escape(&digest.location),
+            escape(&digest.sha256),
         )
         .expect("writing to a string");
     }

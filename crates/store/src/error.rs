@@ -52,10 +52,7 @@ pub enum Error {
         partition: String,
     },
     /// A manifest or run state exdep wrote earlier cannot be read back.
-    #[error(
-        "{location} is not a document this exdep can read ({source}); move it away to start \
-         afresh"
-    )]
+    #[error("{location} is not a document this exdep can read; move it away to start afresh")]
     Unreadable {
         /// Where it is.
         location: String,
@@ -63,7 +60,7 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// A document could not be serialized.
-    #[error("cannot serialize {location}: {source}")]
+    #[error("cannot serialize {location}")]
     Unwritable {
         /// Where it was to be written.
         location: String,
@@ -106,7 +103,7 @@ pub enum Error {
         lock: String,
     },
     /// The lease file on a local disk could not be read or written.
-    #[error("{lock}: {source}")]
+    #[error("{lock}")]
     LeaseFile {
         /// The lease object.
         lock: String,

@@ -1,7 +1,7 @@
 //! exdep's object storage: the stores behind the locations (local disk, memory, S3, GCS,
 //! Azure), what lies at a [`Location`](exdep_core::Location) ([`Objects`], [`InputFiles`]),
-//! the one Parquet writer, JSON documents, the run lease, and the one [`layout`] of the
-//! warehouse and the output.
+//! the one Parquet writer, the run state and the manifest ([`RunState`], [`RunManifest`]),
+//! the run lease, and the one [`layout`] of the warehouse and the output.
 //!
 //! ```no_run
 //! # async fn demo(ctx: &datafusion::prelude::SessionContext) -> exdep_store::Result<()> {
@@ -22,13 +22,17 @@ mod objects;
 mod stores;
 mod writer;
 
-pub use documents::{read_json, write_json, write_object};
+pub use documents::{
+    ConfigRecord, FileState, RunManifest, RunState, read_manifest, read_state, remove_state,
+    withdraw_publication, write_manifest, write_object, write_state,
+};
 pub use error::{Error, Result};
 pub use lock::{LockHolder, RunLock};
 pub use objects::{InputFiles, Objects};
 pub use stores::{EnvironmentStores, register_stores};
 pub use writer::{
-    PartitionedWriter, WrittenFile, session_compression, write_partitioned, writer_properties,
+    PartitionedWriter, TableReport, WrittenFile, session_compression, write_partitioned,
+    writer_properties,
 };
 
 pub use object_store;

@@ -60,6 +60,17 @@ pub struct WrittenFile {
     pub rows: u64,
 }
 
+/// What was written for one table.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TableReport {
+    /// The table's name.
+    pub name: String,
+    /// Rows written.
+    pub rows: u64,
+    /// One file per partition.
+    pub files: Vec<WrittenFile>,
+}
+
 /// Writes record batches into Hive-partitioned Parquet files (`col=value/.../FILE`) under a
 /// table root. Partition columns are stored in the path, not in the files, as Spark, Trino,
 /// DuckDB and Polars expect.
