@@ -1,4 +1,5 @@
-//! The data every exdep stage shares, with no I/O and no engine: the checked pipeline
+//! The data every exdep stage shares, with no engine and no object storage (its only reads
+//! are the config file and the machine's facts, `/proc` and the cgroup): the checked pipeline
 //! [`Config`], [`Location`]s as values, the schemas of the warehouse layers, the
 //! [`account`] of every record read, tallies, SQL helpers and the machine's facts. Reading and writing is `exdep-store`'s; planning and
 //! executing is `exdep-engine`'s.

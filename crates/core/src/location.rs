@@ -148,8 +148,8 @@ impl InputLocation {
         let url = if has_scheme(text) {
             Url::parse(prefix).map_err(|e| error(e.to_string()))?
         } else {
-            // A local folder lists its files, whether or not the path was written with a
-            // trailing slash; a path that does not exist yet is a folder only with one.
+            // A local folder lists its files; a path that does not exist yet names a file,
+            // unless a glob follows it (the part before a glob ends in a slash).
             let path = Path::new(prefix);
             let folder = path.is_dir() || prefix.ends_with('/');
             if folder {
@@ -159,6 +159,8 @@ impl InputLocation {
             }
             .map_err(|()| error(format!("{prefix} is not an absolute path")))?
         };
+        // A path no store could hold is refused here, not when the run lists it.
+        ObjectPath::from_url_path(url.path()).map_err(|e| error(e.to_string()))?;
         Ok(Self {
             text: text.to_string(),
             url,
@@ -198,9 +200,7 @@ impl InputLocation {
     /// below this location's prefix starts with `_` or `.` (`_SUCCESS`, `.DS_Store`,
     /// `_temporary/`). A file the location names itself is never hidden.
     pub fn is_hidden(&self, path: &ObjectPath) -> bool {
-        let Ok(prefix) = ObjectPath::from_url_path(self.url.path()) else {
-            return false;
-        };
+        let prefix = ObjectPath::from_url_path(self.url.path()).expect("checked at resolve");
         path.prefix_match(&prefix).is_some_and(|mut parts| {
             parts.any(|part| part.as_ref().starts_with('_') || part.as_ref().starts_with('.'))
         })

@@ -3,7 +3,7 @@
 /// Result with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A failure while writing outputs or the manifest.
+/// A failure while writing, publishing or reading the output tables.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -45,7 +45,7 @@ pub use plan::{Plan, RunOptions};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Configuration or storage.
+    /// A configuration or location value.
     #[error(transparent)]
     Core(#[from] exdep_core::Error),
     /// An error from object storage (the layout's documents, the lease, commits).
@@ -63,7 +63,7 @@ pub enum Error {
     /// Planning an index.
     #[error(transparent)]
     Index(#[from] exdep_index::Error),
-    /// Writing outputs or the manifest.
+    /// Writing, publishing or reading the output tables.
     #[error(transparent)]
     Export(#[from] exdep_export::Error),
     /// Published years would be replaced by no records: their inputs are gone, empty or
@@ -219,12 +219,34 @@ pub async fn run_pipeline(
     progress: impl Fn(Progress<'_>),
 ) -> Result<RunOutcome, Error> {
     let started = chrono::Utc::now();
+    // The time limit counts from here: reading the code tables and taking the lease are
+    // part of the run.
+    let deadline = config
+        .run_timeout()
+        .map(|limit| tokio::time::Instant::now() + limit);
+    let time_limit = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut time_limit = std::pin::pin!(time_limit);
     config.require_inputs()?;
     exdep_engine::prepare_session(ctx, config)?;
     // A bad code table fails the run before anything, the lock included, is written.
     progress(Progress::Stage("loading code tables and listing inputs"));
-    let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
-    let (lease, run_id) = lock_output(ctx, config, "", started, options.break_lock).await?;
+    let before_lease = async {
+        let tables = CodeTables::load(ctx, &config.tables, &config.years).await?;
+        let (lease, run_id) = lock_output(ctx, config, "", started, options.break_lock).await?;
+        Ok::<_, Error>((tables, lease, run_id))
+    };
+    // Before the lease there is nothing to release: a stop or the time limit just ends it.
+    let (tables, lease, run_id) = tokio::select! {
+        biased;
+        taken = before_lease => taken?,
+        () = options.stop.cancelled() => return Err(Error::Stopped),
+        () = &mut time_limit => return Err(past_time_limit(ctx, config).await),
+    };
     // The run's staging folder holds the code tables' copies, decoded text inputs and the
     // files' partial cubes, rejects and raw records, until the run commits them (see
     // `commit_warehouse`).
@@ -238,12 +260,6 @@ pub async fn run_pipeline(
     };
     let run = steps.run_locked(options, started, &lease, &staged);
     let lost = lease.lost();
-    let time_limit = async {
-        match config.run_timeout() {
-            Some(limit) => tokio::time::sleep(limit).await,
-            None => std::future::pending().await,
-        }
-    };
     // The run is dropped at the end of this block, before its staging goes and its lease is
     // released. A run that ends in the same poll as a stop is not stopped: it is polled
     // first.
@@ -256,7 +272,7 @@ pub async fn run_pipeline(
             () = lost.cancelled() => {
                 Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from)))
             }
-            () = time_limit => Ok(Err(past_time_limit(ctx, config).await)),
+            () = &mut time_limit => Ok(Err(past_time_limit(ctx, config).await)),
         }
     };
     // A staging folder left behind is swept by the next run: not worth failing a run for.
@@ -380,7 +396,6 @@ impl Run<'_> {
         staged: &Staging,
     ) -> Result<RunOutcome, Error> {
         let (ctx, config, tables, progress) = (self.ctx, self.config, self.tables, self.progress);
-        refuse_format_switch(ctx, config).await?;
         let Planned {
             mut plan,
             listing: Listing {
@@ -390,6 +405,7 @@ impl Run<'_> {
             state,
             previous,
         } = plan(ctx, config, tables, options).await?;
+        refuse_format_switch(ctx, config).await?;
         if plan.is_empty() {
             let manifest = previous.expect("a run with nothing to do has published every year");
             return Ok(RunOutcome {

@@ -8,14 +8,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A location exdep cannot reach.
-    #[error("invalid location `{location}`: {message}")]
-    Location {
-        /// The location.
-        location: String,
-        /// Why it cannot be used.
-        message: String,
-    },
     /// A `[storage]` option the location's store does not know.
     #[error("config key `{key}`: not an option of this object store")]
     StorageOption {

@@ -111,11 +111,6 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// A staging folder at `root` (tests and tools that stage outside a warehouse).
-    pub fn new(root: Location) -> Self {
-        Self { root }
-    }
-
     /// Its root folder.
     pub fn root(&self) -> &Location {
         &self.root
@@ -190,8 +185,8 @@ impl Output {
         self.staging_root().join(run_id)
     }
 
-    /// Where run `run_id` keeps the cells its index plans read (see
-    /// `exdep_index::compute_cells`), removed with its staging.
+    /// Where run `run_id` keeps the cells its index plans read, computed once per run;
+    /// removed with its staging.
     pub fn staged_cells(&self, run_id: &str) -> Location {
         self.staging(run_id).join(STAGED_CELLS)
     }

@@ -36,14 +36,3 @@ pub use writer::{
 };
 
 pub use object_store;
-
-/// A session with the `memory://` store, for this crate's tests.
-#[cfg(test)]
-fn test_session() -> datafusion::prelude::SessionContext {
-    let ctx = datafusion::prelude::SessionContext::new();
-    ctx.register_object_store(
-        &url::Url::parse("memory:///").expect("a constant URL"),
-        std::sync::Arc::new(object_store::memory::InMemory::new()),
-    );
-    ctx
-}

@@ -184,8 +184,7 @@ impl RunLock {
         let mut holder = holder;
         holder.expires = Some(expiry(length));
         let first = holder.bytes();
-        let locations = leases;
-        let mut leases = Leases {
+        let mut taken = Leases {
             locks: Vec::new(),
             holder: Mutex::new(holder),
             length,
@@ -195,21 +194,20 @@ impl RunLock {
             stopped: CancellationToken::new(),
             io: tokio::sync::Mutex::new(()),
         };
-        for location in locations {
-            let taken = leases.take(ctx, location, &first, break_lock).await;
-            if let Err(error) = taken {
-                leases.release_all(ctx).await?;
+        for location in leases {
+            if let Err(error) = taken.take(ctx, location, &first, break_lock).await {
+                taken.release_all(ctx).await?;
                 return Err(error);
             }
-            leases.locks.push(location.clone());
+            taken.locks.push(location.clone());
         }
         // A first renewal at once: a store that cannot replace an object conditionally is
         // refused now, not a quarter of a lease later.
-        if let Err(error) = leases.renew(ctx).await {
-            leases.release_all(ctx).await?;
+        if let Err(error) = taken.renew(ctx).await {
+            taken.release_all(ctx).await?;
             return Err(error);
         }
-        let shared = Arc::new(leases);
+        let shared = Arc::new(taken);
         let heartbeat = tokio::spawn(Arc::clone(&shared).renew_until_stopped(ctx.clone()));
         Ok(Self {
             shared,
@@ -291,9 +289,7 @@ impl Leases {
             }
             let found = match location.read_all(ctx).await {
                 Ok(bytes) => bytes,
-                Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
-                    continue;
-                }
+                Err(error) if error.is_not_found() => continue,
                 Err(error) => return Err(error),
             };
             let holder = serde_json::from_slice::<LockHolder>(&found).ok();
@@ -357,6 +353,7 @@ impl Leases {
                     return self.lose(lock, holder);
                 }
                 Err(error) if self.expires_within(self.length / 8) => {
+                    let error = exdep_core::error_chain(&error);
                     warn!(%error, "this run's lease expired before it could be renewed");
                     let lock = self
                         .locks
@@ -367,6 +364,7 @@ impl Leases {
                     return self.lose(lock, holder);
                 }
                 Err(error) => {
+                    let error = exdep_core::error_chain(&error);
                     warn!(%error, "renewing the lease failed; trying again");
                     wait = (self.length / 16).max(Duration::from_millis(100));
                 }
@@ -540,7 +538,7 @@ async fn delete_if_unchanged(
     }
     let ours = match location.read_all(ctx).await {
         Ok(bytes) => expected.matches(&bytes),
-        Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => false,
+        Err(error) if error.is_not_found() => false,
         Err(error) => return Err(error),
     };
     if ours {

@@ -78,13 +78,14 @@ fn build_store(
             Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
         other => {
-            return Err(Error::Location {
+            return Err(exdep_core::Error::Location {
                 location: url.to_string(),
                 message: format!(
                     "exdep cannot reach `{other}://` stores (use a path, file://, s3://, \
                      gs://, az:// or memory://)"
                 ),
-            });
+            }
+            .into());
         }
     };
     Ok(Some(store))

@@ -24,8 +24,8 @@ use crate::objects::Objects;
 /// small enough that a writer's buffer stays in the tens of megabytes.
 const ROW_GROUP_ROWS: usize = 512 * 1024;
 
-/// The compression `ctx` is set to write Parquet with (see `exdep_engine::prepare_session`, which
-/// checked it).
+/// The compression `ctx` is set to write Parquet with: its Parquet options, which a run sets
+/// from the config's checked `parquet-compression`.
 pub fn session_compression(ctx: &SessionContext) -> Compression {
     let name = ctx
         .copied_config()
@@ -338,6 +338,16 @@ mod tests {
     use exdep_core::schema::YEAR;
     use std::path::Path;
 
+    /// A session with the `memory://` store.
+    fn test_session() -> SessionContext {
+        let ctx = SessionContext::new();
+        ctx.register_object_store(
+            &url::Url::parse("memory:///").expect("a constant URL"),
+            Arc::new(object_store::memory::InMemory::new()),
+        );
+        ctx
+    }
+
     fn years_and_names(years: &[i32], names: &[&str]) -> RecordBatch {
         RecordBatch::try_from_iter([
             (
@@ -355,7 +365,7 @@ mod tests {
     /// A writer of `year` partitions under `root`, told that rows come in partition order.
     fn writer_in_order(root: &str) -> PartitionedWriter {
         let root = Location::resolve(root, Path::new("/")).unwrap();
-        PartitionedWriter::new(&crate::test_session(), &root, &[YEAR], "part.parquet")
+        PartitionedWriter::new(&test_session(), &root, &[YEAR], "part.parquet")
             .unwrap()
             .partitions_in_order()
     }
@@ -403,7 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn written_partitions_hold_their_rows_in_order() {
-        let ctx = crate::test_session();
+        let ctx = test_session();
         let root = Location::resolve("memory:///table/", Path::new("/")).unwrap();
         let file_schema = Arc::new(Schema::new(vec![Field::new(
             "value",
