@@ -3,39 +3,11 @@
 /// Result with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A code table that cannot be used, or a failure while building the cube.
+/// A code table that cannot be used (see [`exdep_core::Error`] and [`exdep_store::Error`]), or
+/// a failure while building the cube.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A code table file could not be read.
-    #[error(
-        "code table {file}: cannot read it (a relative path under [tables] is taken from the \
-         config file's folder)"
-    )]
-    TableRead {
-        /// The table's location.
-        file: String,
-        /// Why reading failed.
-        source: exdep_core::object_store::Error,
-    },
-    /// A code table has a bad line.
-    #[error("code table {file}: line {line}: {message}")]
-    TableLine {
-        /// The table's location.
-        file: String,
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// A code table misses keys it must cover.
-    #[error("code table {file}: {message}")]
-    TableCoverage {
-        /// The table's location.
-        file: String,
-        /// What is missing.
-        message: String,
-    },
     /// Reading an input file in its one pass failed part-way.
     #[error("{file}")]
     Read {

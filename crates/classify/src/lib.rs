@@ -27,7 +27,7 @@ mod tables;
 
 pub use cube::{FileClassification, classify_file, commit_files, cube_cells, drop_years};
 pub use error::{Error, Result};
-pub use tables::{CHAPTER_CATEGORIES, CodeTables, MACRO_REGIONS, REGIONS, load_province_tiles};
+pub use tables::{CodeTables, load_province_tiles};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use exdep_core::{Location, TableLocations};
 use exdep_engine::new_session;
 
-use crate::{CodeTables, Error, REGIONS};
+use exdep_core::codes::REGIONS;
+
+use crate::{CodeTables, Error};
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -167,7 +169,10 @@ async fn a_missing_table_file_is_named() {
     let error = CodeTables::load(&ctx, &locations(dir.path()), &years(&[2020]))
         .await
         .unwrap_err();
-    assert!(matches!(error, Error::TableRead { .. }));
+    assert!(matches!(
+        error,
+        Error::Store(exdep_store::Error::CodeTableRead { .. })
+    ));
     assert!(error.to_string().contains("provinces.csv"), "{error}");
 }
 

@@ -630,6 +630,192 @@ pub struct Config {
     pub max_compression_ratio: u64,
 }
 
+impl InputFile {
+    /// The checked `[[inputs]]` entry number `i`, its paths relative to `base`.
+    fn check(&self, i: usize, base: &Path) -> Result<Input> {
+        let key = |field: &str| format!("inputs[{i}].{field}");
+        let country_codes = match (&self.country_codes, self.format) {
+            (Some(codes), InputFormat::BaciCsv | InputFormat::Auto) => {
+                Some(Location::resolve(codes, base).map_err(in_key(&key("country-codes")))?)
+            }
+            (None, InputFormat::BaciCsv) => {
+                return Err(Error::ConfigValue {
+                    key: key("country-codes"),
+                    message: "baci-csv needs BACI's country_codes file".into(),
+                });
+            }
+            (Some(_), format) => {
+                return Err(Error::ConfigValue {
+                    key: key("country-codes"),
+                    message: format!("only baci-csv inputs take it, not {}", format.name()),
+                });
+            }
+            (None, _) => None,
+        };
+        let comtrade = matches!(self.format, InputFormat::ComtradeCsv | InputFormat::Auto);
+        for (field, given) in [
+            ("hs-level", self.hs_level.is_some()),
+            ("partner-aliases", self.partner_aliases.is_some()),
+        ] {
+            if given && !comtrade {
+                return Err(Error::ConfigValue {
+                    key: key(field),
+                    message: format!(
+                        "only comtrade-csv inputs take it, not {}",
+                        self.format.name()
+                    ),
+                });
+            }
+        }
+        let hs_level = match &self.hs_level {
+            None => None,
+            Some(HsLevelText::Digits(digits @ (2 | 4 | 6))) => Some(HsLevel::Digits(*digits as u8)),
+            Some(HsLevelText::Word(word)) if word == "finest" => Some(HsLevel::Finest),
+            Some(other) => {
+                return Err(Error::ConfigValue {
+                    key: key("hs-level"),
+                    message: format!("must be 2, 4, 6 or \"finest\", got {other:?}"),
+                });
+            }
+        };
+        if self.format == InputFormat::CanonicalParquet && self.encoding != TextEncoding::Auto {
+            return Err(Error::ConfigValue {
+                key: key("encoding"),
+                message: "Parquet inputs have no text encoding".into(),
+            });
+        }
+        Ok(Input {
+            location: InputLocation::resolve(&self.location, base)
+                .map_err(in_key(&key("location")))?,
+            format: self.format,
+            encoding: self.encoding,
+            country_codes,
+            hs_level,
+            partner_aliases: self.partner_aliases.unwrap_or(true),
+        })
+    }
+}
+
+impl TablesFile {
+    /// The code tables' locations, relative paths taken from `base`.
+    fn resolve(&self, base: &Path) -> Result<TableLocations> {
+        let table = |key: &str, value: &str| {
+            Location::resolve(value, base).map_err(in_key(&format!("tables.{key}")))
+        };
+        Ok(TableLocations {
+            hs_chapters: table("hs-chapters", &self.hs_chapters)?,
+            partner_regions: table("partner-regions", &self.partner_regions)?,
+            provinces: table("provinces", &self.provinces)?,
+            exchange_rates: table("exchange-rates", &self.exchange_rates)?,
+            customs_partner_codes: table("customs-partner-codes", &self.customs_partner_codes)?,
+            comtrade_partner_aliases: table(
+                "comtrade-partner-aliases",
+                &self.comtrade_partner_aliases,
+            )?,
+            province_tiles: table("province-tiles", &self.province_tiles)?,
+        })
+    }
+}
+
+impl IndicesFile {
+    /// The checked `[indices]`; the base year defaults to the first of `years`.
+    fn check(&self, years: &BTreeSet<i32>) -> Result<IndexSettings> {
+        let threshold = self.destination_threshold_cny;
+        if !(threshold.is_finite() && threshold > 0.0) {
+            return Err(Error::ConfigValue {
+                key: "indices.destination-threshold-cny".into(),
+                message: format!("must be a positive number, got {threshold}"),
+            });
+        }
+        if self.top_n == 0 {
+            return Err(Error::ConfigValue {
+                key: "indices.top-n".into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        let base_year = match self.base_year {
+            None => *years.first().expect("years is not empty"),
+            Some(year) if years.contains(&year) => year,
+            Some(year) => {
+                return Err(Error::ConfigValue {
+                    key: "indices.base-year".into(),
+                    message: format!("{year} is not one of the configured years"),
+                });
+            }
+        };
+        Ok(IndexSettings {
+            destination_threshold_cny: threshold,
+            top_n: self.top_n,
+            base_year,
+            destination_level: self.destination_level,
+        })
+    }
+}
+
+impl EngineFile {
+    /// The checked `[engine]`: a Ballista run names its scheduler, an embedded one does not.
+    fn check(&self) -> Result<Engine> {
+        match (self.kind, &self.scheduler) {
+            (EngineKind::Embedded, None) => Ok(Engine::Embedded),
+            (EngineKind::Embedded, Some(_)) => Err(Error::ConfigValue {
+                key: "engine.scheduler".into(),
+                message: "is for `kind = \"ballista\"` only".into(),
+            }),
+            (EngineKind::Ballista, None) => Err(Error::ConfigValue {
+                key: "engine.scheduler".into(),
+                message: "a Ballista run needs its scheduler, `df://HOST:PORT`".into(),
+            }),
+            (EngineKind::Ballista, Some(scheduler)) => Ok(Engine::Ballista {
+                scheduler: check_scheduler(scheduler, "engine.scheduler")?,
+                shared_local_paths: self.shared_local_paths,
+            }),
+        }
+    }
+}
+
+/// `vacuum-retention-hours`, at least [`MIN_VACUUM_RETENTION_HOURS`] unless `checked` is
+/// off (`vacuum-retention-check = false`).
+fn vacuum_retention(hours: Option<u64>, checked: bool) -> Result<std::time::Duration> {
+    let hours = match hours {
+        Some(hours) if hours < MIN_VACUUM_RETENTION_HOURS && checked => {
+            return Err(Error::ConfigValue {
+                key: "vacuum-retention-hours".into(),
+                message: format!(
+                    "{hours} is under the floor of {MIN_VACUUM_RETENTION_HOURS}: a reader of \
+                     the previous version would lose its files. Set vacuum-retention-check = \
+                     false to allow it"
+                ),
+            });
+        }
+        hours => hours.unwrap_or(DEFAULT_VACUUM_RETENTION_HOURS),
+    };
+    Ok(std::time::Duration::from_secs(3600 * hours))
+}
+
+/// `max-compression-ratio`, at least 1.
+fn max_compression_ratio(ratio: Option<u64>) -> Result<u64> {
+    match ratio {
+        Some(0) => Err(Error::ConfigValue {
+            key: "max-compression-ratio".into(),
+            message: "must be at least 1".into(),
+        }),
+        ratio => Ok(ratio.unwrap_or(DEFAULT_MAX_COMPRESSION_RATIO)),
+    }
+}
+
+/// `lease-seconds`, at least [`MIN_LEASE_SECONDS`].
+fn lease(seconds: Option<u64>) -> Result<std::time::Duration> {
+    match seconds {
+        Some(seconds) if seconds < MIN_LEASE_SECONDS => Err(Error::ConfigValue {
+            key: "lease-seconds".into(),
+            message: format!("must be at least {MIN_LEASE_SECONDS}, found {seconds}"),
+        }),
+        seconds => Ok(std::time::Duration::from_secs(
+            seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
+        )),
+    }
+}
+
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Self> {
@@ -678,114 +864,10 @@ impl Config {
             .inputs
             .iter()
             .enumerate()
-            .map(|(i, input)| {
-                let key = |field: &str| format!("inputs[{i}].{field}");
-                let country_codes = match (&input.country_codes, input.format) {
-                    (Some(codes), InputFormat::BaciCsv | InputFormat::Auto) => Some(
-                        Location::resolve(codes, &base).map_err(in_key(&key("country-codes")))?,
-                    ),
-                    (None, InputFormat::BaciCsv) => {
-                        return Err(Error::ConfigValue {
-                            key: key("country-codes"),
-                            message: "baci-csv needs BACI's country_codes file".into(),
-                        });
-                    }
-                    (Some(_), format) => {
-                        return Err(Error::ConfigValue {
-                            key: key("country-codes"),
-                            message: format!("only baci-csv inputs take it, not {}", format.name()),
-                        });
-                    }
-                    (None, _) => None,
-                };
-                let comtrade = matches!(input.format, InputFormat::ComtradeCsv | InputFormat::Auto);
-                for (field, given) in [
-                    ("hs-level", input.hs_level.is_some()),
-                    ("partner-aliases", input.partner_aliases.is_some()),
-                ] {
-                    if given && !comtrade {
-                        return Err(Error::ConfigValue {
-                            key: key(field),
-                            message: format!(
-                                "only comtrade-csv inputs take it, not {}",
-                                input.format.name()
-                            ),
-                        });
-                    }
-                }
-                let hs_level = match &input.hs_level {
-                    None => None,
-                    Some(HsLevelText::Digits(digits @ (2 | 4 | 6))) => {
-                        Some(HsLevel::Digits(*digits as u8))
-                    }
-                    Some(HsLevelText::Word(word)) if word == "finest" => Some(HsLevel::Finest),
-                    Some(other) => {
-                        return Err(Error::ConfigValue {
-                            key: key("hs-level"),
-                            message: format!("must be 2, 4, 6 or \"finest\", got {other:?}"),
-                        });
-                    }
-                };
-                if input.format == InputFormat::CanonicalParquet
-                    && input.encoding != TextEncoding::Auto
-                {
-                    return Err(Error::ConfigValue {
-                        key: key("encoding"),
-                        message: "Parquet inputs have no text encoding".into(),
-                    });
-                }
-                Ok(Input {
-                    location: InputLocation::resolve(&input.location, &base)
-                        .map_err(in_key(&key("location")))?,
-                    format: input.format,
-                    encoding: input.encoding,
-                    country_codes,
-                    hs_level,
-                    partner_aliases: input.partner_aliases.unwrap_or(true),
-                })
-            })
+            .map(|(i, input)| input.check(i, &base))
             .collect::<Result<Vec<_>>>()?;
-        let table = |key: &str, value: &str| {
-            Location::resolve(value, &base).map_err(in_key(&format!("tables.{key}")))
-        };
-        let tables = TableLocations {
-            hs_chapters: table("hs-chapters", &file.tables.hs_chapters)?,
-            partner_regions: table("partner-regions", &file.tables.partner_regions)?,
-            provinces: table("provinces", &file.tables.provinces)?,
-            exchange_rates: table("exchange-rates", &file.tables.exchange_rates)?,
-            customs_partner_codes: table(
-                "customs-partner-codes",
-                &file.tables.customs_partner_codes,
-            )?,
-            comtrade_partner_aliases: table(
-                "comtrade-partner-aliases",
-                &file.tables.comtrade_partner_aliases,
-            )?,
-            province_tiles: table("province-tiles", &file.tables.province_tiles)?,
-        };
-        let threshold = file.indices.destination_threshold_cny;
-        if !(threshold.is_finite() && threshold > 0.0) {
-            return Err(Error::ConfigValue {
-                key: "indices.destination-threshold-cny".into(),
-                message: format!("must be a positive number, got {threshold}"),
-            });
-        }
-        if file.indices.top_n == 0 {
-            return Err(Error::ConfigValue {
-                key: "indices.top-n".into(),
-                message: "must be at least 1".into(),
-            });
-        }
-        let base_year = match file.indices.base_year {
-            None => *years.first().expect("years is not empty"),
-            Some(year) if years.contains(&year) => year,
-            Some(year) => {
-                return Err(Error::ConfigValue {
-                    key: "indices.base-year".into(),
-                    message: format!("{year} is not one of the configured years"),
-                });
-            }
-        };
+        let tables = file.tables.resolve(&base)?;
+        let indices = file.indices.check(&years)?;
         let max_reject_ratio = file.max_reject_ratio;
         check_ratio(max_reject_ratio, "max-reject-ratio")?;
         let parquet_compression = file
@@ -796,25 +878,7 @@ impl Config {
             key: "parquet-compression".into(),
             message,
         })?;
-        let engine = match (file.engine.kind, file.engine.scheduler) {
-            (EngineKind::Embedded, None) => Engine::Embedded,
-            (EngineKind::Embedded, Some(_)) => {
-                return Err(Error::ConfigValue {
-                    key: "engine.scheduler".into(),
-                    message: "is for `kind = \"ballista\"` only".into(),
-                });
-            }
-            (EngineKind::Ballista, None) => {
-                return Err(Error::ConfigValue {
-                    key: "engine.scheduler".into(),
-                    message: "a Ballista run needs its scheduler, `df://HOST:PORT`".into(),
-                });
-            }
-            (EngineKind::Ballista, Some(scheduler)) => Engine::Ballista {
-                scheduler: check_scheduler(&scheduler, "engine.scheduler")?,
-                shared_local_paths: file.engine.shared_local_paths,
-            },
-        };
+        let engine = file.engine.check()?;
         let config = Self {
             path: path.to_path_buf(),
             sha256: config_sha256(text),
@@ -823,12 +887,7 @@ impl Config {
             warehouse,
             inputs,
             tables,
-            indices: IndexSettings {
-                destination_threshold_cny: threshold,
-                top_n: file.indices.top_n,
-                base_year,
-                destination_level: file.indices.destination_level,
-            },
+            indices,
             max_reject_ratio,
             storage: file.storage,
             parquet_compression,
@@ -848,43 +907,13 @@ impl Config {
                 None => DEFAULT_MAX_LINE_BYTES,
             },
             table_format: file.table_format,
-            vacuum_retention: std::time::Duration::from_secs(
-                3600 * match file.vacuum_retention_hours {
-                    Some(hours)
-                        if hours < MIN_VACUUM_RETENTION_HOURS
-                            && file.vacuum_retention_check.unwrap_or(true) =>
-                    {
-                        return Err(Error::ConfigValue {
-                            key: "vacuum-retention-hours".into(),
-                            message: format!(
-                                "{hours} is under the floor of {MIN_VACUUM_RETENTION_HOURS}: a \
-                                 reader of the previous version would lose its files. Set \
-                                 vacuum-retention-check = false to allow it"
-                            ),
-                        });
-                    }
-                    hours => hours.unwrap_or(DEFAULT_VACUUM_RETENTION_HOURS),
-                },
-            ),
-            max_compression_ratio: match file.max_compression_ratio {
-                Some(0) => {
-                    return Err(Error::ConfigValue {
-                        key: "max-compression-ratio".into(),
-                        message: "must be at least 1".into(),
-                    });
-                }
-                ratio => ratio.unwrap_or(DEFAULT_MAX_COMPRESSION_RATIO),
-            },
+            vacuum_retention: vacuum_retention(
+                file.vacuum_retention_hours,
+                file.vacuum_retention_check.unwrap_or(true),
+            )?,
+            max_compression_ratio: max_compression_ratio(file.max_compression_ratio)?,
             serialized_runs: file.serialized_runs,
-            lease: std::time::Duration::from_secs(match file.lease_seconds {
-                Some(seconds) if seconds < MIN_LEASE_SECONDS => {
-                    return Err(Error::ConfigValue {
-                        key: "lease-seconds".into(),
-                        message: format!("must be at least {MIN_LEASE_SECONDS}, found {seconds}"),
-                    });
-                }
-                seconds => seconds.unwrap_or(DEFAULT_LEASE_SECONDS),
-            }),
+            lease: lease(file.lease_seconds)?,
             retry: {
                 let defaults = StoreRetry::default();
                 StoreRetry {

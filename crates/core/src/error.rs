@@ -42,4 +42,22 @@ pub enum Error {
         /// Why it cannot be used.
         message: String,
     },
+    /// A code table has a bad line.
+    #[error("code table {file}: line {line}: {message}")]
+    CodeTableLine {
+        /// The table's location.
+        file: String,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A code table misses keys it must cover.
+    #[error("code table {file}: {message}")]
+    CodeTableCoverage {
+        /// The table's location.
+        file: String,
+        /// What is missing.
+        message: String,
+    },
 }

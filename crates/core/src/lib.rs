@@ -1,8 +1,9 @@
 //! The data every exdep stage shares, with no engine and no object storage (its only reads
 //! are the config file and the machine's facts, `/proc` and the cgroup): the checked pipeline
 //! [`Config`], [`Location`]s as values, the schemas of the warehouse layers, the
-//! [`account`] of every record read, tallies, SQL helpers and the machine's facts. Reading and writing is `exdep-store`'s; planning and
-//! executing is `exdep-engine`'s.
+//! [`account`] of every record read, the [`codes`] tables' rows, tallies, SQL helpers and
+//! the machine's facts. Reading and writing is `exdep-store`'s; planning and executing is
+//! `exdep-engine`'s.
 //!
 //! ```no_run
 //! # fn demo() -> exdep_core::Result<()> {
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod account;
+pub mod codes;
 mod config;
 mod error;
 mod location;

@@ -16,6 +16,15 @@ pub enum Error {
     /// An error from the engine (the session, registering tables).
     #[error(transparent)]
     Engine(#[from] exdep_engine::Error),
+    /// A table's plan could not be written out from its template (`sql/<table>.sql`).
+    #[error("the plan of `{template}` cannot be rendered")]
+    Template {
+        /// The template's name.
+        template: String,
+        /// What went wrong in it.
+        #[source]
+        source: minijinja::Error,
+    },
     /// An error from DataFusion.
     #[error(transparent)]
     DataFusion(#[from] exdep_engine::datafusion::error::DataFusionError),

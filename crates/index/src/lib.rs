@@ -2,10 +2,11 @@
 //! classified cube into export-dependence tables. Every plan reads the cube (never the raw
 //! records) through file-backed tables, so the same plans run embedded or on Ballista.
 //!
-//! Each [`IndexTable`] names its output table, its Hive partition columns, the schema of its
-//! files and the plan that computes it. Formulas follow shared/DOMAIN.md section 2; notation
-//! for one origin p, year t and category m over partners i with exports x_i > 0:
-//! X = sum x_i, s_i = x_i / X, N = number of partners.
+//! Each [`IndexTable`] names its output table, its Hive partition columns and the schema of
+//! its files, as `sql/tables.toml` declares them; its plan is `sql/<table>.sql` (see the
+//! `plans` module for what a plan's template sees). Formulas follow shared/DOMAIN.md
+//! section 2; notation for one origin p, year t and category m over partners i with
+//! exports x_i > 0: X = sum x_i, s_i = x_i / X, N = number of partners.
 //!
 //! ```no_run
 //! # async fn demo(ctx: exdep_engine::datafusion::prelude::SessionContext,
@@ -13,7 +14,6 @@
 //! let warehouse = exdep_store::layout::Warehouse::of(&config);
 //! exdep_index::prepare(&ctx, &warehouse).await?;
 //! let settings = exdep_index::PlanSettings {
-//!     years: config.years.clone(),
 //!     cube_years: exdep_index::cube_years(&ctx, &warehouse).await?,
 //!     base_year: config.indices.base_year,
 //!     destination_level: config.indices.destination_level,
@@ -22,9 +22,9 @@
 //!     provinces: ["11", "44"].map(String::from).into(),
 //! };
 //! let cells = exdep_store::layout::Output::of(&config).staged_cells("run-1");
-//! exdep_index::compute_cells(&ctx, &settings, &cells).await?;
-//! for table in exdep_index::tables(&settings) {
-//!     let frame = ctx.sql(&table.sql).await?;
+//! exdep_index::compute_cells(&ctx, &settings, &config.years, &cells).await?;
+//! for table in exdep_index::tables() {
+//!     let frame = ctx.sql(&table.sql(&settings, &config.years)?).await?;
 //!     println!("{} -> {} columns", table.name, frame.schema().fields().len());
 //! }
 //! # Ok(()) }
@@ -37,7 +37,7 @@ mod plans;
 use std::collections::BTreeSet;
 
 use exdep_core::Location;
-use exdep_core::schema::{CUBE_FILE, YEAR};
+use exdep_core::schema::CUBE_FILE;
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::Objects;
 use exdep_store::layout::{Layer, Warehouse};
@@ -73,28 +73,32 @@ pub async fn origins(ctx: &SessionContext, years: &BTreeSet<i32>) -> Result<BTre
     Ok(origins)
 }
 
-/// Computes the cells the plans of `settings` read (the cube's sums for the years they need,
-/// with the national aggregate and the `all` category) once, writes them under `location`
-/// (a folder of this run's own, removed with it) and registers them for the plans. Expects
-/// [`prepare`].
+/// Computes the cells the plans of `settings` read for `years` (the cube's sums for the
+/// years they need, with the national aggregate and the `all` category) once, writes them
+/// under `location` (a folder of this run's own, removed with it) and registers them for
+/// the plans. Expects [`prepare`].
 pub async fn compute_cells(
     ctx: &SessionContext,
     settings: &PlanSettings,
+    years: &BTreeSet<i32>,
     location: &Location,
 ) -> Result<()> {
-    let cells = plans::cells_sql(settings);
-    exdep_store::write_partitioned(ctx, &cells, location, &[YEAR], &plans::CELLS_FILE).await?;
-    if ctx.table_exist(plans::CELLS_TABLE)? {
-        ctx.deregister_table(plans::CELLS_TABLE)?;
+    let cells = plans::cells();
+    let partition_by: Vec<&str> = cells.partition_by.iter().map(String::as_str).collect();
+    let sql = plans::cells_sql(settings, years)?;
+    exdep_store::write_partitioned(ctx, &sql, location, &partition_by, &cells.file_schema).await?;
+    if ctx.table_exist(cells.name.as_str())? {
+        ctx.deregister_table(cells.name.as_str())?;
     }
-    exdep_engine::register_layer(ctx, plans::CELLS_TABLE, location, &plans::CELLS_FILE).await?;
+    exdep_engine::register_layer(ctx, &cells.name, location, &cells.file_schema).await?;
     Ok(())
 }
 
 /// Readies `ctx` for the index plans: registers the warehouse's cube layer (the files'
 /// partial cubes) as table `cube` and plans in a single partition from here on. The cube
-/// holds cells, not records, so it is small; in one partition sums add up in one fixed order, so a run gives the same bits every
-/// time and in every table (a base year's change against itself is exactly 0).
+/// holds cells, not records, so it is small; in one partition sums add up in one fixed
+/// order, so a run gives the same bits every time and in every table (a base year's change
+/// against itself is exactly 0).
 pub async fn prepare(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()> {
     if ctx.table_exist("cube")? {
         ctx.deregister_table("cube")?;

@@ -93,16 +93,6 @@ pub enum Error {
         /// What failed.
         message: String,
     },
-    /// A code table of a source format is unusable.
-    #[error("{file}: line {line}: {message}")]
-    CodeTable {
-        /// The table.
-        file: String,
-        /// The 1-based line.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
     /// The format of a file could not be recognized from its header.
     #[error("{file}: cannot tell the format from the header ({found}); set `format` on the input")]
     UnknownFormat {

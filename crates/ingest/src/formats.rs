@@ -292,234 +292,407 @@ pub(crate) fn projection(
             // As much of a record's text as a text input keeps (see `normalize`).
             format!("left(concat_ws(',', {fields}), {RAW_KEPT_CHARS})"),
             "true".to_string(),
-            "CAST(NULL AS VARCHAR)".to_string(),
+            null_text(),
         )
     };
-    let projection = |fields: [String; 7],
-                      multiplier: &'static str,
-                      pre_reason: String,
-                      rule: String,
-                      fast: Option<FastFields>,
-                      joins: String| Projection {
-        line: line.clone(),
-        raw: raw.clone(),
-        fields_ok: fields_ok.clone(),
-        shape_reason: shape_reason.clone(),
+    let mapping = match format {
+        InputFormat::Auto => unreachable!("formats are resolved before projection"),
+        InputFormat::CanonicalCsv | InputFormat::CanonicalParquet => canonical(columns)?,
+        InputFormat::CustomsCsv => customs(columns)?,
+        InputFormat::ComtradeCsv => {
+            let reading = comtrade.expect("Comtrade inputs come with how to read them");
+            comtrade_mapping(columns, reading)?
+        }
+        InputFormat::BaciCsv => baci(
+            columns,
+            codes.expect("BACI inputs come with their country codes"),
+        )?,
+    };
+    Ok(Projection {
+        line,
+        raw,
+        fields_ok,
+        shape_reason,
+        pre_reason: mapping.pre_reason,
+        rule: mapping.rule,
+        fields: mapping.fields,
+        multiplier: mapping.multiplier,
+        fast: mapping.fast,
+        from: format!("\"{table}\" t {}", mapping.joins),
+        origin_column: mapping.origin_column,
+    })
+}
+
+/// How one format maps its columns onto the canonical fields (see [`Projection`]).
+struct Mapping {
+    fields: [String; 7],
+    multiplier: &'static str,
+    pre_reason: String,
+    rule: String,
+    fast: Option<FastFields>,
+    /// The code tables the format joins to `t`.
+    joins: String,
+    origin_column: Option<String>,
+}
+
+fn null_text() -> String {
+    "CAST(NULL AS VARCHAR)".to_string()
+}
+
+/// exdep's canonical columns, CSV or Parquet: fields as they are, trimmed and cased.
+fn canonical(columns: &Columns) -> crate::error::Result<Mapping> {
+    let [year, month, province, partner, hs_code, value, currency] =
+        CANONICAL_COLUMNS.map(|c| columns.text(c));
+    let (year, value) = (year?, value?);
+    let duplicate = format!(
+        "CASE WHEN lower({year}) = 'year' AND lower({value}) = 'value' \
+         THEN 'duplicate_header' END"
+    );
+    let fast = FastFields {
+        year: columns.number("year", "INT")?,
+        month_missing: columns.empty("month")?,
+        month: columns.number("month", "INT")?,
+        province: columns.untrimmed("province")?,
+        partner: columns.untrimmed("partner")?,
+        hs_code: columns.untrimmed("hs_code")?,
+        value: columns.number("value", "DOUBLE")?,
+        currency: columns.untrimmed("currency")?,
+    };
+    Ok(Mapping {
+        fields: [
+            year,
+            month?,
+            province?,
+            format!("upper({})", partner?),
+            hs_code?,
+            value,
+            format!("upper({})", currency?),
+        ],
+        multiplier: "1",
+        pre_reason: duplicate,
+        rule: null_text(),
+        fast: Some(fast),
+        joins: String::new(),
+        origin_column: None,
+    })
+}
+
+/// A China Customs download: period `YYYYMM`, the origin's code in the first two digits,
+/// partners as customs codes, values in one currency.
+fn customs(columns: &Columns) -> crate::error::Result<Mapping> {
+    let period = columns.text(CUSTOMS_PERIOD)?;
+    let partner = columns.text(CUSTOMS_PARTNER)?;
+    let hs_code = columns.text(CUSTOMS_HS)?;
+    let origin_column = CUSTOMS_ORIGINS
+        .iter()
+        .find(|c| columns.has(c))
+        .ok_or_else(|| columns.missing(CUSTOMS_ORIGINS[0]))?;
+    let origin = columns.text(origin_column)?;
+    let (value_column, currency) = match (columns.has(CUSTOMS_CNY), columns.has(CUSTOMS_USD)) {
+        (true, false) => (CUSTOMS_CNY, "CNY"),
+        (false, true) => (CUSTOMS_USD, "USD"),
+        (true, true) => {
+            return Err(crate::error::Error::Header {
+                file: columns.file.clone(),
+                message: format!(
+                    "both `{CUSTOMS_CNY}` and `{CUSTOMS_USD}` are present; export one currency"
+                ),
+            });
+        }
+        (false, false) => return Err(columns.missing(CUSTOMS_CNY)),
+    };
+    let value = columns.text(value_column)?;
+    let pre_reason = format!(
+        "CASE
+            WHEN {period} = '{CUSTOMS_PERIOD}' THEN 'duplicate_header'
+            WHEN {period} IS NULL
+              OR NOT regexp_like({period}, '^[0-9]{{4}}(0[1-9]|1[0-2])$') THEN 'bad_period'
+            WHEN cp.code IS NULL THEN 'unknown_customs_partner'
+        END"
+    );
+    let rule = "CASE WHEN cp.code IS NOT NULL AND cp.iso3 IS NULL \
+                THEN 'partner_not_a_country' END"
+        .to_string();
+    Ok(Mapping {
+        fields: [
+            format!("substr({period}, 1, 4)"),
+            format!("substr({period}, 5, 2)"),
+            format!("substr({origin}, 1, 2)"),
+            "cp.iso3".to_string(),
+            hs_code,
+            format!("replace({value}, ',', '')"),
+            format!("'{currency}'"),
+        ],
+        multiplier: "1",
         pre_reason,
         rule,
-        fields,
-        multiplier,
-        fast,
-        from: format!("\"{table}\" t {joins}"),
-        origin_column: None,
+        fast: None,
+        joins: format!(
+            "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {CUSTOMS_PARTNERS}) cp
+               ON cp.code = {partner}"
+        ),
+        origin_column: Some(origin_column.to_string()),
+    })
+}
+
+/// A UN Comtrade download: exports to each partner, without world totals, breakdowns and
+/// other HS levels.
+fn comtrade_mapping(columns: &Columns, reading: ComtradeReading) -> crate::error::Result<Mapping> {
+    let [
+        year,
+        month,
+        reporter,
+        flow,
+        partner_code,
+        partner,
+        partner2,
+        mot,
+        customs,
+        cmd,
+        value,
+        _,
+    ] = COMTRADE_COLUMNS.map(|c| columns.text(c));
+    let (year, flow, partner_code) = (year?, flow?, partner_code?);
+    let (partner2, mot, customs) = (partner2?, mot?, customs?);
+    let (month, partner) = (month?, partner?);
+    let pre_reason = format!("CASE WHEN {year} = 'refYear' THEN 'duplicate_header' END");
+    // Rows of another HS level than the one kept list the same trade again.
+    let other_level = match reading.hs_level {
+        Some(kept) => format!(
+            "WHEN {level} > 0 AND {level} <> {kept} THEN 'other_hs_level'",
+            level = comtrade_level(columns)?
+        ),
+        None => String::new(),
     };
-    let null = || "CAST(NULL AS VARCHAR)".to_string();
-    match format {
-        InputFormat::Auto => unreachable!("formats are resolved before projection"),
-        InputFormat::CanonicalCsv | InputFormat::CanonicalParquet => {
-            let [year, month, province, partner, hs_code, value, currency] =
-                CANONICAL_COLUMNS.map(|c| columns.text(c));
-            let (year, value) = (year?, value?);
-            let duplicate = format!(
-                "CASE WHEN lower({year}) = 'year' AND lower({value}) = 'value' \
-                 THEN 'duplicate_header' END"
-            );
-            let fast = FastFields {
-                year: columns.number("year", "INT")?,
-                month_missing: columns.empty("month")?,
-                month: columns.number("month", "INT")?,
-                province: columns.untrimmed("province")?,
-                partner: columns.untrimmed("partner")?,
-                hs_code: columns.untrimmed("hs_code")?,
-                value: columns.number("value", "DOUBLE")?,
-                currency: columns.untrimmed("currency")?,
-            };
-            Ok(projection(
-                [
-                    year,
-                    month?,
-                    province?,
-                    format!("upper({})", partner?),
-                    hs_code?,
-                    value,
-                    format!("upper({})", currency?),
-                ],
-                "1",
-                duplicate,
-                null(),
-                Some(fast),
-                String::new(),
-            ))
-        }
-        InputFormat::CustomsCsv => {
-            let period = columns.text(CUSTOMS_PERIOD)?;
-            let partner = columns.text(CUSTOMS_PARTNER)?;
-            let hs_code = columns.text(CUSTOMS_HS)?;
-            let origin_column = CUSTOMS_ORIGINS
-                .iter()
-                .find(|c| columns.has(c))
-                .ok_or_else(|| columns.missing(CUSTOMS_ORIGINS[0]))?;
-            let origin = columns.text(origin_column)?;
-            let (value_column, currency) = match (
-                columns.has(CUSTOMS_CNY),
-                columns.has(CUSTOMS_USD),
-            ) {
-                (true, false) => (CUSTOMS_CNY, "CNY"),
-                (false, true) => (CUSTOMS_USD, "USD"),
-                (true, true) => {
-                    return Err(crate::error::Error::Header {
-                        file: columns.file.clone(),
-                        message: format!(
-                            "both `{CUSTOMS_CNY}` and `{CUSTOMS_USD}` are present; export one currency"
-                        ),
-                    });
-                }
-                (false, false) => return Err(columns.missing(CUSTOMS_CNY)),
-            };
-            let value = columns.text(value_column)?;
-            let pre_reason = format!(
-                "CASE
-                    WHEN {period} = '{CUSTOMS_PERIOD}' THEN 'duplicate_header'
-                    WHEN {period} IS NULL
-                      OR NOT regexp_like({period}, '^[0-9]{{4}}(0[1-9]|1[0-2])$') THEN 'bad_period'
-                    WHEN cp.code IS NULL THEN 'unknown_customs_partner'
-                END"
-            );
-            let rule = "CASE WHEN cp.code IS NOT NULL AND cp.iso3 IS NULL \
-                        THEN 'partner_not_a_country' END"
-                .to_string();
-            let mut customs = projection(
-                [
-                    format!("substr({period}, 1, 4)"),
-                    format!("substr({period}, 5, 2)"),
-                    format!("substr({origin}, 1, 2)"),
-                    "cp.iso3".to_string(),
-                    hs_code,
-                    format!("replace({value}, ',', '')"),
-                    format!("'{currency}'"),
-                ],
-                "1",
-                pre_reason,
-                rule,
-                None,
-                format!(
-                    "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {CUSTOMS_PARTNERS}) cp
-                       ON cp.code = {partner}"
-                ),
-            );
-            customs.origin_column = Some(origin_column.to_string());
-            Ok(customs)
-        }
-        InputFormat::ComtradeCsv => {
-            let [
-                year,
-                month,
-                reporter,
-                flow,
-                partner_code,
-                partner,
-                partner2,
-                mot,
-                customs,
-                cmd,
-                value,
-                _,
-            ] = COMTRADE_COLUMNS.map(|c| columns.text(c));
-            let (year, flow, partner_code) = (year?, flow?, partner_code?);
-            let (partner2, mot, customs) = (partner2?, mot?, customs?);
-            let (month, partner) = (month?, partner?);
-            let reading = comtrade.expect("Comtrade inputs come with how to read them");
-            let pre_reason = format!("CASE WHEN {year} = 'refYear' THEN 'duplicate_header' END");
-            // Rows of another HS level than the one kept list the same trade again.
-            let other_level = match reading.hs_level {
-                Some(kept) => format!(
-                    "WHEN {level} > 0 AND {level} <> {kept} THEN 'other_hs_level'",
-                    level = comtrade_level(columns)?
-                ),
-                None => String::new(),
-            };
-            let rule = format!(
-                "CASE
-                    WHEN {year} = 'refYear' THEN NULL
-                    WHEN coalesce({flow}, '') <> 'X' THEN 'not_export'
-                    WHEN coalesce({partner2}, '0') <> '0' OR coalesce({mot}, '0') <> '0'
-                      OR coalesce({customs}, 'C00') <> 'C00' THEN 'breakdown_row'
-                    WHEN {partner_code} = '0' THEN 'world_total'
-                    {other_level}
-                END"
-            );
-            // Comtrade codes some partners with codes that are not ISO3 (S19, "Other Asia,
-            // nes", is Taiwan's trade): the alias table maps them, unless turned off.
-            let (partner, joins) = if reading.partner_aliases {
-                (
-                    format!("coalesce(ca.iso3, upper({partner}))"),
-                    format!(
-                        "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {COMTRADE_ALIASES}) ca
-                           ON ca.code = upper({partner})"
-                    ),
-                )
-            } else {
-                (format!("upper({partner})"), String::new())
-            };
-            Ok(projection(
-                [
-                    year,
-                    format!("CASE WHEN {month} = '52' THEN NULL ELSE {month} END"),
-                    format!("upper({})", reporter?),
-                    partner,
-                    cmd?,
-                    value?,
-                    "'USD'".to_string(),
-                ],
-                "1",
-                pre_reason,
-                rule,
-                None,
-                joins,
-            ))
-        }
-        InputFormat::BaciCsv => {
-            let codes = codes.expect("BACI inputs come with their country codes");
-            let [year, exporter, importer, product, value] = BACI_COLUMNS.map(|c| columns.text(c));
-            let (year, exporter, importer, product) = (year?, exporter?, importer?, product?);
-            let pre_reason = format!(
-                "CASE
-                    WHEN {year} = 't' THEN 'duplicate_header'
-                    WHEN ci.code IS NULL OR cj.code IS NULL THEN 'unknown_country_code'
-                END"
-            );
-            Ok(projection(
-                [
-                    year,
-                    null(),
-                    "ci.iso3".to_string(),
-                    "cj.iso3".to_string(),
-                    // Files that went through a spreadsheet lose the leading zero.
-                    format!(
-                        "CASE WHEN length({product}) = 5 THEN lpad({product}, 6, '0') \
-                         ELSE {product} END"
-                    ),
-                    value?,
-                    "'USD'".to_string(),
-                ],
-                // BACI values are thousands of USD.
-                "1000",
-                pre_reason,
-                null(),
-                None,
-                format!(
-                    "LEFT JOIN {codes} ci ON ci.code = {exporter}
-                     LEFT JOIN {codes} cj ON cj.code = {importer}"
-                ),
-            ))
-        }
-    }
+    let rule = format!(
+        "CASE
+            WHEN {year} = 'refYear' THEN NULL
+            WHEN coalesce({flow}, '') <> 'X' THEN 'not_export'
+            WHEN coalesce({partner2}, '0') <> '0' OR coalesce({mot}, '0') <> '0'
+              OR coalesce({customs}, 'C00') <> 'C00' THEN 'breakdown_row'
+            WHEN {partner_code} = '0' THEN 'world_total'
+            {other_level}
+        END"
+    );
+    // Comtrade codes some partners with codes that are not ISO3 (S19, "Other Asia,
+    // nes", is Taiwan's trade): the alias table maps them, unless turned off.
+    let (partner, joins) = if reading.partner_aliases {
+        (
+            format!("coalesce(ca.iso3, upper({partner}))"),
+            format!(
+                "LEFT JOIN (SELECT code, nullif(iso3, '') AS iso3 FROM {COMTRADE_ALIASES}) ca
+                   ON ca.code = upper({partner})"
+            ),
+        )
+    } else {
+        (format!("upper({partner})"), String::new())
+    };
+    Ok(Mapping {
+        fields: [
+            year,
+            format!("CASE WHEN {month} = '52' THEN NULL ELSE {month} END"),
+            format!("upper({})", reporter?),
+            partner,
+            cmd?,
+            value?,
+            "'USD'".to_string(),
+        ],
+        multiplier: "1",
+        pre_reason,
+        rule,
+        fast: None,
+        joins,
+        origin_column: None,
+    })
+}
+
+/// A BACI release: countries as numeric codes (through `codes`), values in thousands of USD.
+fn baci(columns: &Columns, codes: &str) -> crate::error::Result<Mapping> {
+    let [year, exporter, importer, product, value] = BACI_COLUMNS.map(|c| columns.text(c));
+    let (year, exporter, importer, product) = (year?, exporter?, importer?, product?);
+    let pre_reason = format!(
+        "CASE
+            WHEN {year} = 't' THEN 'duplicate_header'
+            WHEN ci.code IS NULL OR cj.code IS NULL THEN 'unknown_country_code'
+        END"
+    );
+    Ok(Mapping {
+        fields: [
+            year,
+            null_text(),
+            "ci.iso3".to_string(),
+            "cj.iso3".to_string(),
+            // Files that went through a spreadsheet lose the leading zero.
+            format!(
+                "CASE WHEN length({product}) = 5 THEN lpad({product}, 6, '0') \
+                 ELSE {product} END"
+            ),
+            value?,
+            "'USD'".to_string(),
+        ],
+        // BACI values are thousands of USD.
+        multiplier: "1000",
+        pre_reason,
+        rule: null_text(),
+        fast: None,
+        joins: format!(
+            "LEFT JOIN {codes} ci ON ci.code = {exporter}
+             LEFT JOIN {codes} cj ON cj.code = {importer}"
+        ),
+        origin_column: None,
+    })
 }
 
 /// The largest value one record may have, in its currency: no single shipment is worth
 /// 10^15 dollars or yuan. Larger values are rejected (`value_too_large`), which also keeps
 /// every exact sum far inside its 38 digits.
 pub(crate) const MAX_VALUE: &str = "1e15";
+
+/// The SQL lists a record's fields are checked against.
+struct MemberLists {
+    run_years: String,
+    origins: String,
+    partners: String,
+    chapters: String,
+}
+
+/// A record's fields as [`record_checks`] reads them: SQL expressions.
+struct CheckedFields<'a> {
+    /// The year as given (text, or a number for a typed input).
+    year_text: &'a str,
+    /// The year as a number, null where it is not one.
+    year: &'a str,
+    /// A test that the month is empty.
+    month_missing: &'a str,
+    /// The month as a number, null where it is not one.
+    month: &'a str,
+    province: &'a str,
+    partner: &'a str,
+    hs_code: &'a str,
+    /// The value as given.
+    value_text: &'a str,
+    /// The value as the file gives it, null where it is not a number.
+    value_number: &'a str,
+    /// The value in the currency's units.
+    value: &'a str,
+    currency: &'a str,
+}
+
+/// One check of a record's fields.
+struct RecordCheck {
+    /// Why a record failing it is rejected.
+    reason: &'static str,
+    /// The condition a record passing it meets (null counts as failing).
+    passes: String,
+    /// Whether a later check cannot pass unless this one does: the test that lets clean
+    /// records skip the text work needs the later one only.
+    implied_by_a_later_one: bool,
+}
+
+/// The checks every record's fields must pass, in the order that picks a rejected record's
+/// reason (the first it fails). Written once: the reason of a rejected record and the test
+/// that lets a clean record skip the text work both come from this list.
+fn record_checks(f: &CheckedFields, lists: &MemberLists) -> Vec<RecordCheck> {
+    let check = |reason, passes: String, implied_by_a_later_one| RecordCheck {
+        reason,
+        passes,
+        implied_by_a_later_one,
+    };
+    let CheckedFields {
+        year_text,
+        year,
+        month_missing,
+        month,
+        province,
+        partner,
+        hs_code: hs,
+        value_text,
+        value_number,
+        value,
+        currency,
+    } = f;
+    let MemberLists {
+        run_years,
+        origins,
+        partners,
+        chapters,
+    } = lists;
+    // Codes in the code tables have the shape the pattern checks ask for (the tables are
+    // validated at load), so a code the tables know has it too. An HS code is 2 to 10
+    // digits in pairs: a number of that length starting with a digit (no sign).
+    vec![
+        check("missing_year", format!("{year_text} IS NOT NULL"), true),
+        check("bad_year", format!("{year} IS NOT NULL"), true),
+        check(
+            "year_outside_run",
+            format!("{year} IN ({run_years})"),
+            false,
+        ),
+        check(
+            "bad_month",
+            format!("({month_missing} OR coalesce({month} BETWEEN 1 AND 12, false))"),
+            false,
+        ),
+        check("missing_province", format!("{province} IS NOT NULL"), true),
+        check(
+            "bad_province_code",
+            format!("regexp_like({province}, '^([0-9]{{2}}|[A-Z]{{3}})$')"),
+            true,
+        ),
+        check("missing_partner", format!("{partner} IS NOT NULL"), true),
+        check(
+            "bad_partner_code",
+            format!("regexp_like({partner}, '^[A-Z]{{3}}$')"),
+            true,
+        ),
+        check("missing_hs_code", format!("{hs} IS NOT NULL"), true),
+        check(
+            "bad_hs_code",
+            format!(
+                "(length({hs}) IN (2, 4, 6, 8, 10) AND left({hs}, 1) BETWEEN '0' AND '9' \
+                 AND try_cast({hs} AS BIGINT) IS NOT NULL)"
+            ),
+            false,
+        ),
+        // The value checks: a NaN or an infinity is above 1e15 in the engine's total order
+        // of doubles (and a negative NaN below 0), so the last two imply the others.
+        check("missing_value", format!("{value_text} IS NOT NULL"), true),
+        check(
+            "bad_value",
+            format!(
+                "(NOT isnan({value_number}) AND abs({value_number}) <> CAST('Infinity' AS DOUBLE))"
+            ),
+            true,
+        ),
+        check("negative_value", format!("{value_number} >= 0"), false),
+        check(
+            "value_too_large",
+            format!("abs({value}) <= {MAX_VALUE}"),
+            false,
+        ),
+        check("missing_currency", format!("{currency} IS NOT NULL"), true),
+        check(
+            "bad_currency",
+            format!("{currency} IN ('USD', 'CNY')"),
+            false,
+        ),
+        check(
+            "unknown_province",
+            format!("{province} IN ({origins})"),
+            false,
+        ),
+        check(
+            "unknown_partner",
+            format!("{partner} IN ({partners})"),
+            false,
+        ),
+        check(
+            "unknown_hs_chapter",
+            format!("substr({hs}, 1, 2) IN ({chapters})"),
+            false,
+        ),
+    ]
+}
 
 /// The rows of one input, checked: for every record its `year` (parsed, whatever it is),
 /// `month`, `province`, `partner`, `hs_code`, `value` (in the currency's units), `currency`,
@@ -532,10 +705,6 @@ pub(crate) fn checked_sql(
     years: &BTreeSet<i32>,
     known: &KnownCodes,
 ) -> String {
-    let run_years = year_list(years);
-    let origins = text_list(known.origins.iter().map(String::as_str));
-    let partners = text_list(known.partners.iter().map(String::as_str));
-    let chapters = text_list(known.chapters.iter().map(String::as_str));
     let Projection {
         line,
         raw,
@@ -550,24 +719,57 @@ pub(crate) fn checked_sql(
         origin_column: _,
     } = projection;
     let fast_fields = fast.as_ref();
+    let lists = MemberLists {
+        run_years: year_list(years),
+        origins: text_list(known.origins.iter().map(String::as_str)),
+        partners: text_list(known.partners.iter().map(String::as_str)),
+        chapters: text_list(known.chapters.iter().map(String::as_str)),
+    };
     let fast_test = fast_fields.map_or("false".to_string(), |f| {
-        format!(
-            "({fields_ok} AND {y} IN ({run_years})
-              AND ({month_missing} OR {m} BETWEEN 1 AND 12)
-              AND {p} IN ({origins}) AND {q} IN ({partners})
-              AND substr({hs}, 1, 2) IN ({chapters}) AND length({hs}) IN (2, 4, 6, 8, 10)
-              AND try_cast({hs} AS BIGINT) IS NOT NULL
-              AND {v} >= 0 AND {v} <= {MAX_VALUE} AND {c} IN ('USD', 'CNY'))",
-            y = f.year,
-            month_missing = f.month_missing,
-            m = f.month,
-            p = f.province,
-            q = f.partner,
-            hs = f.hs_code,
-            v = f.value,
-            c = f.currency,
-        )
+        let fields = CheckedFields {
+            year_text: &f.year,
+            year: &f.year,
+            month_missing: &f.month_missing,
+            month: &f.month,
+            province: &f.province,
+            partner: &f.partner,
+            hs_code: &f.hs_code,
+            value_text: &f.value,
+            value_number: &f.value,
+            value: &f.value,
+            currency: &f.currency,
+        };
+        let passes: Vec<String> = record_checks(&fields, &lists)
+            .into_iter()
+            .filter(|check| !check.implied_by_a_later_one)
+            .map(|check| check.passes)
+            .collect();
+        format!("({fields_ok} AND {})", passes.join(" AND "))
     });
+    let reasons: String = record_checks(
+        &CheckedFields {
+            year_text: "year_text",
+            year: "year",
+            month_missing: "month_text IS NULL",
+            month: "try_cast(month_text AS INT)",
+            province: "province",
+            partner: "partner",
+            hs_code: "hs_code",
+            value_text: "value_text",
+            value_number: "value_number",
+            value: "value",
+            currency: "currency",
+        },
+        &lists,
+    )
+    .into_iter()
+    .map(|check| {
+        format!(
+            "\n                WHEN NOT coalesce({}, false) THEN '{}'",
+            check.passes, check.reason
+        )
+    })
+    .collect();
     // A clean record takes its fields as they are; the others are trimmed and cased.
     let fast = &fast_test;
     let either = |pick: fn(&FastFields) -> &String, slow: &str| match fast_fields {
@@ -594,31 +796,7 @@ pub(crate) fn checked_sql(
             CASE
                 WHEN fast THEN NULL
                 WHEN pre_reason IS NOT NULL THEN pre_reason
-                WHEN rule IS NOT NULL THEN NULL
-                WHEN year_text IS NULL THEN 'missing_year'
-                WHEN year IS NULL THEN 'bad_year'
-                WHEN year NOT IN ({run_years}) THEN 'year_outside_run'
-                WHEN month_text IS NOT NULL
-                    AND coalesce(try_cast(month_text AS INT) NOT BETWEEN 1 AND 12, true)
-                    THEN 'bad_month'
-                WHEN province IS NULL THEN 'missing_province'
-                WHEN NOT regexp_like(province, '^([0-9]{{2}}|[A-Z]{{3}})$')
-                    THEN 'bad_province_code'
-                WHEN partner IS NULL THEN 'missing_partner'
-                WHEN NOT regexp_like(partner, '^[A-Z]{{3}}$') THEN 'bad_partner_code'
-                WHEN hs_code IS NULL THEN 'missing_hs_code'
-                WHEN NOT regexp_like(hs_code, '^([0-9]{{2}}){{1,5}}$') THEN 'bad_hs_code'
-                WHEN value_text IS NULL THEN 'missing_value'
-                WHEN value_number IS NULL OR isnan(value_number)
-                    OR abs(value_number) = CAST('Infinity' AS DOUBLE)
-                    THEN 'bad_value'
-                WHEN value_number < 0 THEN 'negative_value'
-                WHEN NOT (abs(value) <= {MAX_VALUE}) THEN 'value_too_large'
-                WHEN currency IS NULL THEN 'missing_currency'
-                WHEN currency NOT IN ('USD', 'CNY') THEN 'bad_currency'
-                WHEN province NOT IN ({origins}) THEN 'unknown_province'
-                WHEN partner NOT IN ({partners}) THEN 'unknown_partner'
-                WHEN substr(hs_code, 1, 2) NOT IN ({chapters}) THEN 'unknown_hs_chapter'
+                WHEN rule IS NOT NULL THEN NULL{reasons}
             END AS reason
         FROM (
             SELECT {fast} AS fast,

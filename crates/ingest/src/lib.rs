@@ -528,85 +528,169 @@ async fn prepare(
     normalized: Option<normalize::Normalized>,
     inputs: &mut PreparedInputs,
 ) -> Result<PreparedFile> {
-    let code_tables = inputs.staging.tables();
-    let (input_index, file, meta) = (listed.input_index, listed.location.clone(), &listed.meta);
-    let input: &Input = &config.inputs[input_index];
+    let (file, meta) = (&listed.location, &listed.meta);
+    let input: &Input = &config.inputs[listed.input_index];
     let table = format!("ingest_input_{index}");
-    let parquet = normalized.is_none();
+    let batch_rows = normalized
+        .as_ref()
+        .map_or(usize::MAX, |n| BATCH_BYTES / n.longest_row.max(1));
+    let registered = register_input(ctx, config, listed, &table, normalized.as_ref()).await?;
+    let mut tables = vec![table.clone()];
+    let codes = register_format_tables(ctx, config, listed, index, &registered, inputs).await?;
+    if let Some((name, _)) = &codes {
+        tables.push(name.clone());
+    }
+    let columns = formats::Columns {
+        file: file.to_string(),
+        columns: registered.columns,
+    };
+    if registered.encoding.is_none() {
+        columns.check_types()?;
+    }
+    let comtrade = match registered.format {
+        InputFormat::ComtradeCsv => {
+            let bounded =
+                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+            Some(comtrade_reading(&bounded, listed, input, &table, &columns).await?)
+        }
+        _ => None,
+    };
+    let projection = formats::projection(
+        registered.format,
+        &table,
+        &columns,
+        registered.encoding.is_some(),
+        codes.as_ref().map(|(_, sql)| sql.as_str()),
+        comtrade,
+    )?;
+    let checked_sql = formats::checked_sql(&projection, &config.years, known);
+    // Plan now, so a mistake in a file's shape surfaces before any data moves.
+    ctx.sql(&checked_sql).await.map_err(|e| Error::Read {
+        file: file.to_string(),
+        source: Box::new(e),
+    })?;
+    Ok(PreparedFile {
+        file: file.clone(),
+        meta: meta.clone(),
+        format: registered.format,
+        encoding: registered.encoding,
+        origin_column: projection.origin_column.clone(),
+        checked_sql,
+        tables,
+        batch_rows,
+    })
+}
+
+/// An input file registered as a table: its format (told from the header for `auto`), its
+/// columns, and for a text file the encoding it was decoded from.
+struct RegisteredInput {
+    format: InputFormat,
+    columns: Vec<(String, DataType)>,
+    encoding: Option<String>,
+}
+
+/// Registers `listed` as table `table`: a Parquet file as it is (after a look at its
+/// footer), a text file through its decoded copy `normalized`, every column as text.
+async fn register_input(
+    ctx: &SessionContext,
+    config: &Config,
+    listed: &InputFile,
+    table: &str,
+    normalized: Option<&normalize::Normalized>,
+) -> Result<RegisteredInput> {
+    let (file, meta) = (&listed.location, &listed.meta);
     let read_error = |e| Error::Read {
         file: file.to_string(),
         source: Box::new(e),
     };
-    let mut tables = vec![table.clone()];
-    let batch_rows = normalized
-        .as_ref()
-        .map_or(usize::MAX, |n| BATCH_BYTES / n.longest_row.max(1));
-    let (format, columns, encoding) = if parquet {
+    let Some(normalized) = normalized else {
         if meta.size == 0 {
             return Err(Error::EmptyFile {
                 file: file.to_string(),
             });
         }
-        check_parquet_footer(ctx, &file, meta, config.memory_limit).await?;
+        check_parquet_footer(ctx, file, meta, config.memory_limit).await?;
         ctx.register_parquet(
-            &table,
+            table,
             file.url().as_str(),
             ParquetReadOptions::default().file_extension(""),
         )
         .await
         .map_err(read_error)?;
-        let schema = ctx.table_provider(table.as_str()).await?.schema();
+        let schema = ctx.table_provider(table).await?.schema();
         let columns = schema
             .fields()
             .iter()
             .map(|f| (f.name().clone(), f.data_type().clone()))
             .collect();
-        (InputFormat::CanonicalParquet, columns, None)
-    } else {
-        let normalized = normalized.expect("text inputs are decoded before they are prepared");
-        let format = match input.format {
-            InputFormat::Auto => {
-                let format =
-                    formats::infer(&normalized.header).ok_or_else(|| Error::UnknownFormat {
-                        file: file.to_string(),
-                        found: normalized.header.join(", "),
-                    })?;
-                info!(file = %file, format = format.name(), "format told from the header");
-                format
-            }
-            format => format,
-        };
-        let names: Vec<String> = [normalize::LINE, normalize::RAW, normalize::FIELDS_OK]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(normalized.header.iter().cloned())
-            .collect();
-        let schema = Schema::new(
-            names
-                .iter()
-                .map(|name| Field::new(name, DataType::Utf8, true))
-                .collect::<Vec<_>>(),
-        );
-        let options = CsvReadOptions::new()
-            .has_header(true)
-            .schema(&schema)
-            .file_extension(".csv");
-        ctx.register_csv(&table, normalized.staging.url().as_str(), options)
-            .await
-            .map_err(read_error)?;
-        let columns = names.into_iter().map(|n| (n, DataType::Utf8)).collect();
-        (format, columns, Some(normalized.encoding.to_string()))
+        return Ok(RegisteredInput {
+            format: InputFormat::CanonicalParquet,
+            columns,
+            encoding: None,
+        });
     };
-    let codes = match format {
+    let format = match config.inputs[listed.input_index].format {
+        InputFormat::Auto => {
+            let format =
+                formats::infer(&normalized.header).ok_or_else(|| Error::UnknownFormat {
+                    file: file.to_string(),
+                    found: normalized.header.join(", "),
+                })?;
+            info!(file = %file, format = format.name(), "format told from the header");
+            format
+        }
+        format => format,
+    };
+    let names: Vec<String> = [normalize::LINE, normalize::RAW, normalize::FIELDS_OK]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(normalized.header.iter().cloned())
+        .collect();
+    let schema = Schema::new(
+        names
+            .iter()
+            .map(|name| Field::new(name, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    );
+    let options = CsvReadOptions::new()
+        .has_header(true)
+        .schema(&schema)
+        .file_extension(".csv");
+    ctx.register_csv(table, normalized.staging.url().as_str(), options)
+        .await
+        .map_err(read_error)?;
+    Ok(RegisteredInput {
+        format,
+        columns: names.into_iter().map(|n| (n, DataType::Utf8)).collect(),
+        encoding: Some(normalized.encoding.to_string()),
+    })
+}
+
+/// Registers the code tables the file's format joins, the shipped ones once per run: the
+/// customs partner codes, Comtrade's partner aliases (unless the input turns them off), or
+/// the input's BACI country codes, returned as the table's name and the SQL that reads it.
+async fn register_format_tables(
+    ctx: &SessionContext,
+    config: &Config,
+    listed: &InputFile,
+    index: usize,
+    registered: &RegisteredInput,
+    inputs: &mut PreparedInputs,
+) -> Result<Option<(String, String)>> {
+    let cache = inputs.staging.tables();
+    let input = &config.inputs[listed.input_index];
+    match registered.format {
         InputFormat::CustomsCsv if !inputs.customs_registered => {
-            tables::register_customs_partners(
-                ctx,
-                &config.tables.customs_partner_codes,
-                &code_tables,
-            )
-            .await?;
+            tables::register_customs_partners(ctx, &config.tables.customs_partner_codes, &cache)
+                .await?;
             inputs.customs_registered = true;
-            None
+        }
+        InputFormat::ComtradeCsv
+            if input.partner_aliases && !inputs.comtrade_aliases_registered =>
+        {
+            tables::register_comtrade_aliases(ctx, &config.tables.comtrade_partner_aliases, &cache)
+                .await?;
+            inputs.comtrade_aliases_registered = true;
         }
         InputFormat::BaciCsv => {
             let location =
@@ -614,84 +698,54 @@ async fn prepare(
                     .country_codes
                     .as_ref()
                     .ok_or_else(|| exdep_core::Error::ConfigValue {
-                        key: format!("inputs[{input_index}].country-codes"),
-                        message: format!("{file} is a BACI file; give BACI's country_codes file"),
+                        key: format!("inputs[{}].country-codes", listed.input_index),
+                        message: format!(
+                            "{} is a BACI file; give BACI's country_codes file",
+                            listed.location
+                        ),
                     })?;
             let name = format!("baci_country_codes_{index}");
-            tables::register_baci_codes(ctx, &name, location, &code_tables).await?;
-            tables.push(name.clone());
-            Some(format!(
-                "(SELECT country_code AS code, country_iso3 AS iso3 FROM {name})"
-            ))
+            tables::register_baci_codes(ctx, &name, location, &cache).await?;
+            let sql = format!("(SELECT country_code AS code, country_iso3 AS iso3 FROM {name})");
+            return Ok(Some((name, sql)));
         }
-        _ => None,
-    };
-    let columns = formats::Columns {
-        file: file.to_string(),
-        columns,
-    };
-    if parquet {
-        columns.check_types()?;
+        _ => {}
     }
-    let comtrade = if format == InputFormat::ComtradeCsv {
-        if input.partner_aliases && !inputs.comtrade_aliases_registered {
-            tables::register_comtrade_aliases(
-                ctx,
-                &config.tables.comtrade_partner_aliases,
-                &code_tables,
-            )
-            .await?;
-            inputs.comtrade_aliases_registered = true;
-        }
-        let hs_level = match input.hs_level {
-            Some(HsLevel::Digits(digits)) => Some(digits),
-            choice => {
-                let bounded =
-                    exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
-                let levels = comtrade_levels(&bounded, &table, &columns).await?;
-                match choice {
-                    Some(_) => levels.last().copied(),
-                    None if levels.len() > 1 => {
-                        return Err(Error::MixedHsLevels {
-                            file: file.to_string(),
-                            levels: levels
-                                .iter()
-                                .map(u8::to_string)
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            key: format!("inputs[{input_index}].hs-level"),
-                        });
-                    }
-                    None => None,
+    Ok(None)
+}
+
+/// How a Comtrade file is read: the HS level kept (the input's `hs-level`, else the one
+/// level the file has; a file with several and no choice is refused).
+async fn comtrade_reading(
+    ctx: &SessionContext,
+    listed: &InputFile,
+    input: &Input,
+    table: &str,
+    columns: &formats::Columns,
+) -> Result<formats::ComtradeReading> {
+    let hs_level = match input.hs_level {
+        Some(HsLevel::Digits(digits)) => Some(digits),
+        choice => {
+            let levels = comtrade_levels(ctx, table, columns).await?;
+            match choice {
+                Some(_) => levels.last().copied(),
+                None if levels.len() > 1 => {
+                    return Err(Error::MixedHsLevels {
+                        file: listed.location.to_string(),
+                        levels: levels
+                            .iter()
+                            .map(u8::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        key: format!("inputs[{}].hs-level", listed.input_index),
+                    });
                 }
+                None => None,
             }
-        };
-        Some(formats::ComtradeReading {
-            hs_level,
-            partner_aliases: input.partner_aliases,
-        })
-    } else {
-        None
+        }
     };
-    let projection = formats::projection(
-        format,
-        &table,
-        &columns,
-        !parquet,
-        codes.as_deref(),
-        comtrade,
-    )?;
-    let checked_sql = formats::checked_sql(&projection, &config.years, known);
-    // Plan now, so a mistake in a file's shape surfaces before any data moves.
-    ctx.sql(&checked_sql).await.map_err(read_error)?;
-    Ok(PreparedFile {
-        file,
-        meta: meta.clone(),
-        format,
-        encoding,
-        origin_column: projection.origin_column.clone(),
-        checked_sql,
-        tables,
-        batch_rows,
+    Ok(formats::ComtradeReading {
+        hs_level,
+        partner_aliases: input.partner_aliases,
     })
 }

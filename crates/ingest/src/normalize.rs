@@ -607,12 +607,8 @@ fn csv_reader() -> csv_core::Reader {
     reader
 }
 
-/// The fields of one line read on its own, where quotes cannot join it to the next.
-pub(crate) fn line_fields(line: &[u8]) -> Vec<String> {
-    line_field_parts(line).iter().map(str::to_string).collect()
-}
-
-/// [`line_fields`], in one buffer.
+/// The fields of one line read on its own, where quotes cannot join it to the next, in one
+/// buffer.
 fn line_field_parts(line: &[u8]) -> Fields {
     let mut reader = csv_reader();
     // A line has no more field bytes than bytes, and no more fields than bytes plus one.

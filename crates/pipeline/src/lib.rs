@@ -572,7 +572,6 @@ impl Run<'_> {
         let output = Output::of(config);
         exdep_index::prepare(ctx, &warehouse).await?;
         let settings = exdep_index::PlanSettings {
-            years: config.years.clone(),
             cube_years: exdep_index::cube_years(ctx, &warehouse).await?,
             base_year: config.indices.base_year,
             destination_level: config.indices.destination_level,
@@ -588,54 +587,45 @@ impl Run<'_> {
             provinces,
             countries,
         };
-        let index_tables = exdep_index::tables(&settings);
-        plan.replaced = plan.partitions_to_replace(&index_tables);
+        let index_tables = exdep_index::tables();
+        plan.replaced = plan.partitions_to_replace(index_tables);
         // Leftovers of a run killed before it published go first; this run stages its tables
         // and publishes them only when all are computed.
         exdep_export::clear_staging(ctx, &output).await?;
         let staging = output.staging(run_id);
         let mut cell_years = BTreeSet::new();
-        let to_write: Vec<_> = index_tables
-            .iter()
-            .filter_map(|table| {
-                let years = plan.table_years(table);
-                cell_years.extend(&years);
-                (!years.is_empty()).then(|| {
-                    let stage = format!(
-                        "computing and writing `{}` for {}",
-                        table.name,
-                        year_span(&years)
-                    );
-                    let planned = exdep_index::tables(&exdep_index::PlanSettings {
-                        years,
-                        ..settings.clone()
-                    })
-                    .into_iter()
-                    .find(|t| t.name == table.name)
-                    .expect("the same settings plan the same tables");
-                    (stage, planned)
-                })
-            })
-            .collect();
+        let mut to_write = Vec::new();
+        for table in index_tables {
+            let years = plan.table_years(table);
+            if years.is_empty() {
+                continue;
+            }
+            let stage = format!(
+                "computing and writing `{}` for {}",
+                table.name,
+                year_span(&years)
+            );
+            to_write.push((stage, table, table.sql(&settings, &years)?));
+            cell_years.extend(years);
+        }
         if !cell_years.is_empty() {
             (self.progress)(Progress::Stage("summing the cube's cells"));
-            let cell_settings = exdep_index::PlanSettings {
-                years: cell_years,
-                ..settings.clone()
-            };
-            exdep_index::compute_cells(ctx, &cell_settings, &output.staged_cells(run_id)).await?;
+            let cells = output.staged_cells(run_id);
+            exdep_index::compute_cells(ctx, &settings, &cell_years, &cells).await?;
         }
         // Each table's plan runs in one partition (a fixed summation order), so a table keeps
         // one core busy: tables are computed side by side, one per core.
-        let stages: Vec<String> = to_write.iter().map(|(stage, _)| stage.clone()).collect();
-        let jobs = to_write.into_iter().map(|(_, planned)| {
+        let stages: Vec<String> = to_write.iter().map(|(stage, ..)| stage.clone()).collect();
+        let jobs = to_write.into_iter().map(|(_, table, sql)| {
             let (ctx, staging) = (ctx.clone(), staging.clone());
             async move {
+                let partition_by: Vec<&str> =
+                    table.partition_by.iter().map(String::as_str).collect();
                 let table = TableToWrite {
-                    name: planned.name,
-                    partition_by: planned.partition_by,
-                    file_schema: &planned.file_schema,
-                    sql: &planned.sql,
+                    name: &table.name,
+                    partition_by: &partition_by,
+                    file_schema: &table.file_schema,
+                    sql: &sql,
                 };
                 write_table(&ctx, &staging, table).await
             }
@@ -650,8 +640,8 @@ impl Run<'_> {
         let layouts = index_tables
             .iter()
             .map(|table| TableLayout {
-                name: table.name.to_string(),
-                partition_by: table.partition_by.iter().map(|c| c.to_string()).collect(),
+                name: table.name.clone(),
+                partition_by: table.partition_by.clone(),
                 file_schema: table.file_schema.clone(),
             })
             .chain([TableLayout::rejects()])

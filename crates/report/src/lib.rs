@@ -92,7 +92,7 @@ pub async fn build(
     let names: BTreeMap<String, String> = codes
         .provinces
         .iter()
-        .map(|(code, (name, _))| (code.clone(), name.clone()))
+        .map(|(code, province)| (code.clone(), province.name.clone()))
         .collect();
 
     let all_years: Vec<i32> = query(ctx, "SELECT DISTINCT year FROM indices ORDER BY year")

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::prelude::SessionContext;
 use exdep_core::account::{CubeReport, FileReconciliation, FileReport, SkippedFile, TableDigest};
-use exdep_core::{Config, Location, TableFormat};
+use exdep_core::codes::{CodeRow, CodeTable};
+use exdep_core::{Config, Location, TableFormat, hex_sha256};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -294,4 +295,24 @@ pub async fn write_object(ctx: &SessionContext, location: &Location, bytes: Vec<
         .put(&location.path()?, PutPayload::from(bytes))
         .await?;
     Ok(())
+}
+
+/// Reads and checks the code table at `location` (see [`exdep_core::codes`]), with the
+/// digest of its bytes for the manifest.
+pub async fn read_code_table<R: CodeRow>(
+    ctx: &SessionContext,
+    location: &Location,
+) -> Result<(CodeTable<R>, TableDigest)> {
+    let bytes = location.read_all(ctx).await.map_err(|e| match e {
+        Error::ObjectStore(source) => Error::CodeTableRead {
+            file: location.to_string(),
+            source,
+        },
+        other => other,
+    })?;
+    let digest = TableDigest {
+        location: location.to_string(),
+        sha256: hex_sha256(&bytes),
+    };
+    Ok((CodeTable::parse(&location.to_string(), &bytes)?, digest))
 }

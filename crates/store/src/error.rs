@@ -102,6 +102,17 @@ pub enum Error {
         /// What failed.
         source: std::io::Error,
     },
+    /// A code table file could not be read.
+    #[error(
+        "code table {file}: cannot read it (a relative path under [tables] is taken from the \
+         config file's folder)"
+    )]
+    CodeTableRead {
+        /// The table's location.
+        file: String,
+        /// Why reading failed.
+        source: object_store::Error,
+    },
     /// A location's value is not usable (see [`exdep_core::Error`]).
     #[error(transparent)]
     Core(#[from] exdep_core::Error),

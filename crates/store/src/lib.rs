@@ -1,7 +1,8 @@
 //! exdep's object storage: the stores behind the locations (local disk, memory, S3, GCS,
 //! Azure), what lies at a [`Location`](exdep_core::Location) ([`Objects`], [`InputFiles`]),
 //! the one Parquet writer, the run state and the manifest ([`RunState`], [`RunManifest`]),
-//! the run lease, and the one [`layout`] of the warehouse and the output.
+//! the code tables' files ([`read_code_table`]), the run lease, and the one [`layout`] of
+//! the warehouse and the output.
 //!
 //! ```no_run
 //! # async fn demo(ctx: &datafusion::prelude::SessionContext) -> exdep_store::Result<()> {
@@ -23,8 +24,8 @@ mod stores;
 mod writer;
 
 pub use documents::{
-    ConfigRecord, FileState, RunManifest, RunState, read_manifest, read_state, remove_state,
-    withdraw_publication, write_manifest, write_object, write_state,
+    ConfigRecord, FileState, RunManifest, RunState, read_code_table, read_manifest, read_state,
+    remove_state, withdraw_publication, write_manifest, write_object, write_state,
 };
 pub use error::{Error, Result};
 pub use lock::{LockHolder, RunLock};
