@@ -5,9 +5,10 @@
     report.py summary RUNS.tsv        one markdown line per (size, format) of RUNS.tsv
     report.py scaling RUNS.tsv A B    exdep's median time on Parquet at size B over size A
 
-RUNS.tsv has one line per measured run: size, format, tool (exdep or duckdb), seconds,
-peak RSS in MiB. A line reports the median time of each tool and its peak RSS (the largest
-over its runs), and the ratio of the medians, exdep over DuckDB.
+RUNS.tsv has one line per measured run: size, format, tool (exdep, lean: the lean DuckDB
+script, or duckdb: DuckDB with exdep's checks), seconds, peak RSS in MiB. A line reports the
+median time of each tool and its peak RSS (the largest over its runs), and the ratios of the
+medians, exdep over each DuckDB script.
 """
 
 import collections
@@ -64,10 +65,15 @@ def cell(samples):
 def summary(path):
     for (size, fmt), tools in load(path).items():
         t_exdep, exdep = cell(tools.get("exdep", []))
+        t_lean, lean = cell(tools.get("lean", []))
         t_duckdb, duckdb = cell(tools.get("duckdb", []))
-        ratio = f"{t_exdep / t_duckdb:.1f}x" if t_exdep and t_duckdb else "-"
+
+        def ratio(peer):
+            return f"{t_exdep / peer:.2f}x" if t_exdep and peer else "-"
+
         label = {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
-        print(f"| {size_label(size)} records, {label} | {exdep} | {duckdb} | {ratio} |")
+        print(f"| {size_label(size)} records, {label} | {exdep} | {lean} | {duckdb} "
+              f"| {ratio(t_lean)} | {ratio(t_duckdb)} |")
 
 
 def scaling(path, small, large):

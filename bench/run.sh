@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: `exdep run` against a DuckDB script doing the same job (bench/duckdb_job.py) on
-# the same synthetic files. Not a test: it measures, and prints a markdown table.
+# Benchmark: `exdep run` against DuckDB scripts doing the same job on the same synthetic files
+# (bench/duckdb_job.py: lean, as a data team writes it first, and with exdep's checks). Not a
+# test: it measures, and prints a markdown table; every run's raw figures go to a runs file.
 #
 # Usage: bench/run.sh [SIZES...]        total records per data set (default: 20000000 100000000)
 #
@@ -141,6 +142,9 @@ destination-threshold-cny = 1e11
 top-n = 10
 EOF
         inputs=("$data"/*."$fmt")
+        duckdb_job=("$PYTHON" "$HERE/duckdb_job.py" --configs "$CONFIGS" --output "$OUT_DUCKDB"
+            --years "$YEARS" --base-year "$FROM" --top-n 10 --threshold-cny 1e11
+            --destination-level country ${THREAD_ARGS[@]+"${THREAD_ARGS[@]}"})
         echo "$size records, $fmt: $RUNS run(s) of each tool" >&2
         for run in $(seq 1 "$RUNS"); do
             clean_outputs
@@ -150,10 +154,9 @@ EOF
                 rows_exdep=$("$PYTHON" "$HERE/report.py" count "$OUT_EXDEP")
             fi
             clean_outputs
-            measure "$size" "$fmt" duckdb "$run" \
-                "$PYTHON" "$HERE/duckdb_job.py" --configs "$CONFIGS" --output "$OUT_DUCKDB" \
-                --years "$YEARS" --base-year "$FROM" --top-n 10 --threshold-cny 1e11 \
-                --destination-level country ${THREAD_ARGS[@]+"${THREAD_ARGS[@]}"} "${inputs[@]}"
+            measure "$size" "$fmt" duckdb "$run" "${duckdb_job[@]}" "${inputs[@]}"
+            clean_outputs
+            measure "$size" "$fmt" lean "$run" "${duckdb_job[@]}" --lean "${inputs[@]}"
         done
         rows_duckdb=$("$PYTHON" "$HERE/report.py" count "$OUT_DUCKDB")
         if [ "$rows_exdep" != "$rows_duckdb" ]; then
@@ -165,8 +168,8 @@ EOF
     done
 done
 
-header="| input | exdep | DuckDB | ratio |"
-rule="|---|---|---|---|"
+header="| input | exdep | lean DuckDB | DuckDB with checks | exdep / lean | exdep / with checks |"
+rule="|---|---|---|---|---|---|"
 lines=$("$PYTHON" "$HERE/report.py" summary "$TSV")
 scaling=""
 if [[ " ${SIZES[*]} " == *" 20000000 "* && " ${SIZES[*]} " == *" 100000000 "* ]]; then

@@ -23,3 +23,10 @@ pub use session::{
 };
 
 pub use datafusion;
+
+/// The layers below the engine, for [`layered_error`]'s paths.
+#[doc(hidden)]
+pub mod layers {
+    pub use exdep_core;
+    pub use exdep_store;
+}

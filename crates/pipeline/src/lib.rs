@@ -41,113 +41,103 @@ use exdep_store::{
 
 pub use plan::{Plan, RunOptions};
 
-/// A failure in one of the stages; each names the file, key or table involved.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A configuration or location value.
-    #[error(transparent)]
-    Core(#[from] exdep_core::Error),
-    /// An error from object storage (the layout's documents, the lease, commits).
-    #[error(transparent)]
-    Store(#[from] exdep_store::Error),
-    /// An error from the engine (the session, the cluster).
-    #[error(transparent)]
-    Engine(#[from] exdep_engine::Error),
-    /// Reading the inputs.
-    #[error("ingest failed")]
-    Ingest(#[from] exdep_ingest::Error),
-    /// Code tables or the cube.
-    #[error(transparent)]
-    Classify(#[from] exdep_classify::Error),
-    /// Planning an index.
-    #[error(transparent)]
-    Index(#[from] exdep_index::Error),
-    /// Writing, publishing or reading the output tables.
-    #[error(transparent)]
-    Export(#[from] exdep_export::Error),
-    /// Published years would be replaced by no records: their inputs are gone, empty or
-    /// wholly rejected. Nothing was published.
-    #[error(
-        "this run has no records for published years {years} (their inputs are gone, empty \
-         or wholly rejected: {inputs}); the warehouse and the outputs were left as they were. \
-         If emptying them is meant, rerun with --allow-empty-years"
-    )]
-    EmptyYears {
-        /// The years, as a span or list.
-        years: String,
-        /// The inputs that held their records, and what they hold now.
-        inputs: String,
-    },
-    /// The output holds a table published in the other format: a run does not convert
-    /// published tables, and writing beside them would leave a Delta log over plain files
-    /// (or plain files a Delta log does not list).
-    #[error(
-        "{table} is published as {found}, but `table-format` is \"{configured}\": a run does \
-         not convert published tables. Publish to a new `output` root, or move the old tables \
-         away first"
-    )]
-    FormatSwitch {
-        /// The table's location.
-        table: String,
-        /// How it is published.
-        found: &'static str,
-        /// The configured format.
-        configured: &'static str,
-    },
-    /// An input's records do not add up: read != accepted + rejected + excluded. A defect of
-    /// exdep's, never of the data; nothing was committed or published.
-    #[error(
-        "{file}: records do not reconcile (read {read}, accepted {accepted}, rejected \
-         {rejected}, excluded {excluded}); the warehouse and the outputs were left as they were"
-    )]
-    Unreconciled {
-        /// The input.
-        file: String,
-        /// Records read.
-        read: u64,
-        /// Records accepted.
-        accepted: u64,
-        /// Records rejected.
-        rejected: u64,
-        /// Records excluded by a rule.
-        excluded: u64,
-    },
-    /// The run did not finish within its time limit (see [`Config::run_timeout`]): its
-    /// cluster jobs were cancelled, then it stopped like [`Error::Stopped`].
-    #[error(
-        "the run did not finish within {seconds} s (--timeout or [engine] timeout-seconds) \
-         and was {stopped}; the published tables are as they were unless publishing had begun"
-    )]
-    TimedOut {
-        /// The limit.
-        seconds: u64,
-        /// What was stopped: the run, and on a cluster its jobs.
-        stopped: String,
-    },
-    /// The run was stopped through [`RunOptions::stop`] before it finished.
-    #[error(
-        "the run was stopped before it finished; its lease was released, and what it had \
-         not published is left to the next run"
-    )]
-    Stopped,
-    /// More records were rejected than `max-reject-ratio` allows; nothing was published.
-    #[error(
-        "{rejected} of {read} records were rejected ({ratio:.4}), more than max-reject-ratio \
-         {max}, most in {worst}; the warehouse and the outputs were left as they were"
-    )]
-    TooManyRejects {
-        /// The inputs with the most rejected records, with their counts.
-        worst: String,
-        /// Records rejected.
-        rejected: u64,
-        /// Records read.
-        read: u64,
-        /// rejected / read.
-        ratio: f64,
-        /// The limit.
-        max: f64,
-    },
+exdep_engine::layered_error! {
+    /// A failure in one of the stages; each names the file, key or table involved.
+    pub enum Error {
+        /// Reading the inputs.
+        #[error("ingest failed")]
+        Ingest(#[from] exdep_ingest::Error),
+        /// Published years would be replaced by no records: their inputs are gone, empty or
+        /// wholly rejected. Nothing was published.
+        #[error(
+            "this run has no records for published years {years} (their inputs are gone, empty \
+             or wholly rejected: {inputs}); the warehouse and the outputs were left as they were. \
+             If emptying them is meant, rerun with --allow-empty-years"
+        )]
+        EmptyYears {
+            /// The years, as a span or list.
+            years: String,
+            /// The inputs that held their records, and what they hold now.
+            inputs: String,
+        },
+        /// The output holds a table published in the other format: a run does not convert
+        /// published tables, and writing beside them would leave a Delta log over plain files
+        /// (or plain files a Delta log does not list).
+        #[error(
+            "{table} is published as {found}, but `table-format` is \"{configured}\": a run does \
+             not convert published tables. Publish to a new `output` root, or move the old tables \
+             away first"
+        )]
+        FormatSwitch {
+            /// The table's location.
+            table: String,
+            /// How it is published.
+            found: &'static str,
+            /// The configured format.
+            configured: &'static str,
+        },
+        /// An input's records do not add up: read != accepted + rejected + excluded. A defect of
+        /// exdep's, never of the data; nothing was committed or published.
+        #[error(
+            "{file}: records do not reconcile (read {read}, accepted {accepted}, rejected \
+             {rejected}, excluded {excluded}); the warehouse and the outputs were left as they were"
+        )]
+        Unreconciled {
+            /// The input.
+            file: String,
+            /// Records read.
+            read: u64,
+            /// Records accepted.
+            accepted: u64,
+            /// Records rejected.
+            rejected: u64,
+            /// Records excluded by a rule.
+            excluded: u64,
+        },
+        /// The run did not finish within its time limit (see [`Config::run_timeout`]): its
+        /// cluster jobs were cancelled, then it stopped like [`Error::Stopped`].
+        #[error(
+            "the run did not finish within {seconds} s (--timeout or [engine] timeout-seconds) \
+             and was {stopped}; the published tables are as they were unless publishing had begun"
+        )]
+        TimedOut {
+            /// The limit.
+            seconds: u64,
+            /// What was stopped: the run, and on a cluster its jobs.
+            stopped: String,
+        },
+        /// The run was stopped through [`RunOptions::stop`] before it finished.
+        #[error(
+            "the run was stopped before it finished; its lease was released, and what it had \
+             not published is left to the next run"
+        )]
+        Stopped,
+        /// More records were rejected than `max-reject-ratio` allows; nothing was published.
+        #[error(
+            "{rejected} of {read} records were rejected ({ratio:.4}), more than max-reject-ratio \
+             {max}, most in {worst}; the warehouse and the outputs were left as they were"
+        )]
+        TooManyRejects {
+            /// The inputs with the most rejected records, with their counts.
+            worst: String,
+            /// Records rejected.
+            rejected: u64,
+            /// Records read.
+            read: u64,
+            /// rejected / read.
+            ratio: f64,
+            /// The limit.
+            max: f64,
+        },
+    }
+    wraps {
+        /// Code tables or the cube.
+        Classify(exdep_classify::Error),
+        /// Planning an index.
+        Index(exdep_index::Error),
+        /// Writing, publishing or reading the output tables.
+        Export(exdep_export::Error),
+    }
 }
 
 /// What a run did.

@@ -47,6 +47,14 @@ fn names(scope: &Scope) -> Value {
     Value::Array(names)
 }
 
+/// The transforms of a figure of the selected year's rows: keep those rows, name the
+/// provinces, then `more`.
+fn of_the_selected_year<const N: usize>(scope: &Scope, more: [Value; N]) -> Value {
+    let mut transforms = vec![json!({"filter": "datum.year == year"}), with_names(scope)];
+    transforms.extend(more);
+    Value::Array(transforms)
+}
+
 /// Adds each row's origin name (field `name`) from its `province` code.
 fn with_names(scope: &Scope) -> Value {
     json!({
@@ -203,13 +211,11 @@ async fn top_links(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
         spec: json!({
             "data": {"values": rows},
             "params": [year_selector(scope)],
-            "transform": [
-                {"filter": "datum.year == year"},
-                with_names(scope),
+            "transform": of_the_selected_year(scope, [
                 // The rank leads the label, zero-padded, so that the links sort by it.
-                {"calculate": "pad(datum.rank, 2, '0', 'left') + '. ' + datum.name + ' → ' \
-                               + datum.partner", "as": "link"}
-            ],
+                json!({"calculate": "pad(datum.rank, 2, '0', 'left') + '. ' + datum.name \
+                                     + ' → ' + datum.partner", "as": "link"})
+            ]),
             "facet": {"field": "category", "type": "nominal", "title": "Category",
                       "sort": category_order()},
             "columns": 3,
@@ -279,7 +285,7 @@ async fn concentration_diversification(ctx: &SessionContext, scope: &Scope) -> R
         spec: json!({
             "data": {"values": rows},
             "params": [year_selector(scope)],
-            "transform": [{"filter": "datum.year == year"}, with_names(scope)],
+            "transform": of_the_selected_year(scope, []),
             "facet": {"column": {"field": "category", "type": "nominal", "title": "Category",
                                  "sort": category_order()}},
             "spec": {
@@ -312,6 +318,24 @@ async fn concentration_diversification(ctx: &SessionContext, scope: &Scope) -> R
     })
 }
 
+/// A heat map with a row per province (by name) and a column per value of `x`, each cell
+/// coloured by `color`; the tooltip names the province, then `tooltip`'s fields.
+fn province_heat_map(column_width: u32, x: Value, color: Value, tooltip: Value) -> Value {
+    let mut fields = vec![json!({"field": "name", "title": "Province"})];
+    fields.extend(tooltip.as_array().into_iter().flatten().cloned());
+    json!({
+        "width": {"step": column_width},
+        "height": {"step": 12},
+        "mark": "rect",
+        "encoding": {
+            "x": x,
+            "y": {"field": "name", "type": "nominal", "title": "Province"},
+            "color": color,
+            "tooltip": fields
+        }
+    })
+}
+
 /// Figure 5: non-equilibrium specialization, province x category x year.
 async fn specialization(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
     let rows = query(
@@ -337,24 +361,16 @@ async fn specialization(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
             "transform": [with_names(scope)],
             "facet": {"column": {"field": "category", "type": "nominal", "title": "Category",
                                  "sort": category_order()}},
-            "spec": {
-                "width": {"step": 22},
-                "height": {"step": 12},
-                "mark": "rect",
-                "encoding": {
-                    "x": {"field": "year", "type": "ordinal", "title": "Year"},
-                    "y": {"field": "name", "type": "nominal", "title": "Province"},
-                    "color": {"field": "specialization", "type": "quantitative",
-                              "title": "Specialization (0-2)",
-                              "scale": {"scheme": "blues"}},
-                    "tooltip": [
-                        {"field": "name", "title": "Province"},
-                        {"field": "year", "title": "Year"},
-                        {"field": "specialization", "title": "Specialization",
-                         "format": ".4f"}
-                    ]
-                }
-            }
+            "spec": province_heat_map(
+                22,
+                json!({"field": "year", "type": "ordinal", "title": "Year"}),
+                json!({"field": "specialization", "type": "quantitative",
+                       "title": "Specialization (0-2)", "scale": {"scheme": "blues"}}),
+                json!([
+                    {"field": "year", "title": "Year"},
+                    {"field": "specialization", "title": "Specialization", "format": ".4f"}
+                ]),
+            ),
         }),
     })
 }
@@ -382,33 +398,29 @@ async fn location_quotients(ctx: &SessionContext, scope: &Scope) -> Result<Figur
         reading: "Blue cells (above 1) are regions that take more of the category than of \
                   the province's exports overall; red cells (below 1) take less."
             .into(),
-        spec: json!({
-            "data": {"values": rows},
-            "params": [
+        spec: {
+            let mut spec = province_heat_map(
+                40,
+                json!({"field": "region", "type": "nominal", "title": "Destination region"}),
+                json!({"field": "lq", "type": "quantitative", "title": "Location quotient",
+                       "scale": {"type": "log", "scheme": "redblue", "domainMid": 1}}),
+                json!([
+                    {"field": "region", "title": "Region"},
+                    {"field": "lq", "title": "LQ", "format": ".3f"}
+                ]),
+            );
+            spec["data"] = json!({"values": rows});
+            spec["params"] = json!([
                 year_selector(scope),
                 {"name": "category", "value": CATEGORIES[0],
                  "bind": {"input": "select", "options": CATEGORIES, "name": "Category "}}
-            ],
-            "transform": [
+            ]);
+            spec["transform"] = json!([
                 {"filter": "datum.year == year && datum.category == category"},
                 with_names(scope)
-            ],
-            "width": {"step": 40},
-            "height": {"step": 12},
-            "mark": "rect",
-            "encoding": {
-                "x": {"field": "region", "type": "nominal", "title": "Destination region"},
-                "y": {"field": "name", "type": "nominal", "title": "Province"},
-                "color": {"field": "lq", "type": "quantitative",
-                          "title": "Location quotient",
-                          "scale": {"type": "log", "scheme": "redblue", "domainMid": 1}},
-                "tooltip": [
-                    {"field": "name", "title": "Province"},
-                    {"field": "region", "title": "Region"},
-                    {"field": "lq", "title": "LQ", "format": ".3f"}
-                ]
-            }
-        }),
+            ]);
+            spec
+        },
     })
 }
 
@@ -435,11 +447,9 @@ async fn margins(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
         spec: json!({
             "data": {"values": rows},
             "params": [year_selector(scope)],
-            "transform": [
-                {"filter": "datum.year == year"},
-                with_names(scope),
-                {"fold": ["new", "lost", "intensive"], "as": ["margin", "value"]}
-            ],
+            "transform": of_the_selected_year(scope, [
+                json!({"fold": ["new", "lost", "intensive"], "as": ["margin", "value"]})
+            ]),
             "facet": {"row": {"field": "name", "type": "nominal", "title": "Origin"}},
             "resolve": {"scale": {"y": "independent"}},
             "spec": {

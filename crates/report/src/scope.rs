@@ -7,7 +7,7 @@ use exdep_core::schema::NATIONAL;
 use exdep_engine::datafusion::prelude::SessionContext;
 use serde_json::Value;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What the figures show: the years, the province beside the nation, and the code tables'
 /// names and tile positions.
@@ -51,8 +51,10 @@ pub(crate) async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<Value>>
 fn rows_as_json(batches: &[RecordBatch]) -> Result<Vec<Value>> {
     let mut writer = arrow_json::ArrayWriter::new(Vec::new());
     let batches: Vec<&RecordBatch> = batches.iter().collect();
-    writer.write_batches(&batches)?;
-    writer.finish()?;
+    writer
+        .write_batches(&batches)
+        .and_then(|()| writer.finish())
+        .map_err(Error::RowsToJson)?;
     let bytes = writer.into_inner();
     if bytes.is_empty() {
         return Ok(Vec::new());
