@@ -13,10 +13,10 @@ use exdep_core::account::{RecordCounts, SourceDisposition};
 use exdep_core::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use exdep_core::arrow::compute::{cast, filter_record_batch, is_not_null, take_record_batch};
 use exdep_core::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema};
-use exdep_core::schema::{CUBE_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
+use exdep_core::schema::{CUBE_FILE, MAX_RECORD_VALUE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
 use exdep_engine::datafusion::prelude::SessionContext;
-use exdep_engine::register_layer;
+use exdep_engine::{CELL_PART, register_layer};
 use exdep_store::layout::{Layer, Staging, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
 use futures::StreamExt;
@@ -40,14 +40,17 @@ pub struct FileClassification {
 
 /// The one plan over a file's checked records (see `exdep_ingest::PreparedFile`): its rows
 /// are the partial cube's cells, the tallies of every other fate, and the rejected records,
-/// each once with its multiplicity. Each record's HS chapter is put in its category first
-/// (with the code table of ~100 chapters as the join's build side, whatever the input's
-/// size), so records are summed by year, origin, partner, category and currency: a tenth
-/// of the groups that chapters would make. The other code tables and the exchange rates are
-/// joined to those sums, not to records; money is summed as exact decimals, so the result
-/// does not depend on the order records arrive in.
+/// each once with its multiplicity. Records that passed every check are summed by their
+/// cell alone, one integer (see [`exdep_engine::CellDomain`]); the others by their reason or
+/// rule (a rejected one with its line and text). Only then are the cells read back into
+/// their codes, and the code tables and exchange rates joined to those sums, not to
+/// records. Money is summed as exact decimals, so the result does not depend on the order
+/// records arrive in.
 fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
     let years = year_list(years);
+    let part = |name: &str| format!("{CELL_PART}(cell, '{name}')");
+    let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
+    let (chapter, currency) = (part("chapter"), part("currency"));
     format!(
         "SELECT year, reject_year, reason, rule, disposition,
             CASE WHEN disposition = '{CLASSIFIED}' THEN province END AS province,
@@ -60,12 +63,13 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN cny END) AS exports_cny
         FROM (
             SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
-                g.records, g.value, p.region, g.category,
+                g.records, g.value, p.region, c.category,
                 CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
                     AS reject_year,
                 CASE
                     WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
-                    WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
+                    WHEN g.province IS NULL THEN NULL
+                    WHEN c.category = 'excluded' THEN 'excluded_hs_chapter'
                     WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
                     ELSE '{CLASSIFIED}'
                 END AS disposition,
@@ -76,30 +80,24 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
                      ELSE CAST(CAST(g.value AS DOUBLE) * CAST(x.cny_per_usd AS DOUBLE)
                                AS {MONEY_DECIMAL}) END AS cny
             FROM (
-                SELECT year, reason, rule, province, partner, category, currency, line, raw,
-                    count(*) AS records,
-                    sum(CASE WHEN abs(value) <= 1e15 THEN CAST(value AS {MONEY_DECIMAL}) END)
-                        AS value
+                SELECT coalesce(CAST({year} AS INT), year) AS year, reason, rule, line, raw,
+                    records, value, {origin} AS province, {partner} AS partner,
+                    {chapter} AS chapter, {currency} AS currency
                 FROM (
-                    SELECT r.year, r.reason, r.rule, r.value, r.province, r.partner,
-                        c.category, r.currency, r.line, r.raw
-                    FROM hs_chapters c RIGHT JOIN (
-                        SELECT year, reason, rule, value,
-                            CASE WHEN reason IS NULL AND rule IS NULL THEN province END
-                                AS province,
-                            CASE WHEN reason IS NULL AND rule IS NULL THEN partner END
-                                AS partner,
-                            CASE WHEN reason IS NULL AND rule IS NULL
-                                THEN substr(hs_code, 1, 2) END AS chapter,
-                            CASE WHEN reason IS NULL AND rule IS NULL THEN currency END
-                                AS currency,
+                    SELECT cell, year, reason, rule, line, raw, count(*) AS records,
+                        sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
+                            THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                    FROM (
+                        SELECT cell, CASE WHEN cell IS NULL THEN year END AS year, reason,
+                            rule, value,
                             CASE WHEN reason IS NOT NULL THEN line END AS line,
                             CASE WHEN reason IS NOT NULL THEN raw END AS raw
                         FROM ({checked})
-                    ) r ON r.chapter = c.chapter
+                    )
+                    GROUP BY cell, year, reason, rule, line, raw
                 )
-                GROUP BY year, reason, rule, province, partner, category, currency, line, raw
             ) g
+            LEFT JOIN hs_chapters c ON g.chapter = c.chapter
             LEFT JOIN partner_regions p ON g.partner = p.iso3
             LEFT JOIN provinces pv ON g.province = pv.code
             LEFT JOIN exchange_rates x ON g.year = CAST(x.year AS INT)
@@ -146,7 +144,7 @@ pub async fn classify_file(
         .with_file_schema(REJECTS_FILE.clone());
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(read_error)?;
-        tally(&batch, &mut outcome)?;
+        tally(&batch, source, &mut outcome)?;
         cube.write(&cube_cells_of(&batch)?).await?;
         rejects.write(&rejects_of(&batch, source)?).await?;
     }
@@ -195,7 +193,7 @@ fn money(values: &exdep_core::arrow::array::PrimitiveArray<Decimal128Type>, row:
 }
 
 /// Counts the rows of a file plan's result into `outcome`.
-fn tally(batch: &RecordBatch, outcome: &mut FileClassification) -> Result<()> {
+fn tally(batch: &RecordBatch, source: &str, outcome: &mut FileClassification) -> Result<()> {
     let years = cast(column(batch, YEAR), &DataType::Int32)?;
     let years = years.as_primitive::<Int32Type>();
     let reject_years = cast(column(batch, "reject_year"), &DataType::Int32)?;
@@ -233,6 +231,13 @@ fn tally(batch: &RecordBatch, outcome: &mut FileClassification) -> Result<()> {
             let year = years.value(row);
             outcome.records.accepted.add(tally);
             *outcome.records.accepted_by_year.entry(year).or_default() += count;
+            if dispositions.is_null(row) {
+                return Err(Error::NoCell {
+                    file: source.to_string(),
+                    records: count,
+                    year,
+                });
+            }
             let disposition = outcome.dispositions.entry(year).or_default();
             match dispositions.value(row) {
                 CLASSIFIED => disposition.classified.add(tally),

@@ -15,5 +15,19 @@ exdep_engine::layered_error! {
             /// What failed.
             source: Box<exdep_engine::datafusion::error::DataFusionError>,
         },
+        /// Records passed every check but the cube kernel gave them no cell: the checks'
+        /// two forms disagree, a defect; the run stops rather than lose them.
+        #[error(
+            "{file}: {records} record(s) of year {year} passed every check but have no cube cell \
+             (a defect of exdep: please report it with the input)"
+        )]
+        NoCell {
+            /// The file's URL.
+            file: String,
+            /// How many.
+            records: u64,
+            /// Their year.
+            year: i32,
+        },
     }
 }

@@ -1,7 +1,8 @@
 //! exdep's Ballista cluster processes: a scheduler and executors built on the
 //! `ballista-scheduler` and `ballista-executor` libraries, so they share exdep's build and
-//! register what exdep's plans need — object stores for every bucket a plan names, built
-//! from the process's environment (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+//! register what exdep's plans need — the cube kernel's functions, and object stores for
+//! every bucket a plan names, built from the process's environment (`AWS_*`, `GOOGLE_*`,
+//! `AZURE_*`).
 //!
 //! The binaries are `exdep-scheduler` and `exdep-executor` (in package `exdep`); `deploy/local-cluster.sh` starts
 //! one scheduler and two executors on this machine.
@@ -13,6 +14,7 @@ use ballista_core::JobId;
 use ballista_core::extension::{
     ballista_aggregate_functions, ballista_scalar_functions, ballista_window_functions,
 };
+use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_core::serde::protobuf::{
     RuntimeStatsReport, ShuffleWritePartition, TaskColumnStats, WindowStateReport,
 };
@@ -24,6 +26,7 @@ use exdep_engine::datafusion::execution::TaskContext;
 use exdep_engine::datafusion::execution::object_store::ObjectStoreRegistry;
 use exdep_engine::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use exdep_engine::datafusion::execution::session_state::SessionState;
+use exdep_engine::datafusion::logical_expr::ScalarUDF;
 use exdep_engine::datafusion::physical_plan::ExecutionPlan;
 use exdep_engine::datafusion::physical_plan::metrics::MetricsSet;
 use exdep_engine::datafusion::prelude::SessionConfig;
@@ -48,6 +51,24 @@ pub fn runtime(
     builder.build_arc()
 }
 
+/// Ballista's scalar functions and the cube kernel's (see [`exdep_engine::cell_functions`]).
+fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
+    let mut functions = ballista_scalar_functions();
+    functions.extend(exdep_engine::cell_functions());
+    functions
+}
+
+/// The functions an executor's tasks may call: Ballista's and the cube kernel's.
+pub fn function_registry() -> Arc<BallistaFunctionRegistry> {
+    let mut registry = BallistaFunctionRegistry::default();
+    for function in exdep_engine::cell_functions() {
+        registry
+            .scalar_functions
+            .insert(function.name().to_string(), function);
+    }
+    Arc::new(registry)
+}
+
 /// The scheduler's state for a client session: Ballista's defaults with exdep's stores.
 pub fn scheduler_session(
     config: SessionConfig,
@@ -58,7 +79,7 @@ pub fn scheduler_session(
         .with_config(config)
         .with_runtime_env(runtime(stores, None)?)
         .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
-        .with_scalar_functions(ballista_scalar_functions())
+        .with_scalar_functions(scalar_functions())
         .with_aggregate_functions(ballista_aggregate_functions())
         .with_window_functions(ballista_window_functions())
         .build())

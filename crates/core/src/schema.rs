@@ -74,6 +74,11 @@ pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// The largest value one record may have, in its currency: no single shipment is worth
+/// 10^15 dollars or yuan. Larger values are rejected (`value_too_large`), which also keeps
+/// every exact sum far inside its 38 digits.
+pub const MAX_RECORD_VALUE: f64 = 1e15;
+
 /// The codes the code tables know, written into the per-record checks of a file's plan as
 /// literal lists: a membership test per record costs far less than a join.
 #[derive(Debug, Clone, Default)]

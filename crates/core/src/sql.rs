@@ -35,13 +35,15 @@ fn exact(expr: &str, scale: u8) -> String {
 /// it, so that a year's cube, the sum of its files' partials, is exact as well.
 pub const MONEY_DECIMAL: &str = "DECIMAL(38, 10)";
 
+/// A string as an SQL text literal.
+pub fn text_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Strings as the contents of an SQL `IN (...)` list of text literals; an impossible value
 /// when empty.
 pub fn text_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let quoted: Vec<String> = items
-        .into_iter()
-        .map(|item| format!("'{}'", item.replace('\'', "''")))
-        .collect();
+    let quoted: Vec<String> = items.into_iter().map(text_literal).collect();
     if quoted.is_empty() {
         return "NULL".into();
     }

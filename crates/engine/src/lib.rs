@@ -12,10 +12,12 @@
 //! ```
 #![warn(missing_docs)]
 
+mod cells;
 mod error;
 mod jobs;
 mod session;
 
+pub use cells::{CELL_KEY, CELL_PART, CellDomain, CellKey, CellPart, cell_functions};
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
 pub use session::{

@@ -60,6 +60,7 @@ pub async fn connect(config: &Config) -> Result<SessionContext> {
             ctx.sql("SET ballista.client.pull = true")
                 .await
                 .map_err(cluster_error)?;
+            register_cell_functions(&ctx);
             crate::jobs::track_jobs(ctx)
         }
     };
@@ -79,8 +80,8 @@ pub fn prepare_session(ctx: &SessionContext, config: &Config) -> Result<()> {
     Ok(register_stores(ctx, config)?)
 }
 
-/// An embedded session with exdep's settings and the `memory://` store registered next to
-/// the local filesystem, its memory unbounded.
+/// An embedded session with exdep's settings, the cube kernel's functions, and the
+/// `memory://` store registered next to the local filesystem, its memory unbounded.
 pub fn new_session() -> SessionContext {
     with_memory_store(SessionContext::new_with_config(session_config(
         SessionConfig::new(),
@@ -99,7 +100,15 @@ fn session_with_limit(limit: u64) -> Result<SessionContext> {
     )))
 }
 
+/// Registers the cube kernel's functions (see [`crate::cell_functions`]).
+fn register_cell_functions(ctx: &SessionContext) {
+    for function in crate::cell_functions() {
+        ctx.register_udf(function.as_ref().clone());
+    }
+}
+
 fn with_memory_store(ctx: SessionContext) -> SessionContext {
+    register_cell_functions(&ctx);
     ctx.register_object_store(
         &Url::parse("memory:///").expect("a constant URL"),
         Arc::new(InMemory::new()),

@@ -36,6 +36,13 @@ exdep_engine::layered_error! {
             /// The config key that chooses.
             key: String,
         },
+        /// The code tables hold a code the cube kernel cannot pack (they are checked for
+        /// the shapes it packs at load, so this is a defect).
+        #[error("the run's codes cannot be packed into cube cells: {message}")]
+        CellDomain {
+            /// Which code, and why.
+            message: String,
+        },
         /// A file has no bytes at all.
         #[error("{file}: the file is empty (not even a header line)")]
         EmptyFile {

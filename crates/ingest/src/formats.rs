@@ -16,8 +16,9 @@ use std::collections::BTreeSet;
 
 use exdep_core::InputFormat;
 use exdep_core::arrow::datatypes::DataType;
-use exdep_core::schema::KnownCodes;
-use exdep_core::sql::{text_list, year_list};
+use exdep_core::schema::{KnownCodes, MAX_RECORD_VALUE};
+use exdep_core::sql::{text_list, text_literal, year_list};
+use exdep_engine::{CELL_KEY, CellDomain};
 
 use crate::normalize::{FIELDS_OK, LINE, RAW, TOO_LONG};
 
@@ -31,6 +32,10 @@ pub(crate) const CUSTOMS_PARTNERS: &str = "customs_partner_codes";
 
 /// The session name of the Comtrade partner alias table.
 pub(crate) const COMTRADE_ALIASES: &str = "comtrade_partner_aliases";
+
+/// The column of a canonical input's checked rows that holds the cell of its untouched
+/// fields (a name no input column has: no contract column has a space).
+const FAST_CELL: &str = "exdep fast cell";
 
 /// How a Comtrade file is read: the HS level it keeps, if it must choose one, and whether
 /// its partner codes go through [`COMTRADE_ALIASES`].
@@ -543,11 +548,6 @@ fn baci(columns: &Columns, codes: &str) -> crate::error::Result<Mapping> {
     })
 }
 
-/// The largest value one record may have, in its currency: no single shipment is worth
-/// 10^15 dollars or yuan. Larger values are rejected (`value_too_large`), which also keeps
-/// every exact sum far inside its 38 digits.
-pub(crate) const MAX_VALUE: &str = "1e15";
-
 /// The SQL lists a record's fields are checked against.
 struct MemberLists {
     run_years: String,
@@ -584,20 +584,14 @@ struct RecordCheck {
     reason: &'static str,
     /// The condition a record passing it meets (null counts as failing).
     passes: String,
-    /// Whether a later check cannot pass unless this one does: the test that lets clean
-    /// records skip the text work needs the later one only.
-    implied_by_a_later_one: bool,
 }
 
 /// The checks every record's fields must pass, in the order that picks a rejected record's
-/// reason (the first it fails). Written once: the reason of a rejected record and the test
-/// that lets a clean record skip the text work both come from this list.
+/// reason (the first it fails). A record passes them all exactly when the cube kernel gives
+/// it a cell (`exdep_engine::CellDomain`); the kernel decides a clean record in one call,
+/// this list why another record is rejected.
 fn record_checks(f: &CheckedFields, lists: &MemberLists) -> Vec<RecordCheck> {
-    let check = |reason, passes: String, implied_by_a_later_one| RecordCheck {
-        reason,
-        passes,
-        implied_by_a_later_one,
-    };
+    let check = |reason, passes: String| RecordCheck { reason, passes };
     let CheckedFields {
         year_text,
         year,
@@ -617,93 +611,71 @@ fn record_checks(f: &CheckedFields, lists: &MemberLists) -> Vec<RecordCheck> {
         partners,
         chapters,
     } = lists;
-    // Codes in the code tables have the shape the pattern checks ask for (the tables are
-    // validated at load), so a code the tables know has it too. An HS code is 2 to 10
-    // digits in pairs: a number of that length starting with a digit (no sign), which its
-    // chapter's being known implies.
     vec![
-        check("missing_year", format!("{year_text} IS NOT NULL"), true),
-        check("bad_year", format!("{year} IS NOT NULL"), true),
-        check(
-            "year_outside_run",
-            format!("{year} IN ({run_years})"),
-            false,
-        ),
+        check("missing_year", format!("{year_text} IS NOT NULL")),
+        check("bad_year", format!("{year} IS NOT NULL")),
+        check("year_outside_run", format!("{year} IN ({run_years})")),
         check(
             "bad_month",
             format!("({month_missing} OR {month} BETWEEN 1 AND 12)"),
-            false,
         ),
-        check("missing_province", format!("{province} IS NOT NULL"), true),
+        check("missing_province", format!("{province} IS NOT NULL")),
         check(
             "bad_province_code",
             format!("regexp_like({province}, '^([0-9]{{2}}|[A-Z]{{3}})$')"),
-            true,
         ),
-        check("missing_partner", format!("{partner} IS NOT NULL"), true),
+        check("missing_partner", format!("{partner} IS NOT NULL")),
         check(
             "bad_partner_code",
             format!("regexp_like({partner}, '^[A-Z]{{3}}$')"),
-            true,
         ),
-        check("missing_hs_code", format!("{hs} IS NOT NULL"), true),
+        check("missing_hs_code", format!("{hs} IS NOT NULL")),
+        // 2 to 10 digits in pairs: a number of that length starting with a digit (no sign).
         check(
             "bad_hs_code",
-            format!("length({hs}) IN (2, 4, 6, 8, 10) AND try_cast({hs} AS BIGINT) IS NOT NULL"),
-            false,
+            format!(
+                "length({hs}) IN (2, 4, 6, 8, 10) AND try_cast({hs} AS BIGINT) IS NOT NULL \
+                 AND left({hs}, 1) BETWEEN '0' AND '9'"
+            ),
         ),
-        check(
-            "bad_hs_code",
-            format!("left({hs}, 1) BETWEEN '0' AND '9'"),
-            true,
-        ),
-        // The value checks: a NaN or an infinity is above 1e15 in the engine's total order
-        // of doubles (and a negative NaN below 0), so the last two imply the others.
-        check("missing_value", format!("{value_text} IS NOT NULL"), true),
+        // A NaN or an infinity is above 1e15 in the engine's total order of doubles (and a
+        // negative NaN below 0), so the checks after this one would catch them too, but
+        // under another reason.
+        check("missing_value", format!("{value_text} IS NOT NULL")),
         check(
             "bad_value",
             format!(
                 "(NOT isnan({value_number}) AND abs({value_number}) <> CAST('Infinity' AS DOUBLE))"
             ),
-            true,
         ),
-        check("negative_value", format!("{value_number} >= 0"), false),
+        check("negative_value", format!("{value_number} >= 0")),
         // Not negative by now, and the multiplier is positive.
-        check("value_too_large", format!("{value} <= {MAX_VALUE}"), false),
-        check("missing_currency", format!("{currency} IS NOT NULL"), true),
         check(
-            "bad_currency",
-            format!("{currency} IN ('USD', 'CNY')"),
-            false,
+            "value_too_large",
+            format!("{value} <= {MAX_RECORD_VALUE:e}"),
         ),
-        check(
-            "unknown_province",
-            format!("{province} IN ({origins})"),
-            false,
-        ),
-        check(
-            "unknown_partner",
-            format!("{partner} IN ({partners})"),
-            false,
-        ),
+        check("missing_currency", format!("{currency} IS NOT NULL")),
+        check("bad_currency", format!("{currency} IN ('USD', 'CNY')")),
+        check("unknown_province", format!("{province} IN ({origins})")),
+        check("unknown_partner", format!("{partner} IN ({partners})")),
         check(
             "unknown_hs_chapter",
             format!("substr({hs}, 1, 2) IN ({chapters})"),
-            false,
         ),
     ]
 }
 
 /// The rows of one input, checked: for every record its `year` (parsed, whatever it is),
 /// `month`, `province`, `partner`, `hs_code`, `value` (in the currency's units), `currency`,
-/// `line` and `raw` (kept for records with a problem only), and either nothing (it passed),
-/// an exclusion `rule` of the source format, or a reject `reason`: the first check that
-/// failed, a code table's membership check included (`unknown_province`,
-/// `unknown_partner`, `unknown_hs_chapter`).
+/// `line` and `raw` (kept for records with a problem only), and either its `cell` (it
+/// passed: see `exdep_engine::CellDomain`), an exclusion `rule` of the source format, or a
+/// reject `reason`: the first check that failed, a code table's membership check included
+/// (`unknown_province`, `unknown_partner`, `unknown_hs_chapter`).
 pub(crate) fn checked_sql(
     projection: &Projection,
     years: &BTreeSet<i32>,
     known: &KnownCodes,
+    domain: &CellDomain,
 ) -> String {
     let Projection {
         line,
@@ -725,53 +697,65 @@ pub(crate) fn checked_sql(
         partners: text_list(known.partners.iter().map(String::as_str)),
         chapters: text_list(known.chapters.iter().map(String::as_str)),
     };
-    let fast_test = fast_fields.map_or("false".to_string(), |f| {
-        let fields = CheckedFields {
-            year_text: &f.year,
-            year: &f.year,
-            month_missing: &f.month_missing,
-            month: &f.month,
-            province: &f.province,
-            partner: &f.partner,
-            hs_code: &f.hs_code,
-            value_text: &f.value,
-            value_number: &f.value,
-            value: &f.value,
-            currency: &f.currency,
-        };
-        let passes: Vec<String> = record_checks(&fields, &lists)
-            .into_iter()
-            .filter(|check| !check.implied_by_a_later_one)
-            .map(|check| check.passes)
-            .collect();
-        format!("({fields_ok} AND {})", passes.join(" AND "))
-    });
-    let reasons: String = record_checks(
-        &CheckedFields {
-            year_text: "year_text",
-            year: "year",
-            month_missing: "month_text IS NULL",
-            month: "try_cast(month_text AS INT)",
-            province: "province",
-            partner: "partner",
-            hs_code: "hs_code",
-            value_text: "value_text",
-            value_number: "value_number",
-            value: "value",
-            currency: "currency",
-        },
-        &lists,
-    )
-    .into_iter()
-    .map(|check| {
-        format!(
-            "\n                WHEN NOT coalesce({}, false) THEN '{}'",
-            check.passes, check.reason
-        )
-    })
-    .collect();
+    let domain = text_literal(&domain.literal());
+    let cell_of = |fields: [&str; 8]| format!("{CELL_KEY}({}, {domain})", fields.join(", "));
+    // The untouched fields' cell, computed once in a subquery that keeps the input's alias.
+    let (fast, from) = match fast_fields {
+        Some(f) => (
+            format!("({fields_ok} AND t.\"{FAST_CELL}\" IS NOT NULL)"),
+            format!(
+                "(SELECT {} AS \"{FAST_CELL}\", t.* FROM {from}) t",
+                cell_of([
+                    &f.year,
+                    &f.month_missing,
+                    &f.month,
+                    &f.province,
+                    &f.partner,
+                    &f.hs_code,
+                    &f.value,
+                    &f.currency
+                ])
+            ),
+        ),
+        None => ("false".to_string(), from.clone()),
+    };
+    let fast_cell = match fast_fields {
+        Some(_) => format!("CASE WHEN {fast} THEN t.\"{FAST_CELL}\" END"),
+        None => "CAST(NULL AS BIGINT)".to_string(),
+    };
+    let checked = CheckedFields {
+        year_text: "year_text",
+        year: "year",
+        month_missing: "month_text IS NULL",
+        month: "try_cast(month_text AS INT)",
+        province: "province",
+        partner: "partner",
+        hs_code: "hs_code",
+        value_text: "value_text",
+        value_number: "value_number",
+        value: "value",
+        currency: "currency",
+    };
+    let reasons: String = record_checks(&checked, &lists)
+        .into_iter()
+        .map(|check| {
+            format!(
+                "\n                WHEN NOT coalesce({}, false) THEN '{}'",
+                check.passes, check.reason
+            )
+        })
+        .collect();
+    let slow_cell = cell_of([
+        checked.year,
+        checked.month_missing,
+        checked.month,
+        checked.province,
+        checked.partner,
+        checked.hs_code,
+        checked.value,
+        checked.currency,
+    ]);
     // A clean record takes its fields as they are; the others are trimmed and cased.
-    let fast = &fast_test;
     let either = |pick: fn(&FastFields) -> &String, slow: &str| match fast_fields {
         Some(f) => format!("CASE WHEN {fast} THEN {} ELSE {slow} END", pick(f)),
         None => slow.to_string(),
@@ -784,36 +768,40 @@ pub(crate) fn checked_sql(
     let province_out = either(|f| &f.province, province);
     let partner_out = either(|f| &f.partner, partner);
     let hs_out = either(|f| &f.hs_code, hs_code);
-    let value_out = match fast_fields {
-        Some(f) => format!("CASE WHEN {fast} THEN {} ELSE {slow_value} END", f.value),
-        None => slow_value.clone(),
-    };
+    let value_out = either(|f| &f.value, &slow_value);
     let currency_out = either(|f| &f.currency, currency);
     let number_text = number(value, "DOUBLE");
     format!(
-        "SELECT year, month, province, partner, hs_code, value, currency, line, raw,
-            CASE WHEN fast THEN NULL WHEN pre_reason IS NULL THEN rule END AS rule,
-            CASE
-                WHEN fast THEN NULL
-                WHEN pre_reason IS NOT NULL THEN pre_reason
-                WHEN rule IS NOT NULL THEN NULL{reasons}
-            END AS reason
+        "SELECT year, month, province, partner, hs_code, value, currency, line, raw, rule,
+            reason,
+            CASE WHEN fast_cell IS NOT NULL THEN fast_cell
+                 WHEN reason IS NULL AND rule IS NULL THEN {slow_cell} END AS cell
         FROM (
-            SELECT {fast} AS fast,
-                {year_out} AS year, {month_out} AS month, {province_out} AS province,
-                {partner_out} AS partner, {hs_out} AS hs_code, {value_out} AS value,
-                {currency_out} AS currency,
-                CASE WHEN {fast} THEN NULL ELSE {line} END AS line,
-                CASE WHEN {fast} THEN NULL ELSE {raw} END AS raw,
-                CASE WHEN {fast} THEN NULL
-                     WHEN NOT ({fields_ok}) THEN {shape_reason} ELSE {pre_reason} END
-                    AS pre_reason,
-                CASE WHEN {fast} THEN NULL WHEN {fields_ok} THEN {rule} END AS rule,
-                CASE WHEN {fast} THEN NULL ELSE {year} END AS year_text,
-                CASE WHEN {fast} THEN NULL ELSE {month} END AS month_text,
-                CASE WHEN {fast} THEN NULL ELSE {value} END AS value_text,
-                CASE WHEN {fast} THEN NULL ELSE {number_text} END AS value_number
-            FROM {from}
+            SELECT year, month, province, partner, hs_code, value, currency, line, raw,
+                fast_cell, month_text,
+                CASE WHEN fast THEN NULL WHEN pre_reason IS NULL THEN rule END AS rule,
+                CASE
+                    WHEN fast THEN NULL
+                    WHEN pre_reason IS NOT NULL THEN pre_reason
+                    WHEN rule IS NOT NULL THEN NULL{reasons}
+                END AS reason
+            FROM (
+                SELECT {fast} AS fast, {fast_cell} AS fast_cell,
+                    {year_out} AS year, {month_out} AS month, {province_out} AS province,
+                    {partner_out} AS partner, {hs_out} AS hs_code, {value_out} AS value,
+                    {currency_out} AS currency,
+                    CASE WHEN {fast} THEN NULL ELSE {line} END AS line,
+                    CASE WHEN {fast} THEN NULL ELSE {raw} END AS raw,
+                    CASE WHEN {fast} THEN NULL
+                         WHEN NOT ({fields_ok}) THEN {shape_reason} ELSE {pre_reason} END
+                        AS pre_reason,
+                    CASE WHEN {fast} THEN NULL WHEN {fields_ok} THEN {rule} END AS rule,
+                    CASE WHEN {fast} THEN NULL ELSE {year} END AS year_text,
+                    CASE WHEN {fast} THEN NULL ELSE {month} END AS month_text,
+                    CASE WHEN {fast} THEN NULL ELSE {value} END AS value_text,
+                    CASE WHEN {fast} THEN NULL ELSE {number_text} END AS value_number
+                FROM {from}
+            )
         )"
     )
 }

@@ -38,7 +38,9 @@ use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
+use exdep_core::sql::text_literal;
 use exdep_core::{Config, HsLevel, Input, InputFormat, Location};
+use exdep_engine::CellDomain;
 use exdep_engine::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
 use exdep_store::layout::{Layer, Staging};
 use exdep_store::{InputFiles, Objects, PartitionedWriter};
@@ -233,6 +235,11 @@ pub async fn prepare_inputs(
         customs_registered: false,
         comtrade_aliases_registered: false,
     };
+    let run_codes = RunCodes {
+        known,
+        domain: CellDomain::new(config.years.iter().copied(), known)
+            .map_err(|message| Error::CellDomain { message })?,
+    };
     let mut decoded = decode_text_inputs(ctx, config, files, &staging.text()).await;
     for (index, file) in files.iter().enumerate() {
         let result = match decoded[index].take() {
@@ -241,7 +248,7 @@ pub async fn prepare_inputs(
                 prepare(
                     ctx,
                     config,
-                    known,
+                    &run_codes,
                     file,
                     index,
                     normalized.map(|n| n.expect("errors are taken above")),
@@ -497,10 +504,10 @@ pub async fn write_raw(
         source: Box::new(e),
     };
     let sql = format!(
-        "SELECT year, month, province, partner, hs_code, value, currency, '{source}' AS source,
+        "SELECT year, month, province, partner, hs_code, value, currency, {source} AS source,
             line
         FROM ({checked}) WHERE reason IS NULL AND rule IS NULL",
-        source = url.replace('\'', "''"),
+        source = text_literal(&url),
         checked = file.checked_sql,
     );
     let mut stream = ctx
@@ -519,10 +526,16 @@ pub async fn write_raw(
     Ok(writer.finish().await?.iter().map(|f| f.rows).sum())
 }
 
+/// The codes a run's records are checked against: as lists, and as the cube kernel's domain.
+struct RunCodes<'a> {
+    known: &'a KnownCodes,
+    domain: CellDomain,
+}
+
 async fn prepare(
     ctx: &SessionContext,
     config: &Config,
-    known: &KnownCodes,
+    run_codes: &RunCodes<'_>,
     listed: &InputFile,
     index: usize,
     normalized: Option<normalize::Normalized>,
@@ -563,7 +576,12 @@ async fn prepare(
         codes.as_ref().map(|(_, sql)| sql.as_str()),
         comtrade,
     )?;
-    let checked_sql = formats::checked_sql(&projection, &config.years, known);
+    let checked_sql = formats::checked_sql(
+        &projection,
+        &config.years,
+        run_codes.known,
+        &run_codes.domain,
+    );
     // Plan now, so a mistake in a file's shape surfaces before any data moves.
     ctx.sql(&checked_sql).await.map_err(|e| Error::Read {
         file: file.to_string(),

@@ -111,6 +111,7 @@ async fn serve(args: Args) -> Result<(), String> {
         work_dir: args.work_dir,
         executor_heartbeat_interval_seconds: args.heartbeat_seconds,
         override_config_producer: Some(Arc::new(default_config_producer)),
+        override_function_registry: Some(exdep_cluster::function_registry()),
         override_execution_engine: Some(Arc::new(exdep_cluster::TasksWithoutMetrics::default())),
         override_runtime_producer: Some(Arc::new(move |_config| {
             exdep_cluster::runtime(&stores, work_dir.as_deref())

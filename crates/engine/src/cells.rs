@@ -1,0 +1,606 @@
+//! The cube kernel's functions. A record that passes every check of its fields becomes one
+//! integer, its *cell*: its year, origin, partner, HS chapter and currency packed into an
+//! `Int64`. The one pass over a file then groups its records by that integer, not by five
+//! strings, and the code tables are joined to the few distinct cells, not to records.
+//!
+//! Every code the checks accept has a fixed shape (two digits or three capitals for an
+//! origin, three capitals for a partner, two digits for a chapter), so each maps to a small
+//! slot number with a little arithmetic, and whether the run knows it is one look-up in a
+//! table indexed by slot, built once per run's code tables: a check of a field's value costs
+//! the same whatever the table's size, with no hashing and no string compared.
+//!
+//! Both functions are plain scalar functions registered in every session exdep makes,
+//! embedded or a cluster's client, and in exdep's scheduler and executors
+//! ([`cell_functions`]); the run's code tables travel as a text argument
+//! ([`CellDomain::literal`]), so a cluster's executors need nothing of the run's config.
+
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, StringArray, StringViewArray, new_null_array,
+};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
+use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use exdep_core::schema::{KnownCodes, MAX_RECORD_VALUE};
+
+/// The name of the function that makes a record's cell (see [`CellKey`]).
+pub const CELL_KEY: &str = "exdep_cell_key";
+/// The name of the function that reads one part of a cell (see [`CellPart`]).
+pub const CELL_PART: &str = "exdep_cell_part";
+
+/// Slots of two-digit codes (`00`-`99`), then of three-capital codes (`AAA`-`ZZZ`).
+const CODE_SLOTS: usize = 100 + 26 * 26 * 26;
+
+/// A cell's bits, from the lowest: currency (1), chapter (7), partner slot (15), origin
+/// slot (15), year (14): 52 bits, so a cell is a non-negative `Int64`.
+const CHAPTER_SHIFT: u32 = 1;
+const PARTNER_SHIFT: u32 = 8;
+const ORIGIN_SHIFT: u32 = 23;
+const YEAR_SHIFT: u32 = 38;
+const CODE_MASK: i64 = (1 << 15) - 1;
+const CHAPTER_MASK: i64 = (1 << 7) - 1;
+const LAST_YEAR: i32 = (1 << 14) - 1;
+
+/// The currencies a record may be in, by their bit in a cell.
+const CURRENCIES: [&[u8]; 2] = [b"USD", b"CNY"];
+
+/// The slot of a code of the shapes the checks accept: two ASCII digits, or three ASCII
+/// capitals; `None` for anything else.
+fn code_slot(code: &[u8]) -> Option<usize> {
+    match *code {
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            Some(usize::from(a - b'0') * 10 + usize::from(b - b'0'))
+        }
+        [a, b, c] if code.iter().all(u8::is_ascii_uppercase) => Some(
+            100 + (usize::from(a - b'A') * 26 + usize::from(b - b'A')) * 26 + usize::from(c - b'A'),
+        ),
+        _ => None,
+    }
+}
+
+/// The code in `slot` (the inverse of [`code_slot`]).
+fn slot_code(slot: usize) -> String {
+    if slot < 100 {
+        format!("{slot:02}")
+    } else {
+        let slot = slot - 100;
+        let letter = |n: usize| char::from(b'A' + (n % 26) as u8);
+        [letter(slot / 676), letter(slot / 26), letter(slot)]
+            .iter()
+            .collect()
+    }
+}
+
+/// The codes a run accepts: its years, and the origins, partners and HS chapters of its
+/// code tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellDomain {
+    years: Vec<i32>,
+    origins: Vec<String>,
+    partners: Vec<String>,
+    chapters: Vec<String>,
+}
+
+impl CellDomain {
+    /// The domain of a run of `years` with the code tables' `known` codes. Every code must
+    /// have a shape a cell can hold (the code tables are checked for it at load).
+    pub fn new(years: impl IntoIterator<Item = i32>, known: &KnownCodes) -> Result<Self, String> {
+        let domain = CellDomain {
+            years: years.into_iter().collect(),
+            origins: known.origins.clone(),
+            partners: known.partners.clone(),
+            chapters: known.chapters.clone(),
+        };
+        domain.lookups()?;
+        Ok(domain)
+    }
+
+    /// The domain as the text argument of [`CELL_KEY`]: `years=2017,2018;origins=11,...;
+    /// partners=...;chapters=...`.
+    pub fn literal(&self) -> String {
+        let years: Vec<String> = self.years.iter().map(i32::to_string).collect();
+        format!(
+            "years={};origins={};partners={};chapters={}",
+            years.join(","),
+            self.origins.join(","),
+            self.partners.join(","),
+            self.chapters.join(",")
+        )
+    }
+
+    fn parse(literal: &str) -> Result<Self, String> {
+        let mut parts = literal.split(';').map(|part| {
+            let (name, list) = part.split_once('=').unwrap_or((part, ""));
+            let items = list
+                .split(',')
+                .filter(|item| !item.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            (name, items)
+        });
+        let mut next = |expected: &str| match parts.next() {
+            Some((name, items)) if name == expected => Ok(items),
+            _ => Err(format!(
+                "`{literal}` is not a cell domain: `{expected}=` expected"
+            )),
+        };
+        let years = next("years")?
+            .iter()
+            .map(|year| {
+                year.parse()
+                    .map_err(|_| format!("year `{year}` is not a number"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(CellDomain {
+            years,
+            origins: next("origins")?,
+            partners: next("partners")?,
+            chapters: next("chapters")?,
+        })
+    }
+
+    fn lookups(&self) -> Result<Lookups, String> {
+        let slots = |codes: &[String], what: &str| {
+            let mut known = vec![false; CODE_SLOTS];
+            for code in codes {
+                let slot = code_slot(code.as_bytes())
+                    .ok_or_else(|| format!("{what} code `{code}` has no cell slot"))?;
+                known[slot] = true;
+            }
+            Ok::<_, String>(known)
+        };
+        let mut chapters = [false; 100];
+        for chapter in &self.chapters {
+            match code_slot(chapter.as_bytes()) {
+                Some(slot) if slot < 100 => chapters[slot] = true,
+                _ => return Err(format!("HS chapter `{chapter}` is not two digits")),
+            }
+        }
+        if let Some(year) = self.years.iter().find(|y| !(0..=LAST_YEAR).contains(*y)) {
+            return Err(format!("year {year} is outside 0-{LAST_YEAR}"));
+        }
+        Ok(Lookups {
+            years: self.years.clone(),
+            origins: slots(&self.origins, "origin")?,
+            partners: slots(&self.partners, "partner")?,
+            chapters,
+        })
+    }
+}
+
+/// A domain's look-up tables, indexed by slot.
+#[derive(Debug)]
+struct Lookups {
+    years: Vec<i32>,
+    origins: Vec<bool>,
+    partners: Vec<bool>,
+    chapters: [bool; 100],
+}
+
+/// A record's fields, as the kernel reads them.
+struct Fields<'a> {
+    year: Option<i32>,
+    month_ok: bool,
+    origin: Option<&'a [u8]>,
+    partner: Option<&'a [u8]>,
+    hs_code: Option<&'a [u8]>,
+    value: Option<f64>,
+    currency: Option<&'a [u8]>,
+}
+
+impl Lookups {
+    /// The record's cell, or `None` when any check of its fields fails: a year of the run,
+    /// a month that is missing or 1-12, a known origin and partner, an HS code of 2, 4, 6,
+    /// 8 or 10 digits whose chapter is known, a value from 0 to the largest a record may
+    /// have (which leaves out NaN and the infinities), and USD or CNY.
+    fn cell(&self, fields: &Fields) -> Option<i64> {
+        let year = fields.year.filter(|year| self.years.contains(year))?;
+        if !fields.month_ok {
+            return None;
+        }
+        let origin = code_slot(fields.origin?).filter(|slot| self.origins[*slot])?;
+        let partner = code_slot(fields.partner?).filter(|slot| self.partners[*slot])?;
+        let hs_code = fields.hs_code?;
+        let hs_shaped =
+            matches!(hs_code.len(), 2 | 4 | 6 | 8 | 10) && hs_code.iter().all(u8::is_ascii_digit);
+        let chapter = code_slot(&hs_code[..2.min(hs_code.len())])
+            .filter(|slot| hs_shaped && self.chapters[*slot])?;
+        fields
+            .value
+            .filter(|value| (0.0..=MAX_RECORD_VALUE).contains(value))?;
+        let currency = CURRENCIES
+            .iter()
+            .position(|code| Some(*code) == fields.currency)?;
+        Some(
+            i64::from(year) << YEAR_SHIFT
+                | (origin as i64) << ORIGIN_SHIFT
+                | (partner as i64) << PARTNER_SHIFT
+                | (chapter as i64) << CHAPTER_SHIFT
+                | currency as i64,
+        )
+    }
+}
+
+/// A text argument, read in place.
+enum Texts<'a> {
+    Plain(&'a StringArray),
+    View(&'a StringViewArray),
+}
+
+impl<'a> Texts<'a> {
+    fn of(array: &'a ArrayRef) -> DfResult<Self> {
+        match array.data_type() {
+            DataType::Utf8 => Ok(Texts::Plain(array.as_string::<i32>())),
+            DataType::Utf8View => Ok(Texts::View(array.as_string_view())),
+            other => exec_err!("{CELL_KEY}: a text argument is {other}"),
+        }
+    }
+
+    fn get(&self, row: usize) -> Option<&'a [u8]> {
+        match self {
+            Texts::Plain(texts) => texts.is_valid(row).then(|| texts.value(row).as_bytes()),
+            Texts::View(texts) => texts.is_valid(row).then(|| texts.value(row).as_bytes()),
+        }
+    }
+}
+
+/// The text of a literal argument.
+fn literal_text<'a>(arg: &'a ColumnarValue, function: &str) -> DfResult<&'a str> {
+    match arg {
+        ColumnarValue::Scalar(
+            ScalarValue::Utf8(Some(text))
+            | ScalarValue::Utf8View(Some(text))
+            | ScalarValue::LargeUtf8(Some(text)),
+        ) => Ok(text),
+        _ => exec_err!("{function}: its last argument must be a text literal"),
+    }
+}
+
+/// `exdep_cell_key(year, month_missing, month, origin, partner, hs_code, value, currency,
+/// domain)`: a record's cell (an `Int64`), or null when a check of its fields fails (see
+/// `Lookups::cell`); `domain` is a [`CellDomain::literal`]. Integers are read as `Int32`,
+/// the value as `Float64`, text as it comes (other text types as string views).
+#[derive(Debug)]
+pub struct CellKey {
+    signature: Signature,
+    /// The look-up tables of the last domain seen: one per run, so parsed once.
+    lookups: Mutex<Option<(String, Arc<Lookups>)>>,
+}
+
+impl Default for CellKey {
+    fn default() -> Self {
+        CellKey {
+            signature: Signature::user_defined(Volatility::Immutable),
+            lookups: Mutex::new(None),
+        }
+    }
+}
+
+impl PartialEq for CellKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.signature == other.signature
+    }
+}
+
+impl Eq for CellKey {}
+
+impl Hash for CellKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.signature.hash(state);
+    }
+}
+
+impl CellKey {
+    fn lookups(&self, literal: &str) -> DfResult<Arc<Lookups>> {
+        let mut cached = self.lookups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((text, lookups)) = cached.as_ref()
+            && text == literal
+        {
+            return Ok(lookups.clone());
+        }
+        let lookups = match CellDomain::parse(literal).and_then(|domain| domain.lookups()) {
+            Ok(lookups) => Arc::new(lookups),
+            Err(message) => return exec_err!("{CELL_KEY}: {message}"),
+        };
+        *cached = Some((literal.to_string(), lookups.clone()));
+        Ok(lookups)
+    }
+}
+
+impl ScalarUDFImpl for CellKey {
+    fn name(&self) -> &str {
+        CELL_KEY
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        if arg_types.len() != 9 {
+            return plan_err!(
+                "{CELL_KEY} takes 9 arguments (year, month_missing, month, origin, partner, \
+                 hs_code, value, currency, domain), not {}",
+                arg_types.len()
+            );
+        }
+        let text = |data_type: &DataType| match data_type {
+            DataType::Utf8 | DataType::Utf8View => data_type.clone(),
+            _ => DataType::Utf8View,
+        };
+        Ok(vec![
+            DataType::Int32,
+            DataType::Boolean,
+            DataType::Int32,
+            text(&arg_types[3]),
+            text(&arg_types[4]),
+            text(&arg_types[5]),
+            DataType::Float64,
+            text(&arg_types[7]),
+            DataType::Utf8,
+        ])
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let lookups = self.lookups(literal_text(&args.args[8], CELL_KEY)?)?;
+        let rows = args.number_rows;
+        let arrays = args.args[..8]
+            .iter()
+            .map(|arg| arg.to_array(rows))
+            .collect::<DfResult<Vec<_>>>()?;
+        let years = arrays[0].as_primitive::<Int32Type>();
+        let months_missing = arrays[1].as_boolean();
+        let months = arrays[2].as_primitive::<Int32Type>();
+        let (origins, partners) = (Texts::of(&arrays[3])?, Texts::of(&arrays[4])?);
+        let hs_codes = Texts::of(&arrays[5])?;
+        let values = arrays[6].as_primitive::<Float64Type>();
+        let currencies = Texts::of(&arrays[7])?;
+        let valid = |array: &dyn Array, row: usize| array.is_valid(row);
+        let cells: Int64Array = (0..rows)
+            .map(|row| {
+                let month_missing = valid(months_missing, row) && months_missing.value(row);
+                let month_ok =
+                    month_missing || (valid(months, row) && (1..=12).contains(&months.value(row)));
+                lookups.cell(&Fields {
+                    year: valid(years, row).then(|| years.value(row)),
+                    month_ok,
+                    origin: origins.get(row),
+                    partner: partners.get(row),
+                    hs_code: hs_codes.get(row),
+                    value: valid(values, row).then(|| values.value(row)),
+                    currency: currencies.get(row),
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(cells)))
+    }
+}
+
+/// The parts of a cell [`CellPart`] reads.
+const PARTS: [&str; 5] = ["year", "origin", "partner", "chapter", "currency"];
+
+/// `exdep_cell_part(cell, part)`: one part of a cell as text, `part` one of `year`,
+/// `origin`, `partner`, `chapter` (two digits) and `currency`; null for a null cell.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CellPart {
+    signature: Signature,
+}
+
+impl Default for CellPart {
+    fn default() -> Self {
+        CellPart {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// One part of `cell` as text.
+fn cell_part(cell: i64, part: &str) -> String {
+    let code = |shift: u32| slot_code(((cell >> shift) & CODE_MASK) as usize);
+    match part {
+        "year" => (cell >> YEAR_SHIFT).to_string(),
+        "origin" => code(ORIGIN_SHIFT),
+        "partner" => code(PARTNER_SHIFT),
+        "chapter" => slot_code(((cell >> CHAPTER_SHIFT) & CHAPTER_MASK) as usize),
+        _ => String::from_utf8_lossy(CURRENCIES[(cell & 1) as usize]).into_owned(),
+    }
+}
+
+impl ScalarUDFImpl for CellPart {
+    fn name(&self) -> &str {
+        CELL_PART
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        if arg_types.len() != 2 {
+            return plan_err!("{CELL_PART} takes 2 arguments (cell, part)");
+        }
+        Ok(vec![DataType::Int64, DataType::Utf8])
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let part = literal_text(&args.args[1], CELL_PART)?;
+        if !PARTS.contains(&part) {
+            return exec_err!(
+                "{CELL_PART}: no part `{part}` (one of {})",
+                PARTS.join(", ")
+            );
+        }
+        let cells = args.args[0].to_array(args.number_rows)?;
+        if cells.data_type() == &DataType::Null {
+            return Ok(ColumnarValue::Array(new_null_array(
+                &DataType::Utf8,
+                cells.len(),
+            )));
+        }
+        let parts: StringArray = cells
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|cell| cell.map(|cell| cell_part(cell, part)))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(parts)))
+    }
+}
+
+/// The kernel's functions, for every session and cluster process to register.
+pub fn cell_functions() -> Vec<Arc<ScalarUDF>> {
+    vec![
+        Arc::new(ScalarUDF::from(CellKey::default())),
+        Arc::new(ScalarUDF::from(CellPart::default())),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookups() -> Lookups {
+        let known = KnownCodes {
+            origins: vec!["11".into(), "44".into(), "USA".into()],
+            partners: vec!["CHN".into(), "DEU".into(), "ZZZ".into()],
+            chapters: vec!["01".into(), "09".into(), "85".into(), "99".into()],
+        };
+        CellDomain::new([2017, 2022], &known)
+            .unwrap()
+            .lookups()
+            .unwrap()
+    }
+
+    fn record<'a>(origin: &'a str, hs_code: &'a str, value: f64) -> Fields<'a> {
+        Fields {
+            year: Some(2022),
+            month_ok: true,
+            origin: Some(origin.as_bytes()),
+            partner: Some(b"DEU"),
+            hs_code: Some(hs_code.as_bytes()),
+            value: Some(value),
+            currency: Some(b"CNY"),
+        }
+    }
+
+    #[test]
+    fn a_cell_gives_back_its_parts() {
+        let cell = lookups().cell(&record("44", "09012100", 5.0)).unwrap();
+        let parts: Vec<String> = PARTS.iter().map(|part| cell_part(cell, part)).collect();
+        assert_eq!(parts, ["2022", "44", "DEU", "09", "CNY"]);
+        let extremes = Fields {
+            year: Some(2017),
+            currency: Some(b"USD"),
+            partner: Some(b"ZZZ"),
+            ..record("USA", "99", 0.0)
+        };
+        let cell = lookups().cell(&extremes).unwrap();
+        let parts: Vec<String> = PARTS.iter().map(|part| cell_part(cell, part)).collect();
+        assert_eq!(parts, ["2017", "USA", "ZZZ", "99", "USD"]);
+        assert!(cell >= 0);
+    }
+
+    #[test]
+    fn every_failed_check_gives_no_cell() {
+        let lookups = lookups();
+        let refused = [
+            Fields {
+                year: Some(2018),
+                ..record("44", "0901", 1.0)
+            },
+            Fields {
+                year: None,
+                ..record("44", "0901", 1.0)
+            },
+            Fields {
+                month_ok: false,
+                ..record("44", "0901", 1.0)
+            },
+            record("12", "0901", 1.0),
+            record("4", "0901", 1.0),
+            record("usa", "0901", 1.0),
+            record(" 44", "0901", 1.0),
+            Fields {
+                partner: Some(b"deu"),
+                ..record("44", "0901", 1.0)
+            },
+            Fields {
+                partner: None,
+                ..record("44", "0901", 1.0)
+            },
+            record("44", "0201", 1.0),
+            record("44", "090", 1.0),
+            record("44", "9", 1.0),
+            record("44", "", 1.0),
+            record("44", "09012", 1.0),
+            record("44", "090121001", 1.0),
+            record("44", "090121000011", 1.0),
+            record("44", "09a1", 1.0),
+            record("44", "0901 ", 1.0),
+            record("44", "0901", -1.0),
+            record("44", "0901", f64::NAN),
+            record("44", "0901", f64::INFINITY),
+            record("44", "0901", 1e15 + 1.0),
+            Fields {
+                value: None,
+                ..record("44", "0901", 1.0)
+            },
+            Fields {
+                currency: Some(b"usd"),
+                ..record("44", "0901", 1.0)
+            },
+            Fields {
+                currency: Some(b"EUR"),
+                ..record("44", "0901", 1.0)
+            },
+        ];
+        for (i, fields) in refused.iter().enumerate() {
+            assert_eq!(lookups.cell(fields), None, "case {i}");
+        }
+        for accepted in [
+            record("44", "0901", 0.0),
+            record("44", "0901", -0.0),
+            record("44", "0901", 1e15),
+            record("44", "8542310000", 1.0),
+        ] {
+            assert!(lookups.cell(&accepted).is_some());
+        }
+    }
+
+    #[test]
+    fn a_domain_survives_its_literal() {
+        let known = KnownCodes {
+            origins: vec!["11".into()],
+            partners: vec!["DEU".into()],
+            chapters: vec!["01".into()],
+        };
+        let domain = CellDomain::new([2017, 2018], &known).unwrap();
+        assert_eq!(CellDomain::parse(&domain.literal()).unwrap(), domain);
+        assert!(CellDomain::parse("origins=11").is_err());
+        let bad = KnownCodes {
+            origins: vec!["1A".into()],
+            ..known
+        };
+        let message = CellDomain::new([2017], &bad).unwrap_err();
+        assert!(message.contains("`1A`"), "{message}");
+    }
+
+    #[test]
+    fn every_slot_names_its_code() {
+        for slot in 0..CODE_SLOTS {
+            assert_eq!(code_slot(slot_code(slot).as_bytes()), Some(slot));
+        }
+        assert!(CODE_SLOTS as i64 <= CODE_MASK + 1);
+    }
+}
