@@ -32,7 +32,8 @@ impl LocalCluster {
             .env("EXDEP_BIN_DIR", bin)
             .env("EXDEP_EXECUTOR_TIMEOUT", "6")
             .env("EXDEP_HEARTBEAT", "1")
-            .env("EXDEP_LOG", "warn");
+            // The kernel's once-per-process debug line shows where it ran.
+            .env("EXDEP_LOG", "warn,exdep_engine::cells=debug");
         s3.env(&mut start);
         let output = start.output().unwrap();
         assert!(
@@ -57,6 +58,11 @@ impl LocalCluster {
 
     fn url(&self) -> String {
         format!("df://127.0.0.1:{}", self.port)
+    }
+
+    /// The log of executor `n` (1 or 2) so far.
+    fn executor_log(&self, n: u32) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("executor-{n}.log"))).unwrap()
     }
 
     /// The process id of executor `n` (1 or 2).
@@ -227,10 +233,33 @@ async fn a_cluster_run_equals_the_embedded_run() {
     );
     bucket_config(&scratch, "cluster.toml", "cluster", &engine);
     let started = Instant::now();
-    let summary = s3.run(&scratch, "cluster.toml", &[]);
+    let client = s3
+        .exdep(&scratch, &["run", "--config", "cluster.toml", "--quiet"])
+        .env("EXDEP_LOG", "warn,exdep_engine::cells=debug")
+        .output()
+        .unwrap();
     let cluster_seconds = started.elapsed().as_secs_f64();
+    let client_log = String::from_utf8_lossy(&client.stderr);
+    assert!(client.status.success(), "exdep failed:\n{client_log}");
+    let summary = String::from_utf8_lossy(&client.stdout);
     eprintln!("1.02M records: embedded {embedded_seconds:.1} s, cluster {cluster_seconds:.1} s");
     assert!(summary.contains("indices"), "{summary}");
+    // The records' checks and cells are computed by the kernel on the executors, never on
+    // the client.
+    let kernel_ran = format!("{}: the run's codes read", exdep_engine::CELL_KEY);
+    assert!(
+        !client_log.contains(&kernel_ran),
+        "the client ran the kernel:\n{client_log}"
+    );
+    let executors_running_it = (1..=2)
+        .filter(|&n| cluster.executor_log(n).contains(&kernel_ran))
+        .count();
+    assert!(
+        executors_running_it >= 1,
+        "no executor ran the kernel:\n{}\n{}",
+        cluster.executor_log(1),
+        cluster.executor_log(2)
+    );
 
     download(&s3, "embedded/out", &scratch.path("embedded")).await;
     download(&s3, "cluster/out", &scratch.path("cluster")).await;

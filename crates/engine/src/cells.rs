@@ -306,6 +306,13 @@ impl CellKey {
             Ok(lookups) => Arc::new(lookups),
             Err(message) => return exec_err!("{CELL_KEY}: {message}"),
         };
+        // Once per process and run: a cluster's executors log it, which shows the kernel ran
+        // there and not on the client.
+        tracing::debug!(
+            process = std::process::id(),
+            "{CELL_KEY}: the run's codes read ({} bytes)",
+            literal.len()
+        );
         *cached = Some((literal.to_string(), lookups.clone()));
         Ok(lookups)
     }
