@@ -50,7 +50,7 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
     let years = year_list(years);
     let part = |name: &str| format!("{CELL_PART}(cell, '{name}')");
     let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
-    let (chapter, currency) = (part("chapter"), part("currency"));
+    let (category, currency) = (part("category"), part("currency"));
     format!(
         "SELECT year, reject_year, reason, rule, disposition,
             CASE WHEN disposition = '{CLASSIFIED}' THEN province END AS province,
@@ -63,13 +63,13 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN cny END) AS exports_cny
         FROM (
             SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
-                g.records, g.value, p.region, c.category,
+                g.records, g.value, p.region, g.category,
                 CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
                     AS reject_year,
                 CASE
                     WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
                     WHEN g.province IS NULL THEN NULL
-                    WHEN c.category = 'excluded' THEN 'excluded_hs_chapter'
+                    WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
                     WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
                     ELSE '{CLASSIFIED}'
                 END AS disposition,
@@ -82,7 +82,7 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
             FROM (
                 SELECT coalesce(CAST({year} AS INT), year) AS year, reason, rule, line, raw,
                     records, value, {origin} AS province, {partner} AS partner,
-                    {chapter} AS chapter, {currency} AS currency
+                    {category} AS category, {currency} AS currency
                 FROM (
                     SELECT cell, year, reason, rule, line, raw, count(*) AS records,
                         sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
@@ -97,7 +97,6 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
                     GROUP BY cell, year, reason, rule, line, raw
                 )
             ) g
-            LEFT JOIN hs_chapters c ON g.chapter = c.chapter
             LEFT JOIN partner_regions p ON g.partner = p.iso3
             LEFT JOIN provinces pv ON g.province = pv.code
             LEFT JOIN exchange_rates x ON g.year = CAST(x.year AS INT)

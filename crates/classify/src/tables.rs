@@ -79,7 +79,7 @@ impl CodeTables {
                 .cloned()
                 .collect(),
             partners: self.partner_regions.keys().cloned().collect(),
-            chapters: self.chapters.keys().cloned().collect(),
+            chapters: self.chapters.clone(),
         }
     }
 

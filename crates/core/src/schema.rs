@@ -1,6 +1,7 @@
 //! The schemas of exdep's warehouse layers, shared by the stage that writes a layer and the
 //! stages that read it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -79,14 +80,15 @@ pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// every exact sum far inside its 38 digits.
 pub const MAX_RECORD_VALUE: f64 = 1e15;
 
-/// The codes the code tables know, written into the per-record checks of a file's plan as
-/// literal lists: a membership test per record costs far less than a join.
+/// The codes the code tables know, for the per-record checks of a file's plan and the
+/// cube kernel's look-up tables.
 #[derive(Debug, Clone, Default)]
 pub struct KnownCodes {
     /// Origins: province codes, and ISO3 codes of reporters that are countries.
     pub origins: Vec<String>,
     /// Partners (ISO3).
     pub partners: Vec<String>,
-    /// HS chapters (two digits), excluded ones included.
-    pub chapters: Vec<String>,
+    /// HS chapters (two digits), excluded ones included, with their category (one of
+    /// [`crate::codes::CHAPTER_CATEGORIES`]).
+    pub chapters: BTreeMap<String, String>,
 }

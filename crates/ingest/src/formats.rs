@@ -695,7 +695,7 @@ pub(crate) fn checked_sql(
         run_years: year_list(years),
         origins: text_list(known.origins.iter().map(String::as_str)),
         partners: text_list(known.partners.iter().map(String::as_str)),
-        chapters: text_list(known.chapters.iter().map(String::as_str)),
+        chapters: text_list(known.chapters.keys().map(String::as_str)),
     };
     let domain = text_literal(&domain.literal());
     let cell_of = |fields: [&str; 8]| format!("{CELL_KEY}({}, {domain})", fields.join(", "));
