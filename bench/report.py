@@ -5,10 +5,10 @@
     report.py summary RUNS.tsv        one markdown line per (size, format) of RUNS.tsv
     report.py scaling RUNS.tsv A B    exdep's median time on Parquet at size B over size A
 
-RUNS.tsv has one line per measured run: size, format, tool (exdep, lean: the lean DuckDB
-script, or duckdb: DuckDB with exdep's checks), seconds, peak RSS in MiB. A line reports the
-median time of each tool and its peak RSS (the largest over its runs), and the ratios of the
-medians, exdep over each DuckDB script.
+RUNS.tsv has one line per measured run: size, format, tool (exdep; lean: the lean DuckDB
+script; duckdb: DuckDB with exdep's checks; polars: the lean Polars script), seconds, peak
+RSS in MiB. A line reports the median time of each tool and its peak RSS (the largest over
+its runs), and the ratios of the medians, exdep over each peer.
 """
 
 import collections
@@ -17,6 +17,9 @@ import json
 import os
 import statistics
 import sys
+
+# The peers in the summary's column order.
+PEERS = ["lean", "duckdb", "polars"]
 
 TABLES = ["indices", "lq", "region_shares", "margins", "top_links", "destinations",
           "indices_change"]
@@ -65,15 +68,11 @@ def cell(samples):
 def summary(path):
     for (size, fmt), tools in load(path).items():
         t_exdep, exdep = cell(tools.get("exdep", []))
-        t_lean, lean = cell(tools.get("lean", []))
-        t_duckdb, duckdb = cell(tools.get("duckdb", []))
-
-        def ratio(peer):
-            return f"{t_exdep / peer:.2f}x" if t_exdep and peer else "-"
-
+        peers = [cell(tools.get(peer, [])) for peer in PEERS]
+        ratios = [f"{t_exdep / t:.2f}x" if t_exdep and t else "-" for t, _ in peers]
         label = {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
-        print(f"| {size_label(size)} records, {label} | {exdep} | {lean} | {duckdb} "
-              f"| {ratio(t_lean)} | {ratio(t_duckdb)} |")
+        print(f"| {size_label(size)} records, {label} | "
+              + " | ".join([exdep] + [text for _, text in peers] + ratios) + " |")
 
 
 def scaling(path, small, large):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark: `exdep run` against DuckDB scripts doing the same job on the same synthetic files
-# (bench/duckdb_job.py: lean, as a data team writes it first, and with exdep's checks). Not a
-# test: it measures, and prints a markdown table; every run's raw figures go to a runs file.
+# Benchmark: `exdep run` against three peers doing the same job on the same synthetic files:
+# bench/duckdb_job.py with exdep's checks, and lean (no checks, as a data team writes it
+# first), and bench/polars_job.py, the lean job with Polars' lazy API. Not a test: it
+# measures, and prints a markdown table; every run's raw figures go to a runs file.
 #
 # Usage: bench/run.sh [SIZES...]        total records per data set (default: 20000000 100000000)
 #
@@ -10,10 +11,10 @@
 #   BENCH_CSV_ALL   1 = CSV at every size (by default CSV only for sizes up to 20M)
 #   BENCH_RUNS      runs of each tool per data set (default 3); the median time is reported
 #   BENCH_DIR       data, outputs, logs and results.md (default /var/tmp/exdep-bench)
-#   BENCH_THREADS   if set, DuckDB's --threads
+#   BENCH_THREADS   if set, the peers' --threads (DuckDB's and Polars' worker threads)
 #   EXDEP           the exdep binary (default ${CARGO_TARGET_DIR:-/var/tmp/exdep-target}/release/exdep)
 #   EXDEP_ARGS      extra arguments of `exdep run` (split on spaces)
-#   PYTHON          Python with the duckdb package (default python3)
+#   PYTHON          Python with the duckdb and polars packages (default python3)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -58,25 +59,31 @@ if [ ! -x "$EXDEP" ]; then
     echo "(or point EXDEP at the binary)" >&2
     exit 2
 fi
-if ! "$PYTHON" -c "import duckdb" 2> /dev/null; then
-    echo "run.sh: $PYTHON has no duckdb package; install it: $PYTHON -m pip install duckdb" >&2
-    exit 2
-fi
+for package in duckdb polars; do
+    if ! "$PYTHON" -c "import $package" 2> /dev/null; then
+        echo "run.sh: $PYTHON has no $package package; install it: $PYTHON -m pip install $package" >&2
+        exit 2
+    fi
+done
 
 mkdir -p "$BENCH_DIR/logs"
 STAMP=$(date +%Y%m%d-%H%M%S)
 TSV="$BENCH_DIR/runs-$STAMP.tsv"
 : > "$TSV"
-OUT_EXDEP="$BENCH_DIR/out-exdep"
+# The tools, in the order each run takes them; each writes its tables to out-TOOL.
+TOOLS=(exdep duckdb lean polars)
 WH_EXDEP="$BENCH_DIR/wh-exdep"
-OUT_DUCKDB="$BENCH_DIR/out-duckdb"
 THREAD_ARGS=()
 if [ -n "${BENCH_THREADS:-}" ]; then
     THREAD_ARGS=(--threads "$BENCH_THREADS")
 fi
 
 clean_outputs() {
-    rm -rf "$OUT_EXDEP" "$WH_EXDEP" "$OUT_DUCKDB"
+    local tool
+    for tool in "${TOOLS[@]}"; do
+        rm -rf "${BENCH_DIR:?}/out-$tool"
+    done
+    rm -rf "$WH_EXDEP"
 }
 
 # Generates (or reuses) the data set of SIZE records in FORMAT into DATA.
@@ -112,6 +119,18 @@ measure() {
     printf '  %-6s run %d: %8.2f s, %7.0f MiB\n' "$tool" "$run" "$seconds" "$rss" >&2
 }
 
+# measure's arguments, run from nothing: every tool's tables and exdep's warehouse are
+# removed first. After the tool's last run, ROWS[tool] keeps its tables' row counts.
+declare -A ROWS
+run_tool() {
+    local tool=$3 run=$4
+    clean_outputs
+    measure "$@"
+    if [ "$run" -eq "$RUNS" ]; then
+        ROWS[$tool]=$("$PYTHON" "$HERE/report.py" count "$BENCH_DIR/out-$tool")
+    fi
+}
+
 for size in "${SIZES[@]}"; do
     for fmt in "${FORMATS[@]}"; do
         if [ "$fmt" = csv ] && [ "$size" -gt 20000000 ] && [ "$CSV_ALL" != 1 ]; then
@@ -124,7 +143,7 @@ for size in "${SIZES[@]}"; do
         cat > "$config" << EOF
 # Written by bench/run.sh.
 years = [2017, 2018, 2019, 2020, 2021, 2022]
-output = "$OUT_EXDEP"
+output = "$BENCH_DIR/out-exdep"
 warehouse = "$WH_EXDEP"
 
 [[inputs]]
@@ -142,34 +161,33 @@ destination-threshold-cny = 1e11
 top-n = 10
 EOF
         inputs=("$data"/*."$fmt")
-        duckdb_job=("$PYTHON" "$HERE/duckdb_job.py" --configs "$CONFIGS" --output "$OUT_DUCKDB"
-            --years "$YEARS" --base-year "$FROM" --top-n 10 --threshold-cny 1e11
-            --destination-level country ${THREAD_ARGS[@]+"${THREAD_ARGS[@]}"})
+        # The peers' settings, the same as exdep's config.
+        peer_args=(--configs "$CONFIGS" --years "$YEARS" --base-year "$FROM" --top-n 10
+            --threshold-cny 1e11 --destination-level country ${THREAD_ARGS[@]+"${THREAD_ARGS[@]}"})
         echo "$size records, $fmt: $RUNS run(s) of each tool" >&2
         for run in $(seq 1 "$RUNS"); do
-            clean_outputs
-            measure "$size" "$fmt" exdep "$run" \
+            run_tool "$size" "$fmt" exdep "$run" \
                 "$EXDEP" run --config "$config" --quiet ${EXTRA[@]+"${EXTRA[@]}"}
-            if [ "$run" -eq "$RUNS" ]; then
-                rows_exdep=$("$PYTHON" "$HERE/report.py" count "$OUT_EXDEP")
-            fi
-            clean_outputs
-            measure "$size" "$fmt" duckdb "$run" "${duckdb_job[@]}" "${inputs[@]}"
-            clean_outputs
-            measure "$size" "$fmt" lean "$run" "${duckdb_job[@]}" --lean "${inputs[@]}"
+            run_tool "$size" "$fmt" duckdb "$run" "$PYTHON" "$HERE/duckdb_job.py" \
+                "${peer_args[@]}" --output "$BENCH_DIR/out-duckdb" "${inputs[@]}"
+            run_tool "$size" "$fmt" lean "$run" "$PYTHON" "$HERE/duckdb_job.py" --lean \
+                "${peer_args[@]}" --output "$BENCH_DIR/out-lean" "${inputs[@]}"
+            run_tool "$size" "$fmt" polars "$run" "$PYTHON" "$HERE/polars_job.py" \
+                "${peer_args[@]}" --output "$BENCH_DIR/out-polars" "${inputs[@]}"
         done
-        rows_duckdb=$("$PYTHON" "$HERE/report.py" count "$OUT_DUCKDB")
-        if [ "$rows_exdep" != "$rows_duckdb" ]; then
-            echo "run.sh: WARNING: the two tools wrote different row counts:" >&2
-            echo "  exdep  $rows_exdep" >&2
-            echo "  duckdb $rows_duckdb" >&2
-        fi
+        for tool in "${TOOLS[@]:1}"; do  # the peers
+            if [ "${ROWS[$tool]}" != "${ROWS[exdep]}" ]; then
+                echo "run.sh: WARNING: $tool wrote other row counts than exdep:" >&2
+                echo "  exdep  ${ROWS[exdep]}" >&2
+                printf '  %-6s %s\n' "$tool" "${ROWS[$tool]}" >&2
+            fi
+        done
         clean_outputs
     done
 done
 
-header="| input | exdep | lean DuckDB | DuckDB with checks | exdep / lean | exdep / with checks |"
-rule="|---|---|---|---|---|---|"
+header="| input | exdep | lean DuckDB | DuckDB with checks | Polars lean | exdep / lean DuckDB | exdep / DuckDB with checks | exdep / Polars lean |"
+rule="|---|---|---|---|---|---|---|---|"
 lines=$("$PYTHON" "$HERE/report.py" summary "$TSV")
 scaling=""
 if [[ " ${SIZES[*]} " == *" 20000000 "* && " ${SIZES[*]} " == *" 100000000 "* ]]; then

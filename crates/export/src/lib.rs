@@ -51,7 +51,7 @@ use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::layout::{Layer, Output, REJECTS, Warehouse};
 use exdep_store::object_store::ObjectStoreExt;
 use exdep_store::{Objects, TableReport};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, info, info_span};
 
 pub use delta::{Vacuumed, vacuum};
@@ -108,6 +108,9 @@ pub struct Publication<'a> {
     pub layouts: &'a [TableLayout],
 }
 
+/// How many staged files [`publish`] moves at a time.
+const CONCURRENT_MOVES: usize = 16;
+
 /// The Delta version each table was committed at, by table.
 pub type Versions = BTreeMap<String, u64>;
 
@@ -145,6 +148,7 @@ pub async fn publish(
         objects.sort_by(|a, b| a.location.cmp(&b.location));
         let mut kept = HashSet::new();
         let mut published = Vec::with_capacity(objects.len());
+        let mut moves = Vec::with_capacity(objects.len());
         for object in objects {
             let staged_relative = relative_path_of(&object.location, &prefix);
             let mut segments: Vec<&str> = staged_relative.split('/').collect();
@@ -162,7 +166,7 @@ pub async fn publish(
             let relative_path = segments.join("/");
             let target = to.join(&relative_path);
             let target_path = target.path()?;
-            store.rename(&object.location, &target_path).await?;
+            moves.push((object.location.clone(), target_path.clone()));
             let staged_url = from.join(&staged_relative).to_string();
             published.push(PublishedFile {
                 relative_path,
@@ -174,6 +178,16 @@ pub async fn publish(
             moved_to.insert(staged_url, target.to_string());
             kept.insert(target_path);
         }
+        // A move is a round trip to the store (on S3 a copy and a delete; on a local disk
+        // a rename that may create its partition's folder): done a few at a time.
+        futures::stream::iter(moves)
+            .map(|(from, to)| {
+                let store = store.clone();
+                async move { store.rename(&from, &to).await }
+            })
+            .buffer_unordered(CONCURRENT_MOVES)
+            .try_collect::<()>()
+            .await?;
         match publication.format {
             TableFormat::Parquet => {
                 for year in years {
