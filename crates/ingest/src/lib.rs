@@ -33,7 +33,7 @@ mod tables;
 
 use exdep_core::account::{SkippedFile, SourceFile};
 use exdep_core::arrow::array::AsArray;
-use exdep_core::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+use exdep_core::arrow::datatypes::{DataType, Int32Type};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
@@ -41,7 +41,7 @@ use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
 use exdep_core::sql::text_literal;
 use exdep_core::{Config, HsLevel, Input, InputFormat, Location};
 use exdep_engine::CellDomain;
-use exdep_engine::datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use exdep_engine::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use exdep_store::layout::{Layer, Staging};
 use exdep_store::{InputFiles, Objects, PartitionedWriter};
 use futures::StreamExt;
@@ -136,6 +136,9 @@ pub fn part_name(file: &str) -> String {
 /// The bytes of text a batch read from a text input holds at most (about): with 8,192 rows a
 /// batch of records of up to `max-line-bytes` each could hold gigabytes.
 pub const BATCH_BYTES: usize = 16 << 20;
+
+/// The extension of a text input's staging copy (a Parquet file, see `normalize`).
+const STAGED_TEXT_EXTENSION: &str = ".parquet";
 
 /// One input file, looked at and registered, ready to be read in one plan.
 pub struct PreparedFile {
@@ -300,7 +303,7 @@ async fn decode_text_inputs(
             max_line_bytes: config.max_line_bytes,
             max_compression_ratio: config.max_compression_ratio,
         };
-        let staged = staging.join(&format!("{index:05}.csv"));
+        let staged = staging.join(&format!("{index:05}{STAGED_TEXT_EXTENSION}"));
         async move {
             if !text {
                 return None;
@@ -608,7 +611,7 @@ struct RegisteredInput {
 }
 
 /// Registers `listed` as table `table`: a Parquet file as it is (after a look at its
-/// footer), a text file through its decoded copy `normalized`, every column as text.
+/// footer), a text file through its staging copy `normalized` (its columns as text).
 async fn register_input(
     ctx: &SessionContext,
     config: &Config,
@@ -659,27 +662,17 @@ async fn register_input(
         }
         format => format,
     };
-    let names: Vec<String> = [normalize::LINE, normalize::RAW, normalize::FIELDS_OK]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(normalized.header.iter().cloned())
-        .collect();
-    let schema = Schema::new(
-        names
-            .iter()
-            .map(|name| Field::new(name, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    );
-    let options = CsvReadOptions::new()
-        .has_header(true)
-        .schema(&schema)
-        .file_extension(".csv");
-    ctx.register_csv(table, normalized.staging.url().as_str(), options)
+    let options = ParquetReadOptions::default()
+        .schema(&normalized.schema)
+        .file_extension(STAGED_TEXT_EXTENSION);
+    ctx.register_parquet(table, normalized.staging.url().as_str(), options)
         .await
         .map_err(read_error)?;
     Ok(RegisteredInput {
         format,
-        columns: names.into_iter().map(|n| (n, DataType::Utf8)).collect(),
+        columns: (normalized.schema.fields().iter())
+            .map(|field| (field.name().clone(), field.data_type().clone()))
+            .collect(),
         encoding: Some(normalized.encoding.to_string()),
     })
 }

@@ -1,9 +1,12 @@
 //! Text inputs are normalized before DataFusion reads them: decompressed (`.gz`, `.zst`),
 //! decoded to UTF-8 (UTF-8 with or without a byte order mark, or GBK/GB18030), parsed into
-//! CSV records (by `csv-core`) and re-written as a staging CSV whose rows carry their line
-//! number, the raw record and whether the record has as many fields as the header. Rejected
-//! rows can then name their line, and a short or long record is a rejected row rather than a
-//! failed file.
+//! CSV records (by `csv-core`) and written straight into Arrow columns, a staging Parquet
+//! file whose rows carry their line number, the raw record and whether the record has as
+//! many fields as the header. Rejected rows can then name their line, and a short or long
+//! record is a rejected row rather than a failed file. The engine reads the staging file
+//! with no second parse of the text, a row group at a time (each bounded in bytes, so a
+//! reader's memory is bounded on any store), and as a file-backed table a cluster's
+//! executors read it as well.
 //!
 //! A record ends at LF, CRLF or a lone CR (old Mac files) outside double quotes: a quoted
 //! field may hold line breaks (each becomes a space in the raw text). A record is at most
@@ -16,15 +19,20 @@
 //! file that is not GB18030 either is reported where it stops being UTF-8.
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use encoding_rs::{Decoder, DecoderResult, Encoding, GB18030, UTF_8};
+use exdep_core::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
+use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::object_store::buffered::BufWriter;
 use exdep_core::object_store::{ObjectMeta, ObjectStoreExt};
+use exdep_core::parquet::arrow::AsyncArrowWriter;
+use exdep_core::parquet::basic::Compression;
+use exdep_core::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use exdep_core::{Location, TextEncoding};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::Objects;
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -50,13 +58,21 @@ const INFLATE_SLICE_BYTES: usize = 1 << 10;
 /// grouping key of its file's plan.
 const RAW_KEPT_BYTES: usize = 1 << 10;
 
-/// A normalized input: where its staging copy is and what its header was.
+/// The bytes of a text input read per request.
+const READ_BYTES: u64 = 1 << 20;
+
+/// The rows of a staging batch at most (the engine's own batch size).
+const STAGED_BATCH_ROWS: usize = 8192;
+
+/// A normalized input: where its staging copy is, its schema and what its header was.
 pub(crate) struct Normalized {
     pub staging: Location,
+    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text.
+    pub schema: SchemaRef,
     pub header: Vec<String>,
     pub encoding: &'static str,
-    /// The longest row of the staging copy, in bytes: it bounds how many rows a batch
-    /// read from it may hold.
+    /// The longest row of the staging copy, in bytes of text: it bounds how many rows a
+    /// batch made from it may hold.
     pub longest_row: usize,
 }
 
@@ -120,18 +136,21 @@ async fn write_staging(
     staging: &Location,
 ) -> Result<Normalized> {
     let name = file.to_string();
-    let mut chunks = file
-        .store(ctx)?
-        .get(&meta.location)
-        .await
-        .map_err(exdep_store::Error::from)?
-        .into_stream();
-    let mut out = BufWriter::new(staging.store(ctx)?, staging.path()?);
+    // The file's bytes, READ_BYTES per request, the next fetched while the last is decoded:
+    // a store's own stream of a local file comes in pieces of 8 KiB, each read on a thread
+    // of its own, and those hand-overs cost more than the parsing.
+    let (store, size) = (file.store(ctx)?, meta.size);
+    let mut chunks = futures::stream::iter((0..size).step_by(READ_BYTES as usize))
+        .map(|start| store.get_range(&meta.location, start..size.min(start + READ_BYTES)))
+        .buffered(2);
+    // Taken by the staging file's writer at the first batch.
+    let mut out = Some(BufWriter::new(staging.store(ctx)?, staging.path()?));
     let mut inflater = Inflater::for_name(meta.location.as_ref());
     let mut decoder = TextDecoder::new(encoding);
     let mut parser = RecordParser::new(options.max_line_bytes);
     let mut rows = StagingRows::new(&name);
-    let (mut plain, mut text, mut records) = (Vec::new(), String::new(), Vec::new());
+    let (mut plain, mut text) = (Vec::new(), String::new());
+    let mut records = Records::default();
     let mut first_chunk = true;
     let mut finished = false;
     let (mut compressed_bytes, mut plain_bytes) = (0u64, 0u64);
@@ -170,7 +189,7 @@ async fn write_staging(
                 && plain_bytes
                     > (1 << 20).max(compressed_bytes.saturating_mul(options.max_compression_ratio))
             {
-                out.abort().await.map_err(|e| io_error(staging, e.into()))?;
+                abandon(&mut out, staging).await?;
                 return Err(Error::Decompress {
                     file: name,
                     message: format!(
@@ -186,7 +205,7 @@ async fn write_staging(
             parser.push(text.as_bytes(), end && decoded.is_ok(), &mut records);
             text.clear();
             if let Err(byte) = decoded {
-                out.abort().await.map_err(|e| io_error(staging, e.into()))?;
+                abandon(&mut out, staging).await?;
                 return Err(Error::Decode {
                     file: name,
                     line: parser.current_line(),
@@ -194,29 +213,52 @@ async fn write_staging(
                     encoding: decoder.name(),
                 });
             }
-            for record in records.drain(..) {
+            for record in records.iter() {
                 rows.push(record)?;
+                if rows.is_full() {
+                    rows.write_batch(&mut out, staging).await?;
+                }
             }
-            if rows.text.len() > 1 << 20 {
-                out.write_all(rows.text.as_bytes())
-                    .await
-                    .map_err(|e| io_error(staging, e))?;
-                rows.text.clear();
-            }
+            records.clear();
         }
     }
-    out.write_all(rows.text.as_bytes())
-        .await
-        .map_err(|e| io_error(staging, e))?;
-    out.shutdown().await.map_err(|e| io_error(staging, e))?;
-    let longest_row = rows.longest;
-    let header = rows.header.ok_or_else(|| Error::EmptyFile { file: name })?;
+    let Some(columns) = rows.columns.as_ref() else {
+        abandon(&mut out, staging).await?;
+        return Err(Error::EmptyFile { file: name });
+    };
+    let schema = columns.schema.clone();
+    let header = columns.header.clone();
+    rows.write_batch(&mut out, staging).await?;
+    match rows.writer.take() {
+        Some(writer) => writer
+            .close()
+            .await
+            .map_err(|e| parquet_error(staging, e))?,
+        // A header and no records: a file of no rows, with the columns.
+        None => {
+            let out = out.take().expect("no batch took it");
+            let writer = staged_writer(out, &schema, staging)?;
+            writer
+                .close()
+                .await
+                .map_err(|e| parquet_error(staging, e))?
+        }
+    };
     Ok(Normalized {
         staging: staging.clone(),
+        schema,
         header,
         encoding: decoder.name(),
-        longest_row,
+        longest_row: rows.longest,
     })
+}
+
+/// Drops the staging file before any batch went to it: a file that fails is never read.
+async fn abandon(out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
+    match out.as_mut() {
+        Some(out) => out.abort().await.map_err(|e| io_error(staging, e.into())),
+        None => Ok(()),
+    }
 }
 
 fn io_error(staging: &Location, e: std::io::Error) -> Error {
@@ -224,6 +266,38 @@ fn io_error(staging: &Location, e: std::io::Error) -> Error {
         location: staging.to_string(),
         message: e.to_string(),
     }
+}
+
+fn arrow_error(staging: &Location, e: exdep_core::arrow::error::ArrowError) -> Error {
+    Error::Staging {
+        location: staging.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn parquet_error(staging: &Location, e: exdep_core::parquet::errors::ParquetError) -> Error {
+    Error::Staging {
+        location: staging.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The writer of a staging copy. Read once, soon after, and deleted: not compressed (LZ4
+/// took a tenth of a CSV run's time), no statistics or dictionaries (nothing filters on
+/// them), a row group per batch written (so a reader holds one batch, bounded in bytes, at
+/// a time).
+fn staged_writer(
+    out: BufWriter,
+    schema: &SchemaRef,
+    staging: &Location,
+) -> Result<AsyncArrowWriter<BufWriter>> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::UNCOMPRESSED)
+        .set_statistics_enabled(EnabledStatistics::None)
+        .set_dictionary_enabled(false)
+        .build();
+    AsyncArrowWriter::try_new(out, schema.clone(), Some(properties))
+        .map_err(|e| parquet_error(staging, e))
 }
 
 /// Inflates a compressed text file, told from its name (`.gz`, `.zst`).
@@ -345,103 +419,200 @@ impl TextDecoder {
     }
 }
 
-/// The staging CSV being written: its header, then one row per record.
+/// The staging file being built: its columns, known once the header is read, and the
+/// records since the last batch written, one row each.
 struct StagingRows<'a> {
     file: &'a str,
-    header: Option<Vec<String>>,
+    columns: Option<StagingColumns>,
+    /// The staging file's writer, from the first batch on.
+    writer: Option<AsyncArrowWriter<BufWriter>>,
     /// The header ends in a comma (an unnamed empty last column, as spreadsheets export):
     /// records may then end in one more, empty, field.
     trailing_empty_column: bool,
-    /// Rows not yet written out.
-    text: String,
-    /// The longest row written, in bytes.
+    /// The longest row, in bytes of text.
     longest: usize,
+}
+
+/// The staging file's columns: builders for the rows not yet written.
+struct StagingColumns {
+    header: Vec<String>,
+    schema: SchemaRef,
+    line: Int64Builder,
+    raw: StringBuilder,
+    fields_ok: StringBuilder,
+    fields: Vec<StringBuilder>,
+    rows: usize,
+    bytes: usize,
+}
+
+impl StagingColumns {
+    fn new(header: Vec<String>) -> Self {
+        let fields: Vec<Field> = [
+            Field::new(LINE, DataType::Int64, false),
+            Field::new(RAW, DataType::Utf8, false),
+            Field::new(FIELDS_OK, DataType::Utf8, false),
+        ]
+        .into_iter()
+        .chain(
+            header
+                .iter()
+                .map(|name| Field::new(name, DataType::Utf8, true)),
+        )
+        .collect();
+        let schema = Arc::new(Schema::new(fields));
+        Self {
+            fields: header.iter().map(|_| StringBuilder::new()).collect(),
+            header,
+            schema,
+            line: Int64Builder::new(),
+            raw: StringBuilder::new(),
+            fields_ok: StringBuilder::new(),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Appends a row; `fields` (as many as the header's) or none, every field then null.
+    fn append<'f>(
+        &mut self,
+        line: u64,
+        raw: &str,
+        fields_ok: &str,
+        fields: Option<impl Iterator<Item = &'f str>>,
+    ) -> usize {
+        self.line.append_value(line as i64);
+        self.raw.append_value(raw);
+        self.fields_ok.append_value(fields_ok);
+        let mut bytes = raw.len() + 16;
+        match fields {
+            Some(fields) => {
+                for (builder, field) in self.fields.iter_mut().zip(fields) {
+                    // An empty field is null, as a CSV reader makes it.
+                    if field.is_empty() {
+                        builder.append_null();
+                    } else {
+                        builder.append_value(field);
+                        bytes += field.len();
+                    }
+                }
+            }
+            None => self.fields.iter_mut().for_each(StringBuilder::append_null),
+        }
+        self.rows += 1;
+        self.bytes += bytes;
+        bytes
+    }
+
+    /// The rows appended since the last batch, as one batch.
+    fn take_batch(&mut self, staging: &Location) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = [
+            Arc::new(self.line.finish()) as ArrayRef,
+            Arc::new(self.raw.finish()),
+            Arc::new(self.fields_ok.finish()),
+        ]
+        .into_iter()
+        .chain(
+            self.fields
+                .iter_mut()
+                .map(|builder| Arc::new(builder.finish()) as ArrayRef),
+        )
+        .collect();
+        (self.rows, self.bytes) = (0, 0);
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| arrow_error(staging, e))
+    }
 }
 
 impl<'a> StagingRows<'a> {
     fn new(file: &'a str) -> Self {
         Self {
             file,
-            header: None,
+            columns: None,
+            writer: None,
             trailing_empty_column: false,
-            text: String::new(),
             longest: 0,
         }
     }
 
-    fn push(&mut self, record: Record) -> Result<()> {
-        let start = self.text.len();
-        self.push_row(record)?;
-        self.longest = self.longest.max(self.text.len() - start);
-        Ok(())
+    /// Whether the rows since the last batch make a batch.
+    fn is_full(&self) -> bool {
+        self.columns.as_ref().is_some_and(|columns| {
+            columns.rows >= STAGED_BATCH_ROWS || columns.bytes >= crate::BATCH_BYTES
+        })
     }
 
-    fn push_row(&mut self, record: Record) -> Result<()> {
-        use std::fmt::Write as _;
-        let Some(names) = self.header.as_ref() else {
+    /// Writes the rows since the last batch as a row group of the staging file, whose
+    /// writer takes `out` the first time.
+    async fn write_batch(&mut self, out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
+        let Some(columns) = self.columns.as_mut().filter(|columns| columns.rows > 0) else {
+            return Ok(());
+        };
+        let batch = columns.take_batch(staging)?;
+        let writer = match self.writer.as_mut() {
+            Some(writer) => writer,
+            None => {
+                let out = out.take().expect("the staging file is opened once");
+                self.writer
+                    .insert(staged_writer(out, &batch.schema(), staging)?)
+            }
+        };
+        writer
+            .write(&batch)
+            .await
+            .map_err(|e| parquet_error(staging, e))?;
+        writer.flush().await.map_err(|e| parquet_error(staging, e))
+    }
+
+    fn push(&mut self, record: &Record) -> Result<()> {
+        let Some(columns) = self.columns.as_mut() else {
             return self.push_header(record);
         };
         let Record { line, text, fields } = record;
-        let Some(mut fields) = fields else {
-            write!(self.text, "{line},").expect("writing to a string");
-            push_quoted(&mut self.text, &text);
-            write!(self.text, ",{TOO_LONG}").expect("writing to a string");
-            self.text.extend(std::iter::repeat_n(',', names.len()));
-            self.text.push('\n');
+        let Some(fields) = fields else {
+            let bytes = columns.append(*line, text, TOO_LONG, None::<std::iter::Empty<&str>>);
+            self.longest = self.longest.max(bytes);
             return Ok(());
         };
         if text.trim().is_empty() {
             return Ok(());
         }
-        if self.trailing_empty_column
-            && fields.len() == names.len() + 1
+        let names = columns.header.len();
+        // The empty field a trailing comma of the header allows is dropped.
+        let count = if self.trailing_empty_column
+            && fields.len() == names + 1
             && fields.last().is_some_and(|f| f.trim().is_empty())
         {
-            fields.pop();
-        }
-        let fields_ok = fields.len() == names.len();
-        write!(self.text, "{line},").expect("writing to a string");
-        push_quoted(&mut self.text, kept_raw(&text));
-        self.text.push_str(if fields_ok { ",1" } else { ",0" });
-        // A record of the wrong shape keeps its raw text but no fields: it is rejected whole.
-        if fields_ok {
-            for field in fields.iter() {
-                self.text.push(',');
-                push_quoted(&mut self.text, field);
-            }
+            names
         } else {
-            self.text.push_str(&",".repeat(names.len()));
-        }
-        self.text.push('\n');
+            fields.len()
+        };
+        // A record of the wrong shape keeps its raw text but no fields: it is rejected whole.
+        let bytes = if count == names {
+            columns.append(*line, kept_raw(text), "1", Some(fields.iter().take(count)))
+        } else {
+            columns.append(*line, kept_raw(text), "0", None::<std::iter::Empty<&str>>)
+        };
+        self.longest = self.longest.max(bytes);
         Ok(())
     }
 
-    fn push_header(&mut self, record: Record) -> Result<()> {
-        use std::fmt::Write as _;
+    fn push_header(&mut self, record: &Record) -> Result<()> {
         let header_error = |message: &str| Error::Header {
             file: self.file.to_string(),
             message: message.to_string(),
         };
-        let mut names = record
-            .fields
+        let fields = (record.fields.as_ref())
             .ok_or_else(|| header_error("the header line is longer than max-line-bytes"))?;
-        if names.len() == 1 && names.iter().all(|name| name.trim().is_empty()) {
+        let mut names: Vec<String> = fields.iter().map(|n| n.trim().to_string()).collect();
+        if names.len() == 1 && names[0].is_empty() {
             // Blank-looking lines before the header are skipped, as blank lines are after it.
             return Ok(());
         }
-        if names.len() > 1 && names.last().is_some_and(|n| n.trim().is_empty()) {
+        if names.len() > 1 && names.last().is_some_and(String::is_empty) {
             names.pop();
             self.trailing_empty_column = true;
         }
-        let names: Vec<String> = names.iter().map(|n| n.trim().to_string()).collect();
         check_header(self.file, &names)?;
-        write!(self.text, "{LINE},{RAW},{FIELDS_OK}").expect("writing to a string");
-        for name in &names {
-            self.text.push(',');
-            push_quoted(&mut self.text, name);
-        }
-        self.text.push('\n');
-        self.header = Some(names);
+        self.columns = Some(StagingColumns::new(names));
         Ok(())
     }
 }
@@ -453,18 +624,6 @@ fn kept_raw(text: &str) -> &str {
         end -= 1;
     }
     &text[..end]
-}
-
-/// `field` as a quoted CSV field: in quotes, each quote in it doubled.
-fn push_quoted(out: &mut String, field: &str) {
-    out.push('"');
-    let mut pieces = field.split('"');
-    out.push_str(pieces.next().unwrap_or_default());
-    for piece in pieces {
-        out.push_str("\"\"");
-        out.push_str(piece);
-    }
-    out.push('"');
 }
 
 fn check_header(file: &str, names: &[String]) -> Result<()> {
@@ -489,11 +648,53 @@ fn check_header(file: &str, names: &[String]) -> Result<()> {
 /// One record of a text file: the line it starts on, its text (line breaks inside quotes
 /// turned into spaces) and its fields, or no fields when it was longer than the cap (its
 /// text is then the start of it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Record {
     line: u64,
     text: String,
     fields: Option<Fields>,
+}
+
+/// The records parsed from a piece of text, in buffers kept from one piece to the next: a
+/// record's text and fields are copied into those of an earlier one, with no allocation
+/// per record.
+#[derive(Debug, Default)]
+struct Records {
+    slots: Vec<Record>,
+    len: usize,
+}
+
+impl Records {
+    /// A buffer kept this long is given back when cleared: one long record must not make
+    /// every later piece hold as much.
+    const KEPT_CAPACITY: usize = 4 << 10;
+
+    fn push(&mut self, record: Record) {
+        *self.next_slot() = record;
+    }
+
+    /// The next record's slot, to fill in place.
+    fn next_slot(&mut self) -> &mut Record {
+        if self.len == self.slots.len() {
+            self.slots.push(Record::default());
+        }
+        self.len += 1;
+        &mut self.slots[self.len - 1]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.slots[..self.len].iter()
+    }
+
+    fn clear(&mut self) {
+        for slot in &mut self.slots[..self.len] {
+            let fields_capacity = slot.fields.as_ref().map_or(0, |f| f.text.capacity());
+            if slot.text.capacity().max(fields_capacity) > Self::KEPT_CAPACITY {
+                *slot = Record::default();
+            }
+        }
+        self.len = 0;
+    }
 }
 
 /// A record's fields: their text back to back, and where each ends. One buffer per record,
@@ -507,27 +708,34 @@ struct Fields {
 impl Fields {
     /// The fields csv-core wrote to `bytes`, the one before `ends[i]` ending there.
     fn new(bytes: &[u8], ends: &[usize]) -> Self {
+        let mut fields = Self {
+            text: String::new(),
+            ends: Vec::new(),
+        };
+        fields.fill(bytes, ends);
+        fields
+    }
+
+    /// Makes these the fields of `bytes` and `ends` (see [`Fields::new`]), in the buffers
+    /// they have.
+    fn fill(&mut self, bytes: &[u8], ends: &[usize]) {
+        self.text.clear();
+        self.ends.clear();
         // csv-core splits UTF-8 text at ASCII bytes, so its fields are UTF-8; bytes that are
         // not become replacement characters, field by field.
         match std::str::from_utf8(bytes) {
-            Ok(text) => Self {
-                text: text.to_string(),
-                ends: ends.to_vec(),
-            },
+            Ok(text) => {
+                self.text.push_str(text);
+                self.ends.extend_from_slice(ends);
+            }
             Err(_) => {
-                let mut fields = Self {
-                    text: String::with_capacity(bytes.len()),
-                    ends: Vec::with_capacity(ends.len()),
-                };
                 let mut start = 0;
                 for &end in ends {
-                    fields
-                        .text
+                    self.text
                         .push_str(&String::from_utf8_lossy(&bytes[start..end]));
-                    fields.ends.push(fields.text.len());
+                    self.ends.push(self.text.len());
                     start = end;
                 }
-                fields
             }
         }
     }
@@ -545,13 +753,6 @@ impl Fields {
 
     fn last(&self) -> Option<&str> {
         self.iter().last()
-    }
-
-    /// Drops the last field.
-    fn pop(&mut self) {
-        if self.ends.pop().is_some() {
-            self.text.truncate(self.ends.last().copied().unwrap_or(0));
-        }
     }
 }
 
@@ -584,14 +785,14 @@ fn is_break(byte: &u8) -> bool {
     matches!(byte, b'\n' | b'\r')
 }
 
-/// A record's text with each line break inside its quotes (LF, CRLF or a lone CR) as one
-/// space, so the staging copy holds one record per line.
-fn breaks_as_spaces(text: &[u8]) -> String {
+/// Appends a record's text to `out` with each line break inside its quotes (LF, CRLF or a
+/// lone CR) as one space, so that its raw text is one line.
+fn push_breaks_as_spaces(out: &mut String, text: &[u8]) {
     let text = String::from_utf8_lossy(text);
     if text.contains(['\r', '\n']) {
-        text.replace("\r\n", " ").replace(['\r', '\n'], " ")
+        out.push_str(&text.replace("\r\n", " ").replace(['\r', '\n'], " "));
     } else {
-        text.into_owned()
+        out.push_str(&text);
     }
 }
 
@@ -688,7 +889,7 @@ impl RecordParser {
 
     /// Parses `input`, appending the records it completes to `records` (every record left
     /// when `last`).
-    fn push(&mut self, mut input: &[u8], last: bool, records: &mut Vec<Record>) {
+    fn push(&mut self, mut input: &[u8], last: bool, records: &mut Records) {
         use csv_core::ReadRecordResult;
         loop {
             if self.skipping {
@@ -730,7 +931,7 @@ impl RecordParser {
                     if self.raw.len() > self.max_line_bytes || (at_end && self.quote_is_open()) {
                         self.split_or_cut(at_end, records);
                     } else {
-                        records.push(self.take_record());
+                        self.take_record(records.next_slot());
                     }
                 }
                 // With no input left, the next call tells csv-core the file has ended: it
@@ -753,28 +954,28 @@ impl RecordParser {
         self.raw.iter().filter(|&&b| b == b'"').count() % 2 == 1
     }
 
-    /// The record csv-core has just completed, from `raw` and its fields.
-    fn take_record(&mut self) -> Record {
-        let line = self.line + 1;
+    /// Makes `record` the record csv-core has just completed, from `raw` and its fields.
+    fn take_record(&mut self, record: &mut Record) {
+        record.line = self.line + 1;
         let end = self.raw.len() - self.raw.iter().rev().take_while(|b| is_break(b)).count();
         self.line += self.breaks.count(&self.raw);
-        let fields = Fields::new(&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
-        let record = Record {
-            line,
-            text: breaks_as_spaces(&self.raw[..end]),
-            fields: Some(fields),
-        };
+        let (bytes, ends) = (&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
+        match record.fields.as_mut() {
+            Some(fields) => fields.fill(bytes, ends),
+            None => record.fields = Some(Fields::new(bytes, ends)),
+        }
+        record.text.clear();
+        push_breaks_as_spaces(&mut record.text, &self.raw[..end]);
         self.raw.clear();
         self.fields_len = 0;
         self.ends_len = 0;
-        record
     }
 
     /// `raw` is over the cap, or ends the file inside quotes: when quotes joined several
     /// lines into it, each line becomes a record of its own (the incomplete last one is read
     /// again, unless the file has ended); a single line over the cap is rejected and the
     /// rest of it dropped.
-    fn split_or_cut(&mut self, at_end: bool, records: &mut Vec<Record>) {
+    fn split_or_cut(&mut self, at_end: bool, records: &mut Records) {
         let raw = std::mem::take(&mut self.raw);
         self.fields_len = 0;
         self.ends_len = 0;
@@ -825,12 +1026,12 @@ mod tests {
 
     fn parse(chunks: &[&[u8]], cap: usize) -> Vec<Record> {
         let mut parser = RecordParser::new(cap);
-        let mut records = Vec::new();
+        let mut records = Records::default();
         for chunk in chunks {
             parser.push(chunk, false, &mut records);
         }
         parser.push(b"", true, &mut records);
-        records
+        records.iter().cloned().collect()
     }
 
     fn lines(chunks: &[&[u8]]) -> Vec<(u64, String)> {
@@ -979,7 +1180,7 @@ mod tests {
             cap in 8usize..300,
         ) {
             let mut parser = RecordParser::new(cap);
-            let mut records = Vec::new();
+            let mut records = Records::default();
             for piece in pieces(&bytes, &cuts) {
                 parser.push(piece, false, &mut records);
                 prop_assert!(parser.raw.len() <= cap, "{} bytes held", parser.raw.len());
@@ -987,7 +1188,7 @@ mod tests {
             parser.push(b"", true, &mut records);
             let lines = BreakCounter::default().count(&bytes) + 1;
             let mut previous = 0;
-            for record in &records {
+            for record in records.iter() {
                 prop_assert!(previous < record.line && record.line <= lines, "{record:?}");
                 prop_assert!(record.text.len() <= cap.max(TOO_LONG_PREFIX_BYTES));
                 previous = record.line;
