@@ -237,3 +237,46 @@ fn published_years_are_not_erased_by_an_empty_input_unless_allowed() {
     scratch.run_ok_with(&["--allow-empty-years"]);
     assert!(parquet_files(&scratch.path("out/indices"), "_").is_empty());
 }
+
+/// A run whose records are all accepted still publishes `rejects`: a file of no rows, with
+/// the table's columns, in every year, so that a job reading the table finds it (plain
+/// Parquet; a Delta table is a table whatever its files).
+#[tokio::test]
+async fn rejects_is_a_table_even_without_rejected_records() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n\
+         2020,1,44,USA,8504,10,USD\n\
+         2021,1,44,DEU,8504,20,USD\n",
+    );
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    for year in [2020, 2021] {
+        let folder = scratch.path(&format!("out/rejects/year={year}"));
+        let files: Vec<_> = std::fs::read_dir(&folder)
+            .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+            .flatten()
+            .collect();
+        assert_eq!(files.len(), 1, "{}", folder.display());
+    }
+    let ctx = exdep_engine::datafusion::prelude::SessionContext::new();
+    let rejects = ctx
+        .read_parquet(
+            scratch.path("out/rejects").to_str().unwrap(),
+            exdep_engine::datafusion::prelude::ParquetReadOptions::default(),
+        )
+        .await
+        .unwrap();
+    let columns: Vec<String> = (rejects.schema().fields().iter())
+        .map(|field| field.name().clone())
+        .collect();
+    // The year is the partition folder's.
+    assert_eq!(columns, ["source", "line", "reason", "raw"]);
+    assert_eq!(rejects.count().await.unwrap(), 0);
+    assert!(
+        read_table(&scratch.path("out"), "rejects", "line")
+            .await
+            .is_empty()
+    );
+}

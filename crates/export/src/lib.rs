@@ -45,7 +45,7 @@ mod table;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use exdep_core::arrow::datatypes::SchemaRef;
-use exdep_core::schema::{REJECTS_FILE, YEAR};
+use exdep_core::schema::{REJECTS_FILE, UNKNOWN_YEAR, YEAR};
 use exdep_core::{Location, TableFormat};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::layout::{Layer, Output, REJECTS, Warehouse};
@@ -68,7 +68,8 @@ pub async fn clear_staging(ctx: &SessionContext, output: &Output) -> Result<usiz
 
 /// Stages the warehouse's quarantine of rejected records of `years` (year 0 holds records
 /// without a usable year) as table [`REJECTS`]: one file per year, its rows in a fixed
-/// order, whichever input files and stages they came from.
+/// order, whichever input files and stages they came from; a year without rejects gets a
+/// file of no rows.
 pub async fn stage_rejects(
     ctx: &SessionContext,
     warehouse: &Warehouse,
@@ -76,24 +77,35 @@ pub async fn stage_rejects(
     years: &BTreeSet<i32>,
 ) -> Result<u64> {
     let quarantine = warehouse.layer(Layer::Rejects);
-    if years.is_empty() || !quarantine.has_objects(ctx).await? {
-        return Ok(0);
+    let root = staging.join(REJECTS);
+    let mut written = Vec::new();
+    if !years.is_empty() && quarantine.has_objects(ctx).await? {
+        let table = "quarantine";
+        exdep_engine::register_layer(ctx, table, &quarantine, &REJECTS_FILE).await?;
+        let rejects = exdep_store::write_partitioned(
+            ctx,
+            &format!(
+                "SELECT * FROM {table} WHERE {YEAR} IN ({})",
+                exdep_core::sql::year_list(years)
+            ),
+            &root,
+            &[YEAR],
+            &REJECTS_FILE,
+        )
+        .await;
+        ctx.deregister_table(table)?;
+        written = rejects?;
     }
-    let table = "quarantine";
-    exdep_engine::register_layer(ctx, table, &quarantine, &REJECTS_FILE).await?;
-    let written = exdep_store::write_partitioned(
-        ctx,
-        &format!(
-            "SELECT * FROM {table} WHERE {YEAR} IN ({})",
-            exdep_core::sql::year_list(years)
-        ),
-        &staging.join(REJECTS),
-        &[YEAR],
-        &REJECTS_FILE,
-    )
-    .await;
-    ctx.deregister_table(table)?;
-    Ok(written?.iter().map(|file| file.rows).sum())
+    // A year without rejects gets a file of none, so that the table always exists for
+    // readers, with its columns, in every year published.
+    let without_rejects: Vec<Vec<String>> = (years.iter())
+        .filter(|&&year| year != UNKNOWN_YEAR)
+        .map(|year| vec![year.to_string()])
+        .filter(|key| !written.iter().any(|file| file.partition[0].1 == key[0]))
+        .collect();
+    exdep_store::write_empty_partitions(ctx, &root, &[YEAR], &REJECTS_FILE, &without_rejects)
+        .await?;
+    Ok(written.iter().map(|file| file.rows).sum())
 }
 
 /// How [`publish`] publishes a run's staged tables.

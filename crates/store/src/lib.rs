@@ -32,8 +32,8 @@ pub use lock::{LockHolder, RunLock};
 pub use objects::{InputFiles, Objects};
 pub use stores::{EnvironmentStores, register_stores};
 pub use writer::{
-    PartitionedWriter, TableReport, WrittenFile, session_compression, write_partitioned,
-    writer_properties,
+    PartitionedWriter, TableReport, WrittenFile, session_compression, write_empty_partitions,
+    write_partitioned, writer_properties,
 };
 
 pub use object_store;

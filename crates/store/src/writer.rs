@@ -230,6 +230,21 @@ impl PartitionedWriter {
         Ok(self.writers.get_mut(key).expect("inserted above"))
     }
 
+    /// Writes a file of no rows, with the file schema (see [`Self::with_file_schema`]), in
+    /// the partition `key` names, unless rows went there: readers that open a partition, or
+    /// the whole table, find a file with the table's columns rather than nothing.
+    pub async fn write_empty_partition(&mut self, key: &[String]) -> Result<()> {
+        let schema = (self.file_schema.clone())
+            .expect("a writer of empty partitions is given the file schema");
+        let written = |file: &WrittenFile| file.partition.iter().map(|(_, v)| v).eq(key);
+        if self.writers.contains_key(key) || self.written.iter().any(written) {
+            return Ok(());
+        }
+        self.file_for(key, schema)?;
+        let file = self.writers.remove(key).expect("opened above");
+        self.close(key.to_vec(), file).await
+    }
+
     /// Closes every file and returns what was written, in partition order.
     pub async fn finish(mut self) -> Result<Vec<WrittenFile>> {
         for (key, file) in std::mem::take(&mut self.writers) {
@@ -326,6 +341,23 @@ pub async fn write_partitioned(
         .partitions_in_order();
     while let Some(batch) = rows.try_next().await? {
         writer.write(&batch).await?;
+    }
+    writer.finish().await
+}
+
+/// Writes a file of no rows (see [`PartitionedWriter::write_empty_partition`]) in each
+/// partition `keys` names, under `root` and named as [`write_partitioned`] names its files.
+pub async fn write_empty_partitions(
+    ctx: &SessionContext,
+    root: &Location,
+    partition_columns: &[&str],
+    file_schema: &SchemaRef,
+    keys: &[Vec<String>],
+) -> Result<Vec<WrittenFile>> {
+    let mut writer = PartitionedWriter::new(ctx, root, partition_columns, PARTITION_FILE)?
+        .with_file_schema(file_schema.clone());
+    for key in keys {
+        writer.write_empty_partition(key).await?;
     }
     writer.finish().await
 }
