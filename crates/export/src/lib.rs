@@ -69,13 +69,13 @@ pub async fn clear_staging(ctx: &SessionContext, output: &Output) -> Result<usiz
 /// Stages the warehouse's quarantine of rejected records of `years` (year 0 holds records
 /// without a usable year) as table [`REJECTS`]: one file per year, its rows in a fixed
 /// order, whichever input files and stages they came from; a year without rejects gets a
-/// file of no rows.
+/// file of no rows. Returns the staged table, listed in the manifest like the others.
 pub async fn stage_rejects(
     ctx: &SessionContext,
     warehouse: &Warehouse,
     staging: &Location,
     years: &BTreeSet<i32>,
-) -> Result<u64> {
+) -> Result<TableReport> {
     let quarantine = warehouse.layer(Layer::Rejects);
     let root = staging.join(REJECTS);
     let mut written = Vec::new();
@@ -103,9 +103,16 @@ pub async fn stage_rejects(
         .map(|year| vec![year.to_string()])
         .filter(|key| !written.iter().any(|file| file.partition[0].1 == key[0]))
         .collect();
-    exdep_store::write_empty_partitions(ctx, &root, &[YEAR], &REJECTS_FILE, &without_rejects)
-        .await?;
-    Ok(written.iter().map(|file| file.rows).sum())
+    written.extend(
+        exdep_store::write_empty_partitions(ctx, &root, &[YEAR], &REJECTS_FILE, &without_rejects)
+            .await?,
+    );
+    written.sort_by(|a, b| a.partition.cmp(&b.partition));
+    Ok(TableReport {
+        name: REJECTS.to_string(),
+        rows: written.iter().map(|file| file.rows).sum(),
+        files: written,
+    })
 }
 
 /// How [`publish`] publishes a run's staged tables.

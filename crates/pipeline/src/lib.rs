@@ -620,13 +620,18 @@ impl Run<'_> {
                 write_table(&ctx, &staging, table).await
             }
         });
-        let written = in_order(
+        let mut written = in_order(
             jobs,
             |index| (self.progress)(Progress::Stage(&stages[index])),
             |_| {},
         )
         .await?;
-        exdep_export::stage_rejects(ctx, &warehouse, &staging, &plan.rejects_years()).await?;
+        let rejects_years = plan.rejects_years();
+        if !rejects_years.is_empty() {
+            written.push(
+                exdep_export::stage_rejects(ctx, &warehouse, &staging, &rejects_years).await?,
+            );
+        }
         let layouts = index_tables
             .iter()
             .map(|table| TableLayout {
