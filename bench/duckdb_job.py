@@ -359,17 +359,24 @@ def parse_args(argv):
     return job_args(parser, argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    started = time.perf_counter()
+def connect(args):
+    """A DuckDB connection set up for the job: threads, the reference's macros and the
+    code tables of `args.configs` loaded."""
     con = duckdb.connect()
     if args.threads is not None:
         con.execute(f"SET threads = {args.threads}")
     # Row order of the intermediate tables carries no meaning.
     con.execute("SET preserve_insertion_order = false")
+    ref.define_macros(con)
+    ref.load_config_tables(con, args.configs)
+    return con
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.perf_counter()
     try:
-        ref.define_macros(con)
-        ref.load_config_tables(con, args.configs)
+        con = connect(args)
         # The one scan of the inputs.
         if args.lean:
             build_lean_cube_rows(con, args.inputs, args.years)

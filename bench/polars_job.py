@@ -109,14 +109,8 @@ def main(argv=None):
     # Polars sizes its thread pool when it is imported: only now is --threads known.
     import polars as pl
 
-    con = duckdb.connect()
-    if args.threads is not None:
-        con.execute(f"SET threads = {args.threads}")
-    # Row order of the intermediate tables carries no meaning.
-    con.execute("SET preserve_insertion_order = false")
     try:
-        ref.define_macros(con)
-        ref.load_config_tables(con, args.configs)
+        con = duckdb_job.connect(args)
         rows = cube_rows(pl, con, args.inputs, args.years)
         con.register("cube_rows", rows)
         counts = duckdb_job.publish_tables(con, args)
