@@ -33,7 +33,7 @@ mod tables;
 
 use exdep_core::account::{SkippedFile, SourceFile};
 use exdep_core::arrow::array::AsArray;
-use exdep_core::arrow::datatypes::{DataType, Int32Type};
+use exdep_core::arrow::datatypes::{DataType, Int32Type, Schema};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
@@ -639,14 +639,9 @@ async fn register_input(
         .await
         .map_err(read_error)?;
         let schema = ctx.table_provider(table).await?.schema();
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| (f.name().clone(), f.data_type().clone()))
-            .collect();
         return Ok(RegisteredInput {
             format: InputFormat::CanonicalParquet,
-            columns,
+            columns: columns_of(&schema),
             encoding: None,
         });
     };
@@ -670,11 +665,16 @@ async fn register_input(
         .map_err(read_error)?;
     Ok(RegisteredInput {
         format,
-        columns: (normalized.schema.fields().iter())
-            .map(|field| (field.name().clone(), field.data_type().clone()))
-            .collect(),
+        columns: columns_of(&normalized.schema),
         encoding: Some(normalized.encoding.to_string()),
     })
+}
+
+/// A table's columns, named and typed.
+fn columns_of(schema: &Schema) -> Vec<(String, DataType)> {
+    (schema.fields().iter())
+        .map(|field| (field.name().clone(), field.data_type().clone()))
+        .collect()
 }
 
 /// Registers the code tables the file's format joins, the shipped ones once per run: the

@@ -226,56 +226,29 @@ async fn write_staging(
         abandon(&mut out, staging).await?;
         return Err(Error::EmptyFile { file: name });
     };
-    let schema = columns.schema.clone();
-    let header = columns.header.clone();
-    rows.write_batch(&mut out, staging).await?;
-    match rows.writer.take() {
-        Some(writer) => writer
-            .close()
-            .await
-            .map_err(|e| parquet_error(staging, e))?,
-        // A header and no records: a file of no rows, with the columns.
-        None => {
-            let out = out.take().expect("no batch took it");
-            let writer = staged_writer(out, &schema, staging)?;
-            writer
-                .close()
-                .await
-                .map_err(|e| parquet_error(staging, e))?
-        }
-    };
+    let (schema, header) = (columns.schema.clone(), columns.header.clone());
+    let longest_row = rows.longest;
+    rows.finish(&mut out, staging).await?;
     Ok(Normalized {
         staging: staging.clone(),
         schema,
         header,
         encoding: decoder.name(),
-        longest_row: rows.longest,
+        longest_row,
     })
 }
 
 /// Drops the staging file before any batch went to it: a file that fails is never read.
 async fn abandon(out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
     match out.as_mut() {
-        Some(out) => out.abort().await.map_err(|e| io_error(staging, e.into())),
+        Some(out) => out.abort().await.map_err(|e| staging_error(staging, e)),
         None => Ok(()),
     }
 }
 
-fn io_error(staging: &Location, e: std::io::Error) -> Error {
-    Error::Staging {
-        location: staging.to_string(),
-        message: e.to_string(),
-    }
-}
-
-fn arrow_error(staging: &Location, e: exdep_core::arrow::error::ArrowError) -> Error {
-    Error::Staging {
-        location: staging.to_string(),
-        message: e.to_string(),
-    }
-}
-
-fn parquet_error(staging: &Location, e: exdep_core::parquet::errors::ParquetError) -> Error {
+/// The staging copy `staging` could not be written: its I/O, or the Arrow or Parquet
+/// writing, failed with `e`.
+fn staging_error(staging: &Location, e: impl std::fmt::Display) -> Error {
     Error::Staging {
         location: staging.to_string(),
         message: e.to_string(),
@@ -297,7 +270,7 @@ fn staged_writer(
         .set_dictionary_enabled(false)
         .build();
     AsyncArrowWriter::try_new(out, schema.clone(), Some(properties))
-        .map_err(|e| parquet_error(staging, e))
+        .map_err(|e| staging_error(staging, e))
 }
 
 /// Inflates a compressed text file, told from its name (`.gz`, `.zst`).
@@ -518,7 +491,7 @@ impl StagingColumns {
         )
         .collect();
         (self.rows, self.bytes) = (0, 0);
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| arrow_error(staging, e))
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| staging_error(staging, e))
     }
 }
 
@@ -540,26 +513,41 @@ impl<'a> StagingRows<'a> {
         })
     }
 
-    /// Writes the rows since the last batch as a row group of the staging file, whose
-    /// writer takes `out` the first time.
+    /// Writes the rows since the last batch, if any, as a row group of the staging file,
+    /// whose writer takes `out` the first time.
     async fn write_batch(&mut self, out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
-        let Some(columns) = self.columns.as_mut().filter(|columns| columns.rows > 0) else {
+        let Some(columns) = self.columns.as_mut() else {
             return Ok(());
         };
-        let batch = columns.take_batch(staging)?;
         let writer = match self.writer.as_mut() {
             Some(writer) => writer,
             None => {
                 let out = out.take().expect("the staging file is opened once");
-                self.writer
-                    .insert(staged_writer(out, &batch.schema(), staging)?)
+                (self.writer).insert(staged_writer(out, &columns.schema, staging)?)
             }
         };
+        if columns.rows == 0 {
+            return Ok(());
+        }
+        let batch = columns.take_batch(staging)?;
         writer
             .write(&batch)
             .await
-            .map_err(|e| parquet_error(staging, e))?;
-        writer.flush().await.map_err(|e| parquet_error(staging, e))
+            .map_err(|e| staging_error(staging, e))?;
+        writer.flush().await.map_err(|e| staging_error(staging, e))
+    }
+
+    /// Writes the last rows and closes the staging file: with a header and no records, a
+    /// file of no rows with the columns.
+    async fn finish(mut self, out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
+        self.write_batch(out, staging).await?;
+        if let Some(writer) = self.writer.take() {
+            writer
+                .close()
+                .await
+                .map_err(|e| staging_error(staging, e))?;
+        }
+        Ok(())
     }
 
     fn push(&mut self, record: &Record) -> Result<()> {
@@ -699,7 +687,7 @@ impl Records {
 
 /// A record's fields: their text back to back, and where each ends. One buffer per record,
 /// not one string per field: a text input's records pass through here one by one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Fields {
     text: String,
     ends: Vec<usize>,
@@ -708,10 +696,7 @@ struct Fields {
 impl Fields {
     /// The fields csv-core wrote to `bytes`, the one before `ends[i]` ending there.
     fn new(bytes: &[u8], ends: &[usize]) -> Self {
-        let mut fields = Self {
-            text: String::new(),
-            ends: Vec::new(),
-        };
+        let mut fields = Self::default();
         fields.fill(bytes, ends);
         fields
     }
@@ -960,10 +945,10 @@ impl RecordParser {
         let end = self.raw.len() - self.raw.iter().rev().take_while(|b| is_break(b)).count();
         self.line += self.breaks.count(&self.raw);
         let (bytes, ends) = (&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
-        match record.fields.as_mut() {
-            Some(fields) => fields.fill(bytes, ends),
-            None => record.fields = Some(Fields::new(bytes, ends)),
-        }
+        record
+            .fields
+            .get_or_insert_with(Fields::default)
+            .fill(bytes, ends);
         record.text.clear();
         push_breaks_as_spaces(&mut record.text, &self.raw[..end]);
         self.raw.clear();

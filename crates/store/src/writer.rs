@@ -203,8 +203,7 @@ impl PartitionedWriter {
                 segments.push(format!("{column}={value}"));
             }
             // A new file would replace the closed one's rows.
-            let closed = |file: &WrittenFile| file.partition.iter().map(|(_, v)| v).eq(key);
-            if self.written.iter().any(closed) {
+            if self.is_closed(key) {
                 return Err(Error::PartitionOutOfOrder {
                     root: self.root.to_string(),
                     partition: segments.join("/"),
@@ -230,14 +229,18 @@ impl PartitionedWriter {
         Ok(self.writers.get_mut(key).expect("inserted above"))
     }
 
+    /// Whether the file of the partition `key` names is written and closed.
+    fn is_closed(&self, key: &[String]) -> bool {
+        (self.written.iter()).any(|file| file.partition.iter().map(|(_, v)| v).eq(key))
+    }
+
     /// Writes a file of no rows, with the file schema (see [`Self::with_file_schema`]), in
     /// the partition `key` names, unless rows went there: readers that open a partition, or
     /// the whole table, find a file with the table's columns rather than nothing.
     pub async fn write_empty_partition(&mut self, key: &[String]) -> Result<()> {
         let schema = (self.file_schema.clone())
             .expect("a writer of empty partitions is given the file schema");
-        let written = |file: &WrittenFile| file.partition.iter().map(|(_, v)| v).eq(key);
-        if self.writers.contains_key(key) || self.written.iter().any(written) {
+        if self.writers.contains_key(key) || self.is_closed(key) {
             return Ok(());
         }
         self.file_for(key, schema)?;
