@@ -4,6 +4,7 @@
     report.py count OUTDIR            rows of each of the seven tables under OUTDIR, as JSON
     report.py summary RUNS.tsv        one markdown line per (size, format) of RUNS.tsv
     report.py scaling RUNS.tsv A B    exdep's median time on Parquet at size B over size A
+    report.py products RUNS.tsv       exdep with product-margins = true against exdep without
 
 RUNS.tsv has one line per measured run: size, format, tool (exdep; lean: the lean DuckDB
 script; duckdb: DuckDB with exdep's checks; polars: the lean Polars script), seconds, peak
@@ -84,11 +85,25 @@ def scaling(path, small, large):
               f"{b / a:.2f}x ({b:.1f} s / {a:.1f} s; records x{int(large) / int(small):g})")
 
 
+def products(path):
+    """One line per data set measured with BENCH_PRODUCT_MARGINS=1: exdep with the product
+    cube and `product_margins` (tool `exdep-products`) against the same run without."""
+    for (size, fmt), tools in load(path).items():
+        t_plain, plain = cell(tools.get("exdep", []))
+        t_products, with_products = cell(tools.get("exdep-products", []))
+        if t_plain and t_products:
+            label = {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
+            print(f"| {size_label(size)} records, {label} | {plain} | {with_products} | "
+                  f"{t_products / t_plain:.2f}x |")
+
+
 def main(argv):
     if len(argv) == 2 and argv[0] == "count":
         count(argv[1])
     elif len(argv) == 2 and argv[0] == "summary":
         summary(argv[1])
+    elif len(argv) == 2 and argv[0] == "products":
+        products(argv[1])
     elif len(argv) == 4 and argv[0] == "scaling":
         scaling(argv[1], argv[2], argv[3])
     else:

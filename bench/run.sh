@@ -12,6 +12,8 @@
 #   BENCH_RUNS      runs of each tool per data set (default 3); the median time is reported
 #   BENCH_DIR       data, outputs, logs and results.md (default /var/tmp/exdep-bench)
 #   BENCH_THREADS   if set, the peers' --threads (DuckDB's and Polars' worker threads)
+#   BENCH_PRODUCT_MARGINS  1 = also run exdep with `product-margins = true` (tool
+#                   exdep-products) after exdep in each round, and print its cost
 #   EXDEP           the exdep binary (default ${CARGO_TARGET_DIR:-/var/tmp/exdep-target}/release/exdep)
 #   EXDEP_ARGS      extra arguments of `exdep run` (split on spaces)
 #   PYTHON          Python with the duckdb and polars packages (default python3)
@@ -72,6 +74,7 @@ TSV="$BENCH_DIR/runs-$STAMP.tsv"
 : > "$TSV"
 # The tools, in the order each run takes them; each writes its tables to out-TOOL.
 TOOLS=(exdep duckdb lean polars)
+PRODUCTS=${BENCH_PRODUCT_MARGINS:-0}
 WH_EXDEP="$BENCH_DIR/wh-exdep"
 THREAD_ARGS=()
 if [ -n "${BENCH_THREADS:-}" ]; then
@@ -83,7 +86,7 @@ clean_outputs() {
     for tool in "${TOOLS[@]}"; do
         rm -rf "${BENCH_DIR:?}/out-$tool"
     done
-    rm -rf "$WH_EXDEP"
+    rm -rf "$WH_EXDEP" "$BENCH_DIR/out-exdep-products"
 }
 
 # Generates (or reuses) the data set of SIZE records in FORMAT into DATA.
@@ -160,6 +163,9 @@ exchange-rates = "$CONFIGS/cny_per_usd.csv"
 destination-threshold-cny = 1e11
 top-n = 10
 EOF
+        sed -e 's|^output = .*|output = "'"$BENCH_DIR"'/out-exdep-products"|' \
+            -e 's|^top-n = 10$|top-n = 10\nproduct-margins = true|' "$config" \
+            > "${config%.toml}-products.toml"
         inputs=("$data"/*."$fmt")
         # The peers' settings, the same as exdep's config.
         peer_args=(--configs "$CONFIGS" --years "$YEARS" --base-year "$FROM" --top-n 10
@@ -168,6 +174,10 @@ EOF
         for run in $(seq 1 "$RUNS"); do
             run_tool "$size" "$fmt" exdep "$run" \
                 "$EXDEP" run --config "$config" --quiet ${EXTRA[@]+"${EXTRA[@]}"}
+            if [ "$PRODUCTS" = 1 ]; then
+                run_tool "$size" "$fmt" exdep-products "$run" "$EXDEP" run \
+                    --config "${config%.toml}-products.toml" --quiet ${EXTRA[@]+"${EXTRA[@]}"}
+            fi
             run_tool "$size" "$fmt" duckdb "$run" "$PYTHON" "$HERE/duckdb_job.py" \
                 "${peer_args[@]}" --output "$BENCH_DIR/out-duckdb" "${inputs[@]}"
             run_tool "$size" "$fmt" lean "$run" "$PYTHON" "$HERE/duckdb_job.py" --lean \
@@ -194,6 +204,11 @@ if [[ " ${SIZES[*]} " == *" 20000000 "* && " ${SIZES[*]} " == *" 100000000 "* ]]
     scaling=$("$PYTHON" "$HERE/report.py" scaling "$TSV" 20000000 100000000)
 fi
 
+products=""
+if [ "$PRODUCTS" = 1 ]; then
+    products=$("$PYTHON" "$HERE/report.py" products "$TSV")
+fi
+
 table() {
     echo
     echo "$header"
@@ -202,6 +217,12 @@ table() {
     if [ -n "$scaling" ]; then
         echo
         echo "$scaling"
+    fi
+    if [ -n "$products" ]; then
+        echo
+        echo "| input | exdep | exdep with product-margins | with / without |"
+        echo "|---|---|---|---|"
+        echo "$products"
     fi
 }
 table

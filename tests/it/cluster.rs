@@ -521,6 +521,15 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
     assert!(killed.success());
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // Which way it went, before any assertion, so a failure says which branch failed.
+    eprintln!(
+        "run after losing an executor: {}",
+        if output.status.success() {
+            "completed"
+        } else {
+            &stderr
+        }
+    );
 
     download(&s3, "lake/out", &scratch.path("after")).await;
     if output.status.success() {
@@ -535,14 +544,6 @@ async fn losing_an_executor_completes_on_the_other_or_fails_clearly() {
         assert_eq!(errors.len(), 1, "{stderr}");
         assert_same_tables(&scratch.path("before"), &scratch.path("after")).await;
     }
-    eprintln!(
-        "run after losing an executor: {}",
-        if output.status.success() {
-            "completed".to_string()
-        } else {
-            stderr.to_string()
-        }
-    );
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to the processes `pids`.

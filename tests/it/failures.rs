@@ -620,3 +620,75 @@ fn a_parquet_schema_nested_too_deep_is_refused() {
         "{stderr}"
     );
 }
+
+/// Runs the pipeline in this process over `scratch`'s `config.toml`, cancelling its stop
+/// token when `stop_at` says so of a progress report.
+async fn run_stopped_at(
+    scratch: &Scratch,
+    stop_at: impl Fn(&exdep_pipeline::Progress<'_>) -> bool,
+) -> Result<exdep_pipeline::RunOutcome, exdep_pipeline::Error> {
+    let config = exdep_core::Config::load(&scratch.path("config.toml")).unwrap();
+    let ctx = exdep_engine::new_session();
+    let options = exdep_pipeline::RunOptions::default();
+    let stop = options.stop.clone();
+    exdep_pipeline::run_pipeline(&ctx, &config, &options, |progress| {
+        if stop_at(&progress) {
+            stop.cancel();
+        }
+    })
+    .await
+}
+
+/// A stop (SIGTERM, or the time limit) that comes once the run has begun to publish waits
+/// for the publication to finish: a run dropped between its moves would leave some
+/// partitions new and others old. The run completes, its tables are a clean run's, and the
+/// next run finds nothing to do.
+#[tokio::test]
+async fn a_stop_while_publishing_lets_the_publication_finish() {
+    let scratch = Scratch::new();
+    generated(&scratch, "20000");
+    scratch.config(&[2020, 2021], "");
+    let outcome = run_stopped_at(&scratch, |progress| {
+        matches!(progress, exdep_pipeline::Progress::Stage("publishing"))
+    })
+    .await
+    .expect("a run stopped while publishing finishes");
+    assert_eq!(outcome.manifest.published_years, [2020, 2021].into());
+    assert!(scratch.path("out/_SUCCESS").exists());
+    assert!(!scratch.path("out/_exdep.lock").exists());
+
+    let clean = Scratch::new();
+    generated(&clean, "20000");
+    clean.config(&[2020, 2021], "");
+    clean.run_ok();
+    assert_eq!(
+        table_files(&scratch.path("out")),
+        table_files(&clean.path("out"))
+    );
+    let rerun = scratch.exdep(&["run", "--config", "config.toml"]);
+    let rerun = String::from_utf8_lossy(&rerun.stdout);
+    assert!(rerun.contains("nothing changed since the run"), "{rerun}");
+}
+
+/// A stop that comes before the run publishes stops it: nothing is published or committed
+/// and its lease is released.
+#[tokio::test]
+async fn a_stop_before_publishing_stops_the_run() {
+    let scratch = Scratch::new();
+    generated(&scratch, "20000");
+    scratch.config(&[2020, 2021], "");
+    let stopped = run_stopped_at(&scratch, |progress| {
+        matches!(
+            progress,
+            exdep_pipeline::Progress::Stage("summing the cube's cells")
+        )
+    })
+    .await;
+    assert!(
+        matches!(stopped, Err(exdep_pipeline::Error::Stopped)),
+        "{stopped:?}"
+    );
+    assert!(!scratch.path("out/_SUCCESS").exists());
+    assert!(!scratch.path("out/_exdep.lock").exists());
+    assert!(!scratch.path("warehouse/_exdep.lock").exists());
+}

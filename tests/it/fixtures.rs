@@ -64,7 +64,11 @@ async fn a_single_destination_gives_full_concentration() {
     assert_eq!(row["destinations"].float(), 1.0);
     assert_close(row["exports_usd"].float(), 500.0, "exports_usd");
     assert_close(row["hhi"].float(), 1.0, "hhi");
-    assert_eq!(row["hhi_norm"].float(), 0.0);
+    assert_eq!(
+        row["hhi_norm"],
+        Value::Null,
+        "undefined with one destination"
+    );
     assert_eq!(
         row["entropy"].float().to_bits(),
         0f64.to_bits(),
@@ -195,6 +199,8 @@ async fn every_index_column_and_each_quadrant() {
     let ln10 = 10f64.ln();
     let expected = [
         ("exports_usd", 100.0),
+        // At 2020's rate in configs/cny_per_usd.csv.
+        ("exports_cny", 100.0 * 6.8976),
         ("destinations", 10.0),
         ("hhi", 0.1),
         ("hhi_norm", 0.0),
@@ -221,6 +227,7 @@ async fn every_index_column_and_each_quadrant() {
         );
     }
     assert_eq!(labor("11")["evenness"], Value::Null, "one destination");
+    assert_eq!(labor("11")["hhi_norm"], Value::Null, "one destination");
     assert_close(
         labor("11")["equivalent_markets_entropy"].float(),
         1.0,
@@ -295,4 +302,161 @@ async fn a_reporter_country_is_its_own_origin_and_not_part_of_the_nation() {
     let destinations = read_table(&out, "destinations", "year, partner").await;
     let usa = select(&destinations, &[("partner", "USA")])[0];
     assert_close(usa["exports_usd"].float(), 60.0, "national exports to USA");
+}
+
+/// Product margins on a hand-built case. Guangdong (44) sends Vietnam one HS6 line in 2021
+/// (850440, 100) and in 2022 more of it (150) and two new lines (851712, 30; 851762, 20):
+/// Vietnam's growth of 100 is 50 from new products and 50 from the continuing one. Jiangsu
+/// (32) sends Vietnam 851712 (70) and Germany 851762 (100) in 2022, so the nation's
+/// technology exports in 2022 are 270 to Vietnam and 100 to Germany: Guangdong serves the
+/// pairs worth 270 of 370 (extensive margin) and ships 200 of those 270 (intensive).
+#[tokio::test]
+async fn product_margins_split_a_destinations_growth_into_new_and_continuing_products() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        &canonical_csv(&[
+            (2021, "44", "VNM", "85044010", 100.0, "USD"),
+            (2022, "44", "VNM", "85044090", 150.0, "USD"),
+            (2022, "44", "VNM", "85171200", 30.0, "USD"),
+            (2022, "44", "VNM", "851762", 20.0, "USD"),
+            (2022, "32", "VNM", "851712", 70.0, "USD"),
+            (2022, "32", "DEU", "851762", 100.0, "USD"),
+        ]),
+    );
+    scratch.config(&[2021, 2022], "[indices]\nproduct-margins = true\n");
+    scratch.run_ok();
+    let margins = read_table(
+        &scratch.path("out"),
+        "product_margins",
+        "year, province, category, region, partner",
+    )
+    .await;
+    let row = |province: &str, category: &str, region: &str, partner: &str| {
+        let rows = select(
+            &margins,
+            &[
+                ("year", "2022"),
+                ("province", province),
+                ("category", category),
+                ("region", region),
+                ("partner", partner),
+            ],
+        );
+        assert_eq!(rows.len(), 1, "{province} {category} {region} {partner}");
+        rows[0].clone()
+    };
+    let (rate_2021, rate_2022) = (6.4515, 6.7261);
+    for (region, partner) in [("southeast_asia", "VNM"), ("southeast_asia", "all")] {
+        let vietnam = row("44", "technology", region, partner);
+        assert_close(vietnam["delta_usd"].float(), 100.0, "delta");
+        assert_close(vietnam["new_usd"].float(), 50.0, "new");
+        assert_close(vietnam["lost_usd"].float(), 0.0, "lost");
+        assert_close(vietnam["continuing_usd"].float(), 50.0, "continuing");
+        assert_eq!(vietnam["new_products"], Value::Int(2));
+        assert_eq!(vietnam["lost_products"], Value::Int(0));
+        assert_eq!(vietnam["continuing_products"], Value::Int(1));
+        assert_close(
+            vietnam["continuing_cny"].float(),
+            150.0 * rate_2022 - 100.0 * rate_2021,
+            "continuing in CNY",
+        );
+        assert_close(vietnam["new_cny"].float(), 50.0 * rate_2022, "new in CNY");
+        assert_close(
+            vietnam["hk_extensive"].float(),
+            1.0,
+            "every pair to Vietnam",
+        );
+        assert_close(
+            vietnam["hk_intensive"].float(),
+            200.0 / 270.0,
+            "hk_intensive",
+        );
+    }
+    let everywhere = row("44", "all", "all", "all");
+    assert_close(everywhere["delta_usd"].float(), 100.0, "delta over all");
+    assert_close(
+        everywhere["hk_extensive"].float(),
+        270.0 / 370.0,
+        "hk_extensive",
+    );
+    assert_close(
+        everywhere["hk_intensive"].float(),
+        200.0 / 270.0,
+        "hk_intensive",
+    );
+    // Jiangsu's lines are all new; the nation's are the sum; no row for a year without
+    // its previous year.
+    let jiangsu = row("32", "technology", "western_europe", "DEU");
+    assert_close(jiangsu["new_usd"].float(), 100.0, "new to Germany");
+    assert_eq!(jiangsu["new_products"], Value::Int(1));
+    let nation = row("CN", "technology", "southeast_asia", "VNM");
+    assert_close(
+        nation["new_usd"].float(),
+        50.0 + 70.0,
+        "the nation's new lines",
+    );
+    assert_eq!(nation["hk_extensive"], Value::Null);
+    assert!(select(&margins, &[("year", "2021")]).is_empty());
+    for row in &margins {
+        let parts =
+            row["new_usd"].float() - row["lost_usd"].float() + row["continuing_usd"].float();
+        assert_close(parts, row["delta_usd"].float(), "new - lost + continuing");
+    }
+}
+
+/// With `exchange-rates-monthly`, a month's USD records are converted to CNY at that month's
+/// rate and annual records at the year's, as customs converts them; a year the monthly table
+/// holds only in part is refused, naming the table and the missing months.
+#[tokio::test]
+async fn monthly_rates_convert_each_month_at_its_rate() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "inputs/a.csv",
+        "year,month,province,partner,hs_code,value,currency\n\
+         2021,1,44,VNM,610110,100,USD\n\
+         2021,2,44,VNM,610110,100,USD\n\
+         2021,,44,VNM,610110,50,USD\n\
+         2021,2,44,VNM,610110,645,CNY\n",
+    );
+    let mut monthly = String::from("year,month,cny_per_usd\n");
+    for month in 1..=12 {
+        monthly.push_str(&format!(
+            "2021,{month},{}\n",
+            6.5 - 0.01 * f64::from(month - 1)
+        ));
+    }
+    scratch.write("rates_monthly.csv", &monthly);
+    scratch.config(&[2021], "");
+    let config = std::fs::read_to_string(scratch.path("config.toml")).unwrap();
+    scratch.write(
+        "config.toml",
+        &format!("{config}exchange-rates-monthly = \"rates_monthly.csv\"\n"),
+    );
+    scratch.run_ok();
+    let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
+    let labor = select(&indices, &[("province", "44"), ("category", "labor")])[0];
+    // January at 6.50, February at 6.49, the annual record at 2021's 6.4515; the CNY
+    // record of February is 645 / 6.49 USD.
+    let annual = 6.4515;
+    assert_close(
+        labor["exports_cny"].float(),
+        100.0 * 6.5 + 100.0 * 6.49 + 50.0 * annual + 645.0,
+        "exports in CNY",
+    );
+    assert_close(
+        labor["exports_usd"].float(),
+        250.0 + 645.0 / 6.49,
+        "exports in USD",
+    );
+
+    monthly = monthly.replace("2021,12,6.39\n", "");
+    scratch.write("rates_monthly.csv", &monthly);
+    let output = scratch.exdep(&["run", "--config", "config.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("rates_monthly.csv") && stderr.contains("2021 (missing 12)"),
+        "{stderr}"
+    );
 }

@@ -159,9 +159,13 @@ fn reruns_redo_what_changed_and_equal_a_forced_run() {
 }
 
 /// Writes `config.toml` (output `out/`) and `fresh.toml` (output `fresh/out/`, warehouse
-/// `fresh/warehouse/`) for the same years, base year and inputs.
+/// `fresh/warehouse/`) for the same years, base year and inputs, with the product cube and
+/// `product_margins`, whose years read their previous year's products.
 fn configs(scratch: &Scratch, years: &[i32], base_year: i32) {
-    let config = scratch.config(years, &format!("[indices]\nbase-year = {base_year}\n"));
+    let config = scratch.config(
+        years,
+        &format!("[indices]\nbase-year = {base_year}\nproduct-margins = true\n"),
+    );
     let fresh = std::fs::read_to_string(config)
         .unwrap()
         .replace("output = \"out\"", "output = \"fresh/out\"")
@@ -221,6 +225,8 @@ fn dropping_a_middle_year_recomputes_the_years_that_read_it() {
     configs(&scratch, &without_2019, 2017);
     assert_incremental_equals_fresh(&scratch, &without_2019, "dropping 2019");
     assert!(!scratch.path("out/margins/year=2020").exists());
+    assert!(!scratch.path("out/product_margins/year=2020").exists());
+    assert!(scratch.path("out/product_margins/year=2021").is_dir());
 }
 
 /// An edit of the inputs or of the config between two runs.

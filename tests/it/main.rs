@@ -10,6 +10,7 @@ mod fixtures;
 mod fuzz;
 mod incremental;
 mod memory;
+mod months;
 mod properties;
 mod publication;
 mod reference;

@@ -77,11 +77,15 @@ fn check(records: &[(i32, usize, usize, usize, f64)]) -> Result<(), TestCaseErro
 
     for row in &indices {
         let n = row["destinations"].float();
-        let (hhi, norm, entropy) = (
-            row["hhi"].float(),
-            row["hhi_norm"].float(),
-            row["entropy"].float(),
-        );
+        let (hhi, entropy) = (row["hhi"].float(), row["entropy"].float());
+        // Undefined (null) with one destination, in [0, 1] otherwise.
+        let norm = match &row["hhi_norm"] {
+            Value::Null => {
+                prop_assert_eq!(n, 1.0, "hhi_norm null with {} destinations", n);
+                0.0
+            }
+            value => value.float(),
+        };
         prop_assert!(
             hhi >= 1.0 / n - eps && hhi <= 1.0 + eps,
             "hhi {hhi} outside [1/{n}, 1]"

@@ -76,7 +76,8 @@ fn a_million_records_match_an_independent_duckdb_computation() {
     check(&scratch, &inputs, "2017,2018,2019,2020,2021,2022", &[]);
 }
 
-/// Regions as destinations, another base year, top-n and threshold.
+/// Regions as destinations, another base year, top-n and threshold; product margins against
+/// the rest of the nation; quadrants cut at the year's medians.
 #[test]
 #[ignore = "needs python3 with duckdb"]
 fn region_level_settings_match_the_reference() {
@@ -86,7 +87,8 @@ fn region_level_settings_match_the_reference() {
     scratch.config(
         &[2018, 2019, 2020, 2021],
         "[indices]\ndestination-level = \"region\"\nbase-year = 2019\ntop-n = 5\n\
-         destination-threshold-cny = 5e10\n",
+         destination-threshold-cny = 5e10\nproduct-margins = true\n\
+         product-reference = \"rest-of-nation\"\nquadrant-cut = \"year-median\"\n",
     );
     scratch.run_ok();
     let inputs = csv_inputs(&scratch, 2018..=2021);
@@ -104,6 +106,10 @@ fn region_level_settings_match_the_reference() {
             "5",
             "--threshold-cny",
             "5e10",
+            "--product-margins",
+            "rest-of-nation",
+            "--quadrant-cut",
+            "year-median",
         ],
     );
 }
@@ -150,7 +156,8 @@ fn parquet_inputs_match_the_reference_too() {
 
 /// Generated data with the unusual paths: reporter countries mixed with provinces, a large
 /// partner absent in 2021 (a `left` destination with no exports), partners entering and
-/// leaving, records to China, zero values, and a run of non-consecutive years.
+/// leaving, records to China, zero values, and a run of non-consecutive years; product
+/// margins against the nation; quadrants cut at the base year's means.
 #[tokio::test]
 #[ignore = "needs python3 with duckdb"]
 async fn mixed_origins_vanished_partners_and_gaps_match_the_reference() {
@@ -164,7 +171,10 @@ async fn mixed_origins_vanished_partners_and_gaps_match_the_reference() {
         &["--dirty-every", "500", "--country-origins", "0.03"],
     );
     let years = [2017, 2019, 2020, 2021];
-    scratch.config(&years, "");
+    scratch.config(
+        &years,
+        "[indices]\nproduct-margins = true\nquadrant-cut = \"base-year-mean\"\n",
+    );
     let summary = scratch.run_ok();
     assert!(
         summary.contains("origins: mixed: 31 provinces"),
@@ -179,5 +189,15 @@ async fn mixed_origins_vanished_partners_and_gaps_match_the_reference() {
     assert!(!select(&indices, &[("province", "CHN")]).is_empty());
     let inputs = csv_inputs(&scratch, 2017..=2022);
     let inputs: Vec<&Path> = inputs.iter().map(|p| p.as_path()).collect();
-    check(&scratch, &inputs, "2017,2019,2020,2021", &[]);
+    check(
+        &scratch,
+        &inputs,
+        "2017,2019,2020,2021",
+        &[
+            "--product-margins",
+            "nation",
+            "--quadrant-cut",
+            "base-year-mean",
+        ],
+    );
 }

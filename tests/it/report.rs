@@ -7,8 +7,9 @@ use std::process::Command;
 
 use crate::support::{Scratch, config_text, configs_dir, read_table, select};
 
-/// The figures the report draws, by element id.
-const FIGURES: [&str; 8] = [
+/// The figures the report draws, by element id (`product-margins` with `product_margins`
+/// published, which the tests' config asks for).
+const FIGURES: [&str; 9] = [
     "region-shares",
     "destinations",
     "top-links",
@@ -16,6 +17,7 @@ const FIGURES: [&str; 8] = [
     "specialization",
     "location-quotients",
     "margins",
+    "product-margins",
     "tile-map",
 ];
 
@@ -79,7 +81,10 @@ fn config(scratch: &Scratch, years: &[i32]) {
     scratch.write("cny_per_usd.csv", &rates);
     let top = "output = \"out\"\nwarehouse = \"warehouse\"\n";
     let text = config_text(years, top, &[("exchange-rates", "cny_per_usd.csv")]);
-    scratch.write("config.toml", &text);
+    scratch.write(
+        "config.toml",
+        &format!("{text}\n[indices]\nproduct-margins = true\n"),
+    );
 }
 
 fn report(scratch: &Scratch, extra: &[&str]) -> PathBuf {

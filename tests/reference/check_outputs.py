@@ -4,7 +4,7 @@
 This script is an independent re-implementation of exdep's arithmetic, used by exdep's
 tests. It shares no code with exdep: it reads the same raw inputs and code tables,
 recomputes the `indices`, `lq`, `region_shares`, `margins`, `top_links`, `destinations` and
-`indices_change` tables with DuckDB SQL, and compares them with the Parquet tables exdep
+`indices_change` tables (and `product_margins`, with `--product-margins`) with DuckDB SQL, and compares them with the Parquet tables exdep
 wrote. It also checks the per-file record counts in exdep's `_manifest.json`.
 
 Origins are of two kinds. A record's `province` field (trimmed, case kept) is either a
@@ -25,7 +25,9 @@ exports to CHN are kept. By kind:
 Usage:
     check_outputs.py --configs DIR --output OUTDIR --years 2017,2018
                      [--base-year Y] [--top-n N] [--threshold-cny T]
-                     [--destination-level country|region] INPUT [INPUT ...]
+                     [--destination-level country|region]
+                     [--quadrant-cut year-mean|base-year-mean|year-median]
+                     [--product-margins nation|rest-of-nation] INPUT [INPUT ...]
 
     DIR     folder with hs_chapters.csv, partner_regions.csv, provinces.csv, cny_per_usd.csv
     OUTDIR  exdep's output root (one folder per table, _manifest.json)
@@ -69,7 +71,7 @@ OUTPUT_TABLES = {
     "indices": dict(
         partitions=["year", "province"],
         keys=["year", "province", "category"],
-        approx=["exports_usd", "hhi", "hhi_norm", "entropy", "evenness", "equivalent_markets",
+        approx=["exports_usd", "exports_cny", "hhi", "hhi_norm", "entropy", "evenness", "equivalent_markets",
                 "equivalent_markets_entropy", "theil", "theil_between", "theil_within",
                 "specialization", "hk_extensive", "hk_intensive"],
         integer=["destinations"],
@@ -79,7 +81,7 @@ OUTPUT_TABLES = {
     "lq": dict(
         partitions=["year", "province"],
         keys=["year", "province", "partner", "category"],
-        approx=["exports_usd", "lq"],
+        approx=["exports_usd", "exports_cny", "lq"],
         integer=[],
         text=[],
         boolean=[],
@@ -87,7 +89,7 @@ OUTPUT_TABLES = {
     "region_shares": dict(
         partitions=["year", "province"],
         keys=["year", "province", "region", "category"],
-        approx=["exports_usd", "share"],
+        approx=["exports_usd", "exports_cny", "share"],
         integer=[],
         text=[],
         boolean=[],
@@ -95,7 +97,8 @@ OUTPUT_TABLES = {
     "margins": dict(
         partitions=["year", "province"],
         keys=["year", "province", "category", "region"],
-        approx=["delta", "new", "lost", "intensive"],
+        approx=["delta", "new", "lost", "intensive", "delta_cny", "new_cny", "lost_cny",
+                "intensive_cny"],
         integer=[],
         text=[],
         boolean=[],
@@ -103,7 +106,7 @@ OUTPUT_TABLES = {
     "top_links": dict(
         partitions=["year"],
         keys=["year", "category", "rank"],
-        approx=["exports_usd", "share_of_category"],
+        approx=["exports_usd", "exports_cny", "share_of_category"],
         integer=[],
         text=["province", "partner"],
         boolean=[],
@@ -119,12 +122,24 @@ OUTPUT_TABLES = {
     "indices_change": dict(
         partitions=["year", "province"],
         keys=["year", "province", "category", "index"],
-        approx=["value", "change_from_previous", "change_from_base", "exports_cagr"],
+        approx=["value", "change_from_previous", "change_from_base", "exports_cagr",
+                "exports_cagr_cny"],
         integer=[],
         text=[],
         boolean=[],
     ),
 }
+
+# Published with `product-margins = true` only; checked when --product-margins is given.
+PRODUCT_MARGINS = dict(
+    partitions=["year", "province"],
+    keys=["year", "province", "category", "region", "partner"],
+    approx=["delta_usd", "new_usd", "lost_usd", "continuing_usd", "delta_cny", "new_cny",
+            "lost_cny", "continuing_cny", "hk_extensive", "hk_intensive"],
+    integer=["new_products", "lost_products", "continuing_products"],
+    text=[],
+    boolean=[],
+)
 
 # SQL type of a key column; every other key is text.
 KEY_TYPES = {"year": "INTEGER", "rank": "BIGINT"}
@@ -142,7 +157,7 @@ KINDS = {
 
 # The indices listed in `indices_change`, in this order (`quadrant`, text, is not).
 CHANGE_INDICES = [
-    "exports_usd", "destinations", "hhi", "hhi_norm", "entropy", "evenness",
+    "exports_usd", "exports_cny", "destinations", "hhi", "hhi_norm", "entropy", "evenness",
     "equivalent_markets", "equivalent_markets_entropy", "theil", "theil_between",
     "theil_within", "specialization", "hk_extensive", "hk_intensive",
 ]
@@ -273,6 +288,7 @@ CUBE_ROWS = """
         a.partner,
         p.region,
         h.category,
+        left(a.hs_code, 6) AS product,
         a.value,
         CASE a.currency
             WHEN 'USD' THEN a.value
@@ -381,13 +397,14 @@ def build_units(con, level):
     if level == "country":
         con.execute("""
             CREATE TABLE units AS
-            SELECT year, province, kind, category, partner AS unit, region, x
+            SELECT year, province, kind, category, partner AS unit, region, x, x_cny
             FROM cells
         """)
     else:
         con.execute("""
             CREATE TABLE units AS
-            SELECT year, province, kind, category, region AS unit, region, sum(x) AS x
+            SELECT year, province, kind, category, region AS unit, region, sum(x) AS x,
+                   sum(x_cny) AS x_cny
             FROM cells
             GROUP BY year, province, kind, category, region
         """)
@@ -396,21 +413,28 @@ def build_units(con, level):
 # --------------------------------------------------------------------------- expected tables
 
 
-def expected_indices(con):
+def expected_indices(con, quadrant_cut="year-mean", base_year=None):
     """Concentration of each origin's exports of a category over destination units, the
     Theil decomposition by region, specialization, the Hummels-Klenow margins over partner
     countries (province origins and CN only), and the quadrant of each origin against the
-    origins of its own kind."""
-    con.execute("""
+    origins of its own kind: against their means in the year ('year-mean'), in the base
+    year ('base-year-mean') or their medians in the year ('year-median')."""
+    center = "median" if quadrant_cut == "year-median" else "avg"
+    if quadrant_cut == "base-year-mean":
+        means_of, means_on = f"year = {int(base_year)} AND ", "category, kind"
+    else:
+        means_of, means_on = "", "year, category, kind"
+    con.execute(f"""
         CREATE TABLE expected_indices AS
         WITH shares AS (
-            SELECT year, province, kind, category, region, x,
+            SELECT year, province, kind, category, region, x, x_cny,
                    x / sum(x) OVER (PARTITION BY year, province, category) AS s
             FROM units
         ),
         summary AS (
             SELECT year, province, kind, category,
                    sum(x)                                      AS exports_usd,
+                   sum(x_cny)                                  AS exports_cny,
                    count(*) FILTER (WHERE x > 0)               AS destinations,
                    sum(s * s)                                  AS hhi,
                    -sum(CASE WHEN s > 0 THEN s * ln(s) END)    AS entropy
@@ -495,11 +519,11 @@ def expected_indices(con):
             JOIN national_totals t USING (year, category)
         ),
         means AS (
-            -- One mean per kind of origin: provinces, and reporter countries; never CN.
-            SELECT year, category, kind, avg(hhi) AS mean_hhi, avg(entropy) AS mean_entropy
+            -- One center per kind of origin: provinces, and reporter countries; never CN.
+            SELECT {means_on}, {center}(hhi) AS mean_hhi, {center}(entropy) AS mean_entropy
             FROM summary
-            WHERE province <> 'CN' AND kind IN ('province', 'country')
-            GROUP BY year, category, kind
+            WHERE {means_of}province <> 'CN' AND kind IN ('province', 'country')
+            GROUP BY {means_on}
         ),
         quadrants AS (
             SELECT m.year, m.province, m.category,
@@ -515,14 +539,15 @@ def expected_indices(con):
                        s.hhi >= a.mean_hhi - 1e-12 * abs(a.mean_hhi)             AS high_g,
                        s.entropy >= a.mean_entropy - 1e-12 * abs(a.mean_entropy) AS high_v
                 FROM summary s
-                LEFT JOIN means a USING (year, category, kind)
+                LEFT JOIN means a USING ({means_on})
             ) m
         )
         SELECT m.year, m.province, m.category,
                m.exports_usd,
+               m.exports_cny,
                m.destinations,
                m.hhi,
-               CASE WHEN m.destinations = 1 THEN 0.0
+               CASE WHEN m.destinations = 1 THEN NULL
                     ELSE (m.hhi - 1.0 / m.destinations) / (1.0 - 1.0 / m.destinations)
                END AS hhi_norm,
                m.entropy,
@@ -552,7 +577,7 @@ def expected_lq(con):
     con.execute("""
         CREATE TABLE expected_lq AS
         WITH totals AS (
-            SELECT year, province, partner, category,
+            SELECT year, province, partner, category, x_cny,
                    x                                                        AS e_rm,
                    sum(x) OVER (PARTITION BY year, province, partner)       AS e_r,
                    sum(x) OVER (PARTITION BY year, province, category)      AS e_m,
@@ -562,6 +587,7 @@ def expected_lq(con):
         )
         SELECT year, province, partner, category,
                e_rm AS exports_usd,
+               x_cny AS exports_cny,
                CASE WHEN e_r = 0 OR e_m = 0 OR e_n = 0 THEN NULL
                     ELSE (e_rm / e_r) / (e_m / e_n)
                END AS lq
@@ -574,12 +600,14 @@ def expected_region_shares(con):
     con.execute("""
         CREATE TABLE expected_region_shares AS
         WITH by_region AS (
-            SELECT year, province, region, category, sum(x) AS exports_usd
+            SELECT year, province, region, category, sum(x) AS exports_usd,
+                   sum(x_cny) AS exports_cny
             FROM cells
             GROUP BY year, province, region, category
         )
         SELECT year, province, region, category,
                exports_usd,
+               exports_cny,
                exports_usd / sum(exports_usd) OVER (PARTITION BY year, province, category) AS share
         FROM by_region
     """)
@@ -599,12 +627,12 @@ def expected_margins(con, years):
             WHERE t IS NOT NULL AND t - 1 IN (SELECT year FROM units)
         ),
         current AS (
-            SELECT u.year, u.province, u.category, u.unit, u.region, u.x
+            SELECT u.year, u.province, u.category, u.unit, u.region, u.x, u.x_cny
             FROM units u
             JOIN eligible e ON u.year = e.year
         ),
         previous AS (
-            SELECT e.year, u.province, u.category, u.unit, u.region, u.x
+            SELECT e.year, u.province, u.category, u.unit, u.region, u.x, u.x_cny
             FROM units u
             JOIN eligible e ON u.year = e.year - 1
         ),
@@ -614,25 +642,154 @@ def expected_margins(con, years):
                    coalesce(c.category, p.category) AS category,
                    coalesce(c.region, p.region)     AS region,
                    coalesce(c.x, 0.0)               AS x1,
-                   coalesce(p.x, 0.0)               AS x0
+                   coalesce(p.x, 0.0)               AS x0,
+                   coalesce(c.x_cny, 0.0)           AS c1,
+                   coalesce(p.x_cny, 0.0)           AS c0
             FROM current c
             FULL OUTER JOIN previous p
                 ON c.year = p.year AND c.province = p.province
                AND c.category = p.category AND c.unit = p.unit
         ),
         grouped AS (
-            SELECT year, province, category, region, x1, x0 FROM joined
+            SELECT year, province, category, region, x1, x0, c1, c0 FROM joined
             UNION ALL
-            SELECT year, province, category, 'all' AS region, x1, x0 FROM joined
+            SELECT year, province, category, 'all' AS region, x1, x0, c1, c0 FROM joined
         )
         SELECT year, province, category, region,
                sum(x1) - sum(x0)                                         AS delta,
                sum(CASE WHEN x0 = 0 THEN x1 ELSE 0.0 END)                AS "new",
                sum(CASE WHEN x1 = 0 THEN x0 ELSE 0.0 END)                AS lost,
-               sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0.0 END) AS intensive
+               sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0.0 END) AS intensive,
+               sum(c1) - sum(c0)                                         AS delta_cny,
+               sum(CASE WHEN x0 = 0 THEN c1 ELSE 0.0 END)                AS new_cny,
+               sum(CASE WHEN x1 = 0 THEN c0 ELSE 0.0 END)                AS lost_cny,
+               sum(CASE WHEN x0 > 0 AND x1 > 0 THEN c1 - c0 ELSE 0.0 END) AS intensive_cny
         FROM grouped
         GROUP BY year, province, category, region
         HAVING count(*) FILTER (WHERE x0 > 0 OR x1 > 0) > 0
+    """)
+
+
+def expected_product_margins(con, years, reference):
+    """Year-on-year change of each origin's exports to each destination split over HS6
+    products (the first six digits of the HS code): new products (not exported there the
+    year before), lost products and continuing ones, in USD and CNY, with their counts; per
+    partner, per region (partner 'all') and over all, per category and over all ('all').
+    With them, the Hummels-Klenow margins of year t over the (partner, product) pairs of the
+    row, against the nation ('nation') or the nation without the origin ('rest-of-nation');
+    NULL for CN and for reporter countries."""
+    pairs = [y for y in years if y - 1 in years]
+    year_list = ", ".join(str(y) for y in pairs) or "NULL"
+    con.execute("""
+        CREATE TABLE product_cells AS
+        WITH origin_cells AS (
+            SELECT year, province, kind, partner, region, category, product,
+                   sum(value_usd) AS x, sum(value_cny) AS x_cny
+            FROM cube_rows
+            GROUP BY year, province, kind, partner, region, category, product
+            HAVING sum(value_usd) > 0
+        )
+        SELECT * FROM origin_cells
+        UNION ALL
+        SELECT year, 'CN', 'national', partner, region, category, product, sum(x), sum(x_cny)
+        FROM origin_cells WHERE kind = 'province'
+        GROUP BY year, partner, region, category, product
+    """)
+    # Each row of `expanded` stands for one grouping of a (partner, product) pair: by
+    # partner, by region, over all destinations; per category and over all categories.
+    def expanded(source):
+        return " UNION ALL ".join(
+            f"SELECT *, {category} AS g_category, {region} AS g_region, {partner} AS g_partner "
+            f"FROM {source}"
+            for category in ("category", "'all'")
+            for region, partner in (("region", "partner"), ("region", "'all'"),
+                                    ("'all'", "'all'"))
+        )
+    con.execute(f"""
+        CREATE TABLE expected_product_margins AS
+        WITH eligible AS (
+            SELECT t AS year FROM unnest([{year_list}]::INTEGER[]) y(t)
+            WHERE t IS NOT NULL AND t - 1 IN (SELECT year FROM product_cells)
+        ),
+        joined AS (
+            SELECT coalesce(c.year, p.year + 1) AS year,
+                   coalesce(c.province, p.province) AS province,
+                   coalesce(c.kind, p.kind) AS kind,
+                   coalesce(c.partner, p.partner) AS partner,
+                   coalesce(c.region, p.region) AS region,
+                   coalesce(c.category, p.category) AS category,
+                   coalesce(c.x, 0.0) AS x1, coalesce(p.x, 0.0) AS x0,
+                   coalesce(c.x_cny, 0.0) AS c1, coalesce(p.x_cny, 0.0) AS c0
+            FROM (SELECT * FROM product_cells WHERE year IN (SELECT year FROM eligible)) c
+            FULL OUTER JOIN
+                 (SELECT * FROM product_cells WHERE year + 1 IN (SELECT year FROM eligible)) p
+              ON c.year = p.year + 1 AND c.province = p.province AND c.partner = p.partner
+             AND c.product = p.product
+        ),
+        growth AS (
+            SELECT year, province, g_category AS category, g_region AS region,
+                   g_partner AS partner,
+                   sum(x1) - sum(x0) AS delta_usd,
+                   sum(CASE WHEN x0 = 0 THEN x1 ELSE 0 END) AS new_usd,
+                   sum(CASE WHEN x1 = 0 THEN x0 ELSE 0 END) AS lost_usd,
+                   sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0 END) AS continuing_usd,
+                   sum(c1) - sum(c0) AS delta_cny,
+                   sum(CASE WHEN x0 = 0 THEN c1 ELSE 0 END) AS new_cny,
+                   sum(CASE WHEN x1 = 0 THEN c0 ELSE 0 END) AS lost_cny,
+                   sum(CASE WHEN x0 > 0 AND x1 > 0 THEN c1 - c0 ELSE 0 END) AS continuing_cny,
+                   count(*) FILTER (WHERE x0 = 0) AS new_products,
+                   count(*) FILTER (WHERE x1 = 0) AS lost_products,
+                   count(*) FILTER (WHERE x0 > 0 AND x1 > 0) AS continuing_products
+            FROM ({expanded("joined")})
+            GROUP BY ALL
+        ),
+        -- The reference of a province's pair: the nation, or the other provinces' exports
+        -- (summed directly, so a pair the province alone serves has exactly none).
+        own AS (
+            SELECT o.*, (
+                SELECT sum(q.x) FROM product_cells q
+                WHERE q.kind = 'province' AND q.year = o.year AND q.partner = o.partner
+                  AND q.product = o.product
+                  AND ({reference == "nation"} OR q.province <> o.province)
+            ) AS r
+            FROM product_cells o
+            WHERE o.kind = 'province' AND o.year IN (SELECT year FROM eligible)
+        ),
+        served AS (
+            SELECT year, province, g_category AS category, g_region AS region,
+                   g_partner AS partner, sum(x) AS own_total, sum(coalesce(r, 0)) AS served_reference
+            FROM ({expanded("own")}) GROUP BY ALL
+        ),
+        -- Every province's exports in each group, and each province's reference total: the
+        -- nation's, or the other provinces' (again summed directly).
+        province_groups AS (
+            SELECT year, province, g_category AS category, g_region AS region,
+                   g_partner AS partner, sum(x) AS total
+            FROM ({expanded("(SELECT * FROM product_cells WHERE kind = 'province')")})
+            GROUP BY ALL
+        ),
+        reference_totals AS (
+            SELECT o.year, o.province, o.category, o.region, o.partner,
+                   sum(q.total) AS reference_total
+            FROM province_groups o
+            JOIN province_groups q
+              ON q.year = o.year AND q.category = o.category AND q.region = o.region
+             AND q.partner = o.partner
+             AND ({reference == "nation"} OR q.province <> o.province)
+            GROUP BY ALL
+        ),
+        hk AS (
+            SELECT s.*, t.reference_total
+            FROM served s
+            LEFT JOIN reference_totals t USING (year, province, category, region, partner)
+        )
+        SELECT g.*,
+               CASE WHEN h.reference_total > 0 THEN h.served_reference / h.reference_total END
+                   AS hk_extensive,
+               CASE WHEN h.served_reference > 0 THEN h.own_total / h.served_reference END
+                   AS hk_intensive
+        FROM growth g
+        LEFT JOIN hk h USING (year, province, category, region, partner)
     """)
 
 
@@ -648,7 +805,7 @@ def expected_top_links(con, top_n):
             GROUP BY year, category
         ),
         ranked AS (
-            SELECT year, category, province, partner, x,
+            SELECT year, category, province, partner, x, x_cny,
                    row_number() OVER (PARTITION BY year, category
                                       ORDER BY x DESC, province ASC, partner ASC) AS "rank"
             FROM cells
@@ -656,6 +813,7 @@ def expected_top_links(con, top_n):
         )
         SELECT r.year, r.category, r."rank", r.province, r.partner,
                r.x                    AS exports_usd,
+               r.x_cny                AS exports_cny,
                r.x / n.national_total AS share_of_category
         FROM ranked r
         JOIN national n USING (year, category)
@@ -731,7 +889,10 @@ def expected_indices_change(con, base_year):
                c.value - b.value     AS change_from_base,
                CASE WHEN c.year > {int(base_year)} AND bx.exports_usd IS NOT NULL
                     THEN pow(cx.exports_usd / bx.exports_usd, 1.0 / (c.year - {int(base_year)})) - 1
-               END                   AS exports_cagr
+               END                   AS exports_cagr,
+               CASE WHEN c.year > {int(base_year)} AND bx.exports_cny IS NOT NULL
+                    THEN pow(cx.exports_cny / bx.exports_cny, 1.0 / (c.year - {int(base_year)})) - 1
+               END                   AS exports_cagr_cny
         FROM indices_long c
         JOIN expected_indices cx
             ON cx.year = c.year AND cx.province = c.province AND cx.category = c.category
@@ -988,6 +1149,11 @@ def check_run_args(parser, args):
 
 def parse_args(argv):
     parser = run_parser(__doc__.split("\n\n")[0], "exdep's output root")
+    parser.add_argument("--quadrant-cut", default="year-mean",
+                        choices=["year-mean", "base-year-mean", "year-median"],
+                        help="where quadrants cut G and V (default year-mean)")
+    parser.add_argument("--product-margins", choices=["nation", "rest-of-nation"],
+                        help="also check product_margins, with this Hummels-Klenow reference")
     return check_run_args(parser, parser.parse_args(argv))
 
 
@@ -1001,13 +1167,16 @@ def main(argv=None):
         build_cube_rows(con, args.years)
         build_cells(con)
         build_units(con, args.destination_level)
-        expected_indices(con)
+        expected_indices(con, args.quadrant_cut, args.base_year)
         expected_lq(con)
         expected_region_shares(con)
         expected_margins(con, args.years)
         expected_top_links(con, args.top_n)
         expected_destinations(con, args.threshold_cny, args.base_year)
         expected_indices_change(con, args.base_year)
+        if args.product_margins:
+            OUTPUT_TABLES["product_margins"] = PRODUCT_MARGINS
+            expected_product_margins(con, args.years, args.product_margins)
     except CheckError as e:
         print(f"check_outputs: cannot run: {e}", file=sys.stderr)
         return 2

@@ -13,7 +13,10 @@ use exdep_core::account::{RecordCounts, SourceDisposition};
 use exdep_core::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use exdep_core::arrow::compute::{cast, filter_record_batch, is_not_null, take_record_batch};
 use exdep_core::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema};
-use exdep_core::schema::{CUBE_FILE, MAX_RECORD_VALUE, REJECTS_FILE, UNKNOWN_YEAR, YEAR};
+use exdep_core::months::Slice;
+use exdep_core::schema::{
+    CUBE_FILE, MAX_RECORD_VALUE, PRODUCTS_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR,
+};
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_engine::{CELL_PART, register_layer};
@@ -23,6 +26,7 @@ use futures::StreamExt;
 use tracing::info;
 
 use crate::error::{Error, Result};
+use crate::tables::MONTHLY_EXCHANGE_RATES;
 
 /// The disposition of records counted in the cube.
 const CLASSIFIED: &str = "classified";
@@ -36,79 +40,139 @@ pub struct FileClassification {
     pub dispositions: BTreeMap<i32, SourceDisposition>,
     /// Partial cube cells written, by year.
     pub cells_by_year: BTreeMap<i32, u64>,
+    /// Its accepted records by year, month, origin and currency.
+    pub slices: Vec<Slice>,
 }
 
+/// How a plan converts currencies: the joins that bring each sum of `g` its rate, and its
+/// value (`g.value`, in `g.currency`) in USD and in CNY. A sum of records of a month takes
+/// that month's rate when the config names monthly rates (`exchange-rates-monthly`), its
+/// year's otherwise; annual records (month 0) always take their year's.
+struct Conversion {
+    rates: String,
+    usd: String,
+    cny: String,
+}
+
+impl Conversion {
+    fn of(monthly_rates: bool) -> Self {
+        let yearly = "LEFT JOIN exchange_rates x ON g.year = CAST(x.year AS INT)";
+        let (rates, rate) = if monthly_rates {
+            (
+                format!(
+                    "{yearly}
+                    LEFT JOIN {MONTHLY_EXCHANGE_RATES} xm
+                      ON g.year = CAST(xm.year AS INT) AND g.month = CAST(xm.month AS INT)"
+                ),
+                "CAST(coalesce(xm.cny_per_usd, x.cny_per_usd) AS DOUBLE)",
+            )
+        } else {
+            (yearly.to_string(), "CAST(x.cny_per_usd AS DOUBLE)")
+        };
+        let converted = |currency: &str, operator: &str| {
+            format!(
+                "CASE WHEN g.currency = '{currency}' THEN g.value
+                     ELSE CAST(CAST(g.value AS DOUBLE) {operator} {rate} AS {MONEY_DECIMAL})
+                END"
+            )
+        };
+        Conversion {
+            rates,
+            usd: converted("USD", "/"),
+            cny: converted("CNY", "*"),
+        }
+    }
+}
+
+/// Months take the low bits of the key the first grouping sums by: a cell's key times
+/// this, plus the month (0 for an annual record). A cell has 52 bits, so the key is still a
+/// non-negative `Int64`.
+const MONTH_SLOTS: u32 = 16;
+
 /// The one plan over a file's checked records (see `exdep_ingest::PreparedFile`): its rows
-/// are the partial cube's cells, the tallies of every other fate, and the rejected records,
-/// each once with its multiplicity. Records that passed every check are summed by their
-/// cell alone, one integer (see [`exdep_engine::CellDomain`]); the others by their reason or
-/// rule (a rejected one with its line and text). Only then are the cells read back into
-/// their codes, and the code tables and exchange rates joined to those sums, not to
-/// records. Money is summed as exact decimals, so the result does not depend on the order
-/// records arrive in.
-fn file_sql(checked: &str, years: &BTreeSet<i32>) -> String {
+/// are the partial cube's cells, the tallies of every other fate, the rejected records,
+/// each once with its multiplicity, and the file's slices (its accepted records by year,
+/// month, origin and currency; `slice = 1`). Records that passed every check are summed by
+/// their cell and month alone, one integer (see [`exdep_engine::CellDomain`]); the others
+/// by their reason or rule (a rejected one with its line and text). Only then are the cells
+/// read back into their codes, and the code tables and exchange rates joined to those sums,
+/// not to records. Money is summed as exact decimals, so the result does not depend on the
+/// order records arrive in.
+fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String {
     let years = year_list(years);
+    let Conversion { rates, usd, cny } = Conversion::of(monthly_rates);
     let part = |name: &str| format!("{CELL_PART}(cell, '{name}')");
     let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
     let (category, currency) = (part("category"), part("currency"));
+    let cube_only = |column: &str| {
+        format!("CASE WHEN disposition = '{CLASSIFIED}' THEN {column} END AS cube_{column}")
+    };
+    let (cube_province, cube_partner) = (cube_only("province"), cube_only("partner"));
+    let (cube_region, cube_category) = (cube_only("region"), cube_only("category"));
     format!(
         "SELECT year, reject_year, reason, rule, disposition,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN province END AS province,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN partner END AS partner,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN region END AS region,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN category END AS category,
-            line, raw,
+            cube_province AS province, cube_partner AS partner, cube_region AS region,
+            cube_category AS category, line, raw, origin, month, currency,
+            CAST(grouping(disposition) AS INT) AS slice,
             sum(records) AS records, sum(value) AS value,
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN usd END) AS exports_usd,
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN cny END) AS exports_cny
         FROM (
-            SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
-                g.records, g.value, p.region, g.category,
-                CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
-                    AS reject_year,
-                CASE
-                    WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
-                    WHEN g.province IS NULL THEN NULL
-                    WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
-                    WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
-                    ELSE '{CLASSIFIED}'
-                END AS disposition,
-                CASE WHEN g.currency = 'USD' THEN g.value
-                     ELSE CAST(CAST(g.value AS DOUBLE) / CAST(x.cny_per_usd AS DOUBLE)
-                               AS {MONEY_DECIMAL}) END AS usd,
-                CASE WHEN g.currency = 'CNY' THEN g.value
-                     ELSE CAST(CAST(g.value AS DOUBLE) * CAST(x.cny_per_usd AS DOUBLE)
-                               AS {MONEY_DECIMAL}) END AS cny
+            SELECT year, reject_year, reason, rule, disposition, {cube_province},
+                {cube_partner}, {cube_region}, {cube_category}, line, raw, province AS origin,
+                month, currency, records, value, usd, cny
             FROM (
-                SELECT coalesce(CAST({year} AS INT), year) AS year, reason, rule, line, raw,
-                    records, value, {origin} AS province, {partner} AS partner,
-                    {category} AS category, {currency} AS currency
+                SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
+                    g.records, g.value, p.region, g.category, g.month, g.currency,
+                    CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
+                        AS reject_year,
+                    CASE
+                        WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
+                        WHEN g.province IS NULL THEN NULL
+                        WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
+                        WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
+                        ELSE '{CLASSIFIED}'
+                    END AS disposition,
+                    {usd} AS usd, {cny} AS cny
                 FROM (
-                    SELECT cell, year, reason, rule, line, raw, count(*) AS records,
-                        sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
-                            THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                    SELECT coalesce(CAST({year} AS INT), year) AS year, reason, rule, line,
+                        raw, records, value, {origin} AS province, {partner} AS partner,
+                        {category} AS category, {currency} AS currency, month
                     FROM (
-                        SELECT cell, CASE WHEN cell IS NULL THEN year END AS year, reason,
-                            rule, value,
-                            CASE WHEN reason IS NOT NULL THEN line END AS line,
-                            CASE WHEN reason IS NOT NULL THEN raw END AS raw
-                        FROM ({checked})
+                        SELECT keyed / {MONTH_SLOTS} AS cell,
+                            CAST(keyed % {MONTH_SLOTS} AS INT) AS month, year, reason, rule,
+                            line, raw, records, value
+                        FROM (
+                            SELECT keyed, year, reason, rule, line, raw, count(*) AS records,
+                                sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
+                                    THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                            FROM (
+                                SELECT
+                                    cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)
+                                        AS keyed,
+                                    CASE WHEN cell IS NULL THEN year END AS year, reason,
+                                    rule, value,
+                                    CASE WHEN reason IS NOT NULL THEN line END AS line,
+                                    CASE WHEN reason IS NOT NULL THEN raw END AS raw
+                                FROM ({checked})
+                            )
+                            GROUP BY keyed, year, reason, rule, line, raw
+                        )
                     )
-                    GROUP BY cell, year, reason, rule, line, raw
-                )
-            ) g
-            LEFT JOIN partner_regions p ON g.partner = p.iso3
-            LEFT JOIN provinces pv ON g.province = pv.code
-            LEFT JOIN exchange_rates x ON g.year = CAST(x.year AS INT)
+                ) g
+                LEFT JOIN partner_regions p ON g.partner = p.iso3
+                LEFT JOIN provinces pv ON g.province = pv.code
+                {rates}
+            )
         )
-        GROUP BY year, reject_year, reason, rule, disposition,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN province END,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN partner END,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN region END,
-            CASE WHEN disposition = '{CLASSIFIED}' THEN category END,
-            line, raw
-        ORDER BY year, reject_year, reason, rule, disposition, province, partner, category,
-            line, raw"
+        GROUP BY GROUPING SETS (
+            (year, reject_year, reason, rule, disposition, cube_province, cube_partner,
+                cube_region, cube_category, line, raw),
+            (year, origin, month, currency)
+        )
+        HAVING grouping(disposition) = 0 OR origin IS NOT NULL
+        ORDER BY slice, year, reject_year, reason, rule, disposition, province, partner,
+            category, line, raw, origin, month, currency"
     )
 }
 
@@ -124,13 +188,14 @@ pub async fn classify_file(
     part: &str,
     staging: &Staging,
     years: &BTreeSet<i32>,
+    monthly_rates: bool,
 ) -> Result<FileClassification> {
     let read_error = |e| Error::Read {
         file: source.to_string(),
         source: Box::new(e),
     };
     let mut rows = ctx
-        .sql(&file_sql(checked, years))
+        .sql(&file_sql(checked, years, monthly_rates))
         .await
         .map_err(read_error)?
         .execute_stream()
@@ -143,6 +208,14 @@ pub async fn classify_file(
         .with_file_schema(REJECTS_FILE.clone());
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(read_error)?;
+        let is_slice = exdep_core::arrow::compute::kernels::cmp::eq(
+            &cast(column(&batch, "slice"), &DataType::Int32)?,
+            &exdep_core::arrow::array::Int32Array::new_scalar(1),
+        )?;
+        outcome
+            .slices
+            .extend(slices_of(&filter_record_batch(&batch, &is_slice)?)?);
+        let batch = filter_record_batch(&batch, &exdep_core::arrow::compute::not(&is_slice)?)?;
         tally(&batch, source, &mut outcome)?;
         cube.write(&cube_cells_of(&batch)?).await?;
         rejects.write(&rejects_of(&batch, source)?).await?;
@@ -168,6 +241,97 @@ pub async fn classify_file(
         "classified"
     );
     Ok(outcome)
+}
+
+/// The plan of a file's partial product cube: its classified records summed by cell and
+/// product (the HS code's first six digits) before the cells are read back into their
+/// codes and the code tables and exchange rates joined to those sums, as in [`file_sql`].
+fn products_sql(checked: &str, monthly_rates: bool) -> String {
+    let Conversion { rates, usd, cny } = Conversion::of(monthly_rates);
+    // With monthly rates a month's sums are converted at its rate, so months stay apart.
+    let (keyed, month) = if monthly_rates {
+        (
+            format!("cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)"),
+            format!("CAST(keyed % {MONTH_SLOTS} AS INT)"),
+        )
+    } else {
+        ("cell".to_string(), "0".to_string())
+    };
+    let cell_of_key = if monthly_rates {
+        format!("keyed / {MONTH_SLOTS}")
+    } else {
+        "keyed".to_string()
+    };
+    let part = |name: &str| format!("{CELL_PART}({cell_of_key}, '{name}')");
+    let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
+    let (category, currency) = (part("category"), part("currency"));
+    format!(
+        "SELECT year, province, partner, region, category, product,
+            sum(usd) AS exports_usd, sum(cny) AS exports_cny, sum(records) AS records
+        FROM (
+            SELECT g.year, g.province, g.partner, p.region, g.category, g.product, g.records,
+                {usd} AS usd, {cny} AS cny
+            FROM (
+                SELECT CAST({year} AS INT) AS year, {origin} AS province,
+                    {partner} AS partner, {category} AS category, {currency} AS currency,
+                    {month} AS month, product, records, value
+                FROM (
+                    SELECT keyed, product, count(*) AS records,
+                        sum(CAST(value AS {MONEY_DECIMAL})) AS value
+                    FROM (
+                        SELECT {keyed} AS keyed, substr(hs_code, 1, 6) AS product, value
+                        FROM ({checked}) WHERE cell IS NOT NULL
+                    )
+                    GROUP BY keyed, product
+                )
+            ) g
+            JOIN partner_regions p ON g.partner = p.iso3
+            LEFT JOIN provinces pv ON g.province = pv.code
+            {rates}
+            WHERE g.category <> 'excluded' AND NOT (pv.code IS NOT NULL AND g.partner = 'CHN')
+        )
+        GROUP BY year, province, partner, region, category, product
+        ORDER BY year, province, partner, category, product"
+    )
+}
+
+/// Reads the file whose checked records `checked` plans (URL `source`) a second time and
+/// writes its partial product cube to the `products` layer of the run's staging folder,
+/// one object `PART` per year partition (see [`classify_file`]); returns its rows by year.
+/// Only for `product-margins = true`: it costs a second pass over the file.
+pub async fn classify_products(
+    ctx: &SessionContext,
+    checked: &str,
+    source: &str,
+    part: &str,
+    staging: &Staging,
+    monthly_rates: bool,
+) -> Result<BTreeMap<i32, u64>> {
+    let read_error = |e| Error::Read {
+        file: source.to_string(),
+        source: Box::new(e),
+    };
+    let mut rows = ctx
+        .sql(&products_sql(checked, monthly_rates))
+        .await
+        .map_err(read_error)?
+        .execute_stream()
+        .await
+        .map_err(read_error)?;
+    let mut products = PartitionedWriter::new(ctx, &staging.layer(Layer::Products), &[YEAR], part)?
+        .with_file_schema(PRODUCTS_FILE.clone());
+    while let Some(batch) = rows.next().await {
+        products.write(&batch.map_err(read_error)?).await?;
+    }
+    let mut by_year = BTreeMap::new();
+    for written in products.finish().await? {
+        let year = written.partition[0]
+            .1
+            .parse()
+            .expect("year partitions are integers");
+        by_year.insert(year, written.rows);
+    }
+    Ok(by_year)
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
@@ -249,6 +413,37 @@ fn tally(batch: &RecordBatch, source: &str, outcome: &mut FileClassification) ->
         }
     }
     Ok(())
+}
+
+/// The slices among a file plan's rows (those with `slice = 1`).
+fn slices_of(batch: &RecordBatch) -> Result<Vec<Slice>> {
+    let years = cast(column(batch, YEAR), &DataType::Int32)?;
+    let years = years.as_primitive::<Int32Type>();
+    let months = cast(column(batch, "month"), &DataType::Int32)?;
+    let months = months.as_primitive::<Int32Type>();
+    let (origins, currencies) = (
+        text_column(batch, "origin")?,
+        text_column(batch, "currency")?,
+    );
+    let records = cast(column(batch, "records"), &DataType::Int64)?;
+    let records = records.as_primitive::<Int64Type>();
+    let values = column(batch, "value").as_primitive::<Decimal128Type>();
+    Ok((0..batch.num_rows())
+        .map(|row| Slice {
+            year: years.value(row),
+            month: u8::try_from(months.value(row)).expect("months are 0-12"),
+            origin: origins.value(row).to_string(),
+            currency: currencies.value(row).to_string(),
+            records: records.value(row) as u64,
+            // Null when every value was out of range: those records are rejected, not
+            // accepted, so a slice's sum is never null; zero keeps the type total.
+            value: if values.is_null(row) {
+                "0".to_string()
+            } else {
+                values.value_as_string(row)
+            },
+        })
+        .collect())
 }
 
 /// The partial cube's cells among a file plan's rows.

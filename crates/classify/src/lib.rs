@@ -14,7 +14,7 @@
 //! tables.register(&ctx, &staging.tables()).await?;
 //! let file = exdep_classify::classify_file(
 //!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet",
-//!     &staging, &config.years,
+//!     &staging, &config.years, config.tables.exchange_rates_monthly.is_some(),
 //! ).await?;
 //! println!("{} records read, {} accepted", file.records.read, file.records.accepted.records);
 //! # Ok(()) }
@@ -25,7 +25,9 @@ mod cube;
 mod error;
 mod tables;
 
-pub use cube::{FileClassification, classify_file, commit_files, cube_cells, drop_years};
+pub use cube::{
+    FileClassification, classify_file, classify_products, commit_files, cube_cells, drop_years,
+};
 pub use error::{Error, Result};
 pub use tables::{CodeTables, load_province_tiles};
 

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use exdep_core::account::TableDigest;
 use exdep_core::codes::{
-    CodeRow, CodeTable, ExchangeRate, HsChapter, PartnerRegion, Province, ProvinceTile,
+    CodeRow, CodeTable, ExchangeRate, HsChapter, MonthlyExchangeRate, PartnerRegion, Province,
+    ProvinceTile,
 };
 use exdep_core::schema::KnownCodes;
 use exdep_core::{Location, TableLocations};
@@ -31,6 +32,8 @@ pub struct CodeTables {
     pub provinces: BTreeMap<String, Province>,
     /// Year -> CNY per USD.
     pub cny_per_usd: BTreeMap<i32, f64>,
+    /// Whether monthly rates convert each month's records (`exchange-rates-monthly`).
+    pub monthly_rates: bool,
     /// SHA-256 of each table file, for the run manifest.
     pub digests: BTreeMap<String, TableDigest>,
 }
@@ -40,6 +43,8 @@ const HS_CHAPTERS: &str = "hs_chapters";
 const PARTNER_REGIONS: &str = "partner_regions";
 const PROVINCES: &str = "provinces";
 const EXCHANGE_RATES: &str = "exchange_rates";
+/// The monthly rates' session name; the cube plan joins it when the config names the table.
+pub const MONTHLY_EXCHANGE_RATES: &str = "exchange_rates_monthly";
 
 impl CodeTables {
     /// Reads and validates the four tables; `years` must all have an exchange rate.
@@ -59,12 +64,18 @@ impl CodeTables {
         let (rates, digest) =
             read_code_table::<ExchangeRate>(ctx, &locations.exchange_rates).await?;
         digests.insert(EXCHANGE_RATES.to_string(), digest);
+        if let Some(location) = &locations.exchange_rates_monthly {
+            let (monthly, digest) = read_code_table::<MonthlyExchangeRate>(ctx, location).await?;
+            digests.insert(MONTHLY_EXCHANGE_RATES.to_string(), digest);
+            check_monthly_rates(&monthly)?;
+        }
         Ok(Self {
             locations: locations.clone(),
             chapters: check_chapters(chapters)?,
             partner_regions: check_partner_regions(partners)?,
             provinces: check_provinces(provinces)?,
             cny_per_usd: check_rates(rates, years)?,
+            monthly_rates: locations.exchange_rates_monthly.is_some(),
             digests,
         })
     }
@@ -102,6 +113,10 @@ impl CodeTables {
         ];
         for (name, location, columns) in tables {
             register_text_table(ctx, name, location, columns, cache).await?;
+        }
+        if let Some(location) = &self.locations.exchange_rates_monthly {
+            let columns = MonthlyExchangeRate::HEADER;
+            register_text_table(ctx, MONTHLY_EXCHANGE_RATES, location, columns, cache).await?;
         }
         Ok(())
     }
@@ -196,4 +211,31 @@ fn check_rates(
         return Err(table.coverage_error(message).into());
     }
     Ok(rates)
+}
+
+/// A year in the monthly rates has all twelve months: a record of a month without its rate
+/// would fall back to the year's rate silently, and a year is converted one way or the other.
+fn check_monthly_rates(table: &CodeTable<MonthlyExchangeRate>) -> Result<()> {
+    let mut months: BTreeMap<i32, BTreeSet<u8>> = BTreeMap::new();
+    for (_, row) in &table.rows {
+        months.entry(row.year).or_default().insert(row.month);
+    }
+    let short: Vec<String> = (months.iter())
+        .filter(|(_, months)| months.len() < 12)
+        .map(|(year, months)| {
+            let missing = (1..=12).filter(|m| !months.contains(m)).collect();
+            format!(
+                "{year} (missing {})",
+                exdep_core::months::month_list(&missing)
+            )
+        })
+        .collect();
+    if !short.is_empty() {
+        let message = format!(
+            "a year in the monthly rates needs all 12 months: {}",
+            short.join(", ")
+        );
+        return Err(table.coverage_error(message).into());
+    }
+    Ok(())
 }

@@ -22,6 +22,7 @@ fn locations(dir: &Path) -> TableLocations {
         partner_regions: at("partner_regions.csv"),
         provinces: at("provinces.csv"),
         exchange_rates: at("cny_per_usd.csv"),
+        exchange_rates_monthly: None,
         customs_partner_codes: at("customs_partner_codes.csv"),
         comtrade_partner_aliases: at("comtrade_partner_aliases.csv"),
         province_tiles: at("province_tiles.csv"),

@@ -184,6 +184,17 @@ fn print_summary(manifest: &RunManifest, manifest_location: &str, seconds: f64) 
             .collect();
         println!("configured years without records: {}", missing.join(", "));
     }
+    let month_warnings: Vec<String> = (manifest.months_by_year.iter())
+        .flat_map(|(year, months)| months.warnings(*year))
+        .collect();
+    if month_warnings.is_empty() {
+        println!("months: no year misses a month or mixes an origin's annual and monthly records");
+    } else {
+        println!("months (the manifest's months_by_year has each file's):");
+        for warning in month_warnings {
+            println!("  warning: {warning}");
+        }
+    }
     println!("tables:");
     for table in &manifest.tables {
         println!(

@@ -318,6 +318,47 @@ impl CodeRow for ExchangeRate {
     }
 }
 
+/// `cny_per_usd_monthly.csv` (optional, `[tables] exchange-rates-monthly`): a month's
+/// average exchange rate, which converts the records of that month as customs does.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonthlyExchangeRate {
+    /// The year.
+    pub year: i32,
+    /// The month, 1-12.
+    pub month: u8,
+    /// Yuan per US dollar, positive.
+    pub cny_per_usd: f64,
+}
+
+impl CodeRow for MonthlyExchangeRate {
+    const HEADER: &'static [&'static str] = &["year", "month", "cny_per_usd"];
+
+    fn from_fields(fields: &[&str]) -> Result<Self, String> {
+        let year = fields[0]
+            .parse()
+            .map_err(|_| format!("year `{}` is not a number", fields[0]))?;
+        let month = fields[1]
+            .parse()
+            .ok()
+            .filter(|m| (1..=12).contains(m))
+            .ok_or_else(|| format!("month `{}` is not 1-12", fields[1]))?;
+        let cny_per_usd = fields[2]
+            .parse()
+            .ok()
+            .filter(|r: &f64| r.is_finite() && *r > 0.0)
+            .ok_or_else(|| format!("rate `{}` is not a positive number", fields[2]))?;
+        Ok(Self {
+            year,
+            month,
+            cny_per_usd,
+        })
+    }
+
+    fn key(&self) -> String {
+        format!("{}-{:02}", self.year, self.month)
+    }
+}
+
 /// `province_tiles.csv`: a province's tile on the report's map grid.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProvinceTile {

@@ -55,6 +55,10 @@ struct ConfigFile {
     /// Default: false (the run reads each input once and keeps only sums and rejects).
     #[serde(default)]
     raw_layer: bool,
+    /// Refuse a run when a year's monthly records cover fewer than 12 months. Default:
+    /// false (the year is published and flagged in the summary and the manifest).
+    #[serde(default)]
+    require_complete_years: bool,
     /// The memory the engine may use before it spills to disk (`2GiB`, `512MiB`, ...).
     /// Default: half of this machine's memory.
     #[serde(default)]
@@ -252,6 +256,10 @@ struct TablesFile {
     /// CNY per USD, annual average, by year. Default `cny_per_usd.csv`.
     #[serde(default = "default_exchange_rates")]
     exchange_rates: String,
+    /// CNY per USD, monthly average, by year and month. Default: none (every record is
+    /// converted at its year's rate).
+    #[serde(default)]
+    exchange_rates_monthly: Option<String>,
     /// China Customs 3-digit partner code -> ISO3. Default `customs_partner_codes.csv`; read
     /// only when an input is a customs export.
     #[serde(default = "default_customs_partner_codes")]
@@ -295,6 +303,7 @@ impl Default for TablesFile {
             partner_regions: default_partner_regions(),
             provinces: default_provinces(),
             exchange_rates: default_exchange_rates(),
+            exchange_rates_monthly: None,
             customs_partner_codes: default_customs_partner_codes(),
             comtrade_partner_aliases: default_comtrade_partner_aliases(),
             province_tiles: default_province_tiles(),
@@ -320,6 +329,45 @@ struct IndicesFile {
     /// regions as destinations. Default `country`.
     #[serde(default)]
     destination_level: DestinationLevel,
+    /// Keep each file's exports by HS6 product beside the cube and publish
+    /// `product_margins`. Default false: the plain job stays lean.
+    #[serde(default)]
+    product_margins: bool,
+    /// The reference of the product-level Hummels-Klenow margins. Default `nation`.
+    #[serde(default)]
+    product_reference: ProductReference,
+    /// Where `quadrant` cuts G and V. Default `year-mean`.
+    #[serde(default)]
+    quadrant_cut: QuadrantCut,
+}
+
+/// Where the quadrants of the G-V plane are cut, per category and kind of origin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuadrantCut {
+    /// The unweighted means over the origins in the same year: a province's place among
+    /// the others that year, as the study's yearly scatter plots show it.
+    #[default]
+    YearMean,
+    /// The means of the base year, for every year: a common move of all provinces (the
+    /// study's shift toward the second quadrant) moves them across the fixed lines.
+    BaseYearMean,
+    /// The medians over the origins in the same year: half the provinces on each side,
+    /// whatever a few outliers do to the mean.
+    YearMedian,
+}
+
+/// The exports a province's product-level Hummels-Klenow margins are measured against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProductReference {
+    /// The nation's exports, the province's own included: the margins' usual reference,
+    /// as for the partner-level margins of `indices`.
+    #[default]
+    Nation,
+    /// The nation's exports without the province's own, so that a large province is not
+    /// measured against itself.
+    RestOfNation,
 }
 
 /// The unit of destination for concentration, entropy and growth margins.
@@ -347,6 +395,9 @@ impl Default for IndicesFile {
             top_n: default_top_n(),
             base_year: None,
             destination_level: DestinationLevel::default(),
+            product_margins: false,
+            product_reference: ProductReference::default(),
+            quadrant_cut: QuadrantCut::default(),
         }
     }
 }
@@ -447,6 +498,8 @@ pub struct TableLocations {
     pub provinces: Location,
     /// Year -> CNY per USD.
     pub exchange_rates: Location,
+    /// Year and month -> CNY per USD, when configured.
+    pub exchange_rates_monthly: Option<Location>,
     /// Customs partner code -> ISO3 (read only for customs inputs).
     pub customs_partner_codes: Location,
     /// Comtrade partner code -> ISO3 (read only for Comtrade inputs with aliases on).
@@ -466,6 +519,13 @@ pub struct IndexSettings {
     pub base_year: i32,
     /// Countries or regions as destinations.
     pub destination_level: DestinationLevel,
+    /// Whether the product cube is kept and `product_margins` published
+    /// (`product-margins`).
+    pub product_margins: bool,
+    /// The reference of the product-level Hummels-Klenow margins (`product-reference`).
+    pub product_reference: ProductReference,
+    /// Where `quadrant` cuts G and V (`quadrant-cut`).
+    pub quadrant_cut: QuadrantCut,
 }
 
 /// The `[storage]` options: object store settings, some of them secrets (keys, tokens).
@@ -605,6 +665,9 @@ pub struct Config {
     pub engine: Engine,
     /// Whether the audit layer `raw/` is written.
     pub raw_layer: bool,
+    /// Whether a year with monthly records for fewer than 12 months refuses the run
+    /// (`require-complete-years`).
+    pub require_complete_years: bool,
     /// Bytes the embedded engine may hold before it spills to disk.
     pub memory_limit: u64,
     /// The longest record of a text input, in bytes (`max-line-bytes`).
@@ -707,6 +770,9 @@ impl TablesFile {
             partner_regions: table("partner-regions", &self.partner_regions)?,
             provinces: table("provinces", &self.provinces)?,
             exchange_rates: table("exchange-rates", &self.exchange_rates)?,
+            exchange_rates_monthly: (self.exchange_rates_monthly.as_ref())
+                .map(|file| table("exchange-rates-monthly", file))
+                .transpose()?,
             customs_partner_codes: table("customs-partner-codes", &self.customs_partner_codes)?,
             comtrade_partner_aliases: table(
                 "comtrade-partner-aliases",
@@ -748,6 +814,9 @@ impl IndicesFile {
             top_n: self.top_n,
             base_year,
             destination_level: self.destination_level,
+            product_margins: self.product_margins,
+            product_reference: self.product_reference,
+            quadrant_cut: self.quadrant_cut,
         })
     }
 }
@@ -893,6 +962,7 @@ impl Config {
             parquet_compression,
             engine,
             raw_layer: file.raw_layer,
+            require_complete_years: file.require_complete_years,
             timeout: file
                 .engine
                 .timeout_seconds
@@ -1112,6 +1182,7 @@ impl Config {
             &tables.province_tiles,
         ]
         .into_iter()
+        .chain(&tables.exchange_rates_monthly)
         .chain(self.inputs.iter().filter_map(|i| i.country_codes.as_ref()))
         .map(Location::url)
         .chain(self.inputs.iter().map(|i| i.location.url()))

@@ -19,6 +19,7 @@ mod config;
 mod error;
 mod location;
 mod machine;
+pub mod months;
 pub mod schema;
 pub mod sql;
 mod tally;
@@ -26,8 +27,8 @@ mod text;
 
 pub use config::{
     Config, DEFAULT_COMPRESSION, DestinationLevel, Engine, HsLevel, IndexSettings, Input,
-    InputFormat, StorageOptions, StoreRetry, TableFormat, TableLocations, TextEncoding,
-    check_ratio, hex_sha256, parse_compression,
+    InputFormat, ProductReference, QuadrantCut, StorageOptions, StoreRetry, TableFormat,
+    TableLocations, TextEncoding, check_ratio, hex_sha256, parse_compression,
 };
 pub use error::{Error, Result};
 pub use location::{InputLocation, Location};

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use deltalake_core::checkpoints;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake_core::kernel::{Action, Add, StructField};
+use deltalake_core::kernel::{Action, Add, MetadataExt, StructField, StructType};
 use deltalake_core::logstore::{LogStoreRef, StorageConfig, default_logstore};
 use deltalake_core::operations::create::CreateBuilder;
 use deltalake_core::operations::vacuum::VacuumMode;
@@ -141,6 +141,15 @@ pub(crate) async fn commit(
     }
 }
 
+/// The columns of a table of `layout`, its partition columns last, in Delta's types.
+fn table_columns(layout: &TableLayout) -> std::result::Result<Vec<StructField>, DeltaTableError> {
+    (layout.file_schema.fields().iter())
+        .map(|f| f.as_ref().clone())
+        .chain((layout.partition_by.iter()).map(|c| Field::new(c, partition_column_type(c), false)))
+        .map(|field| Ok((&field).try_into_kernel()?))
+        .collect()
+}
+
 /// Creates the table at `root` with its first files.
 async fn create(
     root: &Location,
@@ -149,24 +158,7 @@ async fn create(
     adds: Vec<Action>,
     metadata: HashMap<String, serde_json::Value>,
 ) -> Result<u64> {
-    let mut columns = Vec::new();
-    for field in layout
-        .file_schema
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .chain(
-            layout
-                .partition_by
-                .iter()
-                .map(|c| Field::new(c, partition_column_type(c), false)),
-        )
-    {
-        let column: StructField = (&field)
-            .try_into_kernel()
-            .map_err(|source| delta_error(root, source.into()))?;
-        columns.push(column);
-    }
+    let columns = table_columns(layout).map_err(|source| delta_error(root, source))?;
     let created = CreateBuilder::new()
         .with_log_store(table.log_store())
         .with_table_name(&layout.name)
@@ -196,6 +188,15 @@ async fn replace_years(
     metadata: &HashMap<String, serde_json::Value>,
 ) -> std::result::Result<u64, DeltaTableError> {
     let mut actions = adds.to_vec();
+    // A table published by an earlier exdep may declare other columns (a column added, one
+    // that may now be null): the commit that replaces its years declares this run's.
+    let schema = StructType::try_new(table_columns(layout)?)?;
+    let snapshot = table.snapshot()?;
+    if *snapshot.schema() != schema {
+        actions.push(Action::Metadata(
+            snapshot.metadata().clone().with_schema(&schema)?,
+        ));
+    }
     let current: Vec<_> = table
         .get_active_add_actions_by_partitions(&[])
         .try_collect()
@@ -454,6 +455,65 @@ mod tests {
                 .iter()
                 .any(|n| n == "00000000000000000009.checkpoint.parquet"),
             "{names:?}"
+        );
+    }
+
+    /// A table published by an earlier exdep declares other columns (here: one that may
+    /// now be null, and one added): the commit that replaces its years declares the run's
+    /// columns, so readers of the new version see the new schema.
+    #[tokio::test]
+    async fn a_commit_declares_the_runs_columns_over_an_earlier_schema() {
+        use exdep_core::arrow::datatypes::{DataType, Schema};
+        let ctx = exdep_engine::new_session();
+        let root = Location::parse_url("memory:///schema/indices").unwrap();
+        let layout = |fields: Vec<Field>| TableLayout {
+            name: "indices".to_string(),
+            partition_by: vec![YEAR.to_string()],
+            file_schema: Arc::new(Schema::new(fields)),
+        };
+        let earlier = layout(vec![Field::new("hhi_norm", DataType::Float64, false)]);
+        let years = BTreeSet::from([2021]);
+        commit(
+            &ctx,
+            &root,
+            &earlier,
+            &[published(2021, "a.parquet")],
+            &years,
+            "run-1",
+        )
+        .await
+        .unwrap();
+        let now = layout(vec![
+            Field::new("hhi_norm", DataType::Float64, true),
+            Field::new("exports_cny", DataType::Float64, false),
+        ]);
+        commit(
+            &ctx,
+            &root,
+            &now,
+            &[published(2021, "b.parquet")],
+            &years,
+            "run-2",
+        )
+        .await
+        .unwrap();
+        let table = loaded(&ctx, &root).await;
+        let schema = table.snapshot().unwrap().schema();
+        let columns: Vec<(String, bool)> = schema
+            .fields()
+            .map(|field| (field.name().clone(), field.is_nullable()))
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                ("hhi_norm".to_string(), true),
+                ("exports_cny".to_string(), false),
+                (YEAR.to_string(), false)
+            ]
+        );
+        assert_eq!(
+            active(&ctx, &root).await,
+            BTreeSet::from(["year=2021/b.parquet".to_string()])
         );
     }
 }

@@ -2,7 +2,7 @@
     partner. Reporter countries and the national aggregate are not links of a province. -#}
 WITH {% include "include/units.sql" %},
 ranked AS (
-    SELECT c.year, c.category, c.province, c.partner, c.exports_usd,
+    SELECT c.year, c.category, c.province, c.partner, c.exports_usd, c.exports_cny,
            c.exports_usd / t.national_total AS share_of_category,
            row_number() OVER (
                PARTITION BY c.year, c.category
@@ -16,6 +16,6 @@ ranked AS (
     WHERE c.province IN ({{ provinces }}) AND c.year IN ({{ years }})
 )
 SELECT year, category, CAST(rank AS BIGINT) AS rank, province, partner,
-       exports_usd, share_of_category
+       exports_usd, exports_cny, share_of_category
 FROM ranked WHERE rank <= {{ top_n }}
 ORDER BY year, category, rank

@@ -12,7 +12,7 @@
 //! # async fn demo(ctx: exdep_engine::datafusion::prelude::SessionContext,
 //! #               config: exdep_core::Config) -> exdep_index::Result<()> {
 //! let warehouse = exdep_store::layout::Warehouse::of(&config);
-//! exdep_index::prepare(&ctx, &warehouse).await?;
+//! exdep_index::prepare(&ctx, &warehouse, &config.indices).await?;
 //! let settings = exdep_index::PlanSettings {
 //!     cube_years: exdep_index::cube_years(&ctx, &warehouse).await?,
 //!     base_year: config.indices.base_year,
@@ -20,10 +20,12 @@
 //!     top_n: config.indices.top_n,
 //!     destination_threshold_cny: config.indices.destination_threshold_cny,
 //!     provinces: ["11", "44"].map(String::from).into(),
+//!     product_reference: config.indices.product_reference,
+//!     quadrant_cut: config.indices.quadrant_cut,
 //! };
 //! let cells = exdep_store::layout::Output::of(&config).staged_cells("run-1");
 //! exdep_index::compute_cells(&ctx, &settings, &config.years, &cells).await?;
-//! for table in exdep_index::tables() {
+//! for table in exdep_index::published_tables(&config.indices) {
 //!     let frame = ctx.sql(&table.sql(&settings, &config.years)?).await?;
 //!     println!("{} -> {} columns", table.name, frame.schema().fields().len());
 //! }
@@ -36,14 +38,15 @@ mod plans;
 
 use std::collections::BTreeSet;
 
+use exdep_core::IndexSettings;
 use exdep_core::Location;
-use exdep_core::schema::CUBE_FILE;
+use exdep_core::schema::{CUBE_FILE, PRODUCTS_FILE};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::Objects;
 use exdep_store::layout::{Layer, Warehouse};
 
 pub use error::{Error, Result};
-pub use plans::{IndexTable, PlanSettings, tables};
+pub use plans::{IndexTable, PlanSettings, published_tables, tables};
 
 /// The years whose cube partitions exist in the warehouse.
 pub async fn cube_years(ctx: &SessionContext, warehouse: &Warehouse) -> Result<BTreeSet<i32>> {
@@ -95,16 +98,26 @@ pub async fn compute_cells(
 }
 
 /// Readies `ctx` for the index plans: registers the warehouse's cube layer (the files'
-/// partial cubes) as table `cube` and plans in a single partition from here on. The cube
+/// partial cubes) as table `cube`, with `product-margins = true` its product layer as table
+/// `products`, and plans in a single partition from here on. The cube
 /// holds cells, not records, so it is small; in one partition sums add up in one fixed
 /// order, so a run gives the same bits every time and in every table (a base year's change
 /// against itself is exactly 0).
-pub async fn prepare(ctx: &SessionContext, warehouse: &Warehouse) -> Result<()> {
-    if ctx.table_exist("cube")? {
-        ctx.deregister_table("cube")?;
+pub async fn prepare(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+    settings: &IndexSettings,
+) -> Result<()> {
+    let mut layers = vec![("cube", Layer::Cube, &*CUBE_FILE)];
+    if settings.product_margins {
+        layers.push(("products", Layer::Products, &*PRODUCTS_FILE));
     }
-    let cube = warehouse.layer(Layer::Cube);
-    exdep_engine::register_layer(ctx, "cube", &cube, &CUBE_FILE).await?;
+    for (table, layer, schema) in layers {
+        if ctx.table_exist(table)? {
+            ctx.deregister_table(table)?;
+        }
+        exdep_engine::register_layer(ctx, table, &warehouse.layer(layer), schema).await?;
+    }
     ctx.sql("SET datafusion.execution.target_partitions = 1")
         .await?
         .collect()

@@ -23,10 +23,10 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
-use exdep_core::DestinationLevel;
 use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::schema::{ALL_CATEGORIES, NATIONAL};
 use exdep_core::sql::{exact_share_sum, exact_sum, exact_sum_over, text_list, year_list};
+use exdep_core::{DestinationLevel, IndexSettings, ProductReference, QuadrantCut};
 use minijinja::{Environment, UndefinedBehavior, context};
 use serde::Deserialize;
 
@@ -59,6 +59,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "indices_change.sql",
         include_str!("../sql/indices_change.sql"),
     ),
+    (
+        "product_margins.sql",
+        include_str!("../sql/product_margins.sql"),
+    ),
 ];
 
 /// An output table: its name, partitioning, file schema and plan.
@@ -72,6 +76,11 @@ pub struct IndexTable {
     pub reads_previous_year: bool,
     /// Whether a year's rows read the base year's cube.
     pub reads_base_year: bool,
+    /// Whether it reads the product cube, kept with `product-margins = true` only.
+    pub reads_products: bool,
+    /// Whether it holds the quadrants, which read the base year when they are cut at its
+    /// means (`quadrant-cut = "base-year-mean"`).
+    pub holds_quadrants: bool,
     /// Schema of the Parquet files (without the partition columns).
     pub file_schema: SchemaRef,
 }
@@ -84,8 +93,11 @@ impl IndexTable {
         changed: &BTreeSet<i32>,
         years: &BTreeSet<i32>,
         base_year: i32,
+        quadrant_cut: QuadrantCut,
     ) -> BTreeSet<i32> {
-        let base_changed = self.reads_base_year && changed.contains(&base_year);
+        let reads_base_year = self.reads_base_year
+            || (self.holds_quadrants && quadrant_cut == QuadrantCut::BaseYearMean);
+        let base_changed = reads_base_year && changed.contains(&base_year);
         years
             .iter()
             .filter(|&&year| {
@@ -125,6 +137,10 @@ pub struct PlanSettings {
     /// The province codes: origins that add up to the national aggregate. Every other
     /// origin in the cube is a reporter country, its own row and never part of `CN`.
     pub provinces: BTreeSet<String>,
+    /// The reference of the product-level Hummels-Klenow margins.
+    pub product_reference: ProductReference,
+    /// Where `quadrant` cuts G and V.
+    pub quadrant_cut: QuadrantCut,
 }
 
 impl PlanSettings {
@@ -149,9 +165,17 @@ impl PlanSettings {
     }
 }
 
-/// The index tables, in the order a run writes them.
+/// Every index table, in the order a run writes them.
 pub fn tables() -> &'static [IndexTable] {
     &DECLARED.tables
+}
+
+/// The index tables a run with `settings` publishes: those reading the product cube only
+/// with `product-margins = true`.
+pub fn published_tables(settings: &IndexSettings) -> Vec<&'static IndexTable> {
+    (tables().iter())
+        .filter(|table| settings.product_margins || !table.reads_products)
+        .collect()
 }
 
 /// The declaration of the cells every plan reads (see [`cells_sql`]).
@@ -206,6 +230,15 @@ fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<
         top_n => settings.top_n,
         threshold_cny => format!("{:?}", settings.destination_threshold_cny),
         destination_level => destination_level,
+        product_reference => match settings.product_reference {
+            ProductReference::Nation => "nation",
+            ProductReference::RestOfNation => "rest-of-nation",
+        },
+        quadrant_cut => match settings.quadrant_cut {
+            QuadrantCut::YearMean => "year-mean",
+            QuadrantCut::BaseYearMean => "base-year-mean",
+            QuadrantCut::YearMedian => "year-median",
+        },
         national => NATIONAL,
         all_categories => ALL_CATEGORIES,
         cells_table => cells().name.as_str(),
@@ -229,6 +262,10 @@ struct Declaration {
     reads_previous_year: bool,
     #[serde(default)]
     reads_base_year: bool,
+    #[serde(default)]
+    reads_products: bool,
+    #[serde(default)]
+    holds_quadrants: bool,
     columns: Vec<(String, String, bool)>,
 }
 
@@ -284,13 +321,15 @@ fn index_table(declaration: Declaration) -> std::result::Result<IndexTable, Stri
         partition_by: declaration.partition_by,
         reads_previous_year: declaration.reads_previous_year,
         reads_base_year: declaration.reads_base_year,
+        reads_products: declaration.reads_products,
+        holds_quadrants: declaration.holds_quadrants,
         file_schema: Arc::new(Schema::new(fields)),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use exdep_core::schema::{CUBE_FILE, YEAR, partition_column_type};
+    use exdep_core::schema::{CUBE_FILE, PRODUCTS_FILE, YEAR, partition_column_type};
     use exdep_engine::datafusion::datasource::MemTable;
     use exdep_engine::datafusion::prelude::SessionContext;
 
@@ -304,6 +343,15 @@ mod tests {
             top_n: 10,
             destination_threshold_cny: 1e11,
             provinces: ["11", "44"].map(String::from).into(),
+            // Each level with one of the references, so both branches are planned.
+            product_reference: match destination_level {
+                DestinationLevel::Country => ProductReference::Nation,
+                DestinationLevel::Region => ProductReference::RestOfNation,
+            },
+            quadrant_cut: match destination_level {
+                DestinationLevel::Country => QuadrantCut::BaseYearMean,
+                DestinationLevel::Region => QuadrantCut::YearMedian,
+            },
         }
     }
 
@@ -332,6 +380,8 @@ mod tests {
             Arc::new(Schema::new(fields))
         };
         ctx.register_table("cube", empty(with_year(&CUBE_FILE)))
+            .unwrap();
+        ctx.register_table("products", empty(with_year(&PRODUCTS_FILE)))
             .unwrap();
         ctx.register_table(
             cells().name.as_str(),
@@ -394,6 +444,7 @@ mod tests {
         top_links,
         destinations,
         indices_change,
+        product_margins,
     );
 
     #[tokio::test]
@@ -424,7 +475,8 @@ mod tests {
                 "margins",
                 "top_links",
                 "destinations",
-                "indices_change"
+                "indices_change",
+                "product_margins"
             ]
         );
     }

@@ -57,6 +57,19 @@ exdep_engine::layered_error! {
             /// What is wrong with the header.
             message: String,
         },
+        /// A customs download of year-to-date (累计) totals, which cannot be summed as months.
+        #[error(
+            "{file}: line 1: column `{column}` holds year-to-date (累计) totals: each month's row \
+             repeats every earlier month of its year, so summing them counts January up to 12 \
+             times. Download the monthly values instead (the platform's 当月 option: columns \
+             `人民币` or `美元`)"
+        )]
+        YearToDate {
+            /// The file.
+            file: String,
+            /// The year-to-date column.
+            column: String,
+        },
         /// Bytes that do not decode in the file's encoding.
         #[error(
             "{file}: line {line} (byte {byte}) is not valid {encoding}; set `encoding` on the input if the file uses another"
@@ -187,6 +200,7 @@ impl Error {
                 | Self::MixedHsLevels { .. }
                 | Self::EmptyFile { .. }
                 | Self::Header { .. }
+                | Self::YearToDate { .. }
                 | Self::Decode { .. }
                 | Self::Compressed { .. }
                 | Self::Decompress { .. }

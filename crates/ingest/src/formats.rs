@@ -77,6 +77,8 @@ const CUSTOMS_HS: &str = "商品编码";
 const CUSTOMS_ORIGINS: [&str; 2] = ["注册地编码", "境内货源地编码"];
 const CUSTOMS_CNY: &str = "人民币";
 const CUSTOMS_USD: &str = "美元";
+/// The mark of a year-to-date (累计, cumulative) column in a customs download.
+const CUSTOMS_YEAR_TO_DATE: &str = "累计";
 
 const COMTRADE_COLUMNS: [&str; 12] = [
     "refYear",
@@ -387,6 +389,16 @@ fn canonical(columns: &Columns) -> crate::error::Result<Mapping> {
 /// A China Customs download: period `YYYYMM`, the origin's code in the first two digits,
 /// partners as customs codes, values in one currency.
 fn customs(columns: &Columns) -> crate::error::Result<Mapping> {
+    // A year-to-date download's rows are running totals since January: summed as months,
+    // they would count January up to twelve times.
+    if let Some((column, _)) =
+        (columns.columns.iter()).find(|(name, _)| name.contains(CUSTOMS_YEAR_TO_DATE))
+    {
+        return Err(crate::error::Error::YearToDate {
+            file: columns.file.clone(),
+            column: column.clone(),
+        });
+    }
     let period = columns.text(CUSTOMS_PERIOD)?;
     let partner = columns.text(CUSTOMS_PARTNER)?;
     let hs_code = columns.text(CUSTOMS_HS)?;

@@ -23,12 +23,14 @@ mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
-use tracing::warn;
+use tracing::{info, warn};
 
 use exdep_classify::CodeTables;
 use exdep_core::account::{CubeReport, FileReconciliation, FileReport};
+use exdep_core::months::{Slice, YearMonths};
 use exdep_core::{Config, Engine, TableFormat};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_export::{Publication, TableLayout, TableToWrite, write_table};
@@ -59,6 +61,33 @@ exdep_engine::layered_error! {
             years: String,
             /// The inputs that held their records, and what they hold now.
             inputs: String,
+        },
+        /// Two input files hold the same records (see `exdep_core::months::duplicate_deliveries`).
+        #[error(
+            "{first} and {second} hold the same records: the same number of records with the same \
+             total for {shared} (year-month and origin), e.g. {example}; summed, they would count \
+             them twice. Remove one of the files; nothing was committed or published"
+        )]
+        DuplicateDelivery {
+            /// The one file.
+            first: String,
+            /// The other.
+            second: String,
+            /// How many (year, month, origin, currency) slices they share.
+            shared: usize,
+            /// One of them.
+            example: String,
+        },
+        /// A year's monthly records cover fewer than 12 months and `require-complete-years`
+        /// is set.
+        #[error(
+            "{problems}; `require-complete-years = true` refuses such a run (nothing was \
+             committed or published): add the missing months' inputs, or drop the key to \
+             publish the year flagged"
+        )]
+        IncompleteYears {
+            /// Each incomplete year, with the months it misses.
+            problems: String,
         },
         /// The output holds a table published in the other format: a run does not convert
         /// published tables, and writing beside them would leave a Delta log over plain files
@@ -98,7 +127,7 @@ exdep_engine::layered_error! {
         /// cluster jobs were cancelled, then it stopped like [`Error::Stopped`].
         #[error(
             "the run did not finish within {seconds} s (--timeout or [engine] timeout-seconds) \
-             and was {stopped}; the published tables are as they were unless publishing had begun"
+             and was {stopped}; the published tables are as they were"
         )]
         TimedOut {
             /// The limit.
@@ -171,7 +200,10 @@ impl Error {
     pub fn is_data_problem(&self) -> bool {
         match self {
             Self::Ingest(error) => error.is_input_problem(),
-            Self::EmptyYears { .. } | Self::TooManyRejects { .. } => true,
+            Self::EmptyYears { .. }
+            | Self::TooManyRejects { .. }
+            | Self::DuplicateDelivery { .. }
+            | Self::IncompleteYears { .. } => true,
             _ => false,
         }
     }
@@ -241,12 +273,14 @@ pub async fn run_pipeline(
     // files' partial cubes, rejects and raw records, until the run commits them (see
     // `commit_warehouse`).
     let staged = Warehouse::of(config).staging(&run_id);
+    let publishing = AtomicBool::new(false);
     let steps = Run {
         ctx,
         config,
         tables: &tables,
         run_id: &run_id,
         progress: &progress,
+        publishing: &publishing,
     };
     let run = steps.run_locked(options, started, &lease, &staged);
     let lost = lease.lost();
@@ -258,11 +292,17 @@ pub async fn run_pipeline(
         tokio::select! {
             biased;
             ended = &mut run => ended,
-            () = options.stop.cancelled() => Ok(Err(Error::Stopped)),
+            () = async {
+                options.stop.cancelled().await;
+                unless_publishing(&publishing, "stopped").await;
+            } => Ok(Err(Error::Stopped)),
             () = lost.cancelled() => {
                 Ok(Err(lease.lost_error().map_or(Error::Stopped, Error::from)))
             }
-            () = &mut time_limit => Ok(Err(past_time_limit(ctx, config).await)),
+            () = async {
+                (&mut time_limit).await;
+                unless_publishing(&publishing, "past its time limit").await;
+            } => Ok(Err(past_time_limit(ctx, config).await)),
         }
     };
     // A staging folder left behind is swept by the next run: not worth failing a run for.
@@ -273,6 +313,18 @@ pub async fn run_pipeline(
     let outcome = ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     released?;
     Ok(outcome)
+}
+
+/// Returns at once before the run begins to publish, and never after: a stop or the time
+/// limit ends a run only before its first move, since a run dropped in the middle of its
+/// moves would leave some partitions new and others old. A publishing run finishes (its
+/// moves, manifest and state take seconds); only the loss of its lease, which means another
+/// run may be writing, still stops it.
+async fn unless_publishing(publishing: &AtomicBool, signal: &str) {
+    if publishing.load(Ordering::Acquire) {
+        info!("the run was {signal} while publishing: it finishes its publication first");
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The error of a run past its time limit, once its jobs on the cluster (if any) are
@@ -348,6 +400,9 @@ struct Run<'a> {
     tables: &'a CodeTables,
     run_id: &'a str,
     progress: &'a dyn Fn(Progress<'_>),
+    /// Set when the run begins to publish: from then on a stop or the time limit waits
+    /// for it to finish (see `run_pipeline`).
+    publishing: &'a AtomicBool,
 }
 
 /// What reading the changed inputs made: every file's account, and what the commit writes.
@@ -407,12 +462,21 @@ impl Run<'_> {
         let read = self
             .read_inputs(&mut plan, state.as_ref(), &listed, staged)
             .await?;
+        let slices = (read.files.iter()).map(|(url, file)| (url, file.slices.as_slice()));
+        let months = exdep_core::months::months_by_year(slices, &config.years);
+        for (year, year_months) in &months {
+            for warning in year_months.warnings(*year) {
+                warn!("{warning}");
+            }
+        }
         let refusal = Refusal {
             plan: &plan,
             state: state.as_ref(),
             previous: previous.as_ref(),
             inputs: &read.inputs,
             cube: &read.cube,
+            files: &read.files,
+            months: &months,
         };
         refusal.check(ctx, config, options).await?;
         lease.ensure_held(ctx).await?;
@@ -441,6 +505,7 @@ impl Run<'_> {
             layouts,
             written,
         } = self.compute_tables(&mut plan).await?;
+        self.publishing.store(true, Ordering::Release);
         progress(Progress::Stage("publishing"));
         lease.ensure_held(ctx).await?;
         let (written, versions) = self.publish(&plan, &layouts, written).await?;
@@ -456,6 +521,7 @@ impl Run<'_> {
             &plan.pruned,
         );
         manifest.skipped_inputs = skipped;
+        manifest.months_by_year = months;
         manifest.delta_versions.extend(versions);
         lease.ensure_held(ctx).await?;
         write_manifest(ctx, &Output::of(config), &manifest).await?;
@@ -535,10 +601,15 @@ impl Run<'_> {
         .await;
         prepared.release(ctx).await?;
         let reports = read?;
-        plan.add_years_read(&reports, config);
-        for (file, report) in to_read.iter().zip(reports) {
+        plan.add_years_read(reports.iter().map(|(report, _)| report), config);
+        for (file, (report, slices)) in to_read.iter().zip(reports) {
             let reading = config.inputs[file.input_index].reading();
-            files.insert(report.source.file.clone(), FileState { reading, report });
+            let state = FileState {
+                reading,
+                report,
+                slices,
+            };
+            files.insert(state.report.source.file.clone(), state);
         }
         let inputs = listed
             .iter()
@@ -560,7 +631,7 @@ impl Run<'_> {
         let (ctx, config, run_id) = (self.ctx, self.config, self.run_id);
         let warehouse = Warehouse::of(config);
         let output = Output::of(config);
-        exdep_index::prepare(ctx, &warehouse).await?;
+        exdep_index::prepare(ctx, &warehouse, &config.indices).await?;
         let settings = exdep_index::PlanSettings {
             cube_years: exdep_index::cube_years(ctx, &warehouse).await?,
             base_year: config.indices.base_year,
@@ -568,6 +639,8 @@ impl Run<'_> {
             top_n: config.indices.top_n,
             destination_threshold_cny: config.indices.destination_threshold_cny,
             provinces: self.tables.provinces.keys().cloned().collect(),
+            product_reference: config.indices.product_reference,
+            quadrant_cut: config.indices.quadrant_cut,
         };
         let (provinces, countries) = exdep_index::origins(ctx, &config.years)
             .await?
@@ -577,15 +650,15 @@ impl Run<'_> {
             provinces,
             countries,
         };
-        let index_tables = exdep_index::tables();
-        plan.replaced = plan.partitions_to_replace(index_tables);
+        let index_tables = exdep_index::published_tables(&config.indices);
+        plan.replaced = plan.partitions_to_replace(&index_tables);
         // Leftovers of a run killed before it published go first; this run stages its tables
         // and publishes them only when all are computed.
         exdep_export::clear_staging(ctx, &output).await?;
         let staging = output.staging(run_id);
         let mut cell_years = BTreeSet::new();
         let mut to_write = Vec::new();
-        for table in index_tables {
+        for &table in &index_tables {
             let years = plan.table_years(table);
             if years.is_empty() {
                 continue;
@@ -712,11 +785,16 @@ struct Refusal<'a> {
     previous: Option<&'a RunManifest>,
     inputs: &'a [FileReconciliation],
     cube: &'a CubeReport,
+    /// Every input file of the warehouse after the run, with its slices.
+    files: &'a BTreeMap<String, FileState>,
+    /// The months of each year over every file.
+    months: &'a BTreeMap<i32, YearMonths>,
 }
 
 impl Refusal<'_> {
     /// Refuses the run when an input's records do not reconcile, when more records were
-    /// rejected than `max-reject-ratio` allows, or
+    /// rejected than `max-reject-ratio` allows, when two files hold the same records, when a
+    /// year misses months and `require-complete-years` is set, or
     /// when a year published under the output (by the manifest or by the tables'
     /// partitions, so that a withdrawn manifest does not open the gate) would be replaced
     /// by no records at all; each refusal names the inputs concerned.
@@ -765,6 +843,41 @@ impl Refusal<'_> {
                     read,
                     ratio,
                     max,
+                });
+            }
+        }
+        let slices = (self.files.iter()).map(|(url, file)| (url, file.slices.as_slice()));
+        if let Some(duplicate) = exdep_core::months::duplicate_deliveries(slices).first() {
+            let example = &duplicate.shared[0];
+            return Err(Error::DuplicateDelivery {
+                first: duplicate.first.clone(),
+                second: duplicate.second.clone(),
+                shared: duplicate.shared.len(),
+                example: format!(
+                    "{} origin {}: {} records, {} {}",
+                    example.period(),
+                    example.origin,
+                    example.records,
+                    example.value,
+                    example.currency
+                ),
+            });
+        }
+        if config.require_complete_years {
+            let incomplete: Vec<String> = (self.months.iter())
+                .filter(|(_, months)| months.is_incomplete())
+                .map(|(year, months)| {
+                    let missing = (1..=12).filter(|m| !months.months.contains(m)).collect();
+                    format!(
+                        "{year} misses months {} ({})",
+                        exdep_core::months::month_list(&missing),
+                        months.files.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )
+                })
+                .collect();
+            if !incomplete.is_empty() {
+                return Err(Error::IncompleteYears {
+                    problems: incomplete.join("; "),
                 });
             }
         }
@@ -911,7 +1024,7 @@ async fn read_files(
     staged: &Staging,
     cube: &mut CubeReport,
     progress: &dyn Fn(Progress<'_>),
-) -> Result<Vec<FileReport>, Error> {
+) -> Result<Vec<(FileReport, Vec<Slice>)>, Error> {
     let total_bytes = prepared.iter().map(PreparedFile::bytes).sum();
     let (mut bytes, mut done) = (0, 0);
     let cores = exdep_core::cores();
@@ -921,9 +1034,32 @@ async fn read_files(
             exdep_engine::with_partitions(ctx, config, cores / side_by_side, file.batch_rows());
         let (staged, years) = (staged.clone(), config.years.clone());
         let (checked, url) = (file.checked_sql().to_string(), file.url());
+        let products = config.indices.product_margins;
+        let monthly_rates = config.tables.exchange_rates_monthly.is_some();
         async move {
             let part = part_name(&url);
-            exdep_classify::classify_file(&ctx, &checked, &url, &part, &staged, &years).await
+            let classified = exdep_classify::classify_file(
+                &ctx,
+                &checked,
+                &url,
+                &part,
+                &staged,
+                &years,
+                monthly_rates,
+            )
+            .await?;
+            if products {
+                exdep_classify::classify_products(
+                    &ctx,
+                    &checked,
+                    &url,
+                    &part,
+                    &staged,
+                    monthly_rates,
+                )
+                .await?;
+            }
+            Ok::<_, exdep_classify::Error>(classified)
         }
     });
     let outcomes = in_order(
@@ -954,10 +1090,11 @@ async fn read_files(
                 .by_source
                 .insert(url.clone(), disposition);
         }
-        reports.push(FileReport {
+        let report = FileReport {
             source: file.source(),
             records: outcome.records,
-        });
+        };
+        reports.push((report, outcome.slices));
     }
     Ok(reports)
 }

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use exdep_core::Config;
 use exdep_core::account::{FileReport, TableDigest};
 use exdep_core::schema::UNKNOWN_YEAR;
+use exdep_core::{Config, QuadrantCut};
 use exdep_index::IndexTable;
 use exdep_ingest::InputFile;
 use exdep_store::layout::REJECTS;
@@ -62,6 +62,9 @@ pub struct Plan {
     pub years: BTreeSet<i32>,
     /// The base year of the changes.
     pub base_year: i32,
+    /// Where the quadrants are cut: at the base year's means, every year's `indices` read
+    /// the base year.
+    pub quadrant_cut: QuadrantCut,
 }
 
 impl Plan {
@@ -78,6 +81,7 @@ impl Plan {
         let mut plan = Plan {
             years: config.years.clone(),
             base_year: config.indices.base_year,
+            quadrant_cut: config.indices.quadrant_cut,
             ..Plan::default()
         };
         // Tables published in another format are not this run's: every year is published
@@ -163,7 +167,11 @@ impl Plan {
     }
 
     /// Adds the years the files just read turned out to hold.
-    pub fn add_years_read(&mut self, reports: &[FileReport], config: &Config) {
+    pub fn add_years_read<'a>(
+        &mut self,
+        reports: impl IntoIterator<Item = &'a FileReport>,
+        config: &Config,
+    ) {
         for report in reports {
             self.rejects_without_year |= report.records.rejected_without_year > 0;
             for year in report.records.years_seen.intersection(&config.years) {
@@ -201,7 +209,8 @@ impl Plan {
     /// year after a dropped one loses its previous year), and those not published yet.
     pub fn table_years(&self, table: &IndexTable) -> BTreeSet<i32> {
         let changed = self.rebuilt_years().union(&self.dropped).copied().collect();
-        let mut years = table.years_reading(&changed, &self.years, self.base_year);
+        let mut years =
+            table.years_reading(&changed, &self.years, self.base_year, self.quadrant_cut);
         years.extend(&self.unpublished);
         years
     }
@@ -219,7 +228,7 @@ impl Plan {
 
     /// For each table (index tables and the quarantine), the year partitions the run
     /// replaces, `--prune`d years included.
-    pub fn partitions_to_replace(&self, tables: &[IndexTable]) -> BTreeMap<String, BTreeSet<i32>> {
+    pub fn partitions_to_replace(&self, tables: &[&IndexTable]) -> BTreeMap<String, BTreeSet<i32>> {
         tables
             .iter()
             .map(|t| (t.name.to_string(), self.table_years(t)))

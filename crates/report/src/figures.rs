@@ -63,8 +63,13 @@ fn with_names(scope: &Scope) -> Value {
     })
 }
 
-pub(crate) async fn all(ctx: &SessionContext, scope: &Scope) -> Result<Vec<Figure>> {
-    Ok(vec![
+/// Every figure; the product margins' only when `product_margins` is published.
+pub(crate) async fn all(
+    ctx: &SessionContext,
+    scope: &Scope,
+    products: bool,
+) -> Result<Vec<Figure>> {
+    let mut figures = vec![
         region_shares(ctx, scope).await?,
         destinations(ctx, scope).await?,
         top_links(ctx, scope).await?,
@@ -72,8 +77,12 @@ pub(crate) async fn all(ctx: &SessionContext, scope: &Scope) -> Result<Vec<Figur
         specialization(ctx, scope).await?,
         location_quotients(ctx, scope).await?,
         margins(ctx, scope).await?,
-        tile_map(ctx, scope).await?,
-    ])
+    ];
+    if products {
+        figures.push(product_margins(ctx, scope).await?);
+    }
+    figures.push(tile_map(ctx, scope).await?);
+    Ok(figures)
 }
 
 /// Figure 1: regional shares per category over the years, national and the province.
@@ -256,32 +265,47 @@ async fn top_links(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
 }
 
 /// Figure 4: provinces in the concentration (G) / diversification (V) plane per category,
-/// with quadrant lines at the cross-province means.
+/// with the year's cross-province means (dashed) and the base year's (solid): against the
+/// fixed base-year lines, a common move of all provinces shows.
 async fn concentration_diversification(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
     let rows = query(
         ctx,
         &format!(
-            "SELECT year, province, category, hhi, entropy, quadrant FROM indices \
-             WHERE province IN ({}) AND {} ORDER BY year, category, province",
-            scope.provinces,
-            scope.years_sql()
+            "SELECT i.year, i.province, i.category, i.hhi, i.entropy, i.quadrant,
+                b.base_hhi, b.base_entropy
+             FROM indices i
+             JOIN (SELECT category, avg(hhi) AS base_hhi, avg(entropy) AS base_entropy
+                   FROM indices WHERE province IN ({provinces}) AND year = {base_year}
+                   GROUP BY category) b
+               ON i.category = b.category
+             WHERE i.province IN ({provinces}) AND i.{years}
+             ORDER BY i.year, i.category, i.province",
+            provinces = scope.provinces,
+            base_year = scope.base_year,
+            years = scope.years_sql()
         ),
     )
     .await?;
-    let mean_rule = |field: &str, channel: &str| {
+    // The rule of `field`'s mean (over the selected year's provinces, or of a column that
+    // holds the base year's mean on every row) on `channel`.
+    let mean_rule = |field: &str, channel: &str, dash: Value| {
         let mean = format!("mean_{field}");
         json!({
             "transform": [{"aggregate": [{"op": "mean", "field": field, "as": mean}]}],
-            "mark": {"type": "rule", "strokeDash": [4, 3], "color": "#888"},
+            "mark": {"type": "rule", "strokeDash": dash, "color": "#888"},
             "encoding": {channel: {"field": mean, "type": "quantitative"}}
         })
     };
     Ok(Figure {
         id: "concentration-diversification",
         title: "Geographic concentration G against market diversification V, by category".into(),
-        reading: "Each point is a province; dashed lines are the means over provinces, so \
-                  the upper left quadrant (II) holds balanced exporters with low G and high V."
-            .into(),
+        reading: format!(
+            "Each point is a province; dashed lines are the year's means over provinces, \
+             solid lines {}'s, so the upper left quadrant (II) holds balanced exporters with \
+             low G and high V, and a move of all provinces toward it shows against the solid \
+             lines. Colours are the quadrants as `quadrant-cut` places them.",
+            scope.base_year
+        ),
         spec: json!({
             "data": {"values": rows},
             "params": [year_selector(scope)],
@@ -310,8 +334,10 @@ async fn concentration_diversification(ctx: &SessionContext, scope: &Scope) -> R
                             ]
                         }
                     },
-                    mean_rule("hhi", "x"),
-                    mean_rule("entropy", "y")
+                    mean_rule("hhi", "x", json!([4, 3])),
+                    mean_rule("entropy", "y", json!([4, 3])),
+                    mean_rule("base_hhi", "x", json!([])),
+                    mean_rule("base_entropy", "y", json!([]))
                 ]
             }
         }),
@@ -452,24 +478,71 @@ async fn margins(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
             ]),
             "facet": {"row": {"field": "name", "type": "nominal", "title": "Origin"}},
             "resolve": {"scale": {"y": "independent"}},
-            "spec": {
-                "width": 560, "height": 160,
-                "mark": "bar",
-                "encoding": {
-                    "x": {"field": "region", "type": "nominal", "title": "Destination region"},
-                    "y": {"field": "value", "type": "quantitative",
-                          "title": "Change from the previous year (10^8 USD)"},
-                    "color": {"field": "margin", "type": "nominal", "title": "Margin",
-                              "scale": {"domain": ["new", "intensive", "lost"],
-                                        "range": ["#54a24b", "#4c78a8", "#e45756"]}},
-                    "tooltip": [
-                        {"field": "region", "title": "Region"},
-                        {"field": "margin", "title": "Margin"},
-                        {"field": "value", "title": "10^8 USD", "format": ",.2f"}
-                    ]
-                }
-            }
+            "spec": margin_bars(560, 160, ["new", "intensive", "lost"])
         }),
+    })
+}
+
+/// Figure 7b (with `product-margins = true`): the nation's growth to each destination region
+/// per category, split into new HS6 products (the extensive margin), continuing ones (the
+/// intensive margin) and lost ones: the study's finding, read from the data.
+async fn product_margins(ctx: &SessionContext, scope: &Scope) -> Result<Figure> {
+    let rows = query(
+        ctx,
+        &format!(
+            "SELECT year, province, category, region, new_usd / 1e8 AS new, \
+             -lost_usd / 1e8 AS lost, \
+             continuing_usd / 1e8 AS continuing FROM product_margins \
+             WHERE province = '{NATIONAL}' AND partner = 'all' AND region <> 'all' \
+             AND category <> 'all' AND {} ORDER BY year, category, region",
+            scope.years_sql()
+        ),
+    )
+    .await?;
+    Ok(Figure {
+        id: "product-margins",
+        title: "Extensive and intensive product margins by destination region and category, \
+                national"
+            .into(),
+        reading: "Each bar stacks the year's change in the nation's exports of a category to a \
+                  region over HS6 products: lines new to a destination (the extensive margin) \
+                  and continuing lines (the intensive margin) above zero when they grew, lost \
+                  lines below."
+            .into(),
+        spec: json!({
+            "data": {"values": rows},
+            "params": [year_selector(scope)],
+            "transform": of_the_selected_year(scope, [
+                json!({"fold": ["new", "continuing", "lost"], "as": ["margin", "value"]})
+            ]),
+            "facet": {"column": {"field": "category", "type": "nominal", "title": "Category",
+                                 "sort": category_order()}},
+            "resolve": {"scale": {"y": "independent"}},
+            "spec": margin_bars(200, 180, ["new", "continuing", "lost"])
+        }),
+    })
+}
+
+/// Bars of each destination region's change from the previous year (field `value`, 10^8
+/// USD), stacked by margin (field `margin`): `margins` are the growing one, the continuing
+/// one and the lost one, coloured green, blue and red.
+fn margin_bars(width: u32, height: u32, margins: [&str; 3]) -> Value {
+    json!({
+        "width": width, "height": height,
+        "mark": "bar",
+        "encoding": {
+            "x": {"field": "region", "type": "nominal", "title": "Destination region"},
+            "y": {"field": "value", "type": "quantitative",
+                  "title": "Change from the previous year (10^8 USD)"},
+            "color": {"field": "margin", "type": "nominal", "title": "Margin",
+                      "scale": {"domain": margins,
+                                "range": ["#54a24b", "#4c78a8", "#e45756"]}},
+            "tooltip": [
+                {"field": "region", "title": "Region"},
+                {"field": "margin", "title": "Margin"},
+                {"field": "value", "title": "10^8 USD", "format": ",.2f"}
+            ]
+        }
     })
 }
 

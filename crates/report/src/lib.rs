@@ -58,6 +58,9 @@ pub struct Report {
     pub figures: usize,
 }
 
+/// The table of the product margins' figure, drawn when the output has it.
+const PRODUCT_MARGINS: &str = "product_margins";
+
 /// The tables the report reads.
 const TABLES: [&str; 6] = [
     "indices",
@@ -84,6 +87,11 @@ pub async fn build(
                 output: config.output.to_string(),
             })?;
         exdep_export::register_published(ctx, &Output::of(config), table, name).await?;
+    }
+    // Published with `product-margins = true` only: its figure is drawn when it is there.
+    let products = published.iter().find(|table| table.name == PRODUCT_MARGINS);
+    if let Some(table) = products {
+        exdep_export::register_published(ctx, &Output::of(config), table, PRODUCT_MARGINS).await?;
     }
     let codes = exdep_classify::CodeTables::load(ctx, &config.tables, &config.years).await?;
     let tiles =
@@ -148,7 +156,7 @@ pub async fn build(
         base_year: config.indices.base_year,
         threshold_100m_cny: config.indices.destination_threshold_cny / 1e8,
     };
-    let figures = figures::all(ctx, &scope).await?;
+    let figures = figures::all(ctx, &scope, products.is_some()).await?;
     let summary = query(
         ctx,
         &format!(

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use datafusion::prelude::SessionContext;
 use exdep_core::account::{CubeReport, FileReconciliation, FileReport, SkippedFile, TableDigest};
 use exdep_core::codes::{CodeRow, CodeTable};
+use exdep_core::months::{Slice, YearMonths};
 use exdep_core::{Config, Location, TableFormat, hex_sha256};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::de::DeserializeOwned;
@@ -58,6 +59,10 @@ pub struct FileState {
     pub reading: String,
     /// What ingest did with it, with its size, entity tag and modification time.
     pub report: FileReport,
+    /// Its accepted records by year, month, origin and currency: the time guards compare
+    /// them with the other files' (see [`exdep_core::months`]).
+    #[serde(default)]
+    pub slices: Vec<Slice>,
 }
 
 impl RunState {
@@ -133,6 +138,10 @@ pub struct RunManifest {
     pub skipped_inputs: Vec<SkippedFile>,
     /// Cube cells per year.
     pub cube_cells_by_year: BTreeMap<i32, u64>,
+    /// The months of each year's accepted records, over every input file, and what the
+    /// time guards found in them (see [`exdep_core::months`]).
+    #[serde(default)]
+    pub months_by_year: BTreeMap<i32, YearMonths>,
     /// The tables written.
     pub tables: Vec<TableReport>,
     /// The format of the published tables.
@@ -214,6 +223,7 @@ impl RunManifest {
             inputs,
             skipped_inputs: Vec::new(),
             cube_cells_by_year: cube.iter().map(|(y, c)| (*y, c.cells)).collect(),
+            months_by_year: BTreeMap::new(),
             tables,
             table_format: config.table_format,
             delta_versions: previous

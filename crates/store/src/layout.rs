@@ -33,6 +33,8 @@ pub const REJECTS: &str = "rejects";
 pub enum Layer {
     /// Accepted records, summed by cell.
     Cube,
+    /// Accepted records, summed by cell and HS6 product (`product-margins = true`).
+    Products,
     /// Rejected records, with their reason.
     Rejects,
     /// Every accepted record as read (the audit layer, `raw-layer = true`).
@@ -41,12 +43,13 @@ pub enum Layer {
 
 impl Layer {
     /// Every layer, in the order a file's objects are written.
-    pub const ALL: [Layer; 3] = [Layer::Cube, Layer::Rejects, Layer::Raw];
+    pub const ALL: [Layer; 4] = [Layer::Cube, Layer::Products, Layer::Rejects, Layer::Raw];
 
     /// The layer's folder name.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Cube => "cube",
+            Layer::Products => "products",
             Layer::Rejects => REJECTS,
             Layer::Raw => "raw",
         }

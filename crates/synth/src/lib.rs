@@ -8,7 +8,7 @@
 //! The data reaches the paths real data takes: each province has its own commodity mix (so
 //! location quotients spread), some partners enter or leave between years and one large
 //! partner is absent for a year ([`trades_in`]), a few records go to China itself (re-imports,
-//! excluded) and a few have a zero value; on request, some records come from reporter
+//! excluded) and a few have a zero value; every record is monthly; on request, some records come from reporter
 //! countries instead of provinces ([`Spec::country_origin_fraction`]).
 //!
 //! ```
@@ -141,6 +141,8 @@ const ABSENT_FOR_A_YEAR: (&str, i32) = ("RUS", 2021);
 
 /// Fractions of records that go to China itself (re-imports) and that have a zero value.
 const TO_CHINA_FRACTION: f64 = 0.005;
+/// HS6 lines per chapter (see `generate`).
+const LINES_PER_CHAPTER: usize = 40;
 const ZERO_VALUE_FRACTION: f64 = 0.003;
 
 /// A fixed hash of a code, the same on every machine: it decides the traits of a partner
@@ -329,6 +331,13 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
         .map(|(c, _)| *c)
         .chain(MINOR_PARTNERS)
         .collect();
+    // A chapter's HS6 lines, the same every year, each taking its Zipf share of the
+    // chapter's records: a destination's products persist from year to year, as in customs
+    // data, and product margins are not all new and lost lines.
+    let line_names: Vec<String> = (0..LINES_PER_CHAPTER).map(|k| k.to_string()).collect();
+    let lines = Weighted::new(
+        (line_names.iter().enumerate()).map(|(k, name)| (name.as_str(), 1.0 / (k as f64 + 1.0))),
+    );
     for &year in &spec.years {
         let (billions, rate) = calibration(year);
         let mean_usd = billions * 1e9 / spec.records_per_year as f64;
@@ -338,10 +347,12 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
             .filter(|p| trades_in(p, year))
             .collect();
         for i in 0..spec.records_per_year {
-            // The first records of a year visit every province and partner once, so small
-            // samples still show the whole structure.
-            let province_index = if i < PROVINCES.len() {
-                i
+            // The first records of a year visit every province in every month, and every
+            // partner once, so small samples still show the whole structure and every
+            // province's year is whole (see `exdep_core::months`).
+            let first_visits = i < PROVINCES.len() * 12;
+            let province_index = if first_visits {
+                i % PROVINCES.len()
             } else {
                 provinces.sample(&mut random)
             };
@@ -358,7 +369,8 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
             while !trades_in(partner, year) {
                 partner = partners.sample(&mut random);
             }
-            if random.unit() < TO_CHINA_FRACTION {
+            // Not a first visit: every partner in the market keeps at least one record.
+            if i >= trading.len() && random.unit() < TO_CHINA_FRACTION {
                 partner = "CHN";
             }
             let (origin, mix) = if random.unit() < spec.country_origin_fraction {
@@ -371,24 +383,26 @@ pub fn generate(spec: &Spec, mut emit: impl FnMut(&Record)) {
                 (province, &mixes[province_index])
             };
             let chapter = mix.sample(&mut random);
-            let digits = random.below(10_000);
+            let subheading = code_hash(&[&chapter.to_string(), lines.sample(&mut random)]) % 10_000;
+            let tariff_line = random.below(100);
             let usd = if random.unit() < ZERO_VALUE_FRACTION {
                 0.0
             } else {
                 mean_usd * -(1.0 - random.unit()).ln()
             };
             let in_cny = random.unit() < spec.cny_fraction;
-            let month = if random.unit() < 0.75 {
-                (1 + random.below(12)).to_string()
+            // Monthly records, as customs publishes them.
+            let month = if first_visits {
+                i / PROVINCES.len() + 1
             } else {
-                String::new()
+                1 + random.below(12)
             };
             let record = Record {
                 year: year.to_string(),
-                month,
+                month: month.to_string(),
                 province: origin.to_string(),
                 partner: partner.to_string(),
-                hs_code: format!("{chapter:02}{digits:04}"),
+                hs_code: format!("{chapter:02}{subheading:04}{tariff_line:02}"),
                 value: format!("{:.2}", if in_cny { usd * rate } else { usd }),
                 currency: if in_cny { "CNY" } else { "USD" }.to_string(),
             };

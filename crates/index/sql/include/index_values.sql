@@ -3,6 +3,8 @@
     Per origin, year and category, over destination units i with shares s_i of X and N
     units; for region g, S_g is its share and N_g its number of units:
     - hhi = sum s_i^2; entropy = -sum s_i ln s_i (written 0 - sum so one unit gives +0);
+    - hhi_norm = (hhi - 1/N) / (1 - 1/N), and evenness = entropy / ln N, are null with one
+      unit: 0/0, and 0 would read as perfectly even where exports are wholly concentrated;
     - theil = ln N - entropy = theil_between + theil_within, with
       theil_between = sum_g S_g ln(S_g N / N_g) = sum_i s_i ln(S_g(i) N / N_g(i)) and
       theil_within = sum_g S_g (ln N_g - V_g) = sum_i s_i (ln N_g(i) + ln(s_i / S_g(i))).
@@ -16,12 +18,14 @@
     - hk_extensive = national exports to the partners served / national exports;
       hk_intensive = X / national exports to the partners served; null for a reporter
       country, which is not part of the national aggregate.
-    - quadrant: high or low G and V against the means over the origins of the same kind,
-      provinces against provinces and reporter countries against reporter countries. A
+    - quadrant: high or low G and V against the cut of `quadrant-cut` over the origins of
+      the same kind, provinces against provinces and reporter countries against reporter
+      countries: the year's means (`year-mean`), the base year's (`base-year-mean`), or the
+      year's medians (`year-median`; `mean_*` then hold the medians). A
       value within a relative 1e-12 of the mean counts as equal to it, so that engines that
       sum in a different order agree. -#}
 unit_shares AS (
-    SELECT year, province, category, region, exports_usd,
+    SELECT year, province, category, region, exports_usd, exports_cny,
            exports_usd / {{ exact_sum_over("exports_usd", "origin") }} AS s,
            {{ exact_sum_over("exports_usd", "origin_region") }}
                / {{ exact_sum_over("exports_usd", "origin") }} AS s_g,
@@ -34,6 +38,7 @@ unit_shares AS (
 concentration AS (
     SELECT year, province, category,
            {{ exact_sum("exports_usd") }} AS exports_usd,
+           {{ exact_sum("exports_cny") }} AS exports_cny,
            count(*) AS destinations,
            {{ exact_share_sum("s * s") }} AS hhi,
            0.0 - {{ exact_share_sum("s * ln(s)") }} AS entropy,
@@ -74,15 +79,21 @@ national_totals AS (
 ),
 means AS (
     SELECT year, category, province_origin,
+{%- if quadrant_cut == "year-median" %}
+           median(hhi) AS mean_hhi, median(entropy) AS mean_entropy
+{%- else %}
            {{ exact_share_sum("hhi") }} / count(*) AS mean_hhi,
            {{ exact_share_sum("entropy") }} / count(*) AS mean_entropy
+{%- endif %}
     FROM (SELECT *, province IN ({{ provinces }}) AS province_origin FROM concentration)
-    WHERE province <> '{{ national }}' GROUP BY year, category, province_origin
+    WHERE province <> '{{ national }}'
+{%- if quadrant_cut == "base-year-mean" %} AND year = {{ base_year }}{% endif %}
+    GROUP BY year, category, province_origin
 ),
 index_values AS (
-    SELECT k.year, k.province, k.category, k.exports_usd, k.destinations,
+    SELECT k.year, k.province, k.category, k.exports_usd, k.exports_cny, k.destinations,
            k.hhi,
-           CASE WHEN k.destinations = 1 THEN 0.0
+           CASE WHEN k.destinations = 1 THEN NULL
                 ELSE (k.hhi - 1.0 / k.destinations) / (1.0 - 1.0 / k.destinations)
            END AS hhi_norm,
            k.entropy,
@@ -111,7 +122,8 @@ index_values AS (
                 THEN s.exports_usd / s.national_to_served END AS hk_intensive
     FROM concentration k
     LEFT JOIN means m
-      ON k.year = m.year AND k.category = m.category
+      ON {% if quadrant_cut == "base-year-mean" %}m.year = {{ base_year }}
+{%- else %}k.year = m.year{% endif %} AND k.category = m.category
      AND m.province_origin = (k.province IN ({{ provinces }}))
     LEFT JOIN served s
       ON k.year = s.year AND k.province = s.province AND k.category = s.category

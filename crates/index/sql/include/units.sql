@@ -7,10 +7,12 @@ cells AS (
 ),
 units AS (
 {%- if destination_level == "country" %}
-    SELECT year, province, category, partner AS unit, region, exports_usd FROM cells
+    SELECT year, province, category, partner AS unit, region, exports_usd, exports_cny
+    FROM cells
 {%- else %}
     SELECT year, province, category, region AS unit, region,
-           {{ exact_sum("exports_usd") }} AS exports_usd
+           {{ exact_sum("exports_usd") }} AS exports_usd,
+           {{ exact_sum("exports_cny") }} AS exports_cny
     FROM cells GROUP BY year, province, category, region
 {%- endif %}
 )
