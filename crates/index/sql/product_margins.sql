@@ -14,39 +14,32 @@
         hk_extensive = sum over S of R / sum over P of R,
         hk_intensive = the origin's exports / sum over S of R;
     null for the national aggregate and for reporter countries, as in `indices`. Only years
-    whose previous year is in the cube have rows. -#}
-{%- macro growth(x1, x0) -%}
-{{ exact_sum(x1) }} - {{ exact_sum(x0) }}
-{%- endmacro %}
-{%- macro parts(x1, x0, currency) -%}
-{{ growth(x1, x0) }} AS delta_{{ currency }},
-           {{ exact_sum("CASE WHEN x0 = 0.0 THEN " ~ x1 ~ " ELSE 0.0 END") }} AS new_{{ currency }},
-           {{ exact_sum("CASE WHEN x1 = 0.0 THEN " ~ x0 ~ " ELSE 0.0 END") }} AS lost_{{ currency }},
-           {{ exact_sum("CASE WHEN x0 > 0.0 AND x1 > 0.0 THEN " ~ x1 ~ " - " ~ x0 ~ " ELSE 0.0 END") }}
-               AS continuing_{{ currency }}
-{%- endmacro %}
+    whose previous year is in the cube have rows.
+    Every sum is of the product cube's exact decimals, first per partner, then rolled up to
+    regions, categories and all: the parts add up to the growth exactly, each value is
+    rounded once when it becomes a double, and the result does not depend on the order the
+    engine adds in, so the plan may run in several partitions. -#}
 {%- macro destination_sets(keys) -%}
 GROUPING SETS (
     ({{ keys }}, category, region, partner), ({{ keys }}, category, region),
     ({{ keys }}, category), ({{ keys }}, region, partner), ({{ keys }}, region), ({{ keys }})
 )
 {%- endmacro %}
+{%- macro rolled_up(key) -%}
+coalesce({{ key }}, '{{ "all" if key != "category" else all_categories }}') AS {{ key }}
+{%- endmacro %}
 WITH product_cells AS (
     SELECT year, province, partner, region, category, product,
-           sum(exports_usd) AS usd_exact,
-           CAST(sum(exports_usd) AS DOUBLE) AS usd,
-           CAST(sum(exports_cny) AS DOUBLE) AS cny
+           sum(exports_usd) AS usd, sum(exports_cny) AS cny
     FROM products WHERE year IN ({{ needed_years }})
     GROUP BY year, province, partner, region, category, product
     HAVING sum(exports_usd) > 0
 ),
 origins AS (
-    SELECT year, province, partner, region, category, product, usd_exact, usd, cny
-    FROM product_cells
+    SELECT year, province, partner, region, category, product, usd, cny FROM product_cells
     UNION ALL
     SELECT year, '{{ national }}' AS province, partner, region, category, product,
-           sum(usd_exact) AS usd_exact, CAST(sum(usd_exact) AS DOUBLE) AS usd,
-           {{ exact_sum("cny") }} AS cny
+           sum(usd) AS usd, sum(cny) AS cny
     FROM product_cells WHERE province IN ({{ provinces }})
     GROUP BY year, partner, region, category, product
 ),
@@ -56,57 +49,74 @@ pairs AS (
            coalesce(c.partner, p.partner) AS partner,
            coalesce(c.region, p.region) AS region,
            coalesce(c.category, p.category) AS category,
-           coalesce(c.usd, 0.0) AS x1, coalesce(p.usd, 0.0) AS x0,
-           coalesce(c.cny, 0.0) AS y1, coalesce(p.cny, 0.0) AS y0
+           coalesce(c.usd, 0) AS x1, coalesce(p.usd, 0) AS x0,
+           coalesce(c.cny, 0) AS y1, coalesce(p.cny, 0) AS y0
     FROM (SELECT * FROM origins WHERE year IN ({{ years_with_previous }})) c
     FULL OUTER JOIN (SELECT * FROM origins WHERE year + 1 IN ({{ years_with_previous }})) p
       ON c.year = p.year + 1 AND c.province = p.province AND c.partner = p.partner
-     AND c.category = p.category AND c.product = p.product
+     AND c.product = p.product
+),
+by_partner AS (
+    SELECT year, province, category, region, partner,
+           sum(x1) - sum(x0) AS delta_usd,
+           sum(CASE WHEN x0 = 0 THEN x1 ELSE 0 END) AS new_usd,
+           sum(CASE WHEN x1 = 0 THEN x0 ELSE 0 END) AS lost_usd,
+           sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0 END) AS continuing_usd,
+           sum(y1) - sum(y0) AS delta_cny,
+           sum(CASE WHEN x0 = 0 THEN y1 ELSE 0 END) AS new_cny,
+           sum(CASE WHEN x1 = 0 THEN y0 ELSE 0 END) AS lost_cny,
+           sum(CASE WHEN x0 > 0 AND x1 > 0 THEN y1 - y0 ELSE 0 END) AS continuing_cny,
+           sum(CASE WHEN x0 = 0 THEN 1 ELSE 0 END) AS new_products,
+           sum(CASE WHEN x1 = 0 THEN 1 ELSE 0 END) AS lost_products,
+           sum(CASE WHEN x0 > 0 AND x1 > 0 THEN 1 ELSE 0 END) AS continuing_products
+    FROM pairs
+    GROUP BY year, province, category, region, partner
 ),
 growth AS (
-    SELECT year, province,
-           coalesce(category, '{{ all_categories }}') AS category,
-           coalesce(region, 'all') AS region, coalesce(partner, 'all') AS partner,
-           {{ parts("x1", "x0", "usd") }},
-           {{ parts("y1", "y0", "cny") }},
-           sum(CASE WHEN x0 = 0.0 THEN 1 ELSE 0 END) AS new_products,
-           sum(CASE WHEN x1 = 0.0 THEN 1 ELSE 0 END) AS lost_products,
-           sum(CASE WHEN x0 > 0.0 AND x1 > 0.0 THEN 1 ELSE 0 END) AS continuing_products
-    FROM pairs
+    SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
+           {{ rolled_up("partner") }},
+{%- for column in ["delta", "new", "lost", "continuing"] %}
+    {%- for currency in ["usd", "cny"] %}
+           CAST(sum({{ column }}_{{ currency }}) AS DOUBLE) AS {{ column }}_{{ currency }},
+    {%- endfor %}
+{%- endfor %}
+           sum(new_products) AS new_products, sum(lost_products) AS lost_products,
+           sum(continuing_products) AS continuing_products
+    FROM by_partner
     GROUP BY {{ destination_sets("year, province") }}
 ),
-{#- The reference's sums stay exact decimals until they are divided: the nation without a
-    province that alone serves a pair is then exactly 0 there, not a rounding residue. #}
 reference AS (
-    SELECT year, partner, region, category, product, usd_exact AS national
+    SELECT year, partner, region, category, product, usd AS national
     FROM origins
     WHERE province = '{{ national }}' AND year IN ({{ years_with_previous }})
 ),
 reference_totals AS (
-    SELECT year,
-           coalesce(category, '{{ all_categories }}') AS category,
-           coalesce(region, 'all') AS region, coalesce(partner, 'all') AS partner,
-           sum(national) AS national
-    FROM reference
+    SELECT year, {{ rolled_up("category") }}, {{ rolled_up("region") }},
+           {{ rolled_up("partner") }}, sum(national) AS national
+    FROM (
+        SELECT year, category, region, partner, sum(national) AS national
+        FROM reference GROUP BY year, category, region, partner
+    )
     GROUP BY {{ destination_sets("year") }}
 ),
+{#- The reference stays an exact decimal until it is divided: the nation without a
+    province that alone serves a pair is then exactly 0 there, not a rounding residue. #}
 served AS (
-    SELECT year, province,
-           coalesce(category, '{{ all_categories }}') AS category,
-           coalesce(region, 'all') AS region, coalesce(partner, 'all') AS partner,
-           sum(own) AS own, sum(reference) AS served
+    SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
+           {{ rolled_up("partner") }}, sum(own) AS own, sum(served) AS served
     FROM (
-        SELECT o.year, o.province, o.partner, o.region, o.category, o.usd_exact AS own,
+        SELECT o.year, o.province, o.category, o.region, o.partner,
+               sum(o.usd) AS own,
 {%- if product_reference == "rest-of-nation" %}
-               r.national - o.usd_exact AS reference
+               sum(r.national - o.usd) AS served
 {%- else %}
-               r.national AS reference
+               sum(r.national) AS served
 {%- endif %}
         FROM origins o
         JOIN reference r
-          ON o.year = r.year AND o.partner = r.partner AND o.category = r.category
-         AND o.product = r.product
+          ON o.year = r.year AND o.partner = r.partner AND o.product = r.product
         WHERE o.province IN ({{ provinces }})
+        GROUP BY o.year, o.province, o.category, o.region, o.partner
     )
     GROUP BY {{ destination_sets("year, province") }}
 ),
