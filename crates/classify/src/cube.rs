@@ -19,7 +19,7 @@ use exdep_core::schema::{
 };
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
 use exdep_engine::datafusion::prelude::SessionContext;
-use exdep_engine::{CELL_PART, register_layer};
+use exdep_engine::{CELL_ORIGIN_SHIFT, CELL_PART, register_layer};
 use exdep_store::layout::{Layer, Staging, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
 use futures::StreamExt;
@@ -84,6 +84,9 @@ impl Conversion {
     }
 }
 
+/// A slice keeps a cell's bits from its origin's up (origin and year) and its currency bit.
+const SLICE_SHIFT: i64 = 1 << CELL_ORIGIN_SHIFT;
+
 /// Months take the low bits of the key the first grouping sums by: a cell's key times
 /// this, plus the month (0 for an annual record). A cell has 52 bits, so the key is still a
 /// non-negative `Int64`.
@@ -101,29 +104,52 @@ const MONTH_SLOTS: u32 = 16;
 fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String {
     let years = year_list(years);
     let Conversion { rates, usd, cny } = Conversion::of(monthly_rates);
-    let part = |name: &str| format!("{CELL_PART}(cell, '{name}')");
-    let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
-    let (category, currency) = (part("category"), part("currency"));
+    let part = |cell: &str, name: &str| format!("{CELL_PART}({cell}, '{name}')");
+    let (year, origin, partner) = (
+        part("cell", "year"),
+        part("cell", "origin"),
+        part("cell", "partner"),
+    );
+    let (category, currency) = (part("cell", "category"), part("cell", "currency"));
+    let (slice_year, slice_origin) = (part("slice_cell", "year"), part("slice_cell", "origin"));
+    let slice_currency = part("slice_cell", "currency");
     let cube_only = |column: &str| {
         format!("CASE WHEN disposition = '{CLASSIFIED}' THEN {column} END AS cube_{column}")
     };
     let (cube_province, cube_partner) = (cube_only("province"), cube_only("partner"));
     let (cube_region, cube_category) = (cube_only("region"), cube_only("category"));
+    // The cube's sums keep their month only where a month's rate converts them; a slice is a
+    // cell's year, origin and currency bits (partner and category dropped) with the month.
+    let unit = if monthly_rates {
+        "keyed".to_string()
+    } else {
+        format!("keyed / {MONTH_SLOTS} * {MONTH_SLOTS}")
+    };
+    let cell_of_key = format!("keyed / {MONTH_SLOTS}");
+    let slice_key = format!(
+        "(({cell_of_key} / {SLICE_SHIFT}) * 2 + {cell_of_key} % 2) * {MONTH_SLOTS} \
+         + keyed % {MONTH_SLOTS}"
+    );
+    let slice_cell = format!(
+        "(slice_key / {MONTH_SLOTS} / 2) * {SLICE_SHIFT} + (slice_key / {MONTH_SLOTS}) % 2"
+    );
     format!(
         "SELECT year, reject_year, reason, rule, disposition,
             cube_province AS province, cube_partner AS partner, cube_region AS region,
             cube_category AS category, line, raw, origin, month, currency,
-            CAST(grouping(disposition) AS INT) AS slice,
+            CAST(slice_key IS NOT NULL AS INT) AS slice,
             sum(records) AS records, sum(value) AS value,
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN usd END) AS exports_usd,
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN cny END) AS exports_cny
         FROM (
             SELECT year, reject_year, reason, rule, disposition, {cube_province},
-                {cube_partner}, {cube_region}, {cube_category}, line, raw, province AS origin,
-                month, currency, records, value, usd, cny
+                {cube_partner}, {cube_region}, {cube_category}, line, raw, slice_key,
+                slice_origin AS origin, slice_month AS month, slice_currency AS currency,
+                records, value, usd, cny
             FROM (
                 SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
-                    g.records, g.value, p.region, g.category, g.month, g.currency,
+                    g.records, g.value, p.region, g.category, g.slice_key, g.slice_origin,
+                    g.slice_month, g.slice_currency,
                     CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
                         AS reject_year,
                     CASE
@@ -135,28 +161,49 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
                     END AS disposition,
                     {usd} AS usd, {cny} AS cny
                 FROM (
-                    SELECT coalesce(CAST({year} AS INT), year) AS year, reason, rule, line,
-                        raw, records, value, {origin} AS province, {partner} AS partner,
-                        {category} AS category, {currency} AS currency, month
+                    SELECT coalesce(CAST({year} AS INT), CAST({slice_year} AS INT), year)
+                            AS year,
+                        reason, rule, line, raw, records, value, {origin} AS province,
+                        {partner} AS partner, {category} AS category, {currency} AS currency,
+                        month, slice_key, {slice_origin} AS slice_origin,
+                        CASE WHEN slice_key IS NOT NULL
+                            THEN CAST(slice_key % {MONTH_SLOTS} AS INT) END AS slice_month,
+                        {slice_currency} AS slice_currency
                     FROM (
-                        SELECT keyed / {MONTH_SLOTS} AS cell,
-                            CAST(keyed % {MONTH_SLOTS} AS INT) AS month, year, reason, rule,
-                            line, raw, records, value
+                        SELECT unit / {MONTH_SLOTS} AS cell,
+                            CAST(unit % {MONTH_SLOTS} AS INT) AS month, slice_key,
+                            {slice_cell} AS slice_cell, year, reason, rule, line, raw,
+                            records, value
                         FROM (
-                            SELECT keyed, year, reason, rule, line, raw, count(*) AS records,
-                                sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
-                                    THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                            SELECT unit, slice_key, year, reason, rule, line, raw,
+                                sum(records) AS records, sum(value) AS value
                             FROM (
-                                SELECT
-                                    cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)
-                                        AS keyed,
-                                    CASE WHEN cell IS NULL THEN year END AS year, reason,
-                                    rule, value,
-                                    CASE WHEN reason IS NOT NULL THEN line END AS line,
-                                    CASE WHEN reason IS NOT NULL THEN raw END AS raw
-                                FROM ({checked})
+                                SELECT {unit} AS unit,
+                                    CASE WHEN keyed IS NOT NULL THEN {slice_key} END
+                                        AS slice_key,
+                                    year, reason, rule, line, raw, records, value
+                                FROM (
+                                    SELECT keyed, year, reason, rule, line, raw,
+                                        count(*) AS records,
+                                        sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
+                                            THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                                    FROM (
+                                        SELECT
+                                            cell * {MONTH_SLOTS}
+                                                + coalesce(CAST(month AS BIGINT), 0) AS keyed,
+                                            CASE WHEN cell IS NULL THEN year END AS year,
+                                            reason, rule, value,
+                                            CASE WHEN reason IS NOT NULL THEN line END AS line,
+                                            CASE WHEN reason IS NOT NULL THEN raw END AS raw
+                                        FROM ({checked})
+                                    )
+                                    GROUP BY keyed, year, reason, rule, line, raw
+                                )
                             )
-                            GROUP BY keyed, year, reason, rule, line, raw
+                            GROUP BY GROUPING SETS (
+                                (unit, year, reason, rule, line, raw), (slice_key)
+                            )
+                            HAVING grouping(slice_key) = 1 OR slice_key IS NOT NULL
                         )
                     )
                 ) g
@@ -165,12 +212,8 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
                 {rates}
             )
         )
-        GROUP BY GROUPING SETS (
-            (year, reject_year, reason, rule, disposition, cube_province, cube_partner,
-                cube_region, cube_category, line, raw),
-            (year, origin, month, currency)
-        )
-        HAVING grouping(disposition) = 0 OR origin IS NOT NULL
+        GROUP BY year, reject_year, reason, rule, disposition, cube_province, cube_partner,
+            cube_region, cube_category, line, raw, slice_key, origin, month, currency
         ORDER BY slice, year, reject_year, reason, rule, disposition, province, partner,
             category, line, raw, origin, month, currency"
     )

@@ -45,7 +45,9 @@ const CODE_SLOTS: usize = 100 + 26 * 26 * 26;
 /// cell is a non-negative `Int64`.
 const CATEGORY_SHIFT: u32 = 1;
 const PARTNER_SHIFT: u32 = 8;
-const ORIGIN_SHIFT: u32 = 23;
+/// The lowest bit of a cell's origin: the bits from here up are its origin and year, and
+/// bit 0 its currency (the time guards' slices keep those, see `exdep_classify`).
+pub const ORIGIN_SHIFT: u32 = 23;
 const YEAR_SHIFT: u32 = 38;
 const CODE_MASK: i64 = (1 << 15) - 1;
 const CATEGORY_MASK: i64 = (1 << 7) - 1;

@@ -17,7 +17,10 @@ mod error;
 mod jobs;
 mod session;
 
-pub use cells::{CELL_KEY, CELL_PART, CellDomain, CellKey, CellPart, cell_functions};
+pub use cells::{
+    CELL_KEY, CELL_PART, CellDomain, CellKey, CellPart, ORIGIN_SHIFT as CELL_ORIGIN_SHIFT,
+    cell_functions,
+};
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
 pub use session::{
