@@ -118,7 +118,8 @@ fn the_same_records_delivered_twice_are_refused_with_both_names() {
         stderr.contains("exports-2021.csv")
             && stderr.contains("exports-2021%20(1).csv")
             && stderr.contains("hold the same records")
-            && stderr.contains("12 (year-month and origin)"),
+            && stderr.contains("for 1 year(s) of an origin")
+            && stderr.contains("2021, months 1-12 origin 44: 24 records"),
         "{stderr}"
     );
     assert_eq!(crate::support::table_files(&scratch.path("out")), before);

@@ -118,38 +118,37 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
     };
     let (cube_province, cube_partner) = (cube_only("province"), cube_only("partner"));
     let (cube_region, cube_category) = (cube_only("region"), cube_only("category"));
-    // The cube's sums keep their month only where a month's rate converts them; a slice is a
-    // cell's year, origin and currency bits (partner and category dropped) with the month.
-    let unit = if monthly_rates {
-        "keyed".to_string()
+    // Records are summed by their cell, with the set of their months (bit m for month m,
+    // bit 0 for none); by cell and month only where a month's rate converts their sums. A
+    // slice is a cell's year, origin and currency bits (partner and category dropped).
+    let (unit, cell, month) = if monthly_rates {
+        (
+            format!("cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)"),
+            format!("unit / {MONTH_SLOTS}"),
+            format!("CAST(unit % {MONTH_SLOTS} AS INT)"),
+        )
     } else {
-        format!("keyed / {MONTH_SLOTS} * {MONTH_SLOTS}")
+        ("cell".to_string(), "unit".to_string(), "0".to_string())
     };
-    let cell_of_key = format!("keyed / {MONTH_SLOTS}");
-    let slice_key = format!(
-        "(({cell_of_key} / {SLICE_SHIFT}) * 2 + {cell_of_key} % 2) * {MONTH_SLOTS} \
-         + keyed % {MONTH_SLOTS}"
-    );
-    let slice_cell = format!(
-        "(slice_key / {MONTH_SLOTS} / 2) * {SLICE_SHIFT} + (slice_key / {MONTH_SLOTS}) % 2"
-    );
+    let slice_key = format!("({cell} / {SLICE_SHIFT}) * 2 + {cell} % 2");
+    let slice_cell = format!("(slice_key / 2) * {SLICE_SHIFT} + slice_key % 2");
     format!(
         "SELECT year, reject_year, reason, rule, disposition,
             cube_province AS province, cube_partner AS partner, cube_region AS region,
-            cube_category AS category, line, raw, origin, month, currency,
-            CAST(slice_key IS NOT NULL AS INT) AS slice,
+            cube_category AS category, line, raw, origin, currency,
+            CAST(slice_key IS NOT NULL AS INT) AS slice, bit_or(months) AS months,
             sum(records) AS records, sum(value) AS value,
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN usd END) AS exports_usd,
             sum(CASE WHEN disposition = '{CLASSIFIED}' THEN cny END) AS exports_cny
         FROM (
             SELECT year, reject_year, reason, rule, disposition, {cube_province},
                 {cube_partner}, {cube_region}, {cube_category}, line, raw, slice_key,
-                slice_origin AS origin, slice_month AS month, slice_currency AS currency,
-                records, value, usd, cny
+                slice_origin AS origin, slice_currency AS currency, months, records, value,
+                usd, cny
             FROM (
                 SELECT g.year, g.reason, g.rule, g.province, g.partner, g.line, g.raw,
                     g.records, g.value, p.region, g.category, g.slice_key, g.slice_origin,
-                    g.slice_month, g.slice_currency,
+                    g.slice_currency, g.months,
                     CASE WHEN g.year IN ({years}) THEN g.year ELSE {UNKNOWN_YEAR} END
                         AS reject_year,
                     CASE
@@ -166,38 +165,40 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
                         reason, rule, line, raw, records, value, {origin} AS province,
                         {partner} AS partner, {category} AS category, {currency} AS currency,
                         month, slice_key, {slice_origin} AS slice_origin,
-                        CASE WHEN slice_key IS NOT NULL
-                            THEN CAST(slice_key % {MONTH_SLOTS} AS INT) END AS slice_month,
-                        {slice_currency} AS slice_currency
+                        {slice_currency} AS slice_currency,
+                        CASE WHEN slice_key IS NOT NULL THEN months END AS months
                     FROM (
-                        SELECT unit / {MONTH_SLOTS} AS cell,
-                            CAST(unit % {MONTH_SLOTS} AS INT) AS month, slice_key,
+                        SELECT {cell} AS cell, {month} AS month, slice_key,
                             {slice_cell} AS slice_cell, year, reason, rule, line, raw,
-                            records, value
+                            records, value, months
                         FROM (
                             SELECT unit, slice_key, year, reason, rule, line, raw,
-                                sum(records) AS records, sum(value) AS value
+                                sum(records) AS records, sum(value) AS value,
+                                bit_or(months) AS months
                             FROM (
-                                SELECT {unit} AS unit,
-                                    CASE WHEN keyed IS NOT NULL THEN {slice_key} END
+                                SELECT unit,
+                                    CASE WHEN unit IS NOT NULL THEN {slice_key} END
                                         AS slice_key,
-                                    year, reason, rule, line, raw, records, value
+                                    year, reason, rule, line, raw, records, value, months
                                 FROM (
-                                    SELECT keyed, year, reason, rule, line, raw,
+                                    SELECT unit, year, reason, rule, line, raw,
                                         count(*) AS records,
                                         sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
-                                            THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                                            THEN CAST(value AS {MONEY_DECIMAL}) END) AS value,
+                                        bit_or(month_bit) AS months
                                     FROM (
-                                        SELECT
-                                            cell * {MONTH_SLOTS}
-                                                + coalesce(CAST(month AS BIGINT), 0) AS keyed,
+                                        SELECT {unit} AS unit,
+                                            CASE WHEN cell IS NOT NULL THEN
+                                                CAST(1 AS BIGINT)
+                                                    << coalesce(CAST(month AS BIGINT), 0)
+                                            END AS month_bit,
                                             CASE WHEN cell IS NULL THEN year END AS year,
                                             reason, rule, value,
                                             CASE WHEN reason IS NOT NULL THEN line END AS line,
                                             CASE WHEN reason IS NOT NULL THEN raw END AS raw
                                         FROM ({checked})
                                     )
-                                    GROUP BY keyed, year, reason, rule, line, raw
+                                    GROUP BY unit, year, reason, rule, line, raw
                                 )
                             )
                             GROUP BY GROUPING SETS (
@@ -213,9 +214,9 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
             )
         )
         GROUP BY year, reject_year, reason, rule, disposition, cube_province, cube_partner,
-            cube_region, cube_category, line, raw, slice_key, origin, month, currency
+            cube_region, cube_category, line, raw, slice_key, origin, currency
         ORDER BY slice, year, reject_year, reason, rule, disposition, province, partner,
-            category, line, raw, origin, month, currency"
+            category, line, raw, origin, currency"
     )
 }
 
@@ -462,8 +463,8 @@ fn tally(batch: &RecordBatch, source: &str, outcome: &mut FileClassification) ->
 fn slices_of(batch: &RecordBatch) -> Result<Vec<Slice>> {
     let years = cast(column(batch, YEAR), &DataType::Int32)?;
     let years = years.as_primitive::<Int32Type>();
-    let months = cast(column(batch, "month"), &DataType::Int32)?;
-    let months = months.as_primitive::<Int32Type>();
+    let months = cast(column(batch, "months"), &DataType::Int64)?;
+    let months = months.as_primitive::<Int64Type>();
     let (origins, currencies) = (
         text_column(batch, "origin")?,
         text_column(batch, "currency")?,
@@ -474,7 +475,7 @@ fn slices_of(batch: &RecordBatch) -> Result<Vec<Slice>> {
     Ok((0..batch.num_rows())
         .map(|row| Slice {
             year: years.value(row),
-            month: u8::try_from(months.value(row)).expect("months are 0-12"),
+            months: u16::try_from(months.value(row)).expect("months are bits 0-12"),
             origin: origins.value(row).to_string(),
             currency: currencies.value(row).to_string(),
             records: records.value(row) as u64,

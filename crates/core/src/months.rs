@@ -1,5 +1,6 @@
 //! The time dimension of the accepted records, which the cube sums away: each file's
-//! records by year, month and origin ([`Slice`]s, kept in the run state), and what they say
+//! records by year, origin and currency with the months they cover ([`Slice`]s, kept in the
+//! run state), and what they say
 //! across the files of a run. A year with monthly records for fewer than 12 months, annual
 //! and monthly records of the same origin and year, and the same records delivered twice
 //! each inflate or deflate a year without changing any record's validity, so they are
@@ -12,13 +13,16 @@ use serde::{Deserialize, Serialize};
 /// The month of an annual record (one without a month).
 pub const ANNUAL: u8 = 0;
 
-/// The accepted records of one file in one year, month and origin, in one currency.
+/// The accepted records of one file in one year and origin, in one currency, with the
+/// months they cover. Months are a set rather than a key of their own so that the file pass
+/// sums records by their cell alone: a twelfth of the groups.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Slice {
     /// The year.
     pub year: i32,
-    /// The month, 1-12, or [`ANNUAL`].
-    pub month: u8,
+    /// The months with records: bit m for month m (1-12), bit 0 ([`ANNUAL`]) for records
+    /// without a month.
+    pub months: u16,
     /// The origin's code (a province, or a reporter).
     pub origin: String,
     /// The currency of the values.
@@ -30,12 +34,21 @@ pub struct Slice {
 }
 
 impl Slice {
-    /// The slice's period: `2021-03`, or `2021` for annual records.
+    /// The months with records, [`ANNUAL`] for records without a month.
+    pub fn month_set(&self) -> BTreeSet<u8> {
+        (ANNUAL..=12)
+            .filter(|m| self.months & (1 << m) != 0)
+            .collect()
+    }
+
+    /// The slice's period: `2021, months 1-12`, `2021, annual`.
     pub fn period(&self) -> String {
-        if self.month == ANNUAL {
-            self.year.to_string()
-        } else {
-            format!("{}-{:02}", self.year, self.month)
+        let months = self.month_set();
+        let monthly: BTreeSet<u8> = months.iter().copied().filter(|m| *m != ANNUAL).collect();
+        match (months.contains(&ANNUAL), monthly.is_empty()) {
+            (true, true) => format!("{}, annual", self.year),
+            (false, _) => format!("{}, months {}", self.year, month_list(&monthly)),
+            (true, false) => format!("{}, annual and months {}", self.year, month_list(&monthly)),
         }
     }
 }
@@ -133,20 +146,15 @@ pub fn months_by_year<'a>(
     let mut by_origin: BTreeMap<(i32, &str), BTreeSet<u8>> = BTreeMap::new();
     for (file, slices) in files {
         for slice in slices.iter().filter(|s| years.contains(&s.year)) {
+            let months = slice.month_set();
             let year = by_year.entry(slice.year).or_default();
-            year.files
-                .entry(file.clone())
-                .or_default()
-                .insert(slice.month);
-            if slice.month == ANNUAL {
-                year.annual = true;
-            } else {
-                year.months.insert(slice.month);
-            }
+            year.files.entry(file.clone()).or_default().extend(&months);
+            year.annual |= months.contains(&ANNUAL);
+            year.months.extend(months.iter().filter(|m| **m != ANNUAL));
             by_origin
                 .entry((slice.year, &slice.origin))
                 .or_default()
-                .insert(slice.month);
+                .extend(months);
         }
     }
     for ((year, origin), months) in by_origin {
@@ -165,8 +173,8 @@ pub fn months_by_year<'a>(
     by_year
 }
 
-/// Two files that hold the same records: the same record count and the same exact value
-/// sum for the same year, month, origin and currency.
+/// Two files that hold the same records: the same record count, the same exact value sum
+/// and the same months for the same year, origin and currency.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuplicateDelivery {
     /// The one file.
@@ -177,9 +185,10 @@ pub struct DuplicateDelivery {
     pub shared: Vec<Slice>,
 }
 
-/// The pairs of files among `files` (URL -> slices) that share a slice. Two deliveries of
-/// one province-month with the same number of records and the same total to the last digit
-/// are the same records, whatever the files are called, however they are formatted.
+/// The pairs of files among `files` (URL -> slices) that share a slice. Two deliveries of a
+/// province's year (or of some of its months) with the same number of records, the same
+/// months and the same total to the last digit are the same records, whatever the files are
+/// called, however they are formatted.
 pub fn duplicate_deliveries<'a>(
     files: impl IntoIterator<Item = (&'a String, &'a [Slice])>,
 ) -> Vec<DuplicateDelivery> {
@@ -215,7 +224,7 @@ mod tests {
     fn slice(year: i32, month: u8, origin: &str, records: u64, value: &str) -> Slice {
         Slice {
             year,
-            month,
+            months: 1 << month,
             origin: origin.to_string(),
             currency: "USD".to_string(),
             records,
@@ -296,6 +305,6 @@ mod tests {
             ("a.csv", "b.csv")
         );
         assert_eq!(found[0].shared.len(), 2);
-        assert_eq!(found[0].shared[0].period(), "2021-01");
+        assert_eq!(found[0].shared[0].period(), "2021, months 1");
     }
 }

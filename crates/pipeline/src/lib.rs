@@ -64,16 +64,17 @@ exdep_engine::layered_error! {
         },
         /// Two input files hold the same records (see `exdep_core::months::duplicate_deliveries`).
         #[error(
-            "{first} and {second} hold the same records: the same number of records with the same \
-             total for {shared} (year-month and origin), e.g. {example}; summed, they would count \
-             them twice. Remove one of the files; nothing was committed or published"
+            "{first} and {second} hold the same records: for {shared} year(s) of an origin, the \
+             same number of records with the same total in the same months, e.g. {example}; \
+             summed, they would count them twice. Remove one of the files; nothing was committed \
+             or published"
         )]
         DuplicateDelivery {
             /// The one file.
             first: String,
             /// The other.
             second: String,
-            /// How many (year, month, origin, currency) slices they share.
+            /// How many (year, origin, currency) slices they share.
             shared: usize,
             /// One of them.
             example: String,
