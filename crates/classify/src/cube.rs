@@ -40,7 +40,7 @@ pub struct FileClassification {
     pub dispositions: BTreeMap<i32, SourceDisposition>,
     /// Partial cube cells written, by year.
     pub cells_by_year: BTreeMap<i32, u64>,
-    /// Its accepted records by year, month, origin and currency.
+    /// Its accepted records by year, origin and currency, with their months.
     pub slices: Vec<Slice>,
 }
 
@@ -87,16 +87,44 @@ impl Conversion {
 /// A slice keeps a cell's bits from its origin's up (origin and year) and its currency bit.
 const SLICE_SHIFT: i64 = 1 << CELL_ORIGIN_SHIFT;
 
-/// Months take the low bits of the key the first grouping sums by: a cell's key times
-/// this, plus the month (0 for an annual record). A cell has 52 bits, so the key is still a
-/// non-negative `Int64`.
+/// With monthly rates, months take the low bits of the key records are summed by: a cell's
+/// key times this, plus the month (0 for an annual record). A cell has 52 bits, so the key
+/// is still a non-negative `Int64`.
 const MONTH_SLOTS: u32 = 16;
+
+/// The key a plan sums a file's checked records by (its `cell` and `month` columns), and
+/// the cell and month of that key when it is named `key`: the cell alone, or with monthly
+/// rates the cell and month, so that each month's sums are converted at its rate.
+fn summing_key(monthly_rates: bool, key: &str) -> (String, String, String) {
+    if monthly_rates {
+        (
+            format!("cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)"),
+            format!("{key} / {MONTH_SLOTS}"),
+            format!("CAST({key} % {MONTH_SLOTS} AS INT)"),
+        )
+    } else {
+        ("cell".to_string(), key.to_string(), "0".to_string())
+    }
+}
+
+/// What classification does with a sum of `g` (a cell's): the HS chapters the code table
+/// excludes, and a province's exports to China itself, are left out of the cube by rule;
+/// the rest is classified. `pv` is the provinces table joined on the cell's origin.
+fn classification() -> String {
+    format!(
+        "CASE
+            WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
+            WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
+            ELSE '{CLASSIFIED}'
+        END"
+    )
+}
 
 /// The one plan over a file's checked records (see `exdep_ingest::PreparedFile`): its rows
 /// are the partial cube's cells, the tallies of every other fate, the rejected records,
 /// each once with its multiplicity, and the file's slices (its accepted records by year,
-/// month, origin and currency; `slice = 1`). Records that passed every check are summed by
-/// their cell and month alone, one integer (see [`exdep_engine::CellDomain`]); the others
+/// origin and currency, with their months; `slice = 1`). Records that passed every check
+/// are summed by their cell alone, one integer (see [`exdep_engine::CellDomain`]); the others
 /// by their reason or rule (a rejected one with its line and text). Only then are the cells
 /// read back into their codes, and the code tables and exchange rates joined to those sums,
 /// not to records. Money is summed as exact decimals, so the result does not depend on the
@@ -121,15 +149,8 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
     // Records are summed by their cell, with the set of their months (bit m for month m,
     // bit 0 for none); by cell and month only where a month's rate converts their sums. A
     // slice is a cell's year, origin and currency bits (partner and category dropped).
-    let (unit, cell, month) = if monthly_rates {
-        (
-            format!("cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)"),
-            format!("unit / {MONTH_SLOTS}"),
-            format!("CAST(unit % {MONTH_SLOTS} AS INT)"),
-        )
-    } else {
-        ("cell".to_string(), "unit".to_string(), "0".to_string())
-    };
+    let (unit, cell, month) = summing_key(monthly_rates, "unit");
+    let classification = classification();
     let slice_key = format!("({cell} / {SLICE_SHIFT}) * 2 + {cell} % 2");
     let slice_cell = format!("(slice_key / 2) * {SLICE_SHIFT} + slice_key % 2");
     format!(
@@ -154,9 +175,7 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
                     CASE
                         WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
                         WHEN g.province IS NULL THEN NULL
-                        WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
-                        WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
-                        ELSE '{CLASSIFIED}'
+                        ELSE {classification}
                     END AS disposition,
                     {usd} AS usd, {cny} AS cny
                 FROM (
@@ -292,20 +311,8 @@ pub async fn classify_file(
 /// codes and the code tables and exchange rates joined to those sums, as in [`file_sql`].
 fn products_sql(checked: &str, monthly_rates: bool) -> String {
     let Conversion { rates, usd, cny } = Conversion::of(monthly_rates);
-    // With monthly rates a month's sums are converted at its rate, so months stay apart.
-    let (keyed, month) = if monthly_rates {
-        (
-            format!("cell * {MONTH_SLOTS} + coalesce(CAST(month AS BIGINT), 0)"),
-            format!("CAST(keyed % {MONTH_SLOTS} AS INT)"),
-        )
-    } else {
-        ("cell".to_string(), "0".to_string())
-    };
-    let cell_of_key = if monthly_rates {
-        format!("keyed / {MONTH_SLOTS}")
-    } else {
-        "keyed".to_string()
-    };
+    let (keyed, cell_of_key, month) = summing_key(monthly_rates, "keyed");
+    let classification = classification();
     let part = |name: &str| format!("{CELL_PART}({cell_of_key}, '{name}')");
     let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
     let (category, currency) = (part("category"), part("currency"));
@@ -332,7 +339,7 @@ fn products_sql(checked: &str, monthly_rates: bool) -> String {
             JOIN partner_regions p ON g.partner = p.iso3
             LEFT JOIN provinces pv ON g.province = pv.code
             {rates}
-            WHERE g.category <> 'excluded' AND NOT (pv.code IS NOT NULL AND g.partner = 'CHN')
+            WHERE {classification} = '{CLASSIFIED}'
         )
         GROUP BY year, province, partner, region, category, product
         ORDER BY year, province, partner, category, product"
@@ -341,8 +348,8 @@ fn products_sql(checked: &str, monthly_rates: bool) -> String {
 
 /// Reads the file whose checked records `checked` plans (URL `source`) a second time and
 /// writes its partial product cube to the `products` layer of the run's staging folder,
-/// one object `PART` per year partition (see [`classify_file`]); returns its rows by year.
-/// Only for `product-margins = true`: it costs a second pass over the file.
+/// one object `PART` per year partition (see [`classify_file`]). Only for
+/// `product-margins = true`: it costs a second pass over the file.
 pub async fn classify_products(
     ctx: &SessionContext,
     checked: &str,
@@ -350,7 +357,7 @@ pub async fn classify_products(
     part: &str,
     staging: &Staging,
     monthly_rates: bool,
-) -> Result<BTreeMap<i32, u64>> {
+) -> Result<()> {
     let read_error = |e| Error::Read {
         file: source.to_string(),
         source: Box::new(e),
@@ -367,15 +374,8 @@ pub async fn classify_products(
     while let Some(batch) = rows.next().await {
         products.write(&batch.map_err(read_error)?).await?;
     }
-    let mut by_year = BTreeMap::new();
-    for written in products.finish().await? {
-        let year = written.partition[0]
-            .1
-            .parse()
-            .expect("year partitions are integers");
-        by_year.insert(year, written.rows);
-    }
-    Ok(by_year)
+    products.finish().await?;
+    Ok(())
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {

@@ -59,8 +59,8 @@ pub struct FileState {
     pub reading: String,
     /// What ingest did with it, with its size, entity tag and modification time.
     pub report: FileReport,
-    /// Its accepted records by year, month, origin and currency: the time guards compare
-    /// them with the other files' (see [`exdep_core::months`]).
+    /// Its accepted records by year, origin and currency, with their months: the time
+    /// guards compare them with the other files' (see [`exdep_core::months`]).
     #[serde(default)]
     pub slices: Vec<Slice>,
 }
