@@ -234,6 +234,35 @@ fn delta_tables_equal_the_parquet_output_and_commit_only_what_changed() {
         assert_eq!(*count, expected, "commits of `{table}`: {third:?}");
     }
 
+    // Every file's statistics, as delta-rs reads them, are its data's bounds and null
+    // counts, on the columns readers filter on; each commit's metrics count its actions.
+    let statistics = read_published("statistics", &delta);
+    for (table, read) in &statistics {
+        assert_eq!(read["mismatches"], serde_json::json!([]), "{table}");
+    }
+    let bounded = |table: &str| -> Vec<String> {
+        serde_json::from_value(statistics[table]["bounded"].clone()).unwrap()
+    };
+    for (table, columns) in [
+        ("indices", &["category", "exports_usd"][..]),
+        ("lq", &["partner", "category"]),
+        ("top_links", &["province", "partner"]),
+    ] {
+        for column in columns {
+            assert!(
+                bounded(table).iter().any(|c| c == column),
+                "{table} has bounds of {column}: {:?}",
+                bounded(table)
+            );
+        }
+    }
+    let metrics = &statistics["indices"]["metrics"];
+    assert!(
+        metrics["num_removed_files"].as_u64() > Some(0)
+            && metrics["num_added_rows"].as_u64() > Some(0),
+        "replacing 2019 adds and removes files: {metrics}"
+    );
+
     // The manifest records each table's version, and vacuum keeps what the retention keeps.
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(delta.join("_manifest.json")).unwrap()).unwrap();

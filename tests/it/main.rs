@@ -4,6 +4,7 @@
 
 mod cli;
 mod cluster;
+mod ddl;
 mod delta;
 mod failures;
 mod fixtures;
@@ -11,6 +12,7 @@ mod fuzz;
 mod incremental;
 mod memory;
 mod months;
+mod observe;
 mod properties;
 mod publication;
 mod reference;

@@ -10,57 +10,37 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use exdep_core::object_store::aws::AmazonS3Builder;
 use exdep_core::object_store::path::Path as ObjectPath;
 use exdep_core::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use futures::TryStreamExt;
 
-use crate::support::{Scratch, configs_dir, table_files, without_run_id};
+use crate::support::{LocalServer, Scratch, configs_dir, table_files, without_run_id};
 
 pub const BUCKET: &str = "exdep";
 const SECRET: &str = "s3cr3t-never-printed";
 
 /// A moto server on a free loopback port, stopped on drop (also used by the cluster tests).
 pub struct S3Server {
-    child: Child,
+    _server: LocalServer,
     pub endpoint: String,
 }
 
 impl S3Server {
     pub fn start() -> Self {
-        let available = Command::new("moto_server")
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            available,
-            "the S3 test cannot run: moto_server not found (python3 -m pip install \"moto[server]\")"
+        let server = LocalServer::start(
+            "moto_server",
+            &["-H", "127.0.0.1", "-p", "{port}"],
+            "python3 -m pip install \"moto[server]\"",
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
+        let port = server.port;
         let server = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: server.url(),
+            _server: server,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
         // Create the bucket with a plain PUT: moto does not check signatures.
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
@@ -96,13 +76,6 @@ impl S3Server {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "exdep")
             .env("AWS_SECRET_ACCESS_KEY", SECRET);
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -320,3 +320,52 @@ fn run_ids_are_taken_out_of_file_names() {
     );
     assert_eq!(without_run_id("_manifest.json"), "_manifest.json");
 }
+
+/// A server a test starts on a free loopback port, killed and waited for on drop.
+pub struct LocalServer {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl LocalServer {
+    /// Starts `program` with `args`, in which `{port}` stands for a free loopback port, and
+    /// waits until the port accepts connections. Fails, naming `install`, when the program
+    /// is not found.
+    pub fn start(program: &str, args: &[&str], install: &str) -> Self {
+        use std::net::{TcpListener, TcpStream};
+        use std::time::{Duration, Instant};
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let args: Vec<String> = (args.iter())
+            .map(|arg| arg.replace("{port}", &port.to_string()))
+            .collect();
+        let child = Command::new(program)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} cannot start ({install}): {e}"));
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{program} did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

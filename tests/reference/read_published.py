@@ -6,6 +6,10 @@
                                       VERSION, each Delta table's rows at that version
     read_published.py history OUTPUT  the commits of every Delta table, newest first
     read_published.py files OUTPUT    the files of every Delta table's latest version
+    read_published.py statistics OUTPUT
+                                      every Delta table's file statistics, as delta-rs reads
+                                      them, checked against the files' own values, and its
+                                      latest commit's metrics checked against that commit
 
 A Delta table (a folder with `_delta_log`) is read with the delta-rs Python reader
 (`deltalake`) and with Polars, which must agree; a plain Parquet table with DuckDB's Hive
@@ -76,6 +80,60 @@ def parquet_rows(path):
     return normalized(relation.columns, relation.fetchall())
 
 
+def statistics(path):
+    """What delta-rs reads of the table's per-file statistics and latest commit metrics, and
+    where either disagrees with the data files or the commit itself."""
+    import deltalake
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = deltalake.DeltaTable(path)
+    adds = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+    mismatches, bounded = [], None
+    for add in adds:
+        data = pq.read_table(os.path.join(path, add["path"]))
+        if add["num_records"] != data.num_rows:
+            mismatches.append(f"{add['path']}: numRecords {add['num_records']}, {data.num_rows} rows")
+        with_bounds = set()
+        for column in data.column_names:
+            values = data.column(column)
+            if add.get(f"null_count.{column}") != values.null_count:
+                mismatches.append(f"{add['path']}: nullCount of {column}")
+            low, high = add.get(f"min.{column}"), add.get(f"max.{column}")
+            if low is None and high is None:
+                continue
+            with_bounds.add(column)
+            extremes = pc.min_max(values).as_py()
+            if (low, high) != (extremes["min"], extremes["max"]):
+                mismatches.append(f"{add['path']}: bounds of {column} {low}..{high}, data {extremes}")
+        if data.num_rows:
+            bounded = with_bounds if bounded is None else bounded & with_bounds
+    latest = table.history(1)[0]
+    metrics = latest.get("operationMetrics", {})
+    commit = os.path.join(path, "_delta_log", f"{latest['version']:020}.json")
+    with open(commit) as log:
+        actions = [json.loads(line) for line in log if line.strip()]
+    added = [a["add"] for a in actions if "add" in a]
+    removed = [a["remove"] for a in actions if "remove" in a]
+    expected = {
+        "num_added_files": len(added),
+        "num_added_rows": sum(json.loads(a["stats"])["numRecords"] for a in added),
+        "num_added_bytes": sum(a["size"] for a in added),
+        "num_removed_files": len(removed),
+        "num_removed_bytes": sum(a.get("size", 0) for a in removed),
+    }
+    for name, value in expected.items():
+        if metrics.get(name) != value:
+            mismatches.append(f"version {latest['version']}: {name} {metrics.get(name)}, commit {value}")
+    return {
+        "files": len(adds),
+        "bounded": sorted(bounded or []),
+        "metrics": metrics,
+        "mismatches": mismatches,
+    }
+
+
 def main():
     command, output = sys.argv[1], sys.argv[2]
     version = int(sys.argv[3]) if len(sys.argv) > 3 else None
@@ -90,6 +148,8 @@ def main():
                 {"version": c.get("version"), "operation": c.get("operation")}
                 for c in deltalake.DeltaTable(path).history()
             ]
+        elif command == "statistics" and is_delta(path):
+            result[name] = statistics(path)
         elif command == "files" and is_delta(path):
             import deltalake
 

@@ -1,5 +1,6 @@
 //! `exdep`: export-dependence indices of Chinese provinces, from bilateral export records.
 
+mod ddl;
 mod generate;
 mod inspect;
 mod log;
@@ -57,6 +58,9 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Draw the study's figures from the published tables as one self-contained HTML file.
     Report(report::ReportArgs),
+    /// Print the statements that declare the published tables, with their column and
+    /// partition types, in Spark, Trino, Hive or DuckDB.
+    Ddl(ddl::DdlArgs),
     /// Delete the files of Delta tables that no version younger than
     /// `vacuum-retention-hours` reads.
     Vacuum {
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
             Command::Generate(args) => generate::generate(args),
             Command::Inspect(args) => inspect::inspect(args).await,
             Command::Report(args) => report::report(args).await,
+            Command::Ddl(args) => ddl::ddl(args),
             Command::Vacuum { config, break_lock } => run::vacuum(&config, break_lock).await,
         }
     });
@@ -101,7 +106,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log.error(&exdep_core::error_chain(e.as_ref()));
-            exit_code(&e)
+            ExitCode::from(exit_status(&e))
         }
     }
 }
@@ -109,14 +114,14 @@ fn main() -> ExitCode {
 /// 1 when the run failed on the data (an unreadable input file, too many rejects, published
 /// years with no records), 128 + the signal's number when SIGTERM or SIGINT stopped it, 2 for
 /// anything else: usage, configuration, storage, a held lock, the cluster, a timeout.
-fn exit_code(error: &anyhow::Error) -> ExitCode {
+fn exit_status(error: &anyhow::Error) -> u8 {
     if let Some(signals::Stopped(signal)) = error.downcast_ref::<signals::Stopped>() {
-        return ExitCode::from(signal.exit_code());
+        return signal.exit_code();
     }
     let data = error.chain().any(|cause| {
         cause
             .downcast_ref::<exdep_pipeline::Error>()
             .is_some_and(exdep_pipeline::Error::is_data_problem)
     });
-    ExitCode::from(if data { 1 } else { 2 })
+    if data { 1 } else { 2 }
 }

@@ -8,7 +8,8 @@ use exdep_classify::CodeTables;
 use exdep_core::Config;
 use exdep_core::account::FileReconciliation;
 use exdep_engine::new_session;
-use exdep_pipeline::{Origins, Plan, RunOptions, year_span};
+use exdep_observe::{Ended, Observer, RunEnd, StageClock};
+use exdep_pipeline::{Origins, Plan, Progress, RunOptions, RunOutcome, year_span};
 use exdep_store::RunManifest;
 use exdep_store::layout::{Output, REJECTS};
 
@@ -94,6 +95,55 @@ pub async fn vacuum(path: &Path, break_lock: bool) -> Result<()> {
 
 pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
     let timer = Instant::now();
+    let config = configured(&args)?;
+    // From here the run has a job to report: its start, and its end however it ends.
+    let observer = Observer::new(&config);
+    let started = chrono::Utc::now();
+    observer.started(started).await;
+    let clock = StageClock::default();
+    let result = run_configured(&args, &config, log, &clock).await;
+    let message = result
+        .as_ref()
+        .err()
+        .map(|e| exdep_core::error_chain(e.as_ref()));
+    let ended = match (&result, &message) {
+        (Ok(outcome), _) => Ended::Completed {
+            manifest: &outcome.manifest,
+            changed: !outcome.plan.is_empty(),
+        },
+        (Err(error), message) => Ended::Failed {
+            message: message.as_deref().unwrap_or_default(),
+            exit_code: crate::exit_status(error),
+        },
+    };
+    let stages = clock.stages();
+    let end = RunEnd {
+        started,
+        finished: chrono::Utc::now(),
+        ended,
+        stages: &stages,
+    };
+    observer.ended(&end).await;
+    let outcome = result?;
+    let manifest = &outcome.manifest;
+    let manifest_location = Output::of(&config).manifest();
+    let seconds = timer.elapsed().as_secs_f64();
+    if outcome.plan.is_empty() {
+        println!(
+            "exdep run: nothing changed since the run of {}; nothing written ({seconds:.2} s)",
+            manifest.finished
+        );
+        println!("manifest: {manifest_location}");
+        return Ok(());
+    }
+    print_summary(manifest, &manifest_location.to_string(), seconds);
+    print_origins(&outcome.origins);
+    print_plan(&outcome.plan);
+    Ok(())
+}
+
+/// The config `args` name, with the options that replace its settings.
+fn configured(args: &RunArgs) -> Result<Config> {
     let mut config = Config::load(&args.config)?;
     config.override_locations(&args.inputs, args.output.as_deref())?;
     if let Some(seconds) = args.timeout {
@@ -111,6 +161,17 @@ pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
         Some(scheduler) => config.use_cluster(scheduler)?,
         None => config.check_engine()?,
     }
+    Ok(config)
+}
+
+/// Runs the pipeline of `config`, reporting its progress and timing its stages on `clock`,
+/// until it ends or a signal stops it.
+async fn run_configured(
+    args: &RunArgs,
+    config: &Config,
+    log: crate::log::Log,
+    clock: &StageClock,
+) -> Result<RunOutcome> {
     let stop = tokio_util::sync::CancellationToken::new();
     let options = RunOptions {
         force: args.force,
@@ -120,9 +181,12 @@ pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
         allow_empty_years: args.allow_empty_years,
         stop: stop.clone(),
     };
-    let ctx = exdep_engine::connect(&config).await?;
+    let ctx = exdep_engine::connect(config).await?;
     let reporter = crate::progress::Reporter::new(log, args.quiet);
-    let pipeline = exdep_pipeline::run_pipeline(&ctx, &config, &options, |progress| {
+    let pipeline = exdep_pipeline::run_pipeline(&ctx, config, &options, |progress| {
+        if let Progress::Stage(stage) = progress {
+            clock.start(stage);
+        }
         reporter.report(progress)
     });
     let mut pipeline = std::pin::pin!(pipeline);
@@ -141,21 +205,7 @@ pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
             }
         }
     };
-    let manifest = &outcome.manifest;
-    let manifest_location = Output::of(&config).manifest();
-    let seconds = timer.elapsed().as_secs_f64();
-    if outcome.plan.is_empty() {
-        println!(
-            "exdep run: nothing changed since the run of {}; nothing written ({seconds:.2} s)",
-            manifest.finished
-        );
-        println!("manifest: {manifest_location}");
-        return Ok(());
-    }
-    print_summary(manifest, &manifest_location.to_string(), seconds);
-    print_origins(&outcome.origins);
-    print_plan(&outcome.plan);
-    Ok(())
+    Ok(outcome)
 }
 
 fn print_summary(manifest: &RunManifest, manifest_location: &str, seconds: f64) {

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::location::{InputLocation, Location};
+use crate::telemetry::{LineageFile, MetricsFile, Telemetry};
 use url::Url;
 
 /// The earliest and latest years exdep accepts; anything else is a typo.
@@ -94,6 +95,16 @@ struct ConfigFile {
     /// is refused as a decompression bomb. Default 1000.
     #[serde(default)]
     max_compression_ratio: Option<u64>,
+    /// The job's name in lineage events and metrics. Default: the config file's name
+    /// without its extension.
+    #[serde(default)]
+    name: Option<String>,
+    /// OpenLineage events of each run. Default: none.
+    #[serde(default)]
+    lineage: Option<LineageFile>,
+    /// Prometheus metrics of each run. Default: none.
+    #[serde(default)]
+    metrics: MetricsFile,
 }
 
 /// The format of the published tables.
@@ -691,6 +702,8 @@ pub struct Config {
     /// How many times its compressed size a compressed input may inflate to
     /// (`max-compression-ratio`).
     pub max_compression_ratio: u64,
+    /// Where the run reports itself: lineage events and metrics, under the job's name.
+    pub telemetry: Telemetry,
 }
 
 impl InputFile {
@@ -948,6 +961,13 @@ impl Config {
             message,
         })?;
         let engine = file.engine.check()?;
+        let telemetry = Telemetry::check(
+            file.name.as_deref(),
+            file.lineage,
+            file.metrics,
+            path,
+            &base,
+        )?;
         let config = Self {
             path: path.to_path_buf(),
             sha256: config_sha256(text),
@@ -984,6 +1004,7 @@ impl Config {
             max_compression_ratio: max_compression_ratio(file.max_compression_ratio)?,
             serialized_runs: file.serialized_runs,
             lease: lease(file.lease_seconds)?,
+            telemetry,
             retry: {
                 let defaults = StoreRetry::default();
                 StoreRetry {

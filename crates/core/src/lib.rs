@@ -23,6 +23,7 @@ pub mod months;
 pub mod schema;
 pub mod sql;
 mod tally;
+pub mod telemetry;
 mod text;
 
 pub use config::{

@@ -112,21 +112,22 @@ pub(crate) async fn commit(
             size: file.size as i64,
             modification_time: file.modified_millis,
             data_change: true,
-            stats: Some(json!({ "numRecords": file.rows }).to_string()),
+            stats: Some(file_stats(file).to_string()),
             ..Default::default()
         }));
     }
+    let metrics = CommitMetrics::adding(files);
     let metadata = HashMap::from([
         ("exdepRun".to_string(), json!(run_id)),
         ("exdepVersion".to_string(), json!(env!("CARGO_PKG_VERSION"))),
     ]);
     let mut table = table_at(ctx, root)?;
     if !load_latest(&mut table, root).await? {
-        return create(root, &table, layout, adds, metadata).await;
+        return create(root, &table, layout, adds, metrics.noted_in(&metadata)).await;
     }
     let mut attempt = 1;
     loop {
-        match replace_years(&table, &adds, years, layout, &metadata).await {
+        match replace_years(&table, &adds, years, layout, &metadata, &metrics).await {
             Ok(version) => {
                 checkpoint_if_due(&mut table, root, version).await;
                 return Ok(version);
@@ -139,6 +140,81 @@ pub(crate) async fn commit(
             Err(source) => return Err(delta_error(root, source)),
         }
     }
+}
+
+/// The `stats` of `file`'s add action: its rows, and its columns' bounds and null counts,
+/// by which engines skip files on values of columns that are not partition columns.
+fn file_stats(file: &PublishedFile) -> serde_json::Value {
+    json!({
+        "numRecords": file.rows,
+        "minValues": file.statistics.min_values,
+        "maxValues": file.statistics.max_values,
+        "nullCount": file.statistics.null_count,
+    })
+}
+
+/// Files, rows and bytes a commit adds or removes.
+#[derive(Debug, Default, Clone)]
+struct Changed {
+    files: usize,
+    rows: u64,
+    bytes: u64,
+}
+
+/// What a commit changes: its `operationMetrics`, named as delta-rs names a write's, which
+/// `DESCRIBE HISTORY` and delta-rs' `history()` show.
+#[derive(Debug, Default, Clone)]
+struct CommitMetrics {
+    added: Changed,
+    removed: Changed,
+    /// The partitions it adds files to.
+    partitions: usize,
+}
+
+impl CommitMetrics {
+    /// The metrics of a commit that adds `files` and removes nothing (yet).
+    fn adding(files: &[PublishedFile]) -> Self {
+        let partitions: BTreeSet<&[(String, String)]> =
+            files.iter().map(|file| file.partition.as_slice()).collect();
+        Self {
+            added: Changed {
+                files: files.len(),
+                rows: files.iter().map(|file| file.rows).sum(),
+                bytes: files.iter().map(|file| file.size).sum(),
+            },
+            removed: Changed::default(),
+            partitions: partitions.len(),
+        }
+    }
+
+    /// The commit's `metadata` with these metrics.
+    fn noted_in(
+        &self,
+        metadata: &HashMap<String, serde_json::Value>,
+    ) -> HashMap<String, serde_json::Value> {
+        let mut metadata = metadata.clone();
+        metadata.insert(
+            "operationMetrics".to_string(),
+            json!({
+                "num_added_files": self.added.files,
+                "num_added_rows": self.added.rows,
+                "num_added_bytes": self.added.bytes,
+                "num_removed_files": self.removed.files,
+                "num_removed_rows": self.removed.rows,
+                "num_removed_bytes": self.removed.bytes,
+                "num_partitions": self.partitions,
+            }),
+        );
+        metadata
+    }
+}
+
+/// The rows of a file the log lists, from its `stats`; 0 when it has none.
+fn rows_of(stats: Option<&str>) -> u64 {
+    stats
+        .and_then(|stats| serde_json::from_str::<serde_json::Value>(stats).ok())
+        .and_then(|stats| stats.get("numRecords")?.as_u64())
+        .unwrap_or_default()
 }
 
 /// The columns of a table of `layout`, its partition columns last, in Delta's types.
@@ -186,6 +262,7 @@ async fn replace_years(
     years: &BTreeSet<i32>,
     layout: &TableLayout,
     metadata: &HashMap<String, serde_json::Value>,
+    metrics: &CommitMetrics,
 ) -> std::result::Result<u64, DeltaTableError> {
     let mut actions = adds.to_vec();
     // A table published by an earlier exdep may declare other columns (a column added, one
@@ -201,8 +278,12 @@ async fn replace_years(
         .get_active_add_actions_by_partitions(&[])
         .try_collect()
         .await?;
+    let mut metrics = metrics.clone();
     for file in current {
         if year_of(&file.partition_values_map()).is_some_and(|y| years.contains(&y)) {
+            metrics.removed.files += 1;
+            metrics.removed.rows += rows_of(file.stats().as_deref());
+            metrics.removed.bytes += file.size() as u64;
             actions.push(Action::Remove(file.remove_action(true)));
         }
     }
@@ -212,7 +293,7 @@ async fn replace_years(
         predicate: Some(format!("{YEAR} IN ({})", exdep_core::sql::year_list(years))),
     };
     let properties = CommitProperties::default()
-        .with_metadata(metadata.clone())
+        .with_metadata(metrics.noted_in(metadata))
         .with_max_retries(0)
         .with_create_checkpoint(false);
     let committed = CommitBuilder::from(properties)
@@ -340,6 +421,7 @@ mod tests {
             rows: 1,
             size: 100,
             modified_millis: 0,
+            statistics: Default::default(),
         }
     }
 
@@ -412,9 +494,16 @@ mod tests {
                 .unwrap();
 
             let ours = [add(2021, "c.parquet", true)];
-            let refused = replace_years(&stale, &ours, &years_2021, &layout, &HashMap::new())
-                .await
-                .expect_err("a commit on a stale snapshot is refused");
+            let refused = replace_years(
+                &stale,
+                &ours,
+                &years_2021,
+                &layout,
+                &HashMap::new(),
+                &Default::default(),
+            )
+            .await
+            .expect_err("a commit on a stale snapshot is refused");
             assert!(is_concurrent_commit(&refused), "{name}: {refused}");
 
             let second = [published(2021, "c.parquet")];

@@ -22,5 +22,8 @@ exdep_engine::layered_error! {
             /// What failed.
             source: Box<deltalake_core::DeltaTableError>,
         },
+        /// Catalog DDL that cannot be written for a table or an engine.
+        #[error("{0}")]
+        Unsupported(String),
     }
 }

@@ -37,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod ddl;
 mod delta;
 mod error;
 mod read;
@@ -50,10 +51,11 @@ use exdep_core::{Location, TableFormat};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::layout::{Layer, Output, REJECTS, Warehouse};
 use exdep_store::object_store::ObjectStoreExt;
-use exdep_store::{Objects, TableReport};
+use exdep_store::{Objects, TableReport, WrittenFile};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, info, info_span};
 
+pub use ddl::{CatalogEngine, CatalogNames, catalog_ddl};
 pub use delta::{Vacuumed, vacuum};
 pub use error::{Error, Result};
 pub use read::{PublishedTable, published_tables, published_years, register_published};
@@ -153,10 +155,10 @@ pub async fn publish(
     publication: Publication<'_>,
 ) -> Result<Versions> {
     let store = staging.store(ctx)?;
-    let rows_of: HashMap<String, u64> = tables
+    let staged_files: HashMap<String, WrittenFile> = tables
         .iter()
         .flat_map(|t| t.files.iter())
-        .map(|f| (f.location.clone(), f.rows))
+        .map(|f| (f.location.clone(), f.clone()))
         .collect();
     let mut moved_to = HashMap::new();
     let mut versions = Versions::new();
@@ -187,12 +189,16 @@ pub async fn publish(
             let target_path = target.path()?;
             moves.push((object.location.clone(), target_path.clone()));
             let staged_url = from.join(&staged_relative).to_string();
+            let staged_file = staged_files.get(&staged_url);
             published.push(PublishedFile {
                 relative_path,
                 partition,
-                rows: rows_of.get(&staged_url).copied().unwrap_or_default(),
+                rows: staged_file.map(|f| f.rows).unwrap_or_default(),
                 size: object.size,
                 modified_millis: object.last_modified.timestamp_millis(),
+                statistics: staged_file
+                    .map(|f| f.statistics.clone())
+                    .unwrap_or_default(),
             });
             moved_to.insert(staged_url, target.to_string());
             kept.insert(target_path);

@@ -2,6 +2,7 @@
 
 use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::schema::{REJECTS_FILE, YEAR};
+use exdep_store::FileStatistics;
 use exdep_store::layout::REJECTS;
 
 /// How an output table is laid out: its name (the folder under the output root), its Hive
@@ -40,4 +41,6 @@ pub(crate) struct PublishedFile {
     pub size: u64,
     /// When it was written, in milliseconds since 1970.
     pub modified_millis: i64,
+    /// Its columns' bounds and null counts.
+    pub statistics: FileStatistics,
 }

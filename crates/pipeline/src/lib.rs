@@ -316,6 +316,19 @@ pub async fn run_pipeline(
     Ok(outcome)
 }
 
+/// The layout of every table a run with the index `settings` publishes: the index tables
+/// the settings switch on, and the rejects.
+pub fn published_layouts(settings: &exdep_core::IndexSettings) -> Vec<TableLayout> {
+    (exdep_index::published_tables(settings).into_iter())
+        .map(|table| TableLayout {
+            name: table.name.clone(),
+            partition_by: table.partition_by.clone(),
+            file_schema: table.file_schema.clone(),
+        })
+        .chain([TableLayout::rejects()])
+        .collect()
+}
+
 /// Returns at once before the run begins to publish, and never after: a stop or the time
 /// limit ends a run only before its first move, since a run dropped in the middle of its
 /// moves would leave some partitions new and others old. A publishing run finishes (its
@@ -706,15 +719,7 @@ impl Run<'_> {
                 exdep_export::stage_rejects(ctx, &warehouse, &staging, &rejects_years).await?,
             );
         }
-        let layouts = index_tables
-            .iter()
-            .map(|table| TableLayout {
-                name: table.name.clone(),
-                partition_by: table.partition_by.clone(),
-                file_schema: table.file_schema.clone(),
-            })
-            .chain([TableLayout::rejects()])
-            .collect();
+        let layouts = published_layouts(&config.indices);
         Ok(ComputedTables {
             origins,
             layouts,

@@ -20,6 +20,7 @@ mod error;
 pub mod layout;
 mod lock;
 mod objects;
+mod statistics;
 mod stores;
 mod writer;
 
@@ -30,6 +31,7 @@ pub use documents::{
 pub use error::{Error, Result};
 pub use lock::{LockHolder, RunLock};
 pub use objects::{InputFiles, Objects};
+pub use statistics::FileStatistics;
 pub use stores::{EnvironmentStores, register_stores};
 pub use writer::{
     PartitionedWriter, TableReport, WrittenFile, session_compression, write_empty_partitions,

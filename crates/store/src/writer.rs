@@ -19,6 +19,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use crate::error::{Error, Result};
 use crate::objects::Objects;
+use crate::statistics::FileStatistics;
 
 /// Rows per Parquet row group: large enough for good compression and pruning statistics,
 /// small enough that a writer's buffer stays in the tens of megabytes.
@@ -58,6 +59,10 @@ pub struct WrittenFile {
     pub location: String,
     /// Rows in it.
     pub rows: u64,
+    /// Its columns' bounds and null counts, from its footer; known to the run that wrote
+    /// it (a Delta commit of its files records them), not kept in documents.
+    #[serde(skip)]
+    pub statistics: FileStatistics,
 }
 
 /// What was written for one table.
@@ -91,6 +96,7 @@ pub struct PartitionedWriter {
 struct PartitionFile {
     location: Location,
     writer: AsyncArrowWriter<BufWriter>,
+    schema: SchemaRef,
     rows: u64,
 }
 
@@ -180,11 +186,12 @@ impl PartitionedWriter {
     }
 
     async fn close(&mut self, key: Vec<String>, file: PartitionFile) -> Result<()> {
-        file.writer.close().await?;
+        let footer = file.writer.close().await?;
         self.written.push(WrittenFile {
             partition: self.partition_columns.iter().cloned().zip(key).collect(),
             location: file.location.to_string(),
             rows: file.rows,
+            statistics: FileStatistics::of(&footer, &file.schema)?,
         });
         Ok(())
     }
@@ -212,9 +219,10 @@ impl PartitionedWriter {
             let folder = (segments.iter()).fold(self.root.clone(), |folder, s| folder.join(s));
             let location = folder.join(&self.file_name);
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
+            let schema = Arc::new(Schema::new(schema.fields().clone()));
             let writer = AsyncArrowWriter::try_new(
                 object,
-                Arc::new(Schema::new(schema.fields().clone())),
+                schema.clone(),
                 Some(writer_properties(self.compression)),
             )?;
             self.writers.insert(
@@ -222,6 +230,7 @@ impl PartitionedWriter {
                 PartitionFile {
                     location,
                     writer,
+                    schema,
                     rows: 0,
                 },
             );

@@ -1,0 +1,142 @@
+//! `exdep ddl`: the statements it prints run in DuckDB and in Spark (local pyspark on the
+//! machine's JRE, in Spark SQL and in HiveQL through Spark's Hive metastore), and the tables
+//! they declare read the rows exdep published, with `province` a string, also over a copy
+//! of the output holding only numeric province codes, where a reader left to infer the
+//! partition types would make it an integer (`tests/reference/check_ddl.py`).
+//!
+//! They need python3 with duckdb and pyspark, and a JRE, so they are `#[ignore]`d; the
+//! README's test command runs them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::Scratch;
+
+/// The provinces the copy of the output keeps: numeric codes only, no `CN`.
+const SUBSET: [&str; 2] = ["11", "44"];
+
+/// What `check_ddl.py` expects of each table partitioned by province, published under the
+/// manifest's files whose province `keep` accepts: its rows and its provinces.
+fn expected(manifest: &Value, keep: impl Fn(&str) -> bool) -> Value {
+    let mut tables = BTreeMap::new();
+    for table in manifest["tables"].as_array().unwrap() {
+        let mut rows = 0;
+        let mut provinces = BTreeSet::new();
+        for file in table["files"].as_array().unwrap() {
+            let partition = file["partition"].as_array().unwrap();
+            let Some(province) = (partition.iter())
+                .find(|p| p[0] == "province")
+                .map(|p| p[1].as_str().unwrap())
+            else {
+                continue;
+            };
+            if keep(province) {
+                rows += file["rows"].as_u64().unwrap();
+                provinces.insert(province.to_string());
+            }
+        }
+        if !provinces.is_empty() {
+            let name = format!("exdep.{}", table["name"].as_str().unwrap());
+            tables.insert(name, json!({ "rows": rows, "provinces": provinces }));
+        }
+    }
+    json!(tables)
+}
+
+/// Copies the output folder `from` to `to`, leaving out the partitions of provinces not in
+/// [`SUBSET`].
+fn copy_subset(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        let target = to.join(&name);
+        if let Some(province) = name.strip_prefix("province=")
+            && !SUBSET.contains(&province)
+        {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_subset(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Prints `exdep ddl --engine ENGINE` over `output`, then runs `check_ddl.py` with it,
+/// expecting `expect`.
+fn check(scratch: &Scratch, engine: &str, ddl_engine: &str, output: &str, expect: &Value) {
+    let printed = scratch.exdep(&[
+        "ddl",
+        "--engine",
+        ddl_engine,
+        "--config",
+        "config.toml",
+        "--output",
+        output,
+    ]);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    let ddl = scratch.path(&format!("{engine}-{output}.sql"));
+    std::fs::write(&ddl, &printed.stdout).unwrap();
+    let expect_file = scratch.path(&format!("{engine}-{output}.json"));
+    std::fs::write(&expect_file, expect.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/check_ddl.py");
+    let checked = Command::new("python3")
+        .arg(script)
+        .args(["--engine", engine, "--ddl"])
+        .arg(&ddl)
+        .arg("--expect")
+        .arg(&expect_file)
+        .current_dir(scratch.path(""))
+        .output()
+        .expect("python3 runs");
+    assert!(
+        checked.status.success(),
+        "check_ddl.py --engine {engine} over {output} (python3 -m pip install duckdb pyspark; a \
+         JRE):\n{}{}\n{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr),
+        String::from_utf8_lossy(&printed.stdout),
+    );
+}
+
+#[test]
+#[ignore = "needs python3 with duckdb and pyspark, and a JRE"]
+fn the_ddl_declares_tables_that_read_what_exdep_published() {
+    let scratch = Scratch::new();
+    scratch.generate(&[
+        "--records-per-year",
+        "3000",
+        "--from",
+        "2020",
+        "--to",
+        "2021",
+    ]);
+    scratch.config(&[2020, 2021], "");
+    scratch.run_ok();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(scratch.path("out/_manifest.json")).unwrap())
+            .unwrap();
+    copy_subset(&scratch.path("out"), &scratch.path("subset"));
+    let everything = expected(&manifest, |_| true);
+    let subset = expected(&manifest, |province| SUBSET.contains(&province));
+    assert!(
+        everything["exdep.indices"]["provinces"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CN"))
+    );
+
+    check(&scratch, "duckdb", "duckdb", "out", &everything);
+    check(&scratch, "duckdb", "duckdb", "subset", &subset);
+    check(&scratch, "spark", "spark", "subset", &subset);
+    check(&scratch, "hive", "hive", "subset", &subset);
+}
