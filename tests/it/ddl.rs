@@ -1,8 +1,9 @@
 //! `exdep ddl`: the statements it prints run in DuckDB and in Spark (local pyspark on the
-//! machine's JRE, in Spark SQL and in HiveQL through Spark's Hive metastore), and the tables
-//! they declare read the rows exdep published, with `province` a string, also over a copy
-//! of the output holding only numeric province codes, where a reader left to infer the
-//! partition types would make it an integer (`tests/reference/check_ddl.py`).
+//! machine's JRE, in Spark SQL and in HiveQL through Spark's Hive metastore), and every
+//! table they declare reads the rows DuckDB's Hive reader reads from the files
+//! (`tests/reference/read_published.py`), with `year` an integer and `province` a string,
+//! also over a copy of the output holding only numeric province codes, where a reader left
+//! to infer the partition types would make it an integer (`tests/reference/check_ddl.py`).
 //!
 //! They need python3 with duckdb and pyspark, and a JRE, so they are `#[ignore]`d; the
 //! README's test command runs them.
@@ -13,13 +14,15 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::delta::read_published;
 use crate::support::Scratch;
 
 /// The provinces the copy of the output keeps: numeric codes only, no `CN`.
 const SUBSET: [&str; 2] = ["11", "44"];
 
-/// What `check_ddl.py` expects of each table partitioned by province, published under the
-/// manifest's files whose province `keep` accepts: its rows and its provinces.
+/// What `check_ddl.py` expects of each table published under the manifest's files, but
+/// those of the tables partitioned by province whose province `keep` refuses: its rows, and
+/// the provinces of a table partitioned by province.
 fn expected(manifest: &Value, keep: impl Fn(&str) -> bool) -> Value {
     let mut tables = BTreeMap::new();
     for table in manifest["tables"].as_array().unwrap() {
@@ -27,21 +30,20 @@ fn expected(manifest: &Value, keep: impl Fn(&str) -> bool) -> Value {
         let mut provinces = BTreeSet::new();
         for file in table["files"].as_array().unwrap() {
             let partition = file["partition"].as_array().unwrap();
-            let Some(province) = (partition.iter())
+            let province = (partition.iter())
                 .find(|p| p[0] == "province")
-                .map(|p| p[1].as_str().unwrap())
-            else {
-                continue;
-            };
-            if keep(province) {
+                .map(|p| p[1].as_str().unwrap());
+            if province.is_none_or(&keep) {
                 rows += file["rows"].as_u64().unwrap();
-                provinces.insert(province.to_string());
+                provinces.extend(province.map(str::to_string));
             }
         }
+        let name = format!("exdep.{}", table["name"].as_str().unwrap());
+        let mut expect = json!({ "rows": rows });
         if !provinces.is_empty() {
-            let name = format!("exdep.{}", table["name"].as_str().unwrap());
-            tables.insert(name, json!({ "rows": rows, "provinces": provinces }));
+            expect["provinces"] = json!(provinces);
         }
+        tables.insert(name, expect);
     }
     json!(tables)
 }
@@ -84,6 +86,7 @@ fn check(scratch: &Scratch, engine: &str, ddl_engine: &str, output: &str, expect
         "{}",
         String::from_utf8_lossy(&printed.stderr)
     );
+    let rows_out = scratch.path(&format!("{engine}-{output}-rows.json"));
     let ddl = scratch.path(&format!("{engine}-{output}.sql"));
     std::fs::write(&ddl, &printed.stdout).unwrap();
     let expect_file = scratch.path(&format!("{engine}-{output}.json"));
@@ -95,6 +98,8 @@ fn check(scratch: &Scratch, engine: &str, ddl_engine: &str, output: &str, expect
         .arg(&ddl)
         .arg("--expect")
         .arg(&expect_file)
+        .arg("--rows-out")
+        .arg(&rows_out)
         .current_dir(scratch.path(""))
         .output()
         .expect("python3 runs");
@@ -106,6 +111,22 @@ fn check(scratch: &Scratch, engine: &str, ddl_engine: &str, output: &str, expect
         String::from_utf8_lossy(&checked.stderr),
         String::from_utf8_lossy(&printed.stdout),
     );
+    // The rows the declared tables read are those another reader reads from the files.
+    let declared: BTreeMap<String, Value> =
+        serde_json::from_slice(&std::fs::read(&rows_out).unwrap()).unwrap();
+    let read = read_published("rows", &scratch.path(output));
+    assert_eq!(
+        declared.len(),
+        read.len(),
+        "{engine} over {output}: every table"
+    );
+    for (table, rows) in declared {
+        let folder = table.strip_prefix("exdep.").unwrap();
+        assert!(
+            rows == read[folder],
+            "{engine} over {output}: `{folder}` reads other rows through the DDL"
+        );
+    }
 }
 
 #[test]

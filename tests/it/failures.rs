@@ -119,14 +119,27 @@ fn generated(scratch: &Scratch, records_per_year: &str) {
     ]);
 }
 
+/// Four years of inputs, one file each: a run signalled once it has read the first is
+/// still reading the other three when the signal lands, however loaded the machine.
+fn four_years(scratch: &Scratch) {
+    scratch.generate(&[
+        "--from",
+        "2018",
+        "--to",
+        "2021",
+        "--records-per-year",
+        "250000",
+    ]);
+    scratch.config(&[2018, 2019, 2020, 2021], "");
+}
+
 /// A run stopped with SIGTERM (Kubernetes stopping a pod) on another host releases its
 /// lease, exits 143 and leaves no staging behind: the next run, on this host, works without
 /// `--break-lock` and publishes what a clean run publishes.
 #[test]
 fn a_run_stopped_by_sigterm_releases_its_lease() {
     let scratch = Scratch::new();
-    generated(&scratch, "400000");
-    scratch.config(&[2020, 2021], "");
+    four_years(&scratch);
     let mut child = spawn_on_host(&scratch, "pod-terminated", &[]);
     signal_while_reading(&scratch, &mut child, "-TERM");
     let output = child.wait_with_output().unwrap();
@@ -143,8 +156,7 @@ fn a_run_stopped_by_sigterm_releases_its_lease() {
     assert!(staged_files(&scratch).is_empty());
 
     let clean = Scratch::new();
-    generated(&clean, "400000");
-    clean.config(&[2020, 2021], "");
+    four_years(&clean);
     clean.run_ok();
     assert_eq!(
         table_files(&scratch.path("out")),

@@ -2,6 +2,7 @@
 //! hand-computed fixtures, their properties on random data, hostile input, and an independent
 //! DuckDB recomputation of every table.
 
+mod azure;
 mod cli;
 mod cluster;
 mod ddl;

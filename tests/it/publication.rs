@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Scratch, read_table, without_run_id};
+use crate::support::{Scratch, config_text, read_table, without_run_id};
 
 /// Every Parquet file under `dir` (skipping `skip`), by path relative to `dir` without the
 /// run id, with its bytes.
@@ -278,5 +278,27 @@ async fn rejects_is_a_table_even_without_rejected_records() {
         read_table(&scratch.path("out"), "rejects", "line")
             .await
             .is_empty()
+    );
+
+    // As a Delta table: committed, with no rows.
+    scratch.write(
+        "delta.toml",
+        &config_text(
+            &[2020, 2021],
+            "output = \"delta-out\"\nwarehouse = \"delta-warehouse\"\ntable-format = \"delta\"\n",
+            &[],
+        ),
+    );
+    assert!(
+        scratch.run_ok_with_config("delta.toml").contains("rejects"),
+        "listed in the summary"
+    );
+    assert!(scratch.path("delta-out/rejects/_delta_log").is_dir());
+    let inspected = scratch.exdep(&["inspect", "rejects", "--config", "delta.toml"]);
+    assert!(
+        inspected.status.success()
+            && String::from_utf8_lossy(&inspected.stdout).contains("no rows"),
+        "{}",
+        String::from_utf8_lossy(&inspected.stderr)
     );
 }

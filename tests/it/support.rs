@@ -90,7 +90,16 @@ impl Scratch {
 
     /// [`Scratch::run_ok`] with more arguments.
     pub fn run_ok_with(&self, extra: &[&str]) -> String {
-        let mut args = vec!["run", "--config", "config.toml", "--quiet"];
+        self.run_config_ok("config.toml", extra)
+    }
+
+    /// [`Scratch::run_ok`] with another config file of this folder.
+    pub fn run_ok_with_config(&self, config: &str) -> String {
+        self.run_config_ok(config, &[])
+    }
+
+    fn run_config_ok(&self, config: &str, extra: &[&str]) -> String {
+        let mut args = vec!["run", "--config", config, "--quiet"];
         args.extend_from_slice(extra);
         let output = self.exdep(&args);
         assert!(

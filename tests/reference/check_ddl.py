@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """Runs the statements `exdep ddl` printed in a real engine and checks what the tables show.
 
-    check_ddl.py --engine duckdb|spark|hive --ddl FILE --expect EXPECT.json [--spark-conf K=V ...]
+    check_ddl.py --engine duckdb|spark|hive --ddl FILE --expect EXPECT.json [--rows-out FILE]
+                 [--spark-conf K=V ...]
 
-EXPECT.json is {"table": {"rows": N, "provinces": ["11", "44", "CN"]}, ...}. For each table
-listed it checks the row count, the distinct `province` values and that `province` has a
-string type: a Hive reader left to infer it would make a folder holding only numeric codes
-(province=11, province=44) an integer column, which is what the explicit DDL is for.
+EXPECT.json is {"table": {"rows": N, "provinces": ["11", "44", "CN"]}, ...} ("provinces"
+only for tables partitioned by province). For each table listed it checks the row count,
+the distinct `province` values, that `province` has a string type and `year` an integer
+type: a Hive reader left to infer it would make a folder holding only numeric codes
+(province=11, province=44) an integer column, which is what the explicit DDL is for. With
+--rows-out it writes every table's rows, normalized as read_published.py normalizes them,
+for a comparison with what other readers read.
 
 duckdb runs in-process (python's duckdb); spark runs a local pyspark session with an
 in-memory catalog; hive is the same session with Spark's embedded Hive metastore, so that
@@ -18,6 +22,8 @@ import argparse
 import json
 import sys
 import tempfile
+
+from read_published import normalized
 
 
 def statements(text):
@@ -67,6 +73,14 @@ class DuckDB:
     def is_string(type_name):
         return type_name.upper() == "VARCHAR"
 
+    @staticmethod
+    def is_integer(type_name):
+        return type_name.upper() == "INTEGER"
+
+    def rows(self, table):
+        relation = self.con.sql(f"SELECT * FROM {table}")
+        return relation.columns, relation.fetchall()
+
     def close(self):
         self.con.close()
 
@@ -115,6 +129,14 @@ class Spark:
     def is_string(type_name):
         return type_name in ("string", "varchar", "char")
 
+    @staticmethod
+    def is_integer(type_name):
+        return type_name == "integer"
+
+    def rows(self, table):
+        frame = self.spark.table(table)
+        return frame.columns, [tuple(row) for row in frame.collect()]
+
     def close(self):
         self.spark.stop()
         self.tmp.cleanup()
@@ -129,20 +151,29 @@ def first_line(error):
 
 
 def check_table(engine, table, expected):
-    """The problems found with one table, as messages; none when it matches."""
+    """The problems found with one table, as messages (none when it matches), a summary,
+    and its rows, normalized as read_published.py normalizes them."""
     problems = []
-    (rows,) = engine.query(f"SELECT count(*) FROM {table}")[0]
-    if rows != expected["rows"]:
-        problems.append(f"{rows} rows, expected {expected['rows']}")
-    # Compared as text so a wrongly numeric province (44 for '44') still shows what it held.
-    got = sorted(str(p) for (p,) in engine.query(f"SELECT DISTINCT province FROM {table}"))
-    want = sorted(str(p) for p in expected["provinces"])
-    if got != want:
-        problems.append(f"provinces {got}, expected {want}")
-    kind = engine.column_type(table, "province")
-    if not engine.is_string(kind):
-        problems.append(f"province is {kind}, expected a string type")
-    return problems, f"{rows} rows, provinces {','.join(got)}, province {kind}"
+    columns, rows = engine.rows(table)
+    if len(rows) != expected["rows"]:
+        problems.append(f"{len(rows)} rows, expected {expected['rows']}")
+    kinds = {}
+    for column, is_kind, kind_name in (("year", engine.is_integer, "an integer"), ("province", engine.is_string, "a string")):
+        if column in columns:
+            kinds[column] = engine.column_type(table, column)
+            if not is_kind(kinds[column]):
+                problems.append(f"{column} is {kinds[column]}, expected {kind_name} type")
+    got = None
+    if "provinces" in expected:
+        # Compared as text so a wrongly numeric province (44 for '44') still shows what it held.
+        index = columns.index("province")
+        got = sorted({str(row[index]) for row in rows})
+        want = sorted(str(p) for p in expected["provinces"])
+        if got != want:
+            problems.append(f"provinces {got}, expected {want}")
+    summary = f"{len(rows)} rows" + (f", provinces {','.join(got)}" if got else "")
+    summary += "".join(f", {column} {kind}" for column, kind in kinds.items())
+    return problems, summary, normalized(columns, rows)
 
 
 def main():
@@ -151,6 +182,9 @@ def main():
     parser.add_argument("--ddl", required=True, help="SQL file printed by `exdep ddl`")
     parser.add_argument(
         "--expect", required=True, help='{"table": {"rows": N, "provinces": [...]}}'
+    )
+    parser.add_argument(
+        "--rows-out", help="write each table's rows here, normalized as read_published.py does"
     )
     parser.add_argument(
         "--spark-conf",
@@ -181,9 +215,10 @@ def main():
                 print(f"0 passed, {len(expect)} failed")
                 return 1
         print(f"ran {len(sqls)} statements from {args.ddl} in {args.engine}")
+        rows_by_table = {}
         for table, expected in sorted(expect.items()):
             try:
-                problems, summary = check_table(engine, table, expected)
+                problems, summary, rows_by_table[table] = check_table(engine, table, expected)
             except Exception as e:
                 problems, summary = [f"cannot be read: {first_line(e)}"], ""
             if problems:
@@ -192,6 +227,9 @@ def main():
             else:
                 passed += 1
                 print(f"ok   {table}: {summary}")
+        if args.rows_out:
+            with open(args.rows_out, "w") as out:
+                json.dump(rows_by_table, out)
     finally:
         engine.close()
     print(f"{passed} passed, {failed} failed")

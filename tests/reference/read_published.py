@@ -126,9 +126,23 @@ def statistics(path):
     for name, value in expected.items():
         if metrics.get(name) != value:
             mismatches.append(f"version {latest['version']}: {name} {metrics.get(name)}, commit {value}")
+    # What a reader skips: delta-rs' dataset turns each file's statistics into a guarantee,
+    # so a filter on a value leaves out the files whose bounds exclude it.
+    pruning = None
+    maxes = sorted(a["max.exports_usd"] for a in adds if a.get("max.exports_usd") is not None)
+    if maxes:
+        dataset = table.to_pyarrow_dataset()
+        threshold = maxes[len(maxes) // 2]
+        kept = dataset.get_fragments(filter=pc.field("exports_usd") > threshold)
+        pruning = {
+            "filter": f"exports_usd > {threshold!r}",
+            "files": len(list(kept)),
+            "of": len(list(dataset.get_fragments())),
+        }
     return {
         "files": len(adds),
         "bounded": sorted(bounded or []),
+        "pruning": pruning,
         "metrics": metrics,
         "mismatches": mismatches,
     }
