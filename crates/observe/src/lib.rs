@@ -5,7 +5,7 @@
 //!
 //! Reports are best effort: a run that published its tables is not failed because a
 //! lineage endpoint or a Pushgateway is down. What could not be delivered is logged as a
-//! warning and returned, so that the summary can say it.
+//! warning.
 #![warn(missing_docs)]
 
 mod error;
@@ -24,8 +24,6 @@ use exdep_store::layout::Output;
 use tracing::warn;
 
 pub use error::{Error, Result};
-pub use lineage::run_event;
-pub use metrics::exposition;
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy)]
@@ -124,37 +122,32 @@ impl Observer {
         }
     }
 
-    /// Reports that the run started at `started`. Returns what could not be delivered.
-    pub async fn started(&self, started: DateTime<Utc>) -> Vec<Error> {
-        let mut undelivered = Vec::new();
+    /// Reports that the run started at `started`.
+    pub async fn started(&self, started: DateTime<Utc>) {
         if self.telemetry.lineage.is_some() {
             let event = lineage::start_event(&self.telemetry, self.run_id, started);
-            undelivered.extend(self.send_lineage(&event).await.err());
+            log_undelivered(self.send_lineage(&event).await.err());
         }
-        log_undelivered(&undelivered);
-        undelivered
     }
 
-    /// Reports how the run ended: its COMPLETE or FAIL event and its metrics. Returns what
-    /// could not be delivered.
-    pub async fn ended(&self, end: &RunEnd<'_>) -> Vec<Error> {
+    /// Reports how the run ended: its COMPLETE or FAIL event and its metrics.
+    pub async fn ended(&self, end: &RunEnd<'_>) {
         let mut undelivered = Vec::new();
         if self.telemetry.lineage.is_some() {
-            let event = run_event(&self.telemetry, self.run_id, &self.output, end);
+            let event = lineage::run_event(&self.telemetry, self.run_id, &self.output, end);
             undelivered.extend(self.send_lineage(&event).await.err());
         }
-        let metrics = &self.telemetry.metrics;
-        if metrics.textfile.is_some() || metrics.pushgateway.is_some() {
-            let text = exposition(end);
-            if let Some(file) = &metrics.textfile {
+        let targets = &self.telemetry.metrics;
+        if targets.textfile.is_some() || targets.pushgateway.is_some() {
+            let text = metrics::exposition(end);
+            if let Some(file) = &targets.textfile {
                 undelivered.extend(replace_file(file, text.as_bytes()).err());
             }
-            if let Some(gateway) = &metrics.pushgateway {
+            if let Some(gateway) = &targets.pushgateway {
                 undelivered.extend(self.push(gateway, text).await.err());
             }
         }
-        log_undelivered(&undelivered);
-        undelivered
+        log_undelivered(undelivered);
     }
 
     /// Appends `event` to the lineage file, or POSTs it to the endpoint.
@@ -213,9 +206,10 @@ impl Observer {
     }
 }
 
-fn log_undelivered(undelivered: &[Error]) {
+/// Logs each report that could not be delivered as a warning: the run's result stands.
+fn log_undelivered(undelivered: impl IntoIterator<Item = Error>) {
     for error in undelivered {
-        warn!("{}", exdep_core::error_chain(error));
+        warn!("{}", exdep_core::error_chain(&error));
     }
 }
 

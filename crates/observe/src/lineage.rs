@@ -107,7 +107,12 @@ pub(crate) fn start_event(telemetry: &Telemetry, run_id: Uuid, started: DateTime
 /// inputs (each file with its fingerprint and its records' reconciliation), its outputs
 /// (each table with its schema, rows and files, and for Delta its version) and the run's
 /// reconciliation; on failure, the error.
-pub fn run_event(telemetry: &Telemetry, run_id: Uuid, output: &Output, end: &RunEnd<'_>) -> Value {
+pub(crate) fn run_event(
+    telemetry: &Telemetry,
+    run_id: Uuid,
+    output: &Output,
+    end: &RunEnd<'_>,
+) -> Value {
     let mut facets = run_facets();
     let (event_type, inputs, outputs) = match end.ended {
         Ended::Completed { manifest, changed } => {

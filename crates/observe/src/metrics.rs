@@ -9,7 +9,7 @@ use crate::{Ended, RunEnd};
 
 /// The exposition of `end`'s metrics. Every metric of a run is a gauge: the file or the
 /// Pushgateway's group holds the last run's values, replaced whole by the next run.
-pub fn exposition(end: &RunEnd<'_>) -> String {
+pub(crate) fn exposition(end: &RunEnd<'_>) -> String {
     let mut text = Exposition::default();
     let succeeded = matches!(end.ended, Ended::Completed { .. });
     text.gauge(
