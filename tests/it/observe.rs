@@ -157,17 +157,17 @@ fn a_run_reports_its_start_and_its_completion_or_its_failure_as_lineage_events()
     );
 }
 
-/// `GET url` over plain HTTP/1.1: the answer's body.
+/// `GET path` over HTTP/1.0, so that the answer comes whole, not in chunks: the answer.
 fn http_get(port: u16, path: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
     )
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
     answer
 }
 
@@ -236,7 +236,7 @@ fn metrics_reach_the_textfile_and_the_pushgateway_and_events_an_http_endpoint() 
             "{text}"
         );
         let read_by_input: f64 = (text.lines())
-            .filter(|l| l.starts_with("exdep_input_records{") && l.contains("\"read\""))
+            .filter(|l| l.starts_with("exdep_input_records_read{"))
             .filter(|l| job.iter().all(|label| l.contains(label)))
             .map(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap())
             .sum();

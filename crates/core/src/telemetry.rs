@@ -86,18 +86,21 @@ impl Telemetry {
     ) -> Result<Self> {
         let job = match name {
             Some(name) => check_name(name, "name")?,
+            // The file's name serves as it is where it can; its other characters become `_`,
+            // so that a config named anyhow still runs.
             None => {
                 let stem = path
                     .file_stem()
                     .and_then(|s| s.to_str())
                     .unwrap_or_default();
-                check_name(stem, "name").map_err(|_| Error::ConfigValue {
-                    key: "name".into(),
-                    message: format!(
-                        "the config file's name `{stem}` cannot name the job: set `name` to \
-                         letters, digits, `_`, `-` or `.`"
-                    ),
-                })?
+                let job: String = (stem.chars().take(100))
+                    .map(|c| if is_name_char(c) { c } else { '_' })
+                    .collect();
+                if job.is_empty() {
+                    "exdep".to_string()
+                } else {
+                    job
+                }
             }
         };
         let lineage = lineage
@@ -138,9 +141,7 @@ impl Telemetry {
 /// `name` when it is a name a metric label, a URL path segment and a lineage job can all
 /// carry as it is.
 fn check_name(name: &str, key: &str) -> Result<String> {
-    let fits = !name.is_empty()
-        && name.len() <= 100
-        && (name.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let fits = !name.is_empty() && name.len() <= 100 && name.chars().all(is_name_char);
     if fits {
         Ok(name.to_string())
     } else {
@@ -152,6 +153,11 @@ fn check_name(name: &str, key: &str) -> Result<String> {
             ),
         })
     }
+}
+
+/// Whether `c` may be part of a job's name.
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
 }
 
 /// `text` as a URL when it is an http(s) URL; `None` when it names a file.
@@ -190,6 +196,15 @@ mod tests {
             check(Some("exports-2025"), "", "").unwrap().job,
             "exports-2025"
         );
+        let unusual = Telemetry::check(
+            None,
+            None,
+            MetricsFile::default(),
+            Path::new("/jobs/run eu+asia.toml"),
+            Path::new("/jobs"),
+        )
+        .unwrap();
+        assert_eq!(unusual.job, "run_eu_asia");
     }
 
     #[test]

@@ -36,6 +36,17 @@ impl CatalogEngine {
         }
     }
 
+    /// `text` as a string literal of the engine: Spark and Hive escape with a backslash,
+    /// Trino and DuckDB double the quote.
+    fn literal(self, text: &str) -> String {
+        match self {
+            Self::Spark | Self::Hive => {
+                format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+            }
+            Self::Trino | Self::Duckdb => format!("'{}'", text.replace('\'', "''")),
+        }
+    }
+
     /// The engine's name for a column of `data_type`.
     fn type_name(self, data_type: &DataType) -> Result<String> {
         let text = matches!(self, Self::Spark | Self::Hive);
@@ -101,46 +112,47 @@ pub fn catalog_ddl(
     }
     .expect("writing to a string");
     for layout in layouts {
-        let location = table_location(output, &layout.name);
+        let path = table_location(output, &layout.name);
+        let location = engine.literal(&path);
         let table = format!("{schema}.{}", engine.quoted(&layout.name));
         let statement = match (engine, format) {
-            (CatalogEngine::Duckdb, _) => duckdb_view(&table, layout, &location, format)?,
+            (CatalogEngine::Duckdb, _) => duckdb_view(&table, layout, &path, format)?,
             (CatalogEngine::Spark, TableFormat::Parquet) => format!(
                 "CREATE TABLE IF NOT EXISTS {table} (\n{}\n)\nUSING parquet\nPARTITIONED BY ({})\n\
-                 LOCATION '{location}';\nMSCK REPAIR TABLE {table};",
+                 LOCATION {location};\nMSCK REPAIR TABLE {table};",
                 column_list(engine, layout, true)?,
                 partition_names(engine, layout),
             ),
             (CatalogEngine::Spark, TableFormat::Delta) => {
-                format!("CREATE TABLE IF NOT EXISTS {table}\nUSING delta\nLOCATION '{location}';")
+                format!("CREATE TABLE IF NOT EXISTS {table}\nUSING delta\nLOCATION {location};")
             }
             (CatalogEngine::Hive, _) => format!(
                 "CREATE EXTERNAL TABLE IF NOT EXISTS {table} (\n{}\n)\nPARTITIONED BY ({})\n\
-                 STORED AS PARQUET\nLOCATION '{location}';\nMSCK REPAIR TABLE {table};",
+                 STORED AS PARQUET\nLOCATION {location};\nMSCK REPAIR TABLE {table};",
                 column_list(engine, layout, false)?,
                 partition_columns(engine, layout)?,
             ),
             (CatalogEngine::Trino, TableFormat::Parquet) => format!(
                 "CREATE TABLE IF NOT EXISTS {catalog}.{table} (\n{}\n)\nWITH (\n  format = \
                  'PARQUET',\n  partitioned_by = ARRAY[{}],\n  external_location = \
-                 '{location}'\n);\nCALL {catalog}.system.sync_partition_metadata(schema_name \
-                 => '{}', table_name => '{}', mode => 'FULL');",
+                 {location}\n);\nCALL {catalog}.system.sync_partition_metadata(schema_name \
+                 => {}, table_name => {}, mode => 'FULL');",
                 column_list(engine, layout, true)?,
                 (layout.partition_by.iter())
                     .map(|c| format!("'{c}'"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                names.schema,
-                layout.name,
+                engine.literal(&names.schema),
+                engine.literal(&layout.name),
                 catalog = engine.quoted(&trino_catalog),
             ),
             (CatalogEngine::Trino, TableFormat::Delta) => format!(
-                "-- columns: {}\nCALL {}.system.register_table(schema_name => '{}', table_name \
-                 => '{}', table_location => '{location}');",
+                "-- columns: {}\nCALL {}.system.register_table(schema_name => {}, table_name \
+                 => {}, table_location => {location});",
                 column_list(engine, layout, true)?.replace('\n', ""),
                 engine.quoted(&trino_catalog),
-                names.schema,
-                layout.name,
+                engine.literal(&names.schema),
+                engine.literal(&layout.name),
             ),
         };
         write!(sql, "\n{statement}\n").expect("writing to a string");
@@ -156,7 +168,7 @@ fn table_location(output: &Output, table: &str) -> String {
         Ok(path) if url.scheme() == "file" => path.display().to_string(),
         _ => url.to_string(),
     };
-    text.trim_end_matches('/').replace('\'', "''")
+    text.trim_end_matches('/').to_string()
 }
 
 /// The file columns, one per line, and with `with_partitions` the partition columns after
@@ -244,11 +256,11 @@ fn duckdb_view(
                 .collect::<Result<Vec<_>>>()?
                 .join(", ");
             format!(
-                "read_parquet('{location}/**/*.parquet', hive_partitioning = true, hive_types = \
-                 {{{hive_types}}})"
+                "read_parquet({}, hive_partitioning = true, hive_types = {{{hive_types}}})",
+                engine.literal(&format!("{location}/**/*.parquet"))
             )
         }
-        TableFormat::Delta => format!("delta_scan('{location}')"),
+        TableFormat::Delta => format!("delta_scan({})", engine.literal(location)),
     };
     Ok(format!(
         "CREATE OR REPLACE VIEW {table} AS\nSELECT\n{select}\nFROM {source};"
@@ -331,6 +343,14 @@ mod tests {
             "{duckdb}"
         );
         assert!(duckdb.contains("CAST(\"province\" AS VARCHAR) AS \"province\""));
+    }
+
+    #[test]
+    fn literals_escape_as_each_engine_does() {
+        assert_eq!(CatalogEngine::Spark.literal(r"C:\a'b"), r"'C:\\a\'b'");
+        assert_eq!(CatalogEngine::Hive.literal("o'x"), r"'o\'x'");
+        assert_eq!(CatalogEngine::Trino.literal("o'x"), "'o''x'");
+        assert_eq!(CatalogEngine::Duckdb.literal(r"a\b"), r"'a\b'");
     }
 
     #[test]

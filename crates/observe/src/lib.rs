@@ -73,17 +73,28 @@ impl RunEnd<'_> {
 }
 
 /// Times a run's stages from the progress it reports: each stage lasts until the next one
-/// starts, the last until [`StageClock::stages`].
+/// starts, the last until [`StageClock::stages`]. A stage is named by its report up to its
+/// first number or table name ("reading 6 input files" is `reading`), so that its metric
+/// is the same series from run to run, and the tables, computed a few at a time, are one
+/// stage from the first to the next stage.
 #[derive(Debug, Default)]
 pub struct StageClock {
     started: Mutex<Vec<(String, Instant)>>,
 }
 
 impl StageClock {
-    /// Notes that `stage` starts now.
+    /// Notes that `stage` starts now, unless it goes on the stage under way.
     pub fn start(&self, stage: &str) {
+        let name = stage
+            .split(|c: char| c.is_ascii_digit() || c == '`')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let mut started = self.started.lock().unwrap_or_else(|e| e.into_inner());
-        started.push((stage.to_string(), Instant::now()));
+        if started.last().is_none_or(|(last, _)| *last != name) {
+            started.push((name, Instant::now()));
+        }
     }
 
     /// Every stage so far with the seconds it took, the last one until now.
@@ -245,8 +256,11 @@ fn replace_file(file: &Path, bytes: &[u8]) -> Result<()> {
     }
     let mut partial = file.as_os_str().to_owned();
     partial.push(format!(".{}.tmp", std::process::id()));
-    std::fs::write(&partial, bytes).map_err(io_error)?;
-    std::fs::rename(&partial, file).map_err(io_error)
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, file));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.map_err(io_error)
 }
 
 #[cfg(test)]
@@ -256,13 +270,15 @@ mod tests {
     #[test]
     fn each_stage_lasts_until_the_next_starts() {
         let clock = StageClock::default();
-        clock.start("reading");
+        clock.start("reading 6 input files");
         std::thread::sleep(Duration::from_millis(20));
+        clock.start("computing and writing `indices` for 2017-2022");
+        clock.start("computing and writing `lq` for 2017-2022");
         clock.start("publishing");
         let stages = clock.stages();
         assert_eq!(
             stages.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(),
-            ["reading", "publishing"]
+            ["reading", "computing and writing", "publishing"]
         );
         assert!(
             stages[0].1 >= 0.02 && stages[1].1 < stages[0].1,

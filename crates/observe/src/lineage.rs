@@ -120,7 +120,13 @@ pub(crate) fn run_event(
                 "exdep_reconciliation".into(),
                 reconciliation(manifest, changed),
             );
-            ("COMPLETE", inputs(manifest), outputs(manifest, output))
+            // A run that found nothing changed read and wrote nothing: naming the published
+            // tables as its outputs would make a new version of each for lineage readers.
+            if changed {
+                ("COMPLETE", inputs(manifest), outputs(manifest, output))
+            } else {
+                ("COMPLETE", vec![], vec![])
+            }
         }
         Ended::Failed { message, .. } => {
             facets.insert(

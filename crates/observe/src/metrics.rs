@@ -47,13 +47,17 @@ pub(crate) fn exposition(end: &RunEnd<'_>) -> String {
         [(vec![], f64::from(u8::from(changed)))],
     );
     text.gauge(
+        "exdep_input_records_read",
+        "Records read of each input file the published tables were computed from.",
+        (manifest.inputs.iter())
+            .map(|file| (vec![("input", file.source.file.clone())], file.read as f64)),
+    );
+    text.gauge(
         "exdep_input_records",
-        "Records of each input file the published tables were computed from, by \
-         disposition: read = accepted + rejected + excluded.",
+        "Records of each input file by disposition: accepted + rejected + excluded = read.",
         manifest.inputs.iter().flat_map(|file| {
             let input = || ("input", file.source.file.clone());
             [
-                ("read", file.read),
                 ("accepted", file.accepted.records),
                 ("rejected", file.rejected_total().records),
                 ("excluded", file.excluded_total().records),
