@@ -80,6 +80,19 @@ def parquet_rows(path):
     return normalized(relation.columns, relation.fetchall())
 
 
+def scanned_files(plan):
+    """The number of files the Parquet scan of a Polars plan opens, from `explain()`'s
+    `Parquet SCAN [first, ... N other sources]` (or the list of every file)."""
+    import re
+
+    scan = next(line for line in plan.splitlines() if "SCAN [" in line)
+    sources = scan[scan.index("[") + 1 : scan.rindex("]")]
+    others = re.search(r"\.\.\. (\d+) other sources?$", sources)
+    if others:
+        return sources.count(".parquet") + int(others.group(1))
+    return sources.count(".parquet")
+
+
 def statistics(path):
     """What delta-rs reads of the table's per-file statistics and latest commit metrics, and
     where either disagrees with the data files or the commit itself."""
@@ -126,18 +139,21 @@ def statistics(path):
     for name, value in expected.items():
         if metrics.get(name) != value:
             mismatches.append(f"version {latest['version']}: {name} {metrics.get(name)}, commit {value}")
-    # What a reader skips: delta-rs' dataset turns each file's statistics into a guarantee,
-    # so a filter on a value leaves out the files whose bounds exclude it.
+    # What readers skip for a filter on `category`: delta-rs' dataset turns each file's
+    # statistics into a guarantee and leaves out the files whose bounds exclude the value;
+    # Polars' plan lists the files its scan of the table will open.
     pruning = None
-    maxes = sorted(a["max.exports_usd"] for a in adds if a.get("max.exports_usd") is not None)
-    if maxes:
+    if "category" in table.schema().to_arrow().names:
+        import polars
+
         dataset = table.to_pyarrow_dataset()
-        threshold = maxes[len(maxes) // 2]
-        kept = dataset.get_fragments(filter=pc.field("exports_usd") > threshold)
+        wanted = pc.field("category") == "technology"
+        plan = polars.scan_delta(path).filter(polars.col("category") == "technology").explain()
         pruning = {
-            "filter": f"exports_usd > {threshold!r}",
-            "files": len(list(kept)),
-            "of": len(list(dataset.get_fragments())),
+            "filter": "category = 'technology'",
+            "delta_rs_files": len(list(dataset.get_fragments(filter=wanted))),
+            "polars_files": scanned_files(plan),
+            "of": len(adds),
         }
     return {
         "files": len(adds),

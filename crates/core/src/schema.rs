@@ -19,6 +19,9 @@ pub fn partition_column_type(column: &str) -> DataType {
     }
 }
 
+/// The column of the factor-intensity category (or [`ALL_CATEGORIES`]).
+pub const CATEGORY: &str = "category";
+
 /// Names of the factor-intensity categories, in the order outputs list them.
 pub const CATEGORIES: [&str; 4] = ["resource", "labor", "capital", "technology"];
 
@@ -68,7 +71,7 @@ pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("province", DataType::Utf8, false),
         Field::new("partner", DataType::Utf8, false),
         Field::new("region", DataType::Utf8, false),
-        Field::new("category", DataType::Utf8, false),
+        Field::new(CATEGORY, DataType::Utf8, false),
         Field::new("exports_usd", DataType::Decimal128(38, 10), false),
         Field::new("exports_cny", DataType::Decimal128(38, 10), false),
         Field::new("records", DataType::Int64, false),
@@ -83,7 +86,7 @@ pub static PRODUCTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("province", DataType::Utf8, false),
         Field::new("partner", DataType::Utf8, false),
         Field::new("region", DataType::Utf8, false),
-        Field::new("category", DataType::Utf8, false),
+        Field::new(CATEGORY, DataType::Utf8, false),
         Field::new("product", DataType::Utf8, false),
         Field::new("exports_usd", DataType::Decimal128(38, 10), false),
         Field::new("exports_cny", DataType::Decimal128(38, 10), false),

@@ -22,6 +22,16 @@ exdep_engine::layered_error! {
             /// What failed.
             source: Box<deltalake_core::DeltaTableError>,
         },
+        /// A file in the run's staging folder that the run did not write: publishing it would
+        /// record rows and statistics nobody measured.
+        #[error(
+            "{file} is in the run's staging folder but not among the files the run wrote; \
+             nothing was published"
+        )]
+        UnknownStagedFile {
+            /// The file's location.
+            file: String,
+        },
         /// Catalog DDL that cannot be written for a table or an engine.
         #[error("{0}")]
         Unsupported(String),

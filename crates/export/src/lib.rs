@@ -11,6 +11,7 @@
 //! let table = exdep_export::TableToWrite {
 //!     name: "totals",
 //!     partition_by: &["year"],
+//!     files_by: None,
 //!     file_schema: &schema,
 //!     sql: "SELECT year, sum(exports_usd) AS usd FROM cube GROUP BY year",
 //! };
@@ -92,6 +93,7 @@ pub async fn stage_rejects(
             ),
             &root,
             &[YEAR],
+            None,
             &REJECTS_FILE,
         )
         .await;
@@ -160,16 +162,22 @@ pub async fn publish(
         .flat_map(|t| t.files.iter())
         .map(|f| (f.location.clone(), f.clone()))
         .collect();
+    // Every table's moves are decided before the first one is made, so that a staged file
+    // the run did not write stops the publication before it touches the output.
     let mut moved_to = HashMap::new();
-    let mut versions = Versions::new();
+    let mut table_moves = Vec::with_capacity(replaced.len());
     for (name, years) in replaced {
         let (from, to) = (staging.join(name), output.table(name));
         let prefix = from.path()?;
         let mut objects: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
         objects.sort_by(|a, b| a.location.cmp(&b.location));
-        let mut kept = HashSet::new();
-        let mut published = Vec::with_capacity(objects.len());
-        let mut moves = Vec::with_capacity(objects.len());
+        let mut moves = TableMoves {
+            name,
+            years,
+            kept: HashSet::new(),
+            published: Vec::with_capacity(objects.len()),
+            renames: Vec::with_capacity(objects.len()),
+        };
         for object in objects {
             let staged_relative = relative_path_of(&object.location, &prefix);
             let mut segments: Vec<&str> = staged_relative.split('/').collect();
@@ -187,25 +195,33 @@ pub async fn publish(
             let relative_path = segments.join("/");
             let target = to.join(&relative_path);
             let target_path = target.path()?;
-            moves.push((object.location.clone(), target_path.clone()));
             let staged_url = from.join(&staged_relative).to_string();
-            let staged_file = staged_files.get(&staged_url);
-            published.push(PublishedFile {
+            let staged_file =
+                (staged_files.get(&staged_url)).ok_or_else(|| Error::UnknownStagedFile {
+                    file: staged_url.clone(),
+                })?;
+            moves
+                .renames
+                .push((object.location.clone(), target_path.clone()));
+            moves.published.push(PublishedFile {
                 relative_path,
                 partition,
-                rows: staged_file.map(|f| f.rows).unwrap_or_default(),
+                rows: staged_file.rows,
                 size: object.size,
                 modified_millis: object.last_modified.timestamp_millis(),
-                statistics: staged_file
-                    .map(|f| f.statistics.clone())
-                    .unwrap_or_default(),
+                statistics: staged_file.statistics.clone(),
             });
             moved_to.insert(staged_url, target.to_string());
-            kept.insert(target_path);
+            moves.kept.insert(target_path);
         }
+        table_moves.push(moves);
+    }
+    let mut versions = Versions::new();
+    for moves in table_moves {
+        let (name, to) = (moves.name, output.table(moves.name));
         // A move is a round trip to the store (on S3 a copy and a delete; on a local disk
         // a rename that may create its partition's folder): done a few at a time.
-        futures::stream::iter(moves)
+        futures::stream::iter(moves.renames)
             .map(|(from, to)| {
                 let store = store.clone();
                 async move { store.rename(&from, &to).await }
@@ -215,21 +231,28 @@ pub async fn publish(
             .await?;
         match publication.format {
             TableFormat::Parquet => {
-                for year in years {
+                for year in moves.years {
                     to.join(&format!("{YEAR}={year}"))
-                        .delete_all_except(ctx, &kept)
+                        .delete_all_except(ctx, &moves.kept)
                         .await?;
                 }
             }
-            TableFormat::Delta if years.is_empty() && published.is_empty() => {}
+            TableFormat::Delta if moves.years.is_empty() && moves.published.is_empty() => {}
             TableFormat::Delta => {
                 let layout = publication
                     .layouts
                     .iter()
                     .find(|layout| layout.name == *name)
                     .expect("every published table has a layout");
-                let version =
-                    delta::commit(ctx, &to, layout, &published, years, publication.run_id).await?;
+                let version = delta::commit(
+                    ctx,
+                    &to,
+                    layout,
+                    &moves.published,
+                    moves.years,
+                    publication.run_id,
+                )
+                .await?;
                 versions.insert(name.clone(), version);
             }
         }
@@ -241,6 +264,22 @@ pub async fn publish(
     }
     clear_staging(ctx, output).await?;
     Ok(versions)
+}
+
+/// What [`publish`] does to one table: its staged files' moves, and what they publish.
+struct TableMoves<'a> {
+    name: &'a String,
+    /// The year partitions the run replaces.
+    years: &'a BTreeSet<i32>,
+    /// Each staged file's location, and where it goes.
+    renames: Vec<(
+        exdep_core::object_store::path::Path,
+        exdep_core::object_store::path::Path,
+    )>,
+    /// The files, as published.
+    published: Vec<PublishedFile>,
+    /// Their paths under the output.
+    kept: HashSet<exdep_core::object_store::path::Path>,
 }
 
 /// The path of `object` under `prefix`, as text.
@@ -264,6 +303,9 @@ pub struct TableToWrite<'a> {
     pub name: &'a str,
     /// Hive partition columns, outermost first.
     pub partition_by: &'a [&'a str],
+    /// A column whose values split each partition's rows into files (see
+    /// [`exdep_store::PartitionedWriter::files_by`]).
+    pub files_by: Option<&'a str>,
     /// Schema of the Parquet files (without the partition columns).
     pub file_schema: &'a SchemaRef,
     /// The plan, as SQL.
@@ -297,6 +339,7 @@ async fn write_table_inner(
         table.sql,
         &staging.join(table.name),
         table.partition_by,
+        table.files_by,
         table.file_schema,
     )
     .await?;
@@ -307,4 +350,73 @@ async fn write_table_inner(
         rows,
         files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exdep_core::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    /// A file in the staging folder that no table's report lists (nothing of this run's
+    /// wrote it) stops the publication before any table is moved.
+    #[tokio::test]
+    async fn a_staged_file_the_run_did_not_write_stops_the_publication() {
+        let ctx = exdep_engine::new_session();
+        let output = Output::new(Location::parse_url("memory:///stray/out").unwrap());
+        let staging = output.staging("run-1");
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "usd",
+            DataType::Float64,
+            false,
+        )]));
+        let mut reports = Vec::new();
+        for name in ["first", "second"] {
+            let table = TableToWrite {
+                name,
+                partition_by: &[YEAR],
+                files_by: None,
+                file_schema: &schema,
+                sql: "SELECT 2021 AS year, 1.5 AS usd",
+            };
+            reports.push(write_table(&ctx, &staging, table).await.unwrap());
+        }
+        let stray = staging.join("second/year=2021/part-00001.parquet");
+        exdep_store::write_object(&ctx, &stray, b"not the run's".to_vec())
+            .await
+            .unwrap();
+        let replaced = ["first", "second"]
+            .map(|name| (name.to_string(), BTreeSet::from([2021])))
+            .into();
+        let layouts = ["first", "second"].map(|name| TableLayout {
+            name: name.to_string(),
+            partition_by: vec![YEAR.to_string()],
+            file_schema: schema.clone(),
+        });
+        let publication = Publication {
+            run_id: "run-1",
+            format: TableFormat::Parquet,
+            layouts: &layouts,
+        };
+        let error = publish(
+            &ctx,
+            &staging,
+            &output,
+            &mut reports,
+            &replaced,
+            publication,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, Error::UnknownStagedFile { file } if file == &stray.to_string()),
+            "{error}"
+        );
+        for name in ["first", "second"] {
+            assert!(
+                !output.table(name).has_objects(&ctx).await.unwrap(),
+                "`{name}` is untouched"
+            );
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! What export knows of a table: its layout, and the files a publication moved into it.
 
+use exdep_core::TableFormat;
 use exdep_core::arrow::datatypes::SchemaRef;
-use exdep_core::schema::{REJECTS_FILE, YEAR};
+use exdep_core::schema::{CATEGORY, REJECTS_FILE, YEAR};
 use exdep_store::FileStatistics;
 use exdep_store::layout::REJECTS;
 
@@ -18,6 +19,17 @@ pub struct TableLayout {
 }
 
 impl TableLayout {
+    /// The column whose values split each partition's rows into files in `format`, if any:
+    /// `category` in Delta tables that have it. A Delta commit records each file's bounds,
+    /// so with one category a file, engines that read the log (Spark, Trino, DuckDB,
+    /// Polars, delta-rs) read only the files of the categories a query asks for. Plain
+    /// Parquet keeps one file per partition: its readers open every file's footer anyway,
+    /// and fewer files cost them less.
+    pub fn files_by(&self, format: TableFormat) -> Option<&'static str> {
+        let has_category = self.file_schema.field_with_name(CATEGORY).is_ok();
+        (format == TableFormat::Delta && has_category).then_some(CATEGORY)
+    }
+
     /// The quarantine's layout: rejected records by year.
     pub fn rejects() -> Self {
         Self {

@@ -89,7 +89,8 @@ pub async fn compute_cells(
     let cells = plans::cells();
     let partition_by: Vec<&str> = cells.partition_by.iter().map(String::as_str).collect();
     let sql = plans::cells_sql(settings, years)?;
-    exdep_store::write_partitioned(ctx, &sql, location, &partition_by, &cells.file_schema).await?;
+    exdep_store::write_partitioned(ctx, &sql, location, &partition_by, None, &cells.file_schema)
+        .await?;
     if ctx.table_exist(cells.name.as_str())? {
         ctx.deregister_table(cells.name.as_str())?;
     }

@@ -692,15 +692,20 @@ impl Run<'_> {
         }
         // Each table's plan runs in one partition (a fixed summation order), so a table keeps
         // one core busy: tables are computed side by side, one per core.
+        let layouts = published_layouts(&config.indices);
         let stages: Vec<String> = to_write.iter().map(|(stage, ..)| stage.clone()).collect();
         let jobs = to_write.into_iter().map(|(_, table, sql)| {
             let (ctx, staging) = (ctx.clone(), staging.clone());
+            let files_by = (layouts.iter())
+                .find(|layout| layout.name == table.name)
+                .and_then(|layout| layout.files_by(config.table_format));
             async move {
                 let partition_by: Vec<&str> =
                     table.partition_by.iter().map(String::as_str).collect();
                 let table = TableToWrite {
                     name: &table.name,
                     partition_by: &partition_by,
+                    files_by,
                     file_schema: &table.file_schema,
                     sql: &sql,
                 };
@@ -719,7 +724,6 @@ impl Run<'_> {
                 exdep_export::stage_rejects(ctx, &warehouse, &staging, &rejects_years).await?,
             );
         }
-        let layouts = published_layouts(&config.indices);
         Ok(ComputedTables {
             origins,
             layouts,

@@ -72,7 +72,8 @@ pub struct TableReport {
     pub name: String,
     /// Rows written.
     pub rows: u64,
-    /// One file per partition.
+    /// One file per partition, or per partition and value of the column that splits files
+    /// (see [`PartitionedWriter::files_by`]).
     pub files: Vec<WrittenFile>,
 }
 
@@ -83,6 +84,8 @@ pub struct PartitionedWriter {
     ctx_store: Arc<dyn ObjectStore>,
     root: Location,
     partition_columns: Vec<String>,
+    /// A column the files keep whose values split a partition's rows into files.
+    file_column: Option<String>,
     file_name: String,
     file_schema: Option<SchemaRef>,
     compression: Compression,
@@ -91,6 +94,8 @@ pub struct PartitionedWriter {
     partitions_in_order: bool,
     /// Files already closed.
     written: Vec<WrittenFile>,
+    /// The keys (partition values, then the file column's value) of the files closed.
+    closed: std::collections::BTreeSet<Vec<String>>,
 }
 
 struct PartitionFile {
@@ -112,12 +117,14 @@ impl PartitionedWriter {
             ctx_store: root.store(ctx)?,
             root: root.clone(),
             partition_columns: partition_columns.iter().map(|c| c.to_string()).collect(),
+            file_column: None,
             file_name: file_name.to_string(),
             file_schema: None,
             compression: session_compression(ctx),
             writers: BTreeMap::new(),
             partitions_in_order: false,
             written: Vec::new(),
+            closed: Default::default(),
         })
     }
 
@@ -126,6 +133,16 @@ impl PartitionedWriter {
     /// time. Without it every partition's file stays open until [`Self::finish`].
     pub fn partitions_in_order(mut self) -> Self {
         self.partitions_in_order = true;
+        self
+    }
+
+    /// Splits each partition's rows into one file per value of `column` (a column the files
+    /// keep), named `STEM-VALUE.parquet` after the writer's file name: every file then holds
+    /// one value, so readers that choose files by their statistics (a Delta table's) read
+    /// only the files of the values a filter keeps. With [`Self::partitions_in_order`], rows
+    /// come ordered by the partition columns and then by `column`.
+    pub fn files_by(mut self, column: &str) -> Self {
+        self.file_column = Some(column.to_string());
         self
     }
 
@@ -141,9 +158,8 @@ impl PartitionedWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let key_columns = self
-            .partition_columns
-            .iter()
+        let key_columns = (self.partition_columns.iter())
+            .chain(&self.file_column)
             .map(|name| {
                 batch
                     .column_by_name(name)
@@ -187,7 +203,9 @@ impl PartitionedWriter {
 
     async fn close(&mut self, key: Vec<String>, file: PartitionFile) -> Result<()> {
         let footer = file.writer.close().await?;
+        self.closed.insert(key.clone());
         self.written.push(WrittenFile {
+            // The file column's value, last in the key, is not a partition's.
             partition: self.partition_columns.iter().cloned().zip(key).collect(),
             location: file.location.to_string(),
             rows: file.rows,
@@ -199,7 +217,8 @@ impl PartitionedWriter {
     fn file_for(&mut self, key: &[String], schema: SchemaRef) -> Result<&mut PartitionFile> {
         if !self.writers.contains_key(key) {
             let mut segments = Vec::with_capacity(key.len());
-            for (column, value) in self.partition_columns.iter().zip(key) {
+            let columns = self.partition_columns.iter().chain(&self.file_column);
+            for (column, value) in columns.zip(key) {
                 if !is_safe_segment(value) {
                     return Err(Error::UnsafePartitionValue {
                         root: self.root.to_string(),
@@ -210,14 +229,22 @@ impl PartitionedWriter {
                 segments.push(format!("{column}={value}"));
             }
             // A new file would replace the closed one's rows.
-            if self.is_closed(key) {
+            if self.closed.contains(key) {
                 return Err(Error::PartitionOutOfOrder {
                     root: self.root.to_string(),
                     partition: segments.join("/"),
                 });
             }
-            let folder = (segments.iter()).fold(self.root.clone(), |folder, s| folder.join(s));
-            let location = folder.join(&self.file_name);
+            let partition = key.len().min(self.partition_columns.len());
+            let folder =
+                (segments[..partition].iter()).fold(self.root.clone(), |folder, s| folder.join(s));
+            let location = match key.get(partition) {
+                Some(value) => {
+                    let stem = (self.file_name.strip_suffix(".parquet")).unwrap_or(&self.file_name);
+                    folder.join(&format!("{stem}-{value}.parquet"))
+                }
+                None => folder.join(&self.file_name),
+            };
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
             let schema = Arc::new(Schema::new(schema.fields().clone()));
             let writer = AsyncArrowWriter::try_new(
@@ -238,18 +265,14 @@ impl PartitionedWriter {
         Ok(self.writers.get_mut(key).expect("inserted above"))
     }
 
-    /// Whether the file of the partition `key` names is written and closed.
-    fn is_closed(&self, key: &[String]) -> bool {
-        (self.written.iter()).any(|file| file.partition.iter().map(|(_, v)| v).eq(key))
-    }
-
     /// Writes a file of no rows, with the file schema (see [`Self::with_file_schema`]), in
     /// the partition `key` names, unless rows went there: readers that open a partition, or
     /// the whole table, find a file with the table's columns rather than nothing.
     pub async fn write_empty_partition(&mut self, key: &[String]) -> Result<()> {
         let schema = (self.file_schema.clone())
             .expect("a writer of empty partitions is given the file schema");
-        if self.writers.contains_key(key) || self.is_closed(key) {
+        let has_rows = |file_key: &Vec<String>| file_key.starts_with(key);
+        if self.writers.keys().any(has_rows) || self.closed.iter().any(has_rows) {
             return Ok(());
         }
         self.file_for(key, schema)?;
@@ -262,7 +285,8 @@ impl PartitionedWriter {
         for (key, file) in std::mem::take(&mut self.writers) {
             self.close(key, file).await?;
         }
-        self.written.sort_by(|a, b| a.partition.cmp(&b.partition));
+        (self.written)
+            .sort_by(|a, b| (&a.partition, &a.location).cmp(&(&b.partition, &b.location)));
         Ok(self.written)
     }
 }
@@ -317,28 +341,31 @@ fn rows_by_partition(
     Ok(rows_by_key)
 }
 
-/// The name of a partition's file in a table [`write_partitioned`] writes: one file per
-/// partition, under a fixed name, so that a partition is one object, replaced whole.
+/// The name of a partition's file in a table [`write_partitioned`] writes: a fixed name, so
+/// that a run writes the same paths every time (the stem of the files it splits by a
+/// column's values).
 const PARTITION_FILE: &str = "part-00000.parquet";
 
 /// Writes the rows of `query` as Hive-partitioned Parquet files under `root`
 /// (`col=value/.../part-00000.parquet`), columns cast to `file_schema`, the partition columns
-/// in the path only. The rows are ordered by the partition columns and then by every column,
-/// so a partition's bytes are the same on every run, and each partition's file is closed
-/// when the next partition's rows arrive: one file is open at a time, whatever the number of
-/// partitions. (The engine's `COPY ... PARTITIONED BY` keeps a writer, with its encoders and
-/// compression contexts, open for every partition until the end of its input.) On a cluster
-/// the executors compute and order the rows, and this process writes them.
+/// in the path only; with `files_by`, one file per partition and value of that column
+/// (`part-00000-VALUE.parquet`, see [`PartitionedWriter::files_by`]). The rows are ordered
+/// by the partition columns, `files_by` and then every column, so a partition's bytes are
+/// the same on every run, and each file is closed when the next file's rows arrive: one
+/// file is open at a time, whatever the number of partitions. (The engine's `COPY ...
+/// PARTITIONED BY` keeps a writer, with its encoders and compression contexts, open for
+/// every partition until the end of its input.) On a cluster the executors compute and
+/// order the rows, and this process writes them.
 pub async fn write_partitioned(
     ctx: &SessionContext,
     query: &str,
     root: &Location,
     partition_columns: &[&str],
+    files_by: Option<&str>,
     file_schema: &SchemaRef,
 ) -> Result<Vec<WrittenFile>> {
-    let order = partition_columns
-        .iter()
-        .copied()
+    let order = (partition_columns.iter().copied())
+        .chain(files_by)
         .chain(file_schema.fields().iter().map(|f| f.name().as_str()))
         .map(|c| format!("\"{c}\""))
         .collect::<Vec<_>>()
@@ -351,6 +378,9 @@ pub async fn write_partitioned(
     let mut writer = PartitionedWriter::new(ctx, root, partition_columns, PARTITION_FILE)?
         .with_file_schema(file_schema.clone())
         .partitions_in_order();
+    if let Some(column) = files_by {
+        writer = writer.files_by(column);
+    }
     while let Some(batch) = rows.try_next().await? {
         writer.write(&batch).await?;
     }
@@ -470,6 +500,7 @@ mod tests {
              (2021, 1.0)) AS t(year, value)",
             &root,
             &[YEAR],
+            None,
             &file_schema,
         )
         .await
@@ -498,6 +529,63 @@ mod tests {
             batches[0].schema().fields().len(),
             1,
             "year is in the path only"
+        );
+    }
+
+    #[tokio::test]
+    async fn files_split_by_a_column_hold_one_value_each() {
+        let ctx = test_session();
+        let root = Location::resolve("memory:///split/", Path::new("/")).unwrap();
+        let file_schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+        ]));
+        let written = write_partitioned(
+            &ctx,
+            "SELECT * FROM (VALUES (2021, 'b', 3.0), (2020, 'a', 1.5), (2021, 'a', 2.0), \
+             (2021, 'b', 1.0)) AS t(year, name, value)",
+            &root,
+            &[YEAR],
+            Some("name"),
+            &file_schema,
+        )
+        .await
+        .unwrap();
+        let files: Vec<(&str, u64)> = (written.iter())
+            .map(|f| (f.location.as_str(), f.rows))
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("memory:///split/year=2020/part-00000-a.parquet", 1),
+                ("memory:///split/year=2021/part-00000-a.parquet", 1),
+                ("memory:///split/year=2021/part-00000-b.parquet", 2),
+            ]
+        );
+        assert!(
+            written
+                .iter()
+                .all(|f| f.partition.len() == 1 && f.partition[0].0 == YEAR),
+            "the splitting column is no partition"
+        );
+        let batches = ctx
+            .read_parquet(files[2].0, Default::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            batches[0].schema().fields().len(),
+            2,
+            "the files keep `name`"
+        );
+        let names = cast(batches[0].column(0), &DataType::Utf8).unwrap();
+        assert!(
+            names
+                .as_string::<i32>()
+                .iter()
+                .all(|name| name == Some("b"))
         );
     }
 
