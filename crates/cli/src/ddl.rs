@@ -43,11 +43,12 @@ pub fn ddl(args: DdlArgs) -> Result<()> {
         Engine::Hive => CatalogEngine::Hive,
         Engine::Duckdb => CatalogEngine::Duckdb,
     };
+    let output = Output::of(&config);
     let names = CatalogNames {
         schema: args.schema,
         trino_catalog: args.trino_catalog,
+        azure_account: exdep_store::azure_account(output.root(), &config)?,
     };
-    let output = Output::of(&config);
     let layouts = exdep_pipeline::published_layouts(&config.indices);
     let sql = exdep_export::catalog_ddl(engine, &layouts, &output, config.table_format, &names)?;
     println!(

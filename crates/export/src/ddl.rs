@@ -77,6 +77,9 @@ pub struct CatalogNames {
     pub schema: String,
     /// Trino's catalog; by default `hive` for Parquet and `delta` for Delta tables.
     pub trino_catalog: Option<String>,
+    /// The storage account of an output in Azure (`az://CONTAINER/...`), which Spark, Hive
+    /// and Trino name in the table's `abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/...`.
+    pub azure_account: Option<String>,
 }
 
 /// The statements declaring every table of `layouts`, published under `output` in
@@ -112,7 +115,7 @@ pub fn catalog_ddl(
     }
     .expect("writing to a string");
     for layout in layouts {
-        let path = table_location(output, &layout.name);
+        let path = table_location(engine, output, &layout.name, names)?;
         let location = engine.literal(&path);
         let table = format!("{schema}.{}", engine.quoted(&layout.name));
         let statement = match (engine, format) {
@@ -160,15 +163,40 @@ pub fn catalog_ddl(
     Ok(sql)
 }
 
-/// Where a table is, as engines take it: a local table by its path, one in object storage
-/// by its URL.
-fn table_location(output: &Output, table: &str) -> String {
+/// Where a table is, as `engine` takes it: a local table by its path, one in object
+/// storage by its URL in the scheme of the engine's filesystem: Spark and Hive read S3
+/// through Hadoop's `s3a://`; Spark, Hive and Trino read Azure Blob Storage as
+/// `abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/`, where exdep's `az://CONTAINER/` leaves
+/// the account to the environment.
+fn table_location(
+    engine: CatalogEngine,
+    output: &Output,
+    table: &str,
+    names: &CatalogNames,
+) -> Result<String> {
     let url = output.table(table).url().clone();
-    let text = match url.to_file_path() {
-        Ok(path) if url.scheme() == "file" => path.display().to_string(),
+    let hadoop = matches!(engine, CatalogEngine::Spark | CatalogEngine::Hive);
+    let text = match (url.scheme(), url.to_file_path()) {
+        ("file", Ok(path)) => path.display().to_string(),
+        ("s3", _) if hadoop => url.as_str().replacen("s3://", "s3a://", 1),
+        ("az" | "azure", _) if engine != CatalogEngine::Duckdb => {
+            let account = names.azure_account.as_deref().ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{url}: the output's storage account is not set; {engine:?} names it in \
+                     the table's abfss:// location: set `[storage] azure_storage_account_name` \
+                     or AZURE_STORAGE_ACCOUNT_NAME, or give the output as \
+                     abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PATH"
+                ))
+            })?;
+            format!(
+                "abfss://{}@{account}.dfs.core.windows.net{}",
+                url.host_str().unwrap_or_default(),
+                url.path()
+            )
+        }
         _ => url.to_string(),
     };
-    text.trim_end_matches('/').to_string()
+    Ok(text.trim_end_matches('/').to_string())
 }
 
 /// The file columns, one per line, and with `with_partitions` the partition columns after
@@ -295,8 +323,61 @@ mod tests {
         let names = CatalogNames {
             schema: "exdep".into(),
             trino_catalog: None,
+            azure_account: None,
         };
         catalog_ddl(engine, &[indices()], &Output::of(&config), format, &names)
+    }
+
+    #[test]
+    fn locations_take_each_engines_scheme() {
+        let location = |engine, output: &str, account: Option<&str>| {
+            let output = Output::new(exdep_core::Location::parse_url(output).unwrap());
+            let names = CatalogNames {
+                schema: "exdep".into(),
+                trino_catalog: None,
+                azure_account: account.map(str::to_string),
+            };
+            table_location(engine, &output, "lq", &names)
+        };
+        let s3 = "s3://lake/exdep/";
+        assert_eq!(
+            location(CatalogEngine::Spark, s3, None).unwrap(),
+            "s3a://lake/exdep/lq"
+        );
+        assert_eq!(
+            location(CatalogEngine::Hive, s3, None).unwrap(),
+            "s3a://lake/exdep/lq"
+        );
+        assert_eq!(
+            location(CatalogEngine::Trino, s3, None).unwrap(),
+            "s3://lake/exdep/lq"
+        );
+        assert_eq!(
+            location(CatalogEngine::Duckdb, s3, None).unwrap(),
+            "s3://lake/exdep/lq"
+        );
+        let az = "az://lake/exdep";
+        for engine in [
+            CatalogEngine::Spark,
+            CatalogEngine::Hive,
+            CatalogEngine::Trino,
+        ] {
+            assert_eq!(
+                location(engine, az, Some("acct")).unwrap(),
+                "abfss://lake@acct.dfs.core.windows.net/exdep/lq"
+            );
+            let error = location(engine, az, None).unwrap_err().to_string();
+            assert!(error.contains("azure_storage_account_name"), "{error}");
+        }
+        assert_eq!(
+            location(CatalogEngine::Duckdb, az, None).unwrap(),
+            "az://lake/exdep/lq"
+        );
+        let gs = "gs://lake/exdep";
+        assert_eq!(
+            location(CatalogEngine::Spark, gs, None).unwrap(),
+            "gs://lake/exdep/lq"
+        );
     }
 
     #[test]
@@ -311,7 +392,7 @@ mod tests {
             "{spark}"
         );
         assert!(
-            spark.contains("LOCATION 's3://lake/exdep/indices'"),
+            spark.contains("LOCATION 's3a://lake/exdep/indices'"),
             "{spark}"
         );
         assert!(
@@ -356,7 +437,7 @@ mod tests {
     #[test]
     fn delta_tables_are_registered_by_location_and_hive_is_refused() {
         let spark = ddl(CatalogEngine::Spark, TableFormat::Delta).unwrap();
-        assert!(spark.contains("USING delta\nLOCATION 's3://lake/exdep/indices'"));
+        assert!(spark.contains("USING delta\nLOCATION 's3a://lake/exdep/indices'"));
         let trino = ddl(CatalogEngine::Trino, TableFormat::Delta).unwrap();
         assert!(
             trino.contains("CALL \"delta\".system.register_table"),

@@ -32,7 +32,7 @@ pub use error::{Error, Result};
 pub use lock::{LockHolder, RunLock};
 pub use objects::{InputFiles, Objects};
 pub use statistics::FileStatistics;
-pub use stores::{EnvironmentStores, register_stores};
+pub use stores::{EnvironmentStores, azure_account, register_stores};
 pub use writer::{
     PartitionedWriter, TableReport, WrittenFile, session_compression, write_empty_partitions,
     write_partitioned, writer_properties,

@@ -2,7 +2,7 @@
 //! what a Delta table's `add` actions carry so that other engines skip files by value, not
 //! only by partition.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::{filter, max, max_string, min, min_string};
@@ -19,7 +19,7 @@ const MAX_TEXT_BOUND: usize = 32;
 
 /// One file's bounds and null counts by column. Every column has a null count; a column
 /// has bounds when its type has an order readers prune by (integers, finite doubles, short
-/// text) and every row group of the file recorded them.
+/// text), every row group of the file recorded them and it holds no NaN.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FileStatistics {
     /// The smallest value of each column that has bounds.
@@ -31,8 +31,15 @@ pub struct FileStatistics {
 }
 
 impl FileStatistics {
-    /// The statistics of a file of `schema`'s columns from its footer, `metadata`.
-    pub fn of(metadata: &ParquetMetaData, schema: &Schema) -> Result<Self> {
+    /// The statistics of a file of `schema`'s columns from its footer, `metadata`; the
+    /// columns `with_nan` hold a NaN. Parquet's bounds leave NaN out, but readers do not
+    /// agree on where it sorts (Spark puts it above every number, so `x > 1` keeps it): a
+    /// column with a NaN has no bounds, so that no reader skips the file on it.
+    pub fn of(
+        metadata: &ParquetMetaData,
+        schema: &Schema,
+        with_nan: &BTreeSet<String>,
+    ) -> Result<Self> {
         let mut statistics = Self::default();
         let parquet_schema = metadata.file_metadata().schema_descr();
         let row_groups = metadata.row_groups();
@@ -54,7 +61,8 @@ impl FileStatistics {
                 &of_values(converter.row_group_maxes(row_groups)?)?,
                 Bound::Highest,
             );
-            if let (Some(lowest), Some(highest)) = (lowest, highest) {
+            if let (Some(lowest), Some(highest), false) = (lowest, highest, with_nan.contains(name))
+            {
                 statistics.min_values.insert(name.clone(), lowest);
                 statistics.max_values.insert(name.clone(), highest);
             }
@@ -119,6 +127,14 @@ mod tests {
 
     /// The statistics of `batch` written as a file with row groups of `rows_per_group`.
     fn statistics_of(batch: &RecordBatch, rows_per_group: usize) -> FileStatistics {
+        statistics_with_nan(batch, rows_per_group, &BTreeSet::new())
+    }
+
+    fn statistics_with_nan(
+        batch: &RecordBatch,
+        rows_per_group: usize,
+        with_nan: &BTreeSet<String>,
+    ) -> FileStatistics {
         let properties = WriterProperties::builder()
             .set_max_row_group_row_count(Some(rows_per_group))
             .build();
@@ -126,7 +142,28 @@ mod tests {
             ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).unwrap();
         writer.write(batch).unwrap();
         let metadata = writer.close().unwrap();
-        FileStatistics::of(&metadata, &batch.schema()).unwrap()
+        FileStatistics::of(&metadata, &batch.schema(), with_nan).unwrap()
+    }
+
+    #[test]
+    fn a_column_with_a_nan_has_no_bounds() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("hhi", DataType::Float64, false),
+            Field::new("theil", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Float64Array::from(vec![0.5, f64::NAN, 0.25])),
+                Arc::new(Float64Array::from(vec![0.5, 0.75, 0.25])),
+            ],
+        )
+        .unwrap();
+        let statistics = statistics_with_nan(&batch, 2, &BTreeSet::from(["hhi".to_string()]));
+        assert!(!statistics.min_values.contains_key("hhi"));
+        assert!(!statistics.max_values.contains_key("hhi"));
+        assert_eq!(statistics.max_values["theil"], json!(0.75));
+        assert_eq!(statistics.null_count["hhi"], 0);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::{BackoffConfig, RetryConfig};
 use url::Url;
 
-use exdep_core::{Config, StoreRetry};
+use exdep_core::{Config, Location, StoreRetry};
 
 use crate::error::{Error, Result};
 use crate::objects::store_url;
@@ -47,6 +47,23 @@ pub fn register_stores(ctx: &SessionContext, config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The Azure storage account an `az://` or `abfss://` location of `config` is in: as the
+/// store exdep builds for it finds it (the URL, then `[storage]`, then `AZURE_*`); `None`
+/// when none is set or the location is not in Azure.
+pub fn azure_account(location: &Location, config: &Config) -> Result<Option<String>> {
+    if !AZURE_SCHEMES.contains(&location.url().scheme()) {
+        return Ok(None);
+    }
+    let mut builder = MicrosoftAzureBuilder::from_env().with_url(location.url().as_str());
+    for (key, value) in config.storage.iter() {
+        builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
+    }
+    Ok(builder.get_config_value(&AzureConfigKey::AccountName))
+}
+
+/// The URL schemes of Azure Blob Storage and Data Lake locations.
+const AZURE_SCHEMES: [&str; 5] = ["az", "azure", "abfs", "abfss", "adl"];
+
 /// The cloud store of `url`'s bucket or container, from the environment and `options`;
 /// `None` for the local filesystem and `memory://`, which every session has.
 fn build_store(
@@ -70,7 +87,7 @@ fn build_store(
             }
             Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
-        "az" | "azure" | "abfs" | "abfss" | "adl" => {
+        scheme if AZURE_SCHEMES.contains(&scheme) => {
             let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
             for (key, value) in options {
                 builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);

@@ -1,12 +1,12 @@
 //! The one Parquet writer: Hive-partitioned files under a table root, with exdep's
 //! compression, statistics and row groups.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Float32Type, Float64Type, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use exdep_core::{DEFAULT_COMPRESSION, Location, parse_compression};
@@ -95,7 +95,7 @@ pub struct PartitionedWriter {
     /// Files already closed.
     written: Vec<WrittenFile>,
     /// The keys (partition values, then the file column's value) of the files closed.
-    closed: std::collections::BTreeSet<Vec<String>>,
+    closed: BTreeSet<Vec<String>>,
 }
 
 struct PartitionFile {
@@ -103,6 +103,8 @@ struct PartitionFile {
     writer: AsyncArrowWriter<BufWriter>,
     schema: SchemaRef,
     rows: u64,
+    /// The columns that hold a NaN (see [`FileStatistics::of`]).
+    with_nan: BTreeSet<String>,
 }
 
 impl PartitionedWriter {
@@ -193,6 +195,7 @@ impl PartitionedWriter {
             let file = self.file_for(&key, data.schema())?;
             file.writer.write(&part).await?;
             file.rows += part.num_rows() as u64;
+            file.with_nan.extend(columns_with_nan(&part));
             if complete {
                 let file = self.writers.remove(&key).expect("written above");
                 self.close(key, file).await?;
@@ -209,7 +212,7 @@ impl PartitionedWriter {
             partition: self.partition_columns.iter().cloned().zip(key).collect(),
             location: file.location.to_string(),
             rows: file.rows,
-            statistics: FileStatistics::of(&footer, &file.schema)?,
+            statistics: FileStatistics::of(&footer, &file.schema, &file.with_nan)?,
         });
         Ok(())
     }
@@ -259,6 +262,7 @@ impl PartitionedWriter {
                     writer,
                     schema,
                     rows: 0,
+                    with_nan: BTreeSet::new(),
                 },
             );
         }
@@ -289,6 +293,22 @@ impl PartitionedWriter {
             .sort_by(|a, b| (&a.partition, &a.location).cmp(&(&b.partition, &b.location)));
         Ok(self.written)
     }
+}
+
+/// The floating-point columns of `batch` that hold a NaN.
+fn columns_with_nan(batch: &RecordBatch) -> impl Iterator<Item = String> + '_ {
+    let schema = batch.schema_ref();
+    (schema.fields().iter().zip(batch.columns()))
+        .filter(|(_, column)| match column.data_type() {
+            DataType::Float64 => {
+                (column.as_primitive::<Float64Type>().values().iter()).any(|value| value.is_nan())
+            }
+            DataType::Float32 => {
+                (column.as_primitive::<Float32Type>().values().iter()).any(|value| value.is_nan())
+            }
+            _ => false,
+        })
+        .map(|(field, _)| field.name().clone())
 }
 
 /// Casts the columns of `batch` named in `schema` to its types, in its order.
@@ -587,6 +607,32 @@ mod tests {
                 .iter()
                 .all(|name| name == Some("b"))
         );
+    }
+
+    #[tokio::test]
+    async fn a_file_with_a_nan_has_no_bounds_on_that_column() {
+        let ctx = test_session();
+        let root = Location::resolve("memory:///nan/", Path::new("/")).unwrap();
+        let file_schema = Arc::new(Schema::new(vec![
+            Field::new("hhi", DataType::Float64, false),
+            Field::new("theil", DataType::Float64, false),
+        ]));
+        let written = write_partitioned(
+            &ctx,
+            "SELECT * FROM (VALUES (2021, CAST('NaN' AS DOUBLE), 1.0), (2021, 0.5, 2.0), \
+             (2022, 0.5, 3.0)) AS t(year, hhi, theil)",
+            &root,
+            &[YEAR],
+            None,
+            &file_schema,
+        )
+        .await
+        .unwrap();
+        let bounded = |file: &WrittenFile| -> Vec<String> {
+            file.statistics.max_values.keys().cloned().collect()
+        };
+        assert_eq!(bounded(&written[0]), ["theil"], "2021 has a NaN hhi");
+        assert_eq!(bounded(&written[1]), ["hhi", "theil"]);
     }
 
     #[test]
