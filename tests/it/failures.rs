@@ -704,3 +704,122 @@ async fn a_stop_before_publishing_stops_the_run() {
     assert!(!scratch.path("out/_exdep.lock").exists());
     assert!(!scratch.path("warehouse/_exdep.lock").exists());
 }
+
+/// An HTTP endpoint on 127.0.0.1 that answers its first `answered` requests with 200 (and
+/// closes each connection) and holds every later connection open without a word, as a
+/// lineage server that hangs does. Sends the number of each connection it accepts.
+fn stalling_endpoint(answered: usize) -> (u16, std::sync::mpsc::Receiver<usize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (accepted, connections) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for (number, stream) in listener.incoming().enumerate() {
+            let Ok(stream) = stream else { return };
+            if accepted.send(number).is_err() {
+                return;
+            }
+            if number >= answered {
+                held.push(stream);
+                continue;
+            }
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("content-length")
+                {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (port, connections)
+}
+
+/// Starts `exdep run` on 2020's records, its lineage events POSTed to `port`.
+fn run_reporting_to(scratch: &Scratch, port: u16) -> Child {
+    scratch.generate(&[
+        "--from",
+        "2020",
+        "--to",
+        "2020",
+        "--records-per-year",
+        "2000",
+    ]);
+    scratch.config(
+        &[2020],
+        &format!("\n[lineage]\ntarget = \"http://127.0.0.1:{port}/api/v1/lineage\"\n"),
+    );
+    Command::new(env!("CARGO_BIN_EXE_exdep"))
+        .args(["run", "--config", "config.toml", "--quiet"])
+        .current_dir(scratch.path(""))
+        .env("EXDEP_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for connection `number` to the endpoint, then sends SIGTERM to `child`.
+fn terminate_at_connection(
+    connections: &std::sync::mpsc::Receiver<usize>,
+    number: usize,
+    child: &Child,
+) {
+    loop {
+        let accepted = connections.recv_timeout(Duration::from_secs(120));
+        if accepted.expect("the run reports to the endpoint") == number {
+            break;
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// SIGTERM while a run reports its start to a lineage endpoint that does not answer: the
+/// run stops before it begins (exit 143, nothing written), rather than the signal being
+/// swallowed while the report waits.
+#[test]
+fn a_signal_while_the_start_is_reported_stops_the_run_before_it_begins() {
+    let scratch = Scratch::new();
+    let (port, connections) = stalling_endpoint(0);
+    let child = run_reporting_to(&scratch, port);
+    terminate_at_connection(&connections, 0, &child);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert!(!scratch.path("warehouse/cube").exists(), "nothing read");
+    assert!(!scratch.path("out/_SUCCESS").exists(), "nothing published");
+}
+
+/// SIGTERM while a run that published reports its end to a lineage endpoint that stopped
+/// answering: the report is cut short with a warning, and the run's outcome stands (exit
+/// 0, its tables published).
+#[test]
+fn a_signal_while_the_end_is_reported_cuts_the_report_short() {
+    let scratch = Scratch::new();
+    let (port, connections) = stalling_endpoint(1);
+    let child = run_reporting_to(&scratch, port);
+    terminate_at_connection(&connections, 1, &child);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("SIGTERM came while the run's end was being reported"),
+        "{stderr}"
+    );
+    assert!(scratch.path("out/_SUCCESS").exists());
+}

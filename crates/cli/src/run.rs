@@ -13,6 +13,8 @@ use exdep_pipeline::{Origins, Plan, Progress, RunOptions, RunOutcome, year_span}
 use exdep_store::RunManifest;
 use exdep_store::layout::{Output, REJECTS};
 
+use crate::signals::{Signals, Stopped};
+
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The pipeline config (TOML).
@@ -96,12 +98,14 @@ pub async fn vacuum(path: &Path, break_lock: bool) -> Result<()> {
 pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
     let timer = Instant::now();
     let config = configured(&args)?;
-    // From here the run has a job to report: its start, and its end however it ends.
+    let signals = Signals::watch();
+    // From here the run has a job to report: its start, and its end however it ends. A
+    // signal while the start is reported stops the run before it begins.
     let observer = Observer::new(&config);
     let started = chrono::Utc::now();
-    observer.started(started).await;
+    (signals.unless_after(0, observer.started(started)).await).map_err(Stopped)?;
     let clock = StageClock::default();
-    let result = run_configured(&args, &config, log, &clock).await;
+    let result = run_configured(&args, &config, log, &clock, &signals).await;
     let message = result
         .as_ref()
         .err()
@@ -123,7 +127,16 @@ pub async fn run(args: RunArgs, log: crate::log::Log) -> Result<()> {
         ended,
         stages: &stages,
     };
-    observer.ended(&end).await;
+    // The run is over, and its outcome stands; a signal now (other than the one that
+    // stopped it) cuts the report of its end short.
+    let seen = signals.seen();
+    if let Err(signal) = signals.unless_after(seen, observer.ended(&end)).await {
+        tracing::warn!(
+            "{} came while the run's end was being reported: its lineage and metrics targets \
+             may not have it",
+            signal.name()
+        );
+    }
     let outcome = result?;
     let manifest = &outcome.manifest;
     let manifest_location = Output::of(&config).manifest();
@@ -171,6 +184,7 @@ async fn run_configured(
     config: &Config,
     log: crate::log::Log,
     clock: &StageClock,
+    signals: &Signals,
 ) -> Result<RunOutcome> {
     let stop = tokio_util::sync::CancellationToken::new();
     let options = RunOptions {
@@ -194,11 +208,11 @@ async fn run_configured(
     // staging folder before it returns.
     let outcome = tokio::select! {
         outcome = &mut pipeline => outcome?,
-        signal = crate::signals::termination() => {
+        signal = signals.after(0) => {
             stop.cancel();
             match (&mut pipeline).await {
                 Err(exdep_pipeline::Error::Stopped) => {
-                    return Err(crate::signals::Stopped(signal).into());
+                    return Err(Stopped(signal).into());
                 }
                 // It ended before it could be stopped.
                 ended => ended?,
