@@ -15,13 +15,18 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::delta::read_published;
-use crate::support::{LocalServer, Scratch, configs_dir, table_files};
+use crate::support::{
+    LocalServer, Scratch, assert_one_refused_on_the_lock, configs_dir, reference_script,
+    table_files,
+};
 
 const CONTAINER: &str = "exdep";
 
 /// An Azurite blob server with the container [`CONTAINER`].
 struct Azurite {
-    server: LocalServer,
+    _server: LocalServer,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
 }
 
 impl Azurite {
@@ -41,54 +46,43 @@ impl Azurite {
             ],
             "npm install -g azurite",
         );
-        let azurite = Self { server };
+        let azurite = Self {
+            url: server.url(),
+            _server: server,
+        };
         azurite.blobs(&["create"]);
         azurite
     }
 
     /// Runs `azure_blobs.py COMMAND ENDPOINT CONTAINER ARGS`.
     fn blobs(&self, args: &[&str]) {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/azure_blobs.py");
-        let endpoint = self.server.url();
-        let output = Command::new("python3")
-            .arg(script)
-            .arg(args[0])
-            .args([endpoint.as_str(), CONTAINER])
-            .args(&args[1..])
-            .output()
-            .expect("python3 runs");
-        assert!(
-            output.status.success(),
-            "azure_blobs.py {args:?} (python3 -m pip install azure-storage-blob):\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        let mut script_args = vec![args[0], self.url.as_str(), CONTAINER];
+        script_args.extend_from_slice(&args[1..]);
+        reference_script(
+            "azure_blobs.py",
+            &script_args,
+            None,
+            "python3 -m pip install azure-storage-blob",
+            "",
         );
+    }
+
+    /// The environment variables that point exdep at this server's emulator account.
+    fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("AZURE_STORAGE_USE_EMULATOR", "true"),
+            ("AZURITE_BLOB_STORAGE_URL", self.url.as_str()),
+        ]
     }
 
     /// `exdep ARGS` in the scratch folder, pointed at this server's emulator account.
     fn exdep(&self, scratch: &Scratch, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
-        command
-            .args(args)
-            .current_dir(scratch.dir.path())
-            .env("EXDEP_LOG", "warn")
-            .env("AZURE_STORAGE_USE_EMULATOR", "true")
-            .env("AZURITE_BLOB_STORAGE_URL", self.server.url());
-        command
+        scratch.exdep_command(args, &self.env())
     }
 
     /// Runs `exdep run --config CONFIG --quiet` and insists it succeeds.
     fn run(&self, scratch: &Scratch, config: &str) -> String {
-        let output = (self.exdep(scratch, &["run", "--config", config, "--quiet"]))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "exdep failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        scratch.run_config_ok_with_env(config, &[], &self.env())
     }
 
     /// Copies the blobs under `prefix` into the scratch folder's `to`.
@@ -125,16 +119,7 @@ fn azure_config(scratch: &Scratch, name: &str, root: &str, format: &str) {
 fn the_pipeline_reads_and_writes_azure_blob_storage_in_both_formats() {
     let scratch = Scratch::new();
     let azurite = Azurite::start(&scratch);
-    scratch.generate(&[
-        "--from",
-        "2019",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "3000",
-        "--dirty-every",
-        "200",
-    ]);
+    scratch.generate_years(2019..=2021, 3000, &["--dirty-every", "200"]);
     let inputs: Vec<String> = (2019..=2021)
         .map(|year| {
             let file = scratch.path(&format!("inputs/exports-{year}.csv"));
@@ -188,29 +173,14 @@ fn the_pipeline_reads_and_writes_azure_blob_storage_in_both_formats() {
     // Two runs at once on a fresh output: the lease's conditional writes let one publish
     // and refuse the other.
     azure_config(&scratch, "twice", "twice", "parquet");
-    let started: Vec<_> = (0..2)
-        .map(|_| {
-            (azurite.exdep(&scratch, &["run", "--config", "twice.toml", "--quiet"]))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let outcomes: Vec<(bool, String)> = (started.into_iter())
-        .map(|child| {
-            let output = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-            (output.status.success(), stderr)
-        })
-        .collect();
-    let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
-    assert_eq!(failed.len(), 1, "{outcomes:?}");
-    assert!(
-        failed[0].contains("_exdep.lock is held by the run on host"),
-        "{}",
-        failed[0]
-    );
+    let start = || {
+        (azurite.exdep(&scratch, &["run", "--config", "twice.toml", "--quiet"]))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    assert_one_refused_on_the_lock(start, 0, "_exdep.lock is held by the run on host");
     let published = tables_but_rejects(&azurite.download(&scratch, "twice/exdep", "twice"));
     assert!(
         published == local,

@@ -9,13 +9,13 @@
 //! README's test command runs them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::delta::read_published;
-use crate::support::Scratch;
+use crate::support::{Scratch, reference_script};
 
 /// The provinces the copy of the output keeps: numeric codes only, no `CN`.
 const SUBSET: [&str; 2] = ["11", "44"];
@@ -91,25 +91,24 @@ fn check(scratch: &Scratch, engine: &str, ddl_engine: &str, output: &str, expect
     std::fs::write(&ddl, &printed.stdout).unwrap();
     let expect_file = scratch.path(&format!("{engine}-{output}.json"));
     std::fs::write(&expect_file, expect.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/check_ddl.py");
-    let checked = Command::new("python3")
-        .arg(script)
-        .args(["--engine", engine, "--ddl"])
-        .arg(&ddl)
-        .arg("--expect")
-        .arg(&expect_file)
-        .arg("--rows-out")
-        .arg(&rows_out)
-        .current_dir(scratch.path(""))
-        .output()
-        .expect("python3 runs");
-    assert!(
-        checked.status.success(),
-        "check_ddl.py --engine {engine} over {output} (python3 -m pip install duckdb pyspark; a \
-         JRE):\n{}{}\n{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr),
-        String::from_utf8_lossy(&printed.stdout),
+    reference_script(
+        "check_ddl.py",
+        &[
+            OsStr::new("--engine"),
+            OsStr::new(engine),
+            OsStr::new("--ddl"),
+            ddl.as_os_str(),
+            OsStr::new("--expect"),
+            expect_file.as_os_str(),
+            OsStr::new("--rows-out"),
+            rows_out.as_os_str(),
+        ],
+        Some(scratch.path("").as_path()),
+        "python3 -m pip install duckdb pyspark; a JRE",
+        &format!(
+            "{engine} over {output}, the DDL:\n{}",
+            String::from_utf8_lossy(&printed.stdout)
+        ),
     );
     // The rows the declared tables read are those another reader reads from the files.
     let declared: BTreeMap<String, Value> =

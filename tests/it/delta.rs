@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{Scratch, config_text};
+use crate::support::{Scratch, config_text, reference_script};
 
 /// Runs `read_published.py COMMAND OUTPUT` and parses what it prints.
 pub fn read_published(command: &str, output: &Path) -> BTreeMap<String, Value> {
@@ -24,17 +24,12 @@ pub fn read_published(command: &str, output: &Path) -> BTreeMap<String, Value> {
 
 /// Runs `read_published.py ARGS` and parses what it prints.
 fn read_published_with(args: &[&str]) -> BTreeMap<String, Value> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/read_published.py");
-    let result = Command::new("python3")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        result.status.success(),
-        "read_published.py {args:?} failed (python3 -m pip install deltalake polars duckdb):\n{}",
-        String::from_utf8_lossy(&result.stderr)
+    let result = reference_script(
+        "read_published.py",
+        args,
+        None,
+        "python3 -m pip install deltalake polars duckdb",
+        "",
     );
     serde_json::from_slice(&result.stdout).expect("JSON")
 }

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Scratch, canonical_csv, config_text, read_table, select, table_files};
+use crate::support::{
+    Scratch, Unlistable, assert_one_refused_on_the_lock, canonical_csv, config_text, files_under,
+    read_table, select, table_files,
+};
 
 /// Writes `config.toml` for `years` reading `inputs/*.csv`, with the top-level keys `top`.
 fn config_with(scratch: &Scratch, years: &[i32], top: &str) {
@@ -17,41 +20,20 @@ fn config_with(scratch: &Scratch, years: &[i32], top: &str) {
 
 /// Every file under `dir` (the warehouse's state and locks included) with its bytes.
 fn every_file(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap().display().to_string();
-                files.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
+    (files_under(dir, Unlistable::Fail, |_| true).into_iter())
+        .map(|path| {
+            let relative = path.strip_prefix(dir).unwrap().display().to_string();
+            (relative, std::fs::read(&path).unwrap())
+        })
+        .collect()
 }
 
 /// The paths of the files under `dir` as a running process leaves them: folders that come
 /// and go while they are listed are passed over.
 fn names_under(dir: &Path) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                names.push(path.display().to_string());
-            }
-        }
-    }
-    names
+    (files_under(dir, Unlistable::Skip, |_| true).iter())
+        .map(|path| path.display().to_string())
+        .collect()
 }
 
 /// The files left under the warehouse's staging folder.
@@ -108,28 +90,10 @@ fn signal_while_reading(scratch: &Scratch, child: &mut Child, signal: &str) {
     assert!(status.success());
 }
 
-fn generated(scratch: &Scratch, records_per_year: &str) {
-    scratch.generate(&[
-        "--from",
-        "2020",
-        "--to",
-        "2021",
-        "--records-per-year",
-        records_per_year,
-    ]);
-}
-
 /// Four years of inputs, one file each: a run signalled once it has read the first is
 /// still reading the other three when the signal lands, however loaded the machine.
 fn four_years(scratch: &Scratch) {
-    scratch.generate(&[
-        "--from",
-        "2018",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "250000",
-    ]);
+    scratch.generate_years(2018..=2021, 250_000, &[]);
     scratch.config(&[2018, 2019, 2020, 2021], "");
 }
 
@@ -169,7 +133,7 @@ fn a_run_stopped_by_sigterm_releases_its_lease() {
 #[test]
 fn a_killed_runs_lease_is_taken_over_once_it_expires() {
     let scratch = Scratch::new();
-    generated(&scratch, "400000");
+    scratch.generate_years(2020..=2021, 400_000, &[]);
     config_with(&scratch, &[2020, 2021], "lease-seconds = 3\n");
     let mut child = spawn_on_host(&scratch, "pod-killed", &[]);
     signal_while_reading(&scratch, &mut child, "-KILL");
@@ -198,7 +162,7 @@ fn a_killed_runs_lease_is_taken_over_once_it_expires() {
 #[test]
 fn of_two_takeovers_of_an_expired_lease_exactly_one_wins() {
     let scratch = Scratch::new();
-    generated(&scratch, "20000");
+    scratch.generate_years(2020..=2021, 20_000, &[]);
     scratch.config(&[2020, 2021], "");
     scratch.run_ok();
     let expected = table_files(&scratch.path("out"));
@@ -208,29 +172,14 @@ fn of_two_takeovers_of_an_expired_lease_exactly_one_wins() {
         scratch.write("warehouse/_exdep.lock", expired);
         scratch.write("out/_exdep.lock", expired);
         let spawn = || {
-            Command::new(env!("CARGO_BIN_EXE_exdep"))
-                .args(["run", "--config", "config.toml", "--quiet", "--force"])
-                .current_dir(scratch.dir.path())
-                .env("EXDEP_LOG", "error")
+            let args = ["run", "--config", "config.toml", "--quiet", "--force"];
+            (scratch.exdep_command(&args, &[("EXDEP_LOG", "error")]))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         };
-        let first = spawn();
-        std::thread::sleep(Duration::from_millis(offset_ms));
-        let second = spawn();
-        let outcomes: Vec<(bool, String)> = [first, second]
-            .into_iter()
-            .map(|child| {
-                let output = child.wait_with_output().unwrap();
-                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-                (output.status.success(), stderr)
-            })
-            .collect();
-        let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
-        assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
-        assert!(failed[0].contains("is held by"), "{}", failed[0]);
+        assert_one_refused_on_the_lock(spawn, offset_ms, "is held by");
         assert_eq!(table_files(&scratch.path("out")), expected);
         assert!(!scratch.path("warehouse/_exdep.lock").exists());
         assert!(!scratch.path("out/_exdep.lock").exists());
@@ -403,16 +352,15 @@ async fn hs_codes_that_lost_their_leading_zero_are_refused() {
     }
 
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2021, "44", "USA", "901", 10.0, "USD"),
             (2021, "44", "USA", "09011", 10.0, "USD"),
             (2021, "44", "USA", "0901", 3.0, "USD"),
-        ]),
+        ],
+        &[2021],
+        "",
     );
-    scratch.config(&[2021], "");
-    scratch.run_ok();
     let rejects = read_table(&scratch.path("out"), "rejects", "line").await;
     let reasons: Vec<String> = rejects
         .iter()
@@ -658,7 +606,7 @@ async fn run_stopped_at(
 #[tokio::test]
 async fn a_stop_while_publishing_lets_the_publication_finish() {
     let scratch = Scratch::new();
-    generated(&scratch, "20000");
+    scratch.generate_years(2020..=2021, 20_000, &[]);
     scratch.config(&[2020, 2021], "");
     let outcome = run_stopped_at(&scratch, |progress| {
         matches!(progress, exdep_pipeline::Progress::Stage("publishing"))
@@ -670,7 +618,7 @@ async fn a_stop_while_publishing_lets_the_publication_finish() {
     assert!(!scratch.path("out/_exdep.lock").exists());
 
     let clean = Scratch::new();
-    generated(&clean, "20000");
+    clean.generate_years(2020..=2021, 20_000, &[]);
     clean.config(&[2020, 2021], "");
     clean.run_ok();
     assert_eq!(
@@ -687,7 +635,7 @@ async fn a_stop_while_publishing_lets_the_publication_finish() {
 #[tokio::test]
 async fn a_stop_before_publishing_stops_the_run() {
     let scratch = Scratch::new();
-    generated(&scratch, "20000");
+    scratch.generate_years(2020..=2021, 20_000, &[]);
     scratch.config(&[2020, 2021], "");
     let stopped = run_stopped_at(&scratch, |progress| {
         matches!(
@@ -747,22 +695,12 @@ fn stalling_endpoint(answered: usize) -> (u16, std::sync::mpsc::Receiver<usize>)
 
 /// Starts `exdep run` on 2020's records, its lineage events POSTed to `port`.
 fn run_reporting_to(scratch: &Scratch, port: u16) -> Child {
-    scratch.generate(&[
-        "--from",
-        "2020",
-        "--to",
-        "2020",
-        "--records-per-year",
-        "2000",
-    ]);
+    scratch.generate_years(2020..=2020, 2000, &[]);
     scratch.config(
         &[2020],
         &format!("\n[lineage]\ntarget = \"http://127.0.0.1:{port}/api/v1/lineage\"\n"),
     );
-    Command::new(env!("CARGO_BIN_EXE_exdep"))
-        .args(["run", "--config", "config.toml", "--quiet"])
-        .current_dir(scratch.path(""))
-        .env("EXDEP_LOG", "warn")
+    (scratch.exdep_command(&["run", "--config", "config.toml", "--quiet"], &[]))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

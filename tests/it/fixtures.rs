@@ -6,17 +6,16 @@ use crate::support::{Scratch, Value, assert_close, canonical_csv, read_table, se
 #[tokio::test]
 async fn equal_shares_give_one_over_n_and_ln_n() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2020, "44", "USA", "6109", 100.0, "USD"),
             (2020, "44", "JPN", "6110", 100.0, "USD"),
             (2020, "44", "DEU", "61", 100.0, "USD"),
             (2020, "44", "FRA", "620342", 100.0, "USD"),
-        ]),
+        ],
+        &[2020],
+        "",
     );
-    scratch.config(&[2020], "");
-    scratch.run_ok();
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
     // labor, all, for Guangdong and for the nation: four rows, all alike.
     assert_eq!(indices.len(), 4);
@@ -50,15 +49,14 @@ async fn equal_shares_give_one_over_n_and_ln_n() {
 #[tokio::test]
 async fn a_single_destination_gives_full_concentration() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2021, "32", "USA", "8517", 300.0, "USD"),
             (2021, "32", "USA", "851712", 200.0, "USD"),
-        ]),
+        ],
+        &[2021],
+        "",
     );
-    scratch.config(&[2021], "");
-    scratch.run_ok();
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
     let row = select(&indices, &[("province", "32"), ("category", "technology")])[0];
     assert_eq!(row["destinations"].float(), 1.0);
@@ -189,9 +187,7 @@ async fn every_index_column_and_each_quadrant() {
     for partner in SMALL_PARTNERS {
         rows.push((2020, "14", partner, "6101", 1.0, "USD"));
     }
-    scratch.write("inputs/a.csv", &canonical_csv(&rows));
-    scratch.config(&[2020], "");
-    scratch.run_ok();
+    scratch.run_records(&rows, &[2020], "");
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
     let labor = |province| select(&indices, &[("province", province), ("category", "labor")])[0];
 
@@ -313,19 +309,18 @@ async fn a_reporter_country_is_its_own_origin_and_not_part_of_the_nation() {
 #[tokio::test]
 async fn product_margins_split_a_destinations_growth_into_new_and_continuing_products() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2021, "44", "VNM", "85044010", 100.0, "USD"),
             (2022, "44", "VNM", "85044090", 150.0, "USD"),
             (2022, "44", "VNM", "85171200", 30.0, "USD"),
             (2022, "44", "VNM", "851762", 20.0, "USD"),
             (2022, "32", "VNM", "851712", 70.0, "USD"),
             (2022, "32", "DEU", "851762", 100.0, "USD"),
-        ]),
+        ],
+        &[2021, 2022],
+        "[indices]\nproduct-margins = true\n",
     );
-    scratch.config(&[2021, 2022], "[indices]\nproduct-margins = true\n");
-    scratch.run_ok();
     let margins = read_table(
         &scratch.path("out"),
         "product_margins",

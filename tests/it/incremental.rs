@@ -7,27 +7,22 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::support::{Scratch, without_run_id};
+use crate::support::{Scratch, Unlistable, files_under, without_run_id};
 
 /// Every file under `dir` (the output root), by relative path without the run id, with its
 /// modification time and bytes.
 fn files(dir: &Path) -> BTreeMap<String, (SystemTime, Vec<u8>)> {
-    let mut found = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative =
-                    without_run_id(&path.strip_prefix(dir).unwrap().display().to_string());
-                let modified = entry.metadata().unwrap().modified().unwrap();
-                found.insert(relative, (modified, std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    found
+    (files_under(dir, Unlistable::Fail, |_| true).into_iter())
+        .map(|path| {
+            let relative = without_run_id(&path.strip_prefix(dir).unwrap().display().to_string());
+            // The entry's own time, as the folder lists it: a link is not followed.
+            let modified = std::fs::symlink_metadata(&path)
+                .unwrap()
+                .modified()
+                .unwrap();
+            (relative, (modified, std::fs::read(&path).unwrap()))
+        })
+        .collect()
 }
 
 /// The files written (new or with a new modification time) between two listings.
@@ -269,19 +264,8 @@ fn apply(scratch: &Scratch, edit: &Edit, years: &mut Vec<i32>, base_year: &mut i
             std::fs::write(file(year), text).unwrap();
         }
         Edit::WriteFile { year, seed } => {
-            let (year, seed) = (year.to_string(), seed.to_string());
-            scratch.generate(&[
-                "--from",
-                &year,
-                "--to",
-                &year,
-                "--records-per-year",
-                "150",
-                "--seed",
-                &seed,
-                "--dirty-every",
-                "40",
-            ]);
+            let seed = seed.to_string();
+            scratch.generate_years(year..=year, 150, &["--seed", &seed, "--dirty-every", "40"]);
         }
         Edit::RemoveFile { year } => {
             let _ = std::fs::remove_file(file(year));

@@ -7,14 +7,14 @@
 //! They need those tools, so they are `#[ignore]`d; the README's test command runs them.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{LocalServer, Scratch, config_text};
+use crate::support::{LocalServer, Scratch, config_text, reference_script};
 
 /// Writes `config.toml` for 2020-2021 naming the job `nightly`, with `sections` appended.
 fn config(scratch: &Scratch, sections: &str) {
@@ -27,33 +27,17 @@ fn config(scratch: &Scratch, sections: &str) {
 
 /// Generates 2020 and 2021, with a few records every reason rejects.
 fn generate(scratch: &Scratch) {
-    scratch.generate(&[
-        "--records-per-year",
-        "3000",
-        "--dirty-every",
-        "300",
-        "--from",
-        "2020",
-        "--to",
-        "2021",
-    ]);
+    scratch.generate_years(2020..=2021, 3000, &["--dirty-every", "300"]);
 }
 
 /// Checks the events in `file` with `check_lineage.py`, expecting these event types.
 fn check_lineage(file: &Path, expect: &str) -> Vec<Value> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/reference/check_lineage.py");
-    let checked = Command::new("python3")
-        .arg(script)
-        .arg(file)
-        .args(["--expect", expect])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        checked.status.success(),
-        "check_lineage.py (python3 -m pip install openlineage-python jsonschema):\n{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
+    reference_script(
+        "check_lineage.py",
+        &[file.as_os_str(), OsStr::new("--expect"), OsStr::new(expect)],
+        None,
+        "python3 -m pip install openlineage-python jsonschema",
+        "",
     );
     (std::fs::read_to_string(file).unwrap().lines())
         .map(|line| serde_json::from_str(line).unwrap())

@@ -6,25 +6,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Scratch, config_text, read_table, without_run_id};
+use crate::support::{
+    Scratch, Unlistable, assert_one_refused_on_the_lock, config_text, files_under, read_table,
+    without_run_id,
+};
 
 /// Every Parquet file under `dir` (skipping `skip`), by path relative to `dir` without the
 /// run id, with its bytes.
 fn parquet_files(dir: &Path, skip: &str) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap().flatten() {
-            let path = entry.path();
-            let relative = path.strip_prefix(dir).unwrap().display().to_string();
-            if relative.starts_with(skip) {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else if relative.ends_with(".parquet") {
-                files.insert(without_run_id(&relative), std::fs::read(&path).unwrap());
-            }
+    for path in files_under(dir, Unlistable::Fail, |_| true) {
+        let relative = path.strip_prefix(dir).unwrap().display().to_string();
+        if !relative.starts_with(skip) && relative.ends_with(".parquet") {
+            files.insert(without_run_id(&relative), std::fs::read(&path).unwrap());
         }
     }
     files
@@ -110,10 +104,7 @@ async fn a_run_killed_while_writing_leaves_published_tables_whole() {
 
 /// Starts `exdep run --config CONFIG --quiet` in the scratch folder.
 fn spawn_run(scratch: &Scratch, config: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_exdep"))
-        .args(["run", "--config", config, "--quiet"])
-        .current_dir(scratch.dir.path())
-        .env("EXDEP_LOG", "warn")
+    (scratch.exdep_command(&["run", "--config", config, "--quiet"], &[]))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -133,25 +124,14 @@ fn two_runs_at_once_one_publishes_the_other_fails_naming_the_holder() {
     for offset_ms in [0, 40, 250] {
         let _ = std::fs::remove_dir_all(scratch.path("out"));
         let _ = std::fs::remove_dir_all(scratch.path("warehouse"));
-        let first = spawn_run(&scratch, "config.toml");
-        std::thread::sleep(Duration::from_millis(offset_ms));
-        let second = spawn_run(&scratch, "config.toml");
-        let outcomes: Vec<(bool, String)> = [first, second]
-            .into_iter()
-            .map(|child| {
-                let output = child.wait_with_output().unwrap();
-                (
-                    output.status.success(),
-                    String::from_utf8_lossy(&output.stderr).into_owned(),
-                )
-            })
-            .collect();
-        let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
-        assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
-        let message = failed[0].trim();
+        let refused = assert_one_refused_on_the_lock(
+            || spawn_run(&scratch, "config.toml"),
+            offset_ms,
+            "_exdep.lock is held by the run on host",
+        );
+        let message = refused.trim();
         assert!(
-            message.contains("_exdep.lock is held by the run on host")
-                && message.contains("pid")
+            message.contains("pid")
                 && message.contains("--break-lock")
                 && message.lines().count() == 1,
             "offset {offset_ms} ms: {message}"

@@ -44,18 +44,6 @@ fn check(scratch: &Scratch, inputs: &[&Path], years: &str, options: &[&str]) {
     );
 }
 
-/// Generates `records_per_year` records (with defects) per year into `inputs/`.
-fn generate(scratch: &Scratch, from: i32, to: i32, records_per_year: usize, extra: &[&str]) {
-    let (from, to, records) = (
-        from.to_string(),
-        to.to_string(),
-        records_per_year.to_string(),
-    );
-    let mut args = vec!["--from", &from, "--to", &to, "--records-per-year", &records];
-    args.extend_from_slice(extra);
-    scratch.generate(&args);
-}
-
 fn csv_inputs(scratch: &Scratch, years: std::ops::RangeInclusive<i32>) -> Vec<std::path::PathBuf> {
     years
         .map(|y| scratch.path(&format!("inputs/exports-{y}.csv")))
@@ -68,7 +56,7 @@ fn csv_inputs(scratch: &Scratch, years: std::ops::RangeInclusive<i32>) -> Vec<st
 fn a_million_records_match_an_independent_duckdb_computation() {
     require_reference();
     let scratch = Scratch::new();
-    generate(&scratch, 2017, 2022, 170_000, &["--dirty-every", "5000"]);
+    scratch.generate_years(2017..=2022, 170_000, &["--dirty-every", "5000"]);
     scratch.config(&[2017, 2018, 2019, 2020, 2021, 2022], "");
     scratch.run_ok();
     let inputs = csv_inputs(&scratch, 2017..=2022);
@@ -83,7 +71,7 @@ fn a_million_records_match_an_independent_duckdb_computation() {
 fn region_level_settings_match_the_reference() {
     require_reference();
     let scratch = Scratch::new();
-    generate(&scratch, 2018, 2021, 20_000, &["--dirty-every", "250"]);
+    scratch.generate_years(2018..=2021, 20_000, &["--dirty-every", "250"]);
     scratch.config(
         &[2018, 2019, 2020, 2021],
         "[indices]\ndestination-level = \"region\"\nbase-year = 2019\ntop-n = 5\n\
@@ -163,10 +151,8 @@ fn parquet_inputs_match_the_reference_too() {
 async fn mixed_origins_vanished_partners_and_gaps_match_the_reference() {
     require_reference();
     let scratch = Scratch::new();
-    generate(
-        &scratch,
-        2017,
-        2022,
+    scratch.generate_years(
+        2017..=2022,
         30_000,
         &["--dirty-every", "500", "--country-origins", "0.03"],
     );

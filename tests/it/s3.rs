@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -18,7 +19,9 @@ use exdep_core::object_store::path::Path as ObjectPath;
 use exdep_core::object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use futures::TryStreamExt;
 
-use crate::support::{LocalServer, Scratch, configs_dir, table_files, without_run_id};
+use crate::support::{
+    LocalServer, Scratch, assert_one_refused_on_the_lock, configs_dir, table_files, without_run_id,
+};
 
 pub const BUCKET: &str = "exdep";
 const SECRET: &str = "s3cr3t-never-printed";
@@ -70,13 +73,35 @@ impl S3Server {
     }
 
     pub fn env(&self, command: &mut Command) {
-        command
-            .env("AWS_ENDPOINT", &self.endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "exdep")
-            .env("AWS_SECRET_ACCESS_KEY", SECRET);
+        command.envs(self.env_vars());
     }
+
+    /// The environment variables that point exdep at this server, with the bucket's
+    /// credentials.
+    fn env_vars(&self) -> [(&str, &str); 5] {
+        [
+            ("AWS_ENDPOINT", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "exdep"),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ]
+    }
+}
+
+/// A moto server, and a scratch folder whose generated inputs for `years`
+/// (`records_per_year` records each, more `exdep generate` arguments in `extra`) are in the
+/// bucket's `landing/`.
+async fn bucket_with_inputs(
+    years: RangeInclusive<i32>,
+    records_per_year: usize,
+    extra: &[&str],
+) -> (S3Server, Scratch) {
+    let server = S3Server::start();
+    let scratch = Scratch::new();
+    scratch.generate_years(years.clone(), records_per_year, extra);
+    server.upload_inputs(&scratch, years).await;
+    (server, scratch)
 }
 
 fn s3_config(scratch: &Scratch) {
@@ -143,28 +168,13 @@ impl S3Server {
 
     /// `exdep ARGS` in the scratch folder, with the bucket's credentials.
     pub fn exdep(&self, scratch: &Scratch, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
-        command
-            .args(args)
-            .current_dir(scratch.dir.path())
-            .env("EXDEP_LOG", "warn");
-        self.env(&mut command);
-        command
+        scratch.exdep_command(args, &self.env_vars())
     }
 
     /// Runs `exdep run --config CONFIG --quiet EXTRA` with the bucket's credentials and
     /// insists it succeeds; returns its standard output.
     pub fn run(&self, scratch: &Scratch, config: &str, extra: &[&str]) -> String {
-        let mut args = vec!["run", "--config", config, "--quiet"];
-        args.extend_from_slice(extra);
-        let output = self.exdep(scratch, &args).output().unwrap();
-        assert!(
-            output.status.success(),
-            "exdep failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        scratch.run_config_ok_with_env(config, extra, &self.env_vars())
     }
 }
 
@@ -185,16 +195,7 @@ fn written_between(
 async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing() {
     let server = S3Server::start();
     let scratch = Scratch::new();
-    scratch.generate(&[
-        "--from",
-        "2017",
-        "--to",
-        "2022",
-        "--records-per-year",
-        "2000",
-        "--dirty-every",
-        "150",
-    ]);
+    scratch.generate_years(2017..=2022, 2000, &["--dirty-every", "150"]);
     server.upload_inputs(&scratch, 2017..=2021).await;
     s3_config_for(&scratch, &[2017, 2018, 2019, 2020, 2021]);
     server.run(&scratch, "s3.toml", &[]);
@@ -256,19 +257,7 @@ async fn a_new_year_is_all_a_rerun_writes_and_an_unchanged_rerun_writes_nothing(
 #[tokio::test]
 #[ignore = "needs moto_server"]
 async fn the_pipeline_reads_and_writes_a_bucket() {
-    let server = S3Server::start();
-    let scratch = Scratch::new();
-    scratch.generate(&[
-        "--from",
-        "2019",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "5000",
-        "--dirty-every",
-        "200",
-    ]);
-    server.upload_inputs(&scratch, 2019..=2021).await;
+    let (server, scratch) = bucket_with_inputs(2019..=2021, 5000, &["--dirty-every", "200"]).await;
     s3_config(&scratch);
     let stdout = server.run(&scratch, "s3.toml", &[]);
     assert!(
@@ -285,26 +274,14 @@ async fn the_pipeline_reads_and_writes_a_bucket() {
     let local_tables = table_files(&scratch.path("out"));
     let mut compared = 0;
     for object in &objects {
-        let relative: Vec<_> = object
-            .location
-            .prefix_match(&lake)
-            .unwrap()
-            .map(|p| p.as_ref().to_string())
-            .collect();
-        let relative = relative.join("/");
+        let relative = key_below(&object.location, &lake);
         // Rejects name their source file, whose URL differs between the two runs.
         if !relative.ends_with(".parquet") || relative.starts_with("rejects/") {
             continue;
         }
-        let remote = store
-            .get(&object.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let remote = object_bytes(&store, &object.location).await;
         let local = &local_tables[&without_run_id(&relative)];
-        assert!(remote.as_ref() == local.as_slice(), "{relative} differs");
+        assert!(remote == *local, "{relative} differs");
         compared += 1;
     }
     assert!(compared > 100, "only {compared} tables files in the bucket");
@@ -352,6 +329,30 @@ fn an_unreachable_endpoint_is_one_line_naming_the_url_not_the_secret() {
     assert!(!stderr.contains(SECRET), "the secret leaked: {stderr}");
 }
 
+/// The key of `location` below `prefix`, its parts joined with `/`.
+fn key_below(location: &ObjectPath, prefix: &ObjectPath) -> String {
+    let parts: Vec<_> = (location.prefix_match(prefix).unwrap())
+        .map(|part| part.as_ref().to_string())
+        .collect();
+    parts.join("/")
+}
+
+/// The bytes of the object at `location`.
+async fn object_bytes(store: &impl ObjectStore, location: &ObjectPath) -> Vec<u8> {
+    let object = store.get(location).await.unwrap();
+    object.bytes().await.unwrap().to_vec()
+}
+
+/// Asserts that neither the output's nor the warehouse's lock is left in the bucket.
+async fn assert_no_locks(store: &impl ObjectStore) {
+    for lock in [
+        "lake/exdep/_exdep.lock",
+        "lake/_exdep_warehouse/_exdep.lock",
+    ] {
+        assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
+    }
+}
+
 /// The bytes of every table file under `lake/exdep/` but the quarantine (whose rows name
 /// their source file's URL), by path relative to it without the run id.
 async fn lake_tables(store: &impl ObjectStore) -> BTreeMap<String, Vec<u8>> {
@@ -359,16 +360,10 @@ async fn lake_tables(store: &impl ObjectStore) -> BTreeMap<String, Vec<u8>> {
     let objects: Vec<_> = store.list(Some(&lake)).try_collect().await.unwrap();
     let mut tables = BTreeMap::new();
     for object in objects {
-        let relative: Vec<_> = object
-            .location
-            .prefix_match(&lake)
-            .unwrap()
-            .map(|p| p.as_ref().to_string())
-            .collect();
-        let relative = relative.join("/");
+        let relative = key_below(&object.location, &lake);
         if relative.ends_with(".parquet") && !relative.starts_with("rejects/") {
-            let bytes = store.get(&object.location).await.unwrap().bytes().await;
-            tables.insert(without_run_id(&relative), bytes.unwrap().to_vec());
+            let bytes = object_bytes(store, &object.location).await;
+            tables.insert(without_run_id(&relative), bytes);
         }
     }
     tables
@@ -379,17 +374,7 @@ async fn lake_tables(store: &impl ObjectStore) -> BTreeMap<String, Vec<u8>> {
 #[tokio::test]
 #[ignore = "needs moto_server"]
 async fn two_runs_at_once_on_a_bucket_one_publishes() {
-    let server = S3Server::start();
-    let scratch = Scratch::new();
-    scratch.generate(&[
-        "--from",
-        "2019",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "5000",
-    ]);
-    server.upload_inputs(&scratch, 2019..=2021).await;
+    let (server, scratch) = bucket_with_inputs(2019..=2021, 5000, &[]).await;
     s3_config(&scratch);
     scratch.config(&[2019, 2020, 2021], "");
     scratch.run_ok();
@@ -403,34 +388,14 @@ async fn two_runs_at_once_on_a_bucket_one_publishes() {
         for object in lake {
             store.delete(&object.location).await.unwrap();
         }
-        let mut first = server.exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"]);
-        let first = first
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(offset_ms));
-        let mut second = server.exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"]);
-        let second = second
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let outcomes: Vec<(bool, String)> = [first, second]
-            .into_iter()
-            .map(|child| {
-                let output = child.wait_with_output().unwrap();
-                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-                (output.status.success(), stderr)
-            })
-            .collect();
-        let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
-        assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
-        assert!(
-            failed[0].contains("_exdep.lock is held by the run on host"),
-            "{}",
-            failed[0]
-        );
+        let spawn = || {
+            (server.exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"]))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        assert_one_refused_on_the_lock(spawn, offset_ms, "_exdep.lock is held by the run on host");
         let tables = lake_tables(&store).await;
         assert!(tables.len() > 100, "offset {offset_ms} ms");
         let local_tables = table_files(&scratch.path("out"));
@@ -438,12 +403,7 @@ async fn two_runs_at_once_on_a_bucket_one_publishes() {
             let local = &local_tables[relative];
             assert!(bytes == local, "offset {offset_ms} ms: {relative} differs");
         }
-        for lock in [
-            "lake/exdep/_exdep.lock",
-            "lake/_exdep_warehouse/_exdep.lock",
-        ] {
-            assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
-        }
+        assert_no_locks(&store).await;
         assert!(
             server
                 .run(&scratch, "s3.toml", &[])
@@ -458,22 +418,9 @@ pub async fn download(s3: &S3Server, prefix: &str, to: &Path) {
     let prefix = ObjectPath::from(prefix);
     let objects: Vec<_> = store.list(Some(&prefix)).try_collect().await.unwrap();
     for object in objects {
-        let relative: Vec<_> = object
-            .location
-            .prefix_match(&prefix)
-            .unwrap()
-            .map(|p| p.as_ref().to_string())
-            .collect();
-        let path = to.join(relative.join("/"));
+        let path = to.join(key_below(&object.location, &prefix));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let bytes = store
-            .get(&object.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        std::fs::write(path, bytes).unwrap();
+        std::fs::write(path, object_bytes(&store, &object.location).await).unwrap();
     }
 }
 
@@ -483,19 +430,7 @@ pub async fn download(s3: &S3Server, prefix: &str, to: &Path) {
 #[tokio::test]
 #[ignore = "needs moto_server and python3 with deltalake, polars and duckdb"]
 async fn delta_tables_on_a_bucket_commit_once_and_read_like_parquet() {
-    let server = S3Server::start();
-    let scratch = Scratch::new();
-    scratch.generate(&[
-        "--from",
-        "2019",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "5000",
-        "--dirty-every",
-        "500",
-    ]);
-    server.upload_inputs(&scratch, 2019..=2021).await;
+    let (server, scratch) = bucket_with_inputs(2019..=2021, 5000, &["--dirty-every", "500"]).await;
     s3_config(&scratch);
     let text = std::fs::read_to_string(scratch.path("s3.toml")).unwrap();
     std::fs::write(
@@ -503,27 +438,14 @@ async fn delta_tables_on_a_bucket_commit_once_and_read_like_parquet() {
         format!("table-format = \"delta\"\n{text}"),
     )
     .unwrap();
-    let runs: Vec<_> = (0..2)
-        .map(|_| {
-            server
-                .exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"])
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let failed: Vec<String> = runs
-        .into_iter()
-        .map(|run| run.wait_with_output().unwrap())
-        .filter(|output| !output.status.success())
-        .map(|output| String::from_utf8_lossy(&output.stderr).into_owned())
-        .collect();
-    assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(
-        failed[0].contains("_exdep.lock is held by"),
-        "{}",
-        failed[0]
-    );
+    let start = || {
+        server
+            .exdep(&scratch, &["run", "--config", "s3.toml", "--quiet"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    assert_one_refused_on_the_lock(start, 0, "_exdep.lock is held by");
 
     download(&server, "lake/exdep", &scratch.path("delta-out")).await;
     scratch.config(&[2019, 2020, 2021], "");
@@ -556,17 +478,7 @@ async fn delta_tables_on_a_bucket_commit_once_and_read_like_parquet() {
 #[tokio::test]
 #[ignore = "needs moto_server"]
 async fn a_store_without_conditional_writes_needs_serialized_runs() {
-    let server = S3Server::start();
-    let scratch = Scratch::new();
-    scratch.generate(&[
-        "--from",
-        "2021",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "500",
-    ]);
-    server.upload_inputs(&scratch, 2021..=2021).await;
+    let (server, scratch) = bucket_with_inputs(2021..=2021, 500, &[]).await;
     s3_config_for(&scratch, &[2021]);
     let text = std::fs::read_to_string(scratch.path("s3.toml")).unwrap();
     let unconditional = format!("{text}\n[storage]\naws_conditional_put = \"disabled\"\n");
@@ -583,21 +495,11 @@ async fn a_store_without_conditional_writes_needs_serialized_runs() {
         "{stderr}"
     );
     let store = server.store();
-    for lock in [
-        "lake/exdep/_exdep.lock",
-        "lake/_exdep_warehouse/_exdep.lock",
-    ] {
-        assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
-    }
+    assert_no_locks(&store).await;
     scratch.write(
         "s3.toml",
         &format!("serialized-runs = true\n{unconditional}"),
     );
     server.run(&scratch, "s3.toml", &[]);
-    for lock in [
-        "lake/exdep/_exdep.lock",
-        "lake/_exdep_warehouse/_exdep.lock",
-    ] {
-        assert!(store.head(&ObjectPath::from(lock)).await.is_err(), "{lock}");
-    }
+    assert_no_locks(&store).await;
 }

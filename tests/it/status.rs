@@ -26,14 +26,7 @@ fn status_tells_what_is_published_and_what_is_stale() {
     scratch.config(&[2020, 2021], "");
     assert!(status(&scratch).contains("nothing is published"));
 
-    scratch.generate(&[
-        "--from",
-        "2020",
-        "--to",
-        "2021",
-        "--records-per-year",
-        "300",
-    ]);
+    scratch.generate_years(2020..=2021, 300, &[]);
     scratch.run_ok();
     let fresh = status(&scratch);
     for year in [2020, 2021] {

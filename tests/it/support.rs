@@ -1,8 +1,10 @@
 //! Shared helpers: a scratch workspace with a config, the binary, and reading tables back.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use exdep_core::arrow::array::{Array, AsArray, RecordBatch};
 use exdep_core::arrow::compute::cast;
@@ -46,12 +48,21 @@ impl Scratch {
 
     /// Runs `exdep ARGS` in this folder.
     pub fn exdep(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_exdep"))
+        self.exdep_command(args, &[])
+            .output()
+            .expect("the exdep binary runs")
+    }
+
+    /// The command `exdep ARGS` in this folder, logging warnings, with the environment
+    /// variables `env` (a server's address and credentials, another `EXDEP_LOG`) on top.
+    pub fn exdep_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_exdep"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env("EXDEP_LOG", "warn")
-            .output()
-            .expect("the exdep binary runs")
+            .envs(env.iter().copied());
+        command
     }
 
     /// Runs `exdep generate --out inputs ARGS` and insists it succeeds.
@@ -66,6 +77,21 @@ impl Scratch {
         );
     }
 
+    /// Runs `exdep generate --out inputs` for the years `years`, `records_per_year` records
+    /// each, with the further arguments `extra`, and insists it succeeds.
+    pub fn generate_years(
+        &self,
+        years: RangeInclusive<i32>,
+        records_per_year: usize,
+        extra: &[&str],
+    ) {
+        let (from, to) = (years.start().to_string(), years.end().to_string());
+        let records = records_per_year.to_string();
+        let mut args = vec!["--from", &from, "--to", &to, "--records-per-year", &records];
+        args.extend_from_slice(extra);
+        self.generate(&args);
+    }
+
     /// Writes `inputs/a.csv` with the canonical header and no records.
     pub fn empty_input(&self) {
         self.write("inputs/a.csv", &canonical_csv(&[]));
@@ -74,13 +100,22 @@ impl Scratch {
     /// Publishes a run of 2020 over one record (province 44, USA) and returns its `indices`
     /// file of province 44.
     pub fn publish_one_record(&self) -> PathBuf {
-        self.write(
-            "inputs/a.csv",
-            &canonical_csv(&[(2020, "44", "USA", "8504", 10.0, "USD")]),
-        );
-        self.config(&[2020], "");
-        self.run_ok();
+        self.run_records(&[(2020, "44", "USA", "8504", 10.0, "USD")], &[2020], "");
         partition_file(&self.path("out/indices/year=2020/province=44"))
+    }
+
+    /// Writes `records` as `inputs/a.csv` (see [`canonical_csv`]) and `config.toml` for
+    /// `years` with `extra` (see [`Scratch::config`]), runs it and insists it succeeds;
+    /// returns what it printed.
+    pub fn run_records(
+        &self,
+        records: &[(i32, &str, &str, &str, f64, &str)],
+        years: &[i32],
+        extra: &str,
+    ) -> String {
+        self.write("inputs/a.csv", &canonical_csv(records));
+        self.config(years, extra);
+        self.run_ok()
     }
 
     /// Runs `exdep run --config config.toml --quiet` and insists it succeeds.
@@ -90,18 +125,29 @@ impl Scratch {
 
     /// [`Scratch::run_ok`] with more arguments.
     pub fn run_ok_with(&self, extra: &[&str]) -> String {
-        self.run_config_ok("config.toml", extra)
+        self.run_config_ok_with_env("config.toml", extra, &[])
     }
 
     /// [`Scratch::run_ok`] with another config file of this folder.
     pub fn run_ok_with_config(&self, config: &str) -> String {
-        self.run_config_ok(config, &[])
+        self.run_config_ok_with_env(config, &[], &[])
     }
 
-    fn run_config_ok(&self, config: &str, extra: &[&str]) -> String {
+    /// Runs `exdep run --config CONFIG --quiet EXTRA` in this folder with the environment
+    /// variables `env` (see [`Scratch::exdep_command`]) and insists it succeeds; returns what
+    /// it printed.
+    pub fn run_config_ok_with_env(
+        &self,
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> String {
         let mut args = vec!["run", "--config", config, "--quiet"];
         args.extend_from_slice(extra);
-        let output = self.exdep(&args);
+        let output = self
+            .exdep_command(&args, env)
+            .output()
+            .expect("the exdep binary runs");
         assert!(
             output.status.success(),
             "exdep run failed:\n{}\n{}",
@@ -289,20 +335,46 @@ pub fn without_run_id(relative: &str) -> String {
 /// bytes.
 pub fn table_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
+    for path in files_under(dir, Unlistable::Skip, |folder| !folder.starts_with('_')) {
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let relative = path.strip_prefix(dir).unwrap().display().to_string();
+            files.insert(without_run_id(&relative), std::fs::read(&path).unwrap());
+        }
+    }
+    files
+}
+
+/// What [`files_under`] does with a folder it cannot list.
+#[derive(Clone, Copy)]
+pub enum Unlistable {
+    /// Fails the test: the tree is expected to be there and to hold still while it is listed.
+    Fail,
+    /// Passes it over: the folder may not exist, or a running process may remove it while
+    /// it is listed.
+    Skip,
+}
+
+/// The paths of the files under `dir`, at any depth, but those in folders whose names
+/// `enter` refuses; `unlistable` says what becomes of a folder that cannot be listed.
+pub fn files_under(
+    dir: &Path,
+    unlistable: Unlistable,
+    enter: impl Fn(&str) -> bool,
+) -> Vec<PathBuf> {
+    let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(folder) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&folder) else {
-            continue;
+        let entries = match (std::fs::read_dir(&folder), unlistable) {
+            (Ok(entries), _) => entries,
+            (Err(_), Unlistable::Skip) => continue,
+            (Err(e), Unlistable::Fail) => panic!("{}: {e}", folder.display()),
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() {
-                if !entry.file_name().to_string_lossy().starts_with('_') {
-                    pending.push(path);
-                }
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let relative = path.strip_prefix(dir).unwrap().display().to_string();
-                files.insert(without_run_id(&relative), std::fs::read(&path).unwrap());
+            if !path.is_dir() {
+                files.push(path);
+            } else if enter(&*entry.file_name().to_string_lossy()) {
+                pending.push(path);
             }
         }
     }
@@ -319,6 +391,71 @@ pub fn partition_file(folder: &Path) -> PathBuf {
         .collect();
     assert_eq!(files.len(), 1, "{}: {files:?}", folder.display());
     files[0].clone()
+}
+
+/// Starts two exdep runs on the same output with `start` (which pipes their standard error),
+/// the second `offset_ms` milliseconds after the first, and asserts that the run lease
+/// refused exactly one of them, saying `refusal` (how it names the lock's holder). Returns
+/// what the refused run printed on standard error.
+#[track_caller]
+pub fn assert_one_refused_on_the_lock(
+    start: impl Fn() -> Child,
+    offset_ms: u64,
+    refusal: &str,
+) -> String {
+    let first = start();
+    std::thread::sleep(std::time::Duration::from_millis(offset_ms));
+    let second = start();
+    let outcomes: Vec<(bool, String)> = [first, second]
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            (output.status.success(), stderr)
+        })
+        .collect();
+    let failed: Vec<&String> = outcomes.iter().filter(|o| !o.0).map(|o| &o.1).collect();
+    assert_eq!(failed.len(), 1, "offset {offset_ms} ms: {outcomes:?}");
+    assert!(
+        failed[0].contains(refusal),
+        "offset {offset_ms} ms: {}",
+        failed[0]
+    );
+    failed[0].clone()
+}
+
+/// Runs `python3 tests/reference/SCRIPT ARGS`, in the folder `dir` if given (else the
+/// test's own), and insists it succeeds; returns its output. A failure names the script,
+/// its arguments and `install_hint` (what it needs installed), and shows what the script
+/// printed, then `context`.
+#[track_caller]
+pub fn reference_script(
+    script: &str,
+    args: &[impl AsRef<OsStr>],
+    dir: Option<&Path>,
+    install_hint: &str,
+    context: &str,
+) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/reference")
+        .join(script);
+    let mut command = Command::new("python3");
+    command.arg(path).args(args);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let output = command.output().expect("python3 runs");
+    let args: Vec<String> = (args.iter())
+        .map(|arg| arg.as_ref().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        output.status.success(),
+        "{script} {} failed ({install_hint}):\n{}\n{}\n{context}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }
 
 #[test]

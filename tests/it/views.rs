@@ -2,22 +2,21 @@
 //! specialization, quadrants, Hummels-Klenow margins, growth margins, strongest links,
 //! destination lists and index changes.
 
-use crate::support::{Scratch, Value, assert_close, canonical_csv, read_table, select};
+use crate::support::{Scratch, Value, assert_close, read_table, select};
 
 /// Three partners in two regions: shares 0.5 and 0.3 in north_america, 0.2 in western_europe.
 #[tokio::test]
 async fn theil_decomposes_into_between_and_within_regions() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2020, "44", "USA", "8504", 50.0, "USD"),
             (2020, "44", "CAN", "8504", 30.0, "USD"),
             (2020, "44", "DEU", "8504", 20.0, "USD"),
-        ]),
+        ],
+        &[2020],
+        "",
     );
-    scratch.config(&[2020], "");
-    scratch.run_ok();
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
     let row = select(&indices, &[("province", "44"), ("category", "technology")])[0];
     let entropy = -(0.5f64 * 0.5f64.ln() + 0.3 * 0.3f64.ln() + 0.2 * 0.2f64.ln());
@@ -45,16 +44,15 @@ async fn theil_decomposes_into_between_and_within_regions() {
 #[tokio::test]
 async fn specialization_counts_partners_without_the_category() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2020, "11", "USA", "0101", 10.0, "USD"),
             (2020, "11", "JPN", "0201", 10.0, "USD"),
             (2020, "11", "JPN", "6101", 20.0, "USD"),
-        ]),
+        ],
+        &[2020],
+        "",
     );
-    scratch.config(&[2020], "");
-    scratch.run_ok();
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
     for category in ["resource", "labor"] {
         let row = select(&indices, &[("province", "11"), ("category", category)])[0];
@@ -72,9 +70,8 @@ async fn specialization_counts_partners_without_the_category() {
 #[tokio::test]
 async fn hummels_klenow_margins_and_quadrants() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2020, "11", "USA", "8401", 100.0, "USD"),
             (2020, "11", "JPN", "8401", 50.0, "USD"),
             (2020, "12", "USA", "8401", 50.0, "USD"),
@@ -84,10 +81,10 @@ async fn hummels_klenow_margins_and_quadrants() {
             (2020, "12", "USA", "6101", 10.0, "USD"),
             (2020, "12", "JPN", "6101", 20.0, "USD"),
             (2020, "13", "USA", "6101", 5.0, "USD"),
-        ]),
+        ],
+        &[2020],
+        "",
     );
-    scratch.config(&[2020], "");
-    scratch.run_ok();
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
     let capital =
         |province| select(&indices, &[("province", province), ("category", "capital")])[0].clone();
@@ -114,9 +111,8 @@ async fn hummels_klenow_margins_and_quadrants() {
 #[tokio::test]
 async fn growth_margins_destinations_links_and_changes() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2020, "44", "USA", "8504", 100.0, "USD"),
             (2020, "44", "JPN", "8504", 50.0, "USD"),
             (2020, "44", "DEU", "8504", 30.0, "USD"),
@@ -129,14 +125,11 @@ async fn growth_margins_destinations_links_and_changes() {
             (2022, "44", "USA", "8504", 120.0, "USD"),
             (2022, "44", "JPN", "8504", 50.0, "USD"),
             (2022, "44", "BRA", "8504", 40.0, "USD"),
-        ]),
-    );
-    // Threshold 200 CNY: USA, JPN and DEU (30 USD = 207 CNY in 2020) pass in 2020, the base.
-    scratch.config(
+        ],
+        // Threshold 200 CNY: USA, JPN and DEU (30 USD = 207 CNY in 2020) pass in 2020, the base.
         &[2020, 2021, 2022],
         "[indices]\ndestination-threshold-cny = 200.0\ntop-n = 2\n",
     );
-    scratch.run_ok();
     let out = scratch.path("out");
 
     let margins = read_table(&out, "margins", "year, province, category, region").await;
@@ -301,18 +294,17 @@ async fn growth_margins_destinations_links_and_changes() {
 #[tokio::test]
 async fn the_destination_level_switch_counts_regions() {
     let scratch = Scratch::new();
-    scratch.write(
-        "inputs/a.csv",
-        &canonical_csv(&[
+    scratch.run_records(
+        &[
             (2020, "44", "USA", "8504", 50.0, "USD"),
             (2020, "44", "CAN", "8504", 30.0, "USD"),
             (2020, "44", "DEU", "8504", 20.0, "USD"),
             (2021, "44", "USA", "8504", 50.0, "USD"),
             (2021, "44", "MEX", "8504", 30.0, "USD"),
-        ]),
+        ],
+        &[2020, 2021],
+        "[indices]\ndestination-level = \"region\"\n",
     );
-    scratch.config(&[2020, 2021], "[indices]\ndestination-level = \"region\"\n");
-    scratch.run_ok();
     let out = scratch.path("out");
     let indices = read_table(&out, "indices", "year, province, category").await;
     let row = select(
