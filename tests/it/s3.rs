@@ -129,7 +129,7 @@ fn s3_config_for(scratch: &Scratch, years: &[i32]) {
 
 impl S3Server {
     /// Puts the scratch folder's `inputs/exports-YEAR.csv` of `years` into `landing/`.
-    pub async fn upload_inputs(&self, scratch: &Scratch, years: std::ops::RangeInclusive<i32>) {
+    pub async fn upload_inputs(&self, scratch: &Scratch, years: RangeInclusive<i32>) {
         self.upload_inputs_as(scratch, years, "csv").await;
     }
 
@@ -137,7 +137,7 @@ impl S3Server {
     pub async fn upload_inputs_as(
         &self,
         scratch: &Scratch,
-        years: std::ops::RangeInclusive<i32>,
+        years: RangeInclusive<i32>,
         extension: &str,
     ) {
         for year in years {

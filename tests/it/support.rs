@@ -373,7 +373,7 @@ pub fn files_under(
             let path = entry.path();
             if !path.is_dir() {
                 files.push(path);
-            } else if enter(&*entry.file_name().to_string_lossy()) {
+            } else if enter(&entry.file_name().to_string_lossy()) {
                 pending.push(path);
             }
         }
@@ -469,7 +469,7 @@ fn run_ids_are_taken_out_of_file_names() {
 
 /// A server a test starts on a free loopback port, killed and waited for on drop.
 pub struct LocalServer {
-    child: std::process::Child,
+    child: Child,
     pub port: u16,
 }
 
