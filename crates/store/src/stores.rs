@@ -54,11 +54,17 @@ pub fn azure_account(location: &Location, config: &Config) -> Result<Option<Stri
     if !AZURE_SCHEMES.contains(&location.url().scheme()) {
         return Ok(None);
     }
-    let mut builder = MicrosoftAzureBuilder::from_env().with_url(location.url().as_str());
-    for (key, value) in config.storage.iter() {
+    let builder = azure_builder(location.url(), &config.storage)?;
+    Ok(builder.get_config_value(&AzureConfigKey::AccountName))
+}
+
+/// The builder of the Azure store of `url`, from the environment and `options`.
+fn azure_builder(url: &Url, options: &BTreeMap<String, String>) -> Result<MicrosoftAzureBuilder> {
+    let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
+    for (key, value) in options {
         builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
     }
-    Ok(builder.get_config_value(&AzureConfigKey::AccountName))
+    Ok(builder)
 }
 
 /// The URL schemes of Azure Blob Storage and Data Lake locations.
@@ -88,10 +94,7 @@ fn build_store(
             Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
         scheme if AZURE_SCHEMES.contains(&scheme) => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-            for (key, value) in options {
-                builder = builder.with_config(parse_key::<AzureConfigKey>(key)?, value);
-            }
+            let builder = azure_builder(url, options)?;
             Arc::new(builder.with_retry(retry_config(retry)).build()?)
         }
         other => {

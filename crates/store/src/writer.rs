@@ -456,6 +456,12 @@ mod tests {
         .unwrap()
     }
 
+    /// The rows of the Parquet file at `location`.
+    async fn read_file(ctx: &SessionContext, location: &str) -> Vec<RecordBatch> {
+        let file = ctx.read_parquet(location, Default::default()).await;
+        file.unwrap().collect().await.unwrap()
+    }
+
     /// A writer of `year` partitions under `root`, told that rows come in partition order.
     fn writer_in_order(root: &str) -> PartitionedWriter {
         let root = Location::resolve(root, Path::new("/")).unwrap();
@@ -533,13 +539,7 @@ mod tests {
                 "memory:///table/year=2021/part-00000.parquet"
             ]
         );
-        let batches = ctx
-            .read_parquet(locations[1], Default::default())
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let batches = read_file(&ctx, locations[1]).await;
         let values: Vec<f64> = batches
             .iter()
             .flat_map(|b| b.column(0).as_primitive::<Float64Type>().values().to_vec())
@@ -588,13 +588,7 @@ mod tests {
                 .all(|f| f.partition.len() == 1 && f.partition[0].0 == YEAR),
             "the splitting column is no partition"
         );
-        let batches = ctx
-            .read_parquet(files[2].0, Default::default())
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let batches = read_file(&ctx, files[2].0).await;
         assert_eq!(
             batches[0].schema().fields().len(),
             2,
