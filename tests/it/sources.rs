@@ -637,3 +637,43 @@ async fn a_file_without_line_breaks_is_one_rejected_record() {
     assert!(text(&rejects[0], "raw").len() <= 256);
     assert_eq!(national_usd(&scratch).await, 10.0);
 }
+
+/// A rejected record keeps its text as the file has it, whether the staging copy stores it
+/// (quotes, a line break inside quotes, a field too many for a header with a trailing comma,
+/// the wrong number of fields) or rebuilds it from the fields (a plain record, empty fields
+/// and spaces included).
+#[tokio::test]
+async fn rejected_records_keep_their_text_as_written() {
+    let scratch = Scratch::new();
+    let lines = [
+        "year,month,province,partner,hs_code,value,currency,",
+        "2021,,44,USA,8504,10,USD,",
+        "2021,, 44 ,XXX,8504,1,USD",
+        "2021,,44,USA,85x4,2,USD,",
+        "2021,,44,\"US\"\"A\",8504,3,USD",
+        "2021,,44,\"U\nSA\",8504,4,USD",
+        "2021,,44,USA,8504,5",
+        "1999,,44,USA,8504,6,USD,,",
+    ];
+    scratch.write("landing/text.csv", &format!("{}\n", lines.join("\n")));
+    config_for(&scratch, &scratch.path("landing"), "canonical-csv", None);
+    scratch.run_ok();
+    let rejects = read_table(&scratch.path("out"), "rejects", "line").await;
+    let found: Vec<(i64, String)> = rejects
+        .iter()
+        .map(|r| (r["line"].float() as i64, text(r, "raw")))
+        .collect();
+    let expected: Vec<(i64, String)> = [
+        (3, "2021,, 44 ,XXX,8504,1,USD"),
+        (4, "2021,,44,USA,85x4,2,USD,"),
+        (5, "2021,,44,\"US\"\"A\",8504,3,USD"),
+        (6, "2021,,44,\"U SA\",8504,4,USD"),
+        (8, "2021,,44,USA,8504,5"),
+        (9, "1999,,44,USA,8504,6,USD,,"),
+    ]
+    .into_iter()
+    .map(|(line, raw)| (line, raw.to_string()))
+    .collect();
+    assert_eq!(found, expected);
+    assert_eq!(national_usd(&scratch).await, 10.0);
+}

@@ -20,7 +20,7 @@ use exdep_core::schema::{KnownCodes, MAX_RECORD_VALUE};
 use exdep_core::sql::{text_list, text_literal, year_list};
 use exdep_engine::{CELL_KEY, CellDomain};
 
-use crate::normalize::{FIELDS_OK, LINE, RAW, TOO_LONG};
+use crate::normalize::{FIELDS_OK, LINE, TOO_LONG, raw_text_sql};
 
 /// The columns every canonical input must have.
 pub const CANONICAL_COLUMNS: [&str; 7] = [
@@ -279,7 +279,7 @@ pub(crate) fn projection(
     let (line, raw, fields_ok, shape_reason) = if text_input {
         (
             format!("CAST(t.\"{LINE}\" AS BIGINT)"),
-            format!("t.\"{RAW}\""),
+            raw_text_sql(columns.columns.iter().map(|(name, _)| name.as_str())),
             format!("t.\"{FIELDS_OK}\" = '1'"),
             format!(
                 "CASE WHEN t.\"{FIELDS_OK}\" = '{TOO_LONG}' THEN 'line_too_long' \

@@ -1,9 +1,11 @@
 //! Text inputs are normalized before DataFusion reads them: decompressed (`.gz`, `.zst`),
 //! decoded to UTF-8 (UTF-8 with or without a byte order mark, or GBK/GB18030), parsed into
-//! CSV records (by `csv-core`) and written straight into Arrow columns, a staging Parquet
-//! file whose rows carry their line number, the raw record and whether the record has as
-//! many fields as the header. Rejected rows can then name their line, and a short or long
-//! record is a rejected row rather than a failed file. The engine reads the staging file
+//! CSV records (by `csv-core`) and written straight from the parser's buffers into Arrow
+//! columns, a staging Parquet file whose rows carry their line number, whether the record
+//! has as many fields as the header, and its raw text where that is not simply its fields
+//! joined by commas (most records are, and their text is then not stored twice). Rejected
+//! rows can then name their line, and a short or long record is a rejected row rather than
+//! a failed file. The engine reads the staging file
 //! with no second parse of the text, a row group at a time (each bounded in bytes, so a
 //! reader's memory is bounded on any store), and as a file-backed table a cluster's
 //! executors read it as well.
@@ -39,8 +41,10 @@ use crate::error::{Error, Result};
 
 /// The staging file's own columns, before the source's.
 pub(crate) const LINE: &str = "__line";
-pub(crate) const RAW: &str = "__raw";
+const RAW: &str = "__raw";
 pub(crate) const FIELDS_OK: &str = "__fields_ok";
+/// How many columns of its own the staging file has before the header's.
+const STAGING_OWN_COLUMNS: usize = 3;
 
 /// What `__fields_ok` holds for a record cut at the line cap.
 pub(crate) const TOO_LONG: &str = "L";
@@ -150,7 +154,6 @@ async fn write_staging(
     let mut parser = RecordParser::new(options.max_line_bytes);
     let mut rows = StagingRows::new(&name);
     let (mut plain, mut text) = (Vec::new(), String::new());
-    let mut records = Records::default();
     let mut first_chunk = true;
     let mut finished = false;
     let (mut compressed_bytes, mut plain_bytes) = (0u64, 0u64);
@@ -202,7 +205,13 @@ async fn write_staging(
             }
             let decoded = decoder.decode(&plain, end, &mut text);
             plain.clear();
-            parser.push(text.as_bytes(), end && decoded.is_ok(), &mut records);
+            // Each record goes straight from the parser's buffers into the columns.
+            let mut refused = None;
+            parser.push(text.as_bytes(), end && decoded.is_ok(), &mut |record| {
+                if refused.is_none() {
+                    refused = rows.push(record, staging).err();
+                }
+            });
             text.clear();
             if let Err(byte) = decoded {
                 abandon(&mut out, staging).await?;
@@ -213,13 +222,10 @@ async fn write_staging(
                     encoding: decoder.name(),
                 });
             }
-            for record in records.iter() {
-                rows.push(record)?;
-                if rows.is_full() {
-                    rows.write_batch(&mut out, staging).await?;
-                }
+            if let Some(error) = refused {
+                return Err(error);
             }
-            records.clear();
+            rows.write_full_batches(&mut out, staging).await?;
         }
     }
     let Some(columns) = rows.columns.as_ref() else {
@@ -392,11 +398,13 @@ impl TextDecoder {
     }
 }
 
-/// The staging file being built: its columns, known once the header is read, and the
-/// records since the last batch written, one row each.
+/// The staging file being built: its columns, known once the header is read, the rows not
+/// yet made a batch, and the batches not yet written.
 struct StagingRows<'a> {
     file: &'a str,
     columns: Option<StagingColumns>,
+    /// Full batches, written after the piece of text that filled them is parsed.
+    full: Vec<RecordBatch>,
     /// The staging file's writer, from the first batch on.
     writer: Option<AsyncArrowWriter<BufWriter>>,
     /// The header ends in a comma (an unnamed empty last column, as spreadsheets export):
@@ -406,7 +414,7 @@ struct StagingRows<'a> {
     longest: usize,
 }
 
-/// The staging file's columns: builders for the rows not yet written.
+/// The staging file's columns: builders for the rows not yet made a batch.
 struct StagingColumns {
     header: Vec<String>,
     schema: SchemaRef,
@@ -422,7 +430,9 @@ impl StagingColumns {
     fn new(header: Vec<String>) -> Self {
         let fields: Vec<Field> = [
             Field::new(LINE, DataType::Int64, false),
-            Field::new(RAW, DataType::Utf8, false),
+            // Null where the record's text is its fields joined by commas (see
+            // [`raw_text_sql`]).
+            Field::new(RAW, DataType::Utf8, true),
             Field::new(FIELDS_OK, DataType::Utf8, false),
         ]
         .into_iter()
@@ -445,18 +455,19 @@ impl StagingColumns {
         }
     }
 
-    /// Appends a row; `fields` (as many as the header's) or none, every field then null.
+    /// Appends a row: its raw text (none when its fields joined by commas are that text),
+    /// and `fields` (as many as the header's) or none, every field then null.
     fn append<'f>(
         &mut self,
         line: u64,
-        raw: &str,
+        raw: Option<&str>,
         fields_ok: &str,
         fields: Option<impl Iterator<Item = &'f str>>,
     ) -> usize {
         self.line.append_value(line as i64);
-        self.raw.append_value(raw);
+        self.raw.append_option(raw);
         self.fields_ok.append_value(fields_ok);
-        let mut bytes = raw.len() + 16;
+        let mut bytes = raw.map_or(0, str::len) + 16;
         match fields {
             Some(fields) => {
                 for (builder, field) in self.fields.iter_mut().zip(fields) {
@@ -465,7 +476,7 @@ impl StagingColumns {
                         builder.append_null();
                     } else {
                         builder.append_value(field);
-                        bytes += field.len();
+                        bytes += field.len() + 1;
                     }
                 }
             }
@@ -474,6 +485,11 @@ impl StagingColumns {
         self.rows += 1;
         self.bytes += bytes;
         bytes
+    }
+
+    /// Whether the rows since the last batch make a batch.
+    fn is_full(&self) -> bool {
+        self.rows >= STAGED_BATCH_ROWS || self.bytes >= crate::BATCH_BYTES
     }
 
     /// The rows appended since the last batch, as one batch.
@@ -500,48 +516,68 @@ impl<'a> StagingRows<'a> {
         Self {
             file,
             columns: None,
+            full: Vec::new(),
             writer: None,
             trailing_empty_column: false,
             longest: 0,
         }
     }
 
-    /// Whether the rows since the last batch make a batch.
-    fn is_full(&self) -> bool {
-        self.columns.as_ref().is_some_and(|columns| {
-            columns.rows >= STAGED_BATCH_ROWS || columns.bytes >= crate::BATCH_BYTES
-        })
-    }
-
-    /// Writes the rows since the last batch, if any, as a row group of the staging file,
-    /// whose writer takes `out` the first time.
-    async fn write_batch(&mut self, out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
-        let Some(columns) = self.columns.as_mut() else {
-            return Ok(());
+    /// The staging file's writer, which takes `out` the first time: once the header is read.
+    fn writer(
+        &mut self,
+        out: &mut Option<BufWriter>,
+        staging: &Location,
+    ) -> Result<Option<&mut AsyncArrowWriter<BufWriter>>> {
+        let Some(columns) = self.columns.as_ref() else {
+            return Ok(None);
         };
-        let writer = match self.writer.as_mut() {
-            Some(writer) => writer,
+        Ok(Some(match self.writer {
+            Some(ref mut writer) => writer,
             None => {
                 let out = out.take().expect("the staging file is opened once");
                 (self.writer).insert(staged_writer(out, &columns.schema, staging)?)
             }
-        };
-        if columns.rows == 0 {
+        }))
+    }
+
+    /// Writes the full batches as row groups of the staging file.
+    async fn write_full_batches(
+        &mut self,
+        out: &mut Option<BufWriter>,
+        staging: &Location,
+    ) -> Result<()> {
+        if self.full.is_empty() {
             return Ok(());
         }
-        let batch = columns.take_batch(staging)?;
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| staging_error(staging, e))?;
-        writer.flush().await.map_err(|e| staging_error(staging, e))
+        let batches = std::mem::take(&mut self.full);
+        let writer = self
+            .writer(out, staging)?
+            .expect("rows come after the header");
+        for batch in &batches {
+            writer
+                .write(batch)
+                .await
+                .map_err(|e| staging_error(staging, e))?;
+            writer
+                .flush()
+                .await
+                .map_err(|e| staging_error(staging, e))?;
+        }
+        Ok(())
     }
 
     /// Writes the last rows and closes the staging file: with a header and no records, a
     /// file of no rows with the columns.
     async fn finish(mut self, out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
-        self.write_batch(out, staging).await?;
-        if let Some(writer) = self.writer.take() {
+        if let Some(columns) = self.columns.as_mut()
+            && columns.rows > 0
+        {
+            self.full.push(columns.take_batch(staging)?);
+        }
+        self.write_full_batches(out, staging).await?;
+        if self.writer(out, staging)?.is_some() {
+            let writer = self.writer.take().expect("just opened");
             writer
                 .close()
                 .await
@@ -550,45 +586,55 @@ impl<'a> StagingRows<'a> {
         Ok(())
     }
 
-    fn push(&mut self, record: &Record) -> Result<()> {
+    /// Takes one record: the header, or a row (a batch when the rows fill one).
+    fn push(&mut self, record: RecordView, staging: &Location) -> Result<()> {
         let Some(columns) = self.columns.as_mut() else {
             return self.push_header(record);
         };
-        let Record { line, text, fields } = record;
-        let Some(fields) = fields else {
-            let bytes = columns.append(*line, text, TOO_LONG, None::<std::iter::Empty<&str>>);
-            self.longest = self.longest.max(bytes);
-            return Ok(());
-        };
-        if text.trim().is_empty() {
-            return Ok(());
-        }
-        let names = columns.header.len();
-        // The empty field a trailing comma of the header allows is dropped.
-        let count = if self.trailing_empty_column
-            && fields.len() == names + 1
-            && fields.last().is_some_and(|f| f.trim().is_empty())
-        {
-            names
-        } else {
-            fields.len()
-        };
-        // A record of the wrong shape keeps its raw text but no fields: it is rejected whole.
-        let bytes = if count == names {
-            columns.append(*line, kept_raw(text), "1", Some(fields.iter().take(count)))
-        } else {
-            columns.append(*line, kept_raw(text), "0", None::<std::iter::Empty<&str>>)
+        let RecordView { line, text, fields } = record;
+        let bytes = match fields {
+            None => columns.append(line, Some(text), TOO_LONG, None::<std::iter::Empty<&str>>),
+            Some(_) if text.trim().is_empty() => return Ok(()),
+            Some(fields) => {
+                let names = columns.header.len();
+                // The empty field a trailing comma of the header allows is dropped.
+                let count = if self.trailing_empty_column
+                    && fields.len() == names + 1
+                    && fields.last().is_some_and(|f| f.trim().is_empty())
+                {
+                    names
+                } else {
+                    fields.len()
+                };
+                if count == names {
+                    // Most records are their fields joined by commas: their text is then
+                    // not kept twice.
+                    let joined = fields.len() == names
+                        && text.len() <= RAW_KEPT_BYTES
+                        && !text.contains('"');
+                    let raw = (!joined).then(|| kept_raw(text));
+                    columns.append(line, raw, "1", Some(fields.iter().take(count)))
+                } else {
+                    // A record of the wrong shape keeps its raw text but no fields: it is
+                    // rejected whole.
+                    let raw = Some(kept_raw(text));
+                    columns.append(line, raw, "0", None::<std::iter::Empty<&str>>)
+                }
+            }
         };
         self.longest = self.longest.max(bytes);
+        if columns.is_full() {
+            self.full.push(columns.take_batch(staging)?);
+        }
         Ok(())
     }
 
-    fn push_header(&mut self, record: &Record) -> Result<()> {
+    fn push_header(&mut self, record: RecordView) -> Result<()> {
         let header_error = |message: &str| Error::Header {
             file: self.file.to_string(),
             message: message.to_string(),
         };
-        let fields = (record.fields.as_ref())
+        let fields = (record.fields)
             .ok_or_else(|| header_error("the header line is longer than max-line-bytes"))?;
         let mut names: Vec<String> = fields.iter().map(|n| n.trim().to_string()).collect();
         if names.len() == 1 && names[0].is_empty() {
@@ -603,6 +649,16 @@ impl<'a> StagingRows<'a> {
         self.columns = Some(StagingColumns::new(names));
         Ok(())
     }
+}
+
+/// The raw text of a staged record as SQL over the staging table `t` of `columns` (its own
+/// three, then the header's): `__raw`, or where that is null the fields joined by commas
+/// (an empty field is null).
+pub(crate) fn raw_text_sql<'h>(columns: impl Iterator<Item = &'h str>) -> String {
+    let fields: Vec<String> = (columns.skip(STAGING_OWN_COLUMNS))
+        .map(|name| format!("t.\"{}\"", name.replace('"', "\"\"")))
+        .collect();
+    format!("coalesce(t.\"{RAW}\", concat({}))", fields.join(", ',', "))
 }
 
 /// The start of a record's raw text that is kept (see [`RAW_KEPT_BYTES`]).
@@ -633,9 +689,42 @@ fn check_header(file: &str, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// One record of a text file: the line it starts on, its text (line breaks inside quotes
-/// turned into spaces) and its fields, or no fields when it was longer than the cap (its
-/// text is then the start of it).
+/// A record as the parser completes it, borrowed from the parser's buffers: the line it
+/// starts on, its text (line breaks inside quotes turned into spaces) and its fields, or no
+/// fields when it was longer than the cap (its text is then the start of it). A text
+/// input's records pass through here one by one, with no copy made of them.
+#[derive(Debug, Clone, Copy)]
+struct RecordView<'a> {
+    line: u64,
+    text: &'a str,
+    fields: Option<FieldList<'a>>,
+}
+
+/// A record's fields: their text back to back, and where each ends.
+#[derive(Debug, Clone, Copy)]
+struct FieldList<'a> {
+    text: &'a str,
+    ends: &'a [usize],
+}
+
+impl<'a> FieldList<'a> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a str> + use<'a> {
+        let (text, ends) = (self.text, self.ends);
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        starts.zip(ends).map(move |(start, &end)| &text[start..end])
+    }
+
+    fn last(&self) -> Option<&'a str> {
+        self.iter().last()
+    }
+}
+
+/// A record of its own: one the parser makes outside its buffers (a line read alone, see
+/// [`RecordParser::split_or_cut`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Record {
     line: u64,
@@ -643,50 +732,17 @@ struct Record {
     fields: Option<Fields>,
 }
 
-/// The records parsed from a piece of text, in buffers kept from one piece to the next: a
-/// record's text and fields are copied into those of an earlier one, with no allocation
-/// per record.
-#[derive(Debug, Default)]
-struct Records {
-    slots: Vec<Record>,
-    len: usize,
-}
-
-impl Records {
-    /// A buffer kept this long is given back when cleared: one long record must not make
-    /// every later piece hold as much.
-    const KEPT_CAPACITY: usize = 4 << 10;
-
-    fn push(&mut self, record: Record) {
-        *self.next_slot() = record;
-    }
-
-    /// The next record's slot, to fill in place.
-    fn next_slot(&mut self) -> &mut Record {
-        if self.len == self.slots.len() {
-            self.slots.push(Record::default());
+impl Record {
+    fn view(&self) -> RecordView<'_> {
+        RecordView {
+            line: self.line,
+            text: &self.text,
+            fields: self.fields.as_ref().map(Fields::view),
         }
-        self.len += 1;
-        &mut self.slots[self.len - 1]
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Record> {
-        self.slots[..self.len].iter()
-    }
-
-    fn clear(&mut self) {
-        for slot in &mut self.slots[..self.len] {
-            let fields_capacity = slot.fields.as_ref().map_or(0, |f| f.text.capacity());
-            if slot.text.capacity().max(fields_capacity) > Self::KEPT_CAPACITY {
-                *slot = Record::default();
-            }
-        }
-        self.len = 0;
     }
 }
 
-/// A record's fields: their text back to back, and where each ends. One buffer per record,
-/// not one string per field: a text input's records pass through here one by one.
+/// A record's fields held: their text back to back, and where each ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Fields {
     text: String,
@@ -694,50 +750,26 @@ struct Fields {
 }
 
 impl Fields {
-    /// The fields csv-core wrote to `bytes`, the one before `ends[i]` ending there.
-    fn new(bytes: &[u8], ends: &[usize]) -> Self {
-        let mut fields = Self::default();
-        fields.fill(bytes, ends);
-        fields
-    }
-
-    /// Makes these the fields of `bytes` and `ends` (see [`Fields::new`]), in the buffers
-    /// they have.
+    /// Makes these the fields csv-core wrote to `bytes`, the one before `ends[i]` ending
+    /// there, in the buffers they have.
     fn fill(&mut self, bytes: &[u8], ends: &[usize]) {
         self.text.clear();
         self.ends.clear();
-        // csv-core splits UTF-8 text at ASCII bytes, so its fields are UTF-8; bytes that are
-        // not become replacement characters, field by field.
-        match std::str::from_utf8(bytes) {
-            Ok(text) => {
-                self.text.push_str(text);
-                self.ends.extend_from_slice(ends);
-            }
-            Err(_) => {
-                let mut start = 0;
-                for &end in ends {
-                    self.text
-                        .push_str(&String::from_utf8_lossy(&bytes[start..end]));
-                    self.ends.push(self.text.len());
-                    start = end;
-                }
-            }
+        // Bytes that are not UTF-8 become replacement characters, field by field.
+        let mut start = 0;
+        for &end in ends {
+            self.text
+                .push_str(&String::from_utf8_lossy(&bytes[start..end]));
+            self.ends.push(self.text.len());
+            start = end;
         }
     }
 
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .map(|(start, &end)| &self.text[start..end])
-    }
-
-    fn last(&self) -> Option<&str> {
-        self.iter().last()
+    fn view(&self) -> FieldList<'_> {
+        FieldList {
+            text: &self.text,
+            ends: &self.ends,
+        }
     }
 }
 
@@ -751,16 +783,23 @@ struct BreakCounter {
 impl BreakCounter {
     fn count(&mut self, bytes: &[u8]) -> u64 {
         let mut breaks = 0;
-        for &byte in bytes {
-            match byte {
+        let mut rest = bytes;
+        while let Some(at) = memchr::memchr2(b'\n', b'\r', rest) {
+            if at > 0 {
+                self.after_cr = false;
+            }
+            match rest[at] {
                 b'\n' if self.after_cr => self.after_cr = false,
                 b'\n' => breaks += 1,
-                b'\r' => {
+                _ => {
                     breaks += 1;
                     self.after_cr = true;
                 }
-                _ => self.after_cr = false,
             }
+            rest = &rest[at + 1..];
+        }
+        if !rest.is_empty() {
+            self.after_cr = false;
         }
         breaks
     }
@@ -814,7 +853,9 @@ fn line_field_parts(line: &[u8]) -> Fields {
             | csv_core::ReadRecordResult::OutputEndsFull => break,
         }
     }
-    Fields::new(&output[..written], &ends[..ended])
+    let mut fields = Fields::default();
+    fields.fill(&output[..written], &ends[..ended]);
+    fields
 }
 
 /// The record of a line longer than the cap: its start, and no fields.
@@ -848,6 +889,10 @@ struct RecordParser {
     breaks: BreakCounter,
     /// Inside a line already rejected as too long: the rest of it is dropped.
     skipping: bool,
+    /// A record's text with its line breaks turned into spaces, when it has any.
+    spaced: String,
+    /// A record's fields made UTF-8, when csv-core's bytes are not.
+    lossy: Fields,
 }
 
 impl RecordParser {
@@ -864,6 +909,8 @@ impl RecordParser {
             line: 0,
             breaks: BreakCounter::default(),
             skipping: false,
+            spaced: String::new(),
+            lossy: Fields::default(),
         }
     }
 
@@ -872,9 +919,9 @@ impl RecordParser {
         self.line + self.breaks.clone().count(&self.raw) + 1
     }
 
-    /// Parses `input`, appending the records it completes to `records` (every record left
-    /// when `last`).
-    fn push(&mut self, mut input: &[u8], last: bool, records: &mut Records) {
+    /// Parses `input`, handing each record it completes to `sink` (every record left when
+    /// `last`).
+    fn push<S: FnMut(RecordView<'_>)>(&mut self, mut input: &[u8], last: bool, sink: &mut S) {
         use csv_core::ReadRecordResult;
         loop {
             if self.skipping {
@@ -898,10 +945,20 @@ impl RecordParser {
                 &mut self.fields[self.fields_len..],
                 &mut self.ends[self.ends_len..],
             );
-            self.raw.extend_from_slice(&input[..read]);
-            input = &input[read..];
+            let (consumed, rest) = input.split_at(read);
+            input = rest;
             self.fields_len += written;
             self.ends_len += ended;
+            if matches!(result, ReadRecordResult::Record)
+                && self.raw.is_empty()
+                && consumed.len() <= self.max_line_bytes
+                && !(last && input.is_empty())
+            {
+                // The whole record is in this piece: its text is read where it is.
+                self.take_record(consumed, sink);
+                continue;
+            }
+            self.raw.extend_from_slice(consumed);
             match result {
                 ReadRecordResult::OutputFull => {
                     let grown = self.fields.len() * 2;
@@ -914,9 +971,12 @@ impl RecordParser {
                 ReadRecordResult::Record => {
                     let at_end = last && input.is_empty();
                     if self.raw.len() > self.max_line_bytes || (at_end && self.quote_is_open()) {
-                        self.split_or_cut(at_end, records);
+                        self.split_or_cut(at_end, sink);
                     } else {
-                        self.take_record(records.next_slot());
+                        let raw = std::mem::take(&mut self.raw);
+                        self.take_record(&raw, sink);
+                        self.raw = raw;
+                        self.raw.clear();
                     }
                 }
                 // With no input left, the next call tells csv-core the file has ended: it
@@ -924,7 +984,7 @@ impl RecordParser {
                 ReadRecordResult::InputEmpty if last => {}
                 ReadRecordResult::InputEmpty => {
                     if self.raw.len() > self.max_line_bytes {
-                        self.split_or_cut(false, records);
+                        self.split_or_cut(false, sink);
                     }
                     return;
                 }
@@ -939,19 +999,35 @@ impl RecordParser {
         self.raw.iter().filter(|&&b| b == b'"').count() % 2 == 1
     }
 
-    /// Makes `record` the record csv-core has just completed, from `raw` and its fields.
-    fn take_record(&mut self, record: &mut Record) {
-        record.line = self.line + 1;
-        let end = self.raw.len() - self.raw.iter().rev().take_while(|b| is_break(b)).count();
-        self.line += self.breaks.count(&self.raw);
+    /// Hands `sink` the record csv-core has just completed, from its text `raw` and its
+    /// fields.
+    fn take_record<S: FnMut(RecordView<'_>)>(&mut self, raw: &[u8], sink: &mut S) {
+        let line = self.line + 1;
+        let end = raw.len() - raw.iter().rev().take_while(|b| is_break(b)).count();
+        self.line += self.breaks.count(raw);
+        let inside = &raw[..end];
+        let text = match std::str::from_utf8(inside) {
+            Ok(text) if memchr::memchr2(b'\n', b'\r', inside).is_none() => text,
+            _ => {
+                self.spaced.clear();
+                push_breaks_as_spaces(&mut self.spaced, inside);
+                self.spaced.as_str()
+            }
+        };
+        // csv-core splits UTF-8 text at ASCII bytes, so its fields are UTF-8.
         let (bytes, ends) = (&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
-        record
-            .fields
-            .get_or_insert_with(Fields::default)
-            .fill(bytes, ends);
-        record.text.clear();
-        push_breaks_as_spaces(&mut record.text, &self.raw[..end]);
-        self.raw.clear();
+        let fields = match std::str::from_utf8(bytes) {
+            Ok(text) => FieldList { text, ends },
+            Err(_) => {
+                self.lossy.fill(bytes, ends);
+                self.lossy.view()
+            }
+        };
+        sink(RecordView {
+            line,
+            text,
+            fields: Some(fields),
+        });
         self.fields_len = 0;
         self.ends_len = 0;
     }
@@ -960,7 +1036,7 @@ impl RecordParser {
     /// lines into it, each line becomes a record of its own (the incomplete last one is read
     /// again, unless the file has ended); a single line over the cap is rejected and the
     /// rest of it dropped.
-    fn split_or_cut(&mut self, at_end: bool, records: &mut Records) {
+    fn split_or_cut<S: FnMut(RecordView<'_>)>(&mut self, at_end: bool, sink: &mut S) {
         let raw = std::mem::take(&mut self.raw);
         self.fields_len = 0;
         self.ends_len = 0;
@@ -972,19 +1048,19 @@ impl RecordParser {
             self.line += self.breaks.count(line);
             rest = after;
             if at > 0 {
-                records.push(self.line_record(number, &line[..at]));
+                sink(self.line_record(number, &line[..at]).view());
             }
         }
         if rest.is_empty() {
             return;
         }
         if at_end || rest.len() > self.max_line_bytes {
-            records.push(self.line_record(self.line + 1, rest));
+            sink(self.line_record(self.line + 1, rest).view());
             self.breaks.count(rest);
             self.skipping = !at_end;
         } else {
             let rest = rest.to_vec();
-            self.push(&rest, false, records);
+            self.push(&rest, false, sink);
         }
     }
 
@@ -1009,14 +1085,26 @@ mod tests {
 
     const CAP: usize = 1 << 20;
 
+    /// A record the parser handed on, kept.
+    fn kept(record: RecordView) -> Record {
+        Record {
+            line: record.line,
+            text: record.text.to_string(),
+            fields: record.fields.map(|fields| Fields {
+                text: fields.text.to_string(),
+                ends: fields.ends.to_vec(),
+            }),
+        }
+    }
+
     fn parse(chunks: &[&[u8]], cap: usize) -> Vec<Record> {
         let mut parser = RecordParser::new(cap);
-        let mut records = Records::default();
+        let mut records = Vec::new();
         for chunk in chunks {
-            parser.push(chunk, false, &mut records);
+            parser.push(chunk, false, &mut |record| records.push(kept(record)));
         }
-        parser.push(b"", true, &mut records);
-        records.iter().cloned().collect()
+        parser.push(b"", true, &mut |record| records.push(kept(record)));
+        records
     }
 
     fn lines(chunks: &[&[u8]]) -> Vec<(u64, String)> {
@@ -1132,7 +1220,7 @@ mod tests {
 
     fn fields_of(record: &Record) -> Option<Vec<String>> {
         let fields = record.fields.as_ref()?;
-        Some(fields.iter().map(str::to_string).collect())
+        Some(fields.view().iter().map(str::to_string).collect())
     }
 
     fn summary(records: &[Record]) -> Vec<(u64, String, Option<Vec<String>>)> {
@@ -1165,15 +1253,15 @@ mod tests {
             cap in 8usize..300,
         ) {
             let mut parser = RecordParser::new(cap);
-            let mut records = Records::default();
+            let mut records = Vec::new();
             for piece in pieces(&bytes, &cuts) {
-                parser.push(piece, false, &mut records);
+                parser.push(piece, false, &mut |record| records.push(kept(record)));
                 prop_assert!(parser.raw.len() <= cap, "{} bytes held", parser.raw.len());
             }
-            parser.push(b"", true, &mut records);
+            parser.push(b"", true, &mut |record| records.push(kept(record)));
             let lines = BreakCounter::default().count(&bytes) + 1;
             let mut previous = 0;
-            for record in records.iter() {
+            for record in &records {
                 prop_assert!(previous < record.line && record.line <= lines, "{record:?}");
                 prop_assert!(record.text.len() <= cap.max(TOO_LONG_PREFIX_BYTES));
                 previous = record.line;
