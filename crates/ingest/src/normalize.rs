@@ -71,7 +71,8 @@ const STAGED_BATCH_ROWS: usize = 8192;
 /// A normalized input: where its staging copy is, its schema and what its header was.
 pub(crate) struct Normalized {
     pub staging: Location,
-    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text.
+    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text, as
+    /// the engine reads them (see [`read_schema`]).
     pub schema: SchemaRef,
     pub header: Vec<String>,
     pub encoding: &'static str,
@@ -232,7 +233,7 @@ async fn write_staging(
         abandon(&mut out, staging).await?;
         return Err(Error::EmptyFile { file: name });
     };
-    let (schema, header) = (columns.schema.clone(), columns.header.clone());
+    let (schema, header) = (read_schema(&columns.schema), columns.header.clone());
     let longest_row = rows.longest;
     rows.finish(&mut out, staging).await?;
     Ok(Normalized {
@@ -242,6 +243,19 @@ async fn write_staging(
         encoding: decoder.name(),
         longest_row,
     })
+}
+
+/// The schema the engine reads a staging copy written with `written` in: text as string
+/// views, which the Parquet reader makes without copying each value into one buffer, and
+/// which the plans compare and cast faster.
+fn read_schema(written: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = (written.fields().iter())
+        .map(|field| match field.data_type() {
+            DataType::Utf8 => field.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// Drops the staging file before any batch went to it: a file that fails is never read.
