@@ -128,7 +128,7 @@ const RAW_KEPT_CHARS: usize = 1 << 10;
 
 /// Column `name` of the input (aliased `t`) as an SQL identifier: quoted, so that any name
 /// an input file gives its column (a quote, a keyword, another case) is only a name.
-fn input_column(name: &str) -> String {
+pub(crate) fn input_column(name: &str) -> String {
     format!("t.\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -5,10 +5,9 @@
 //! has as many fields as the header, and its raw text where that is not simply its fields
 //! joined by commas (most records are, and their text is then not stored twice). Rejected
 //! rows can then name their line, and a short or long record is a rejected row rather than
-//! a failed file. The engine reads the staging file
-//! with no second parse of the text, a row group at a time (each bounded in bytes, so a
-//! reader's memory is bounded on any store), and as a file-backed table a cluster's
-//! executors read it as well.
+//! a failed file. The engine reads the staging file with no second parse of the text, a row
+//! group at a time (each bounded in bytes, so a reader's memory is bounded on any store),
+//! and as a file-backed table a cluster's executors read it as well.
 //!
 //! A record ends at LF, CRLF or a lone CR (old Mac files) outside double quotes: a quoted
 //! field may hold line breaks (each becomes a space in the raw text). A record is at most
@@ -38,6 +37,7 @@ use futures::StreamExt;
 use tracing::info;
 
 use crate::error::{Error, Result};
+use crate::formats::input_column;
 
 /// The staging file's own columns, before the source's.
 pub(crate) const LINE: &str = "__line";
@@ -670,9 +670,13 @@ impl<'a> StagingRows<'a> {
 /// (an empty field is null).
 pub(crate) fn raw_text_sql<'h>(columns: impl Iterator<Item = &'h str>) -> String {
     let fields: Vec<String> = (columns.skip(STAGING_OWN_COLUMNS))
-        .map(|name| format!("t.\"{}\"", name.replace('"', "\"\"")))
+        .map(input_column)
         .collect();
-    format!("coalesce(t.\"{RAW}\", concat({}))", fields.join(", ',', "))
+    format!(
+        "coalesce({}, concat({}))",
+        input_column(RAW),
+        fields.join(", ',', ")
+    )
 }
 
 /// The start of a record's raw text that is kept (see [`RAW_KEPT_BYTES`]).
@@ -1018,10 +1022,11 @@ impl RecordParser {
     fn take_record<S: FnMut(RecordView<'_>)>(&mut self, raw: &[u8], sink: &mut S) {
         let line = self.line + 1;
         let end = raw.len() - raw.iter().rev().take_while(|b| is_break(b)).count();
-        self.line += self.breaks.count(raw);
-        let inside = &raw[..end];
+        let (inside, ending) = raw.split_at(end);
+        let inner_breaks = self.breaks.count(inside);
+        self.line += inner_breaks + self.breaks.count(ending);
         let text = match std::str::from_utf8(inside) {
-            Ok(text) if memchr::memchr2(b'\n', b'\r', inside).is_none() => text,
+            Ok(text) if inner_breaks == 0 => text,
             _ => {
                 self.spaced.clear();
                 push_breaks_as_spaces(&mut self.spaced, inside);

@@ -1367,6 +1367,16 @@ mod tests {
         );
     }
 
+    /// A clean record's value in USD, at its year's calibrated rate.
+    fn usd(r: &Record) -> f64 {
+        let value: f64 = r.value.parse().unwrap();
+        if r.currency == "CNY" {
+            value / calibration(r.year.parse().unwrap()).1
+        } else {
+            value
+        }
+    }
+
     /// Heavy tails stop short of making a province out of a few records: the large
     /// provinces and the nation spread their exports over partners about as much as in
     /// customs data (HHI 0.05-0.15), small provinces less.
@@ -1379,12 +1389,7 @@ mod tests {
         };
         let mut by_partner: BTreeMap<(String, String), f64> = BTreeMap::new();
         generate(&spec, |r| {
-            let value: f64 = r.value.parse().unwrap_or(0.0);
-            let usd = if r.currency == "CNY" {
-                value / calibration(2021).1
-            } else {
-                value
-            };
+            let usd = usd(r);
             for origin in [r.province.clone(), "CN".to_string()] {
                 *by_partner.entry((origin, r.partner.clone())).or_default() += usd;
             }
@@ -1405,14 +1410,6 @@ mod tests {
 
     #[test]
     fn a_few_records_hold_most_of_the_value_and_every_year_matches_its_calibration() {
-        let usd = |r: &Record| {
-            let value: f64 = r.value.parse().unwrap();
-            if r.currency == "CNY" {
-                value / calibration(r.year.parse().unwrap()).1
-            } else {
-                value
-            }
-        };
         let spec = Spec {
             years: vec![2021],
             records_per_year: 2_000_000,
