@@ -498,13 +498,14 @@ async fn national_usd(scratch: &Scratch) -> f64 {
     select(&indices, &[("province", "CN"), ("category", "all")])[0]["exports_usd"].float()
 }
 
-/// One encoding for the whole file: a GB18030 file whose first 130 KB are ASCII is read as
-/// GB18030 from its first line, not as UTF-8 until its first Chinese character; the choice is
-/// in the manifest.
+/// One encoding for the whole file: a GB18030 file whose first 1.1 MB are ASCII (more than
+/// one read of the file: an embedded run's plan has summed them when the first Chinese
+/// character comes) is read as GB18030 from its first line, not as UTF-8 until its first
+/// Chinese character, and each record is counted once; the choice is in the manifest.
 #[tokio::test]
 async fn the_encoding_is_chosen_for_the_whole_file() {
     let mut text = b"year,month,province,partner,hs_code,value,currency,note\n".to_vec();
-    for _ in 0..3000 {
+    for _ in 0..20_000 {
         text.extend_from_slice(b"2021,,44,USA,8504,1,USD,ascii padding of the first lines\n");
     }
     // 东莞 (Dongguan) in GB18030.
@@ -521,9 +522,44 @@ async fn the_encoding_is_chosen_for_the_whole_file() {
     scratch.run_ok();
     let input = &manifest(&scratch)["inputs"][0];
     assert_eq!(input["encoding"], "gb18030", "{input:#}");
-    assert_eq!(input["read"], 3001, "{input:#}");
+    assert_eq!(input["read"], 20_001, "{input:#}");
     assert_eq!(rejected_records(input), 0, "{input:#}");
-    assert_eq!(national_usd(&scratch).await, 3002.0);
+    assert_eq!(national_usd(&scratch).await, 20_002.0);
+}
+
+/// Long records after 1.1 MB of short ones: an embedded run's plan, reading in the engine's
+/// batches, meets them part-way and is run again in smaller batches; every record is
+/// counted once, the long ones' raw text kept as far as rejects keep it.
+#[tokio::test]
+async fn long_records_late_in_a_file_are_counted_once() {
+    let mut csv = "year,month,province,partner,hs_code,value,currency,note\n".to_string();
+    for _ in 0..20_000 {
+        csv.push_str("2021,,44,USA,8504,1,USD,short records before the long ones\n");
+    }
+    let note = "x".repeat(100_000);
+    csv.push_str(&format!("2021,,44,USA,8504,2,USD,{note}\n"));
+    csv.push_str(&format!("2021,,44,USA,8504,-3,USD,{note}\n"));
+    let scratch = Scratch::new();
+    std::fs::create_dir_all(scratch.path("landing")).unwrap();
+    std::fs::write(scratch.path("landing/long.csv"), &csv).unwrap();
+    config_for(
+        &scratch,
+        &scratch.path("landing/long.csv"),
+        "canonical-csv",
+        None,
+    );
+    scratch.run_ok();
+    let input = &manifest(&scratch)["inputs"][0];
+    assert_eq!(input["read"], 20_002, "{input:#}");
+    assert_eq!(rejected_records(input), 1, "{input:#}");
+    assert_eq!(national_usd(&scratch).await, 20_002.0);
+    let rejects = read_table(&scratch.path("out"), "rejects", "line").await;
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(text(&rejects[0], "line"), "20003");
+    assert!(
+        text(&rejects[0], "raw").starts_with("2021,,44,USA,8504,-3,USD,xxx"),
+        "{rejects:?}"
+    );
 }
 
 /// Downloads often come compressed: `.gz` and `.zst` text files are read as their text, in

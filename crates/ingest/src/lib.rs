@@ -6,9 +6,10 @@
 //! layer, [`write_raw`], is an opt-in audit copy).
 //!
 //! A problem with a whole file (missing column, empty file, undecodable bytes) stops the run
-//! with an error that names the file, before the warehouse is touched. Parquet and UTF-8 CSV
-//! are read by the engine (the executors, on a cluster); other text is decoded to a staging
-//! copy first, by this process.
+//! with an error that names the file, before the warehouse is touched. Parquet is read by
+//! the engine (the executors, on a cluster). Text is decoded by this process: in an embedded
+//! run, as the plans over it pull its records (`stream`); for a cluster, into a staging copy
+//! its executors read (`normalize`).
 //!
 //! ```no_run
 //! # async fn demo(config: exdep_core::Config) -> exdep_ingest::Result<()> {
@@ -29,17 +30,20 @@
 mod error;
 mod formats;
 mod normalize;
+mod stream;
 mod tables;
+
+use std::sync::Arc;
 
 use exdep_core::account::{SkippedFile, SourceFile};
 use exdep_core::arrow::array::AsArray;
-use exdep_core::arrow::datatypes::{DataType, Int32Type, Schema};
+use exdep_core::arrow::datatypes::{DataType, Int32Type, Schema, SchemaRef};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
 use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
 use exdep_core::sql::text_literal;
-use exdep_core::{Config, HsLevel, Input, InputFormat, Location};
+use exdep_core::{Config, Engine, HsLevel, Input, InputFormat, Location};
 use exdep_engine::CellDomain;
 use exdep_engine::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use exdep_store::layout::{Layer, Staging};
@@ -50,6 +54,7 @@ use tracing::info;
 
 pub use error::{Error, Result};
 pub use formats::CANONICAL_COLUMNS;
+pub use stream::Reading;
 
 /// One file of the configured inputs, as listed.
 #[derive(Debug, Clone)]
@@ -151,6 +156,8 @@ pub struct PreparedFile {
     checked_sql: String,
     tables: Vec<String>,
     batch_rows: usize,
+    /// A text input read as a stream (an embedded run's).
+    streamed: Option<Arc<stream::TextSource>>,
 }
 
 impl PreparedFile {
@@ -166,11 +173,12 @@ impl PreparedFile {
         &self.checked_sql
     }
 
-    /// The most rows a batch read from it may hold: for a text input whose longest record
-    /// is long, as many as fit in [`BATCH_BYTES`]; unbounded otherwise (the engine's own
+    /// How the run's plans read its records: each plan over it runs through
+    /// [`Reading::run`], in batches of at most the rows it is given (for a text input whose
+    /// longest record is long, as many as fit in [`BATCH_BYTES`]; else the engine's own
     /// batch size).
-    pub fn batch_rows(&self) -> usize {
-        self.batch_rows
+    pub fn reading(&self) -> Reading {
+        Reading::of(self.streamed.clone(), self.batch_rows)
     }
 
     /// The file's size in bytes.
@@ -183,7 +191,11 @@ impl PreparedFile {
         SourceFile {
             file: self.file.to_string(),
             format: self.format,
-            encoding: self.encoding.clone(),
+            // A streamed `auto` file's encoding is known once it has been read.
+            encoding: match &self.streamed {
+                Some(source) => Some(source.encoding().to_string()),
+                None => self.encoding.clone(),
+            },
             origin_column: self.origin_column.clone(),
             bytes: self.bytes(),
             e_tag: self.meta.e_tag.clone(),
@@ -284,16 +296,58 @@ fn is_parquet(input: &Input, meta: &ObjectMeta) -> bool {
     }
 }
 
-/// Decodes the text inputs among `files` into UTF-8 staging copies, as many at once as the
-/// machine has cores (decoding is this process's work, one core per file): one entry per
+/// A text input, ready to be read: a staging copy (on a cluster, whose executors read it),
+/// or a stream its plans pull records from (embedded, see `stream`).
+enum DecodedText {
+    Staged(normalize::Normalized),
+    Streamed(Arc<stream::TextSource>),
+}
+
+impl DecodedText {
+    fn header(&self) -> &[String] {
+        match self {
+            Self::Staged(normalized) => &normalized.header,
+            Self::Streamed(source) => source.header(),
+        }
+    }
+
+    fn schema(&self) -> SchemaRef {
+        match self {
+            Self::Staged(normalized) => normalized.schema.clone(),
+            Self::Streamed(source) => source.schema(),
+        }
+    }
+
+    fn encoding(&self) -> &'static str {
+        match self {
+            Self::Staged(normalized) => normalized.encoding,
+            Self::Streamed(source) => source.encoding(),
+        }
+    }
+
+    /// The most rows a batch of the file's plans may hold: as many of its longest record as
+    /// fit in [`BATCH_BYTES`] for a staging copy; for a stream, as many as its rows read so
+    /// far allow (see `stream`).
+    fn batch_rows(&self) -> usize {
+        match self {
+            Self::Staged(normalized) => BATCH_BYTES / normalized.longest_row.max(1),
+            Self::Streamed(source) => source.batch_rows(),
+        }
+    }
+}
+
+/// Readies the text inputs among `files`: embedded, opens each as a stream (its header
+/// read); on a cluster, decodes each into a UTF-8 staging copy, as many at once as the
+/// machine has cores (decoding is this process's work, one core per file). One entry per
 /// file, `None` for Parquet.
 async fn decode_text_inputs(
     ctx: &SessionContext,
     config: &Config,
     files: &[InputFile],
     staging: &Location,
-) -> Vec<Option<Result<normalize::Normalized>>> {
+) -> Vec<Option<Result<DecodedText>>> {
     let parallelism = exdep_core::cores();
+    let streamed = matches!(config.engine, Engine::Embedded);
     let tasks = files.iter().enumerate().map(|(index, listed)| {
         let input = &config.inputs[listed.input_index];
         let text = !is_parquet(input, &listed.meta);
@@ -310,7 +364,15 @@ async fn decode_text_inputs(
             }
             // Aborted when the run stops: no decoding goes on writing after it.
             let task = AbortOnDropHandle::new(tokio::spawn(async move {
-                normalize::normalize(&ctx, &file, &meta, options, &staged).await
+                if streamed {
+                    stream::TextSource::open(&ctx, &file, &meta, options)
+                        .await
+                        .map(DecodedText::Streamed)
+                } else {
+                    normalize::normalize(&ctx, &file, &meta, options, &staged)
+                        .await
+                        .map(DecodedText::Staged)
+                }
             }));
             Some(
                 task.await
@@ -469,20 +531,25 @@ impl FooterFacts {
 /// the file, of one column, needed to choose the level before the records are read.
 async fn comtrade_levels(
     ctx: &SessionContext,
+    config: &Config,
     table: &str,
     columns: &formats::Columns,
+    reading: &Reading,
 ) -> Result<Vec<u8>> {
     let read_error = |e| Error::Read {
         file: columns.file.clone(),
         source: Box::new(e),
     };
-    let batches = ctx
-        .sql(&formats::comtrade_levels_sql(table, columns)?)
-        .await
-        .map_err(read_error)?
-        .collect()
-        .await
-        .map_err(read_error)?;
+    let sql = &formats::comtrade_levels_sql(table, columns)?;
+    let read_error = &read_error;
+    let batches: Vec<_> = reading
+        .run::<_, Error, _, _, _>(|batch_rows| async move {
+            let bounded =
+                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+            let frame = bounded.sql(sql).await.map_err(read_error)?;
+            frame.collect().await.map_err(read_error)
+        })
+        .await?;
     let mut levels = Vec::new();
     for batch in &batches {
         let column = batch.column(0).as_primitive::<Int32Type>();
@@ -498,6 +565,7 @@ async fn comtrade_levels(
 /// (see [`part_name`]). Returns the records written.
 pub async fn write_raw(
     ctx: &SessionContext,
+    config: &Config,
     file: &PreparedFile,
     staging: &Staging,
 ) -> Result<u64> {
@@ -513,20 +581,26 @@ pub async fn write_raw(
         source = text_literal(&url),
         checked = file.checked_sql,
     );
-    let mut stream = ctx
-        .sql(&sql)
+    let (sql, url, read_error) = (&sql, &url, &read_error);
+    file.reading()
+        .run(|batch_rows| async move {
+            let ctx = exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+            let mut stream = ctx
+                .sql(sql)
+                .await
+                .map_err(read_error)?
+                .execute_stream()
+                .await
+                .map_err(read_error)?;
+            let mut writer =
+                PartitionedWriter::new(&ctx, &staging.layer(Layer::Raw), &[YEAR], &part_name(url))?
+                    .with_file_schema(RAW_FILE.clone());
+            while let Some(batch) = stream.next().await {
+                writer.write(&batch.map_err(read_error)?).await?;
+            }
+            Ok::<_, Error>(writer.finish().await?.iter().map(|f| f.rows).sum())
+        })
         .await
-        .map_err(read_error)?
-        .execute_stream()
-        .await
-        .map_err(read_error)?;
-    let mut writer =
-        PartitionedWriter::new(ctx, &staging.layer(Layer::Raw), &[YEAR], &part_name(&url))?
-            .with_file_schema(RAW_FILE.clone());
-    while let Some(batch) = stream.next().await {
-        writer.write(&batch.map_err(read_error)?).await?;
-    }
-    Ok(writer.finish().await?.iter().map(|f| f.rows).sum())
 }
 
 /// The codes a run's records are checked against: as lists, and as the cube kernel's domain.
@@ -541,16 +615,18 @@ async fn prepare(
     run_codes: &RunCodes<'_>,
     listed: &InputFile,
     index: usize,
-    normalized: Option<normalize::Normalized>,
+    decoded: Option<DecodedText>,
     inputs: &mut PreparedInputs,
 ) -> Result<PreparedFile> {
     let (file, meta) = (&listed.location, &listed.meta);
     let input: &Input = &config.inputs[listed.input_index];
     let table = format!("ingest_input_{index}");
-    let batch_rows = normalized
-        .as_ref()
-        .map_or(usize::MAX, |n| BATCH_BYTES / n.longest_row.max(1));
-    let registered = register_input(ctx, config, listed, &table, normalized.as_ref()).await?;
+    let batch_rows = decoded.as_ref().map_or(usize::MAX, DecodedText::batch_rows);
+    let registered = register_input(ctx, config, listed, &table, decoded.as_ref()).await?;
+    let streamed = match decoded {
+        Some(DecodedText::Streamed(source)) => Some(source),
+        _ => None,
+    };
     let mut tables = vec![table.clone()];
     let codes = register_format_tables(ctx, config, listed, index, &registered, inputs).await?;
     if let Some((name, _)) = &codes {
@@ -565,9 +641,8 @@ async fn prepare(
     }
     let comtrade = match registered.format {
         InputFormat::ComtradeCsv => {
-            let bounded =
-                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
-            Some(comtrade_reading(&bounded, listed, input, &table, &columns).await?)
+            let reading = Reading::of(streamed.clone(), batch_rows);
+            Some(comtrade_reading(ctx, config, listed, input, &table, &columns, &reading).await?)
         }
         _ => None,
     };
@@ -599,6 +674,7 @@ async fn prepare(
         checked_sql,
         tables,
         batch_rows,
+        streamed,
     })
 }
 
@@ -611,20 +687,20 @@ struct RegisteredInput {
 }
 
 /// Registers `listed` as table `table`: a Parquet file as it is (after a look at its
-/// footer), a text file through its staging copy `normalized` (its columns as text).
+/// footer), a text file as `decoded`, its staging copy or its stream (its columns as text).
 async fn register_input(
     ctx: &SessionContext,
     config: &Config,
     listed: &InputFile,
     table: &str,
-    normalized: Option<&normalize::Normalized>,
+    decoded: Option<&DecodedText>,
 ) -> Result<RegisteredInput> {
     let (file, meta) = (&listed.location, &listed.meta);
     let read_error = |e| Error::Read {
         file: file.to_string(),
         source: Box::new(e),
     };
-    let Some(normalized) = normalized else {
+    let Some(decoded) = decoded else {
         if meta.size == 0 {
             return Err(Error::EmptyFile {
                 file: file.to_string(),
@@ -647,26 +723,34 @@ async fn register_input(
     };
     let format = match config.inputs[listed.input_index].format {
         InputFormat::Auto => {
-            let format =
-                formats::infer(&normalized.header).ok_or_else(|| Error::UnknownFormat {
-                    file: file.to_string(),
-                    found: normalized.header.join(", "),
-                })?;
+            let format = formats::infer(decoded.header()).ok_or_else(|| Error::UnknownFormat {
+                file: file.to_string(),
+                found: decoded.header().join(", "),
+            })?;
             info!(file = %file, format = format.name(), "format told from the header");
             format
         }
         format => format,
     };
-    let options = ParquetReadOptions::default()
-        .schema(&normalized.schema)
-        .file_extension(STAGED_TEXT_EXTENSION);
-    ctx.register_parquet(table, normalized.staging.url().as_str(), options)
-        .await
-        .map_err(read_error)?;
+    let schema = decoded.schema();
+    match decoded {
+        DecodedText::Staged(normalized) => {
+            let options = ParquetReadOptions::default()
+                .schema(&schema)
+                .file_extension(STAGED_TEXT_EXTENSION);
+            ctx.register_parquet(table, normalized.staging.url().as_str(), options)
+                .await
+                .map_err(read_error)?;
+        }
+        DecodedText::Streamed(source) => {
+            ctx.register_table(table, Arc::new(source.table()?))
+                .map_err(read_error)?;
+        }
+    }
     Ok(RegisteredInput {
         format,
-        columns: columns_of(&normalized.schema),
-        encoding: Some(normalized.encoding.to_string()),
+        columns: columns_of(&schema),
+        encoding: Some(decoded.encoding().to_string()),
     })
 }
 
@@ -729,15 +813,17 @@ async fn register_format_tables(
 /// level the file has; a file with several and no choice is refused).
 async fn comtrade_reading(
     ctx: &SessionContext,
+    config: &Config,
     listed: &InputFile,
     input: &Input,
     table: &str,
     columns: &formats::Columns,
+    reading: &Reading,
 ) -> Result<formats::ComtradeReading> {
     let hs_level = match input.hs_level {
         Some(HsLevel::Digits(digits)) => Some(digits),
         choice => {
-            let levels = comtrade_levels(ctx, table, columns).await?;
+            let levels = comtrade_levels(ctx, config, table, columns, reading).await?;
             match choice {
                 Some(_) => levels.last().copied(),
                 None if levels.len() > 1 => {

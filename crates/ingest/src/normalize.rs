@@ -1,13 +1,15 @@
 //! Text inputs are normalized before DataFusion reads them: decompressed (`.gz`, `.zst`),
 //! decoded to UTF-8 (UTF-8 with or without a byte order mark, or GBK/GB18030), parsed into
 //! CSV records (by `csv-core`) and written straight from the parser's buffers into Arrow
-//! columns, a staging Parquet file whose rows carry their line number, whether the record
+//! columns ([`TextReader`]), batches whose rows carry their line number, whether the record
 //! has as many fields as the header, and its raw text where that is not simply its fields
-//! joined by commas (most records are, and their text is then not stored twice). Rejected
+//! joined by commas (most records are, and their text is then not held twice). Rejected
 //! rows can then name their line, and a short or long record is a rejected row rather than
-//! a failed file. The engine reads the staging file with no second parse of the text, a row
-//! group at a time (each bounded in bytes, so a reader's memory is bounded on any store),
-//! and as a file-backed table a cluster's executors read it as well.
+//! a failed file. An embedded run's plans pull the batches as they read (`stream`); for a
+//! cluster they are written to a staging Parquet file, which the engine reads with no
+//! second parse of the text, a row group at a time (each bounded in bytes, so a reader's
+//! memory is bounded on any store), and which as a file-backed table a cluster's executors
+//! read as well.
 //!
 //! A record ends at LF, CRLF or a lone CR (old Mac files) outside double quotes: a quoted
 //! field may hold line breaks (each becomes a space in the raw text). A record is at most
@@ -17,16 +19,18 @@
 //!
 //! With `encoding = "auto"` the file is read as UTF-8 until the first byte that is not; the
 //! whole file is then read again as GB18030, so the choice holds for every line of it. A
-//! file that is not GB18030 either is reported where it stops being UTF-8.
+//! file that is not GB18030 either is reported where it stops being UTF-8. (A stream's
+//! plans do the same, see `stream`.)
 
 use std::io::Write as _;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use encoding_rs::{Decoder, DecoderResult, Encoding, GB18030, UTF_8};
-use exdep_core::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
+use exdep_core::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringViewBuilder};
 use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::object_store::buffered::BufWriter;
-use exdep_core::object_store::{ObjectMeta, ObjectStoreExt};
+use exdep_core::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use exdep_core::parquet::arrow::AsyncArrowWriter;
 use exdep_core::parquet::basic::Compression;
 use exdep_core::parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -34,6 +38,7 @@ use exdep_core::{Location, TextEncoding};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::Objects;
 use futures::StreamExt;
+use futures::stream::BoxStream;
 use tracing::info;
 
 use crate::error::{Error, Result};
@@ -66,13 +71,14 @@ const RAW_KEPT_BYTES: usize = 1 << 10;
 const READ_BYTES: u64 = 1 << 20;
 
 /// The rows of a staging batch at most (the engine's own batch size).
-const STAGED_BATCH_ROWS: usize = 8192;
+pub(crate) const STAGED_BATCH_ROWS: usize = 8192;
 
 /// A normalized input: where its staging copy is, its schema and what its header was.
 pub(crate) struct Normalized {
     pub staging: Location,
-    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text, as
-    /// the engine reads them (see [`read_schema`]).
+    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text
+    /// (string views: the plans compare and cast them faster, and a short value is made
+    /// with no copy into a separate buffer).
     pub schema: SchemaRef,
     pub header: Vec<String>,
     pub encoding: &'static str,
@@ -140,122 +146,252 @@ async fn write_staging(
     options: TextOptions,
     staging: &Location,
 ) -> Result<Normalized> {
-    let name = file.to_string();
-    // The file's bytes, READ_BYTES per request, the next fetched while the last is decoded:
-    // a store's own stream of a local file comes in pieces of 8 KiB, each read on a thread
-    // of its own, and those hand-overs cost more than the parsing.
-    let (store, size) = (file.store(ctx)?, meta.size);
-    let mut chunks = futures::stream::iter((0..size).step_by(READ_BYTES as usize))
-        .map(|start| store.get_range(&meta.location, start..size.min(start + READ_BYTES)))
-        .buffered(2);
+    let mut reader = TextReader::open(file.store(ctx)?, file.to_string(), meta, encoding, options);
     // Taken by the staging file's writer at the first batch.
     let mut out = Some(BufWriter::new(staging.store(ctx)?, staging.path()?));
-    let mut inflater = Inflater::for_name(meta.location.as_ref());
-    let mut decoder = TextDecoder::new(encoding);
-    let mut parser = RecordParser::new(options.max_line_bytes);
-    let mut rows = StagingRows::new(&name);
-    let (mut plain, mut text) = (Vec::new(), String::new());
-    let mut first_chunk = true;
-    let mut finished = false;
-    let (mut compressed_bytes, mut plain_bytes) = (0u64, 0u64);
-    while !finished {
-        let chunk = match chunks.next().await {
-            Some(chunk) => chunk.map_err(exdep_store::Error::from)?,
-            None => {
-                finished = true;
-                Default::default()
+    let mut writer = None;
+    let written = async {
+        loop {
+            let more = reader.advance().await?;
+            for batch in reader.take_batches() {
+                write_batch(&mut writer, &mut out, &batch, staging).await?;
             }
-        };
-        if first_chunk {
-            check_not_compressed(&name, &inflater, &chunk)?;
-            first_chunk = false;
-        }
-        // The end of the file is an empty slice: the inflater and decoder then finish.
-        let slices: Vec<&[u8]> = if matches!(inflater, Inflater::Plain) || chunk.is_empty() {
-            vec![&chunk[..]]
-        } else {
-            chunk.chunks(INFLATE_SLICE_BYTES).collect()
-        };
-        let last_slice = slices.len().saturating_sub(1);
-        for (index, slice) in slices.into_iter().enumerate() {
-            let end = finished && index == last_slice;
-            inflater
-                .inflate(slice, end, &mut plain)
-                .map_err(|e| Error::Decompress {
-                    file: name.clone(),
-                    message: e.to_string(),
-                })?;
-            compressed_bytes += slice.len() as u64;
-            plain_bytes += plain.len() as u64;
-            // Checked as the file inflates, so that a decompression bomb stops after its
-            // first few megabytes; a small file may inflate freely up to 1 MiB.
-            if !matches!(inflater, Inflater::Plain)
-                && plain_bytes
-                    > (1 << 20).max(compressed_bytes.saturating_mul(options.max_compression_ratio))
-            {
-                abandon(&mut out, staging).await?;
-                return Err(Error::Decompress {
-                    file: name,
-                    message: format!(
-                        "it inflates to more than {} times its compressed size \
-                         (max-compression-ratio); export records do not compress that well, \
-                         so it is refused as a decompression bomb",
-                        options.max_compression_ratio
-                    ),
-                });
+            if !more {
+                return Ok(());
             }
-            let decoded = decoder.decode(&plain, end, &mut text);
-            plain.clear();
-            // Each record goes straight from the parser's buffers into the columns.
-            let mut refused = None;
-            parser.push(text.as_bytes(), end && decoded.is_ok(), &mut |record| {
-                if refused.is_none() {
-                    refused = rows.push(record, staging).err();
-                }
-            });
-            text.clear();
-            if let Err(byte) = decoded {
-                abandon(&mut out, staging).await?;
-                return Err(Error::Decode {
-                    file: name,
-                    line: parser.current_line(),
-                    byte,
-                    encoding: decoder.name(),
-                });
-            }
-            if let Some(error) = refused {
-                return Err(error);
-            }
-            rows.write_full_batches(&mut out, staging).await?;
         }
     }
-    let Some(columns) = rows.columns.as_ref() else {
+    .await;
+    let Some(columns) = reader.rows.columns.as_ref().filter(|_| written.is_ok()) else {
         abandon(&mut out, staging).await?;
-        return Err(Error::EmptyFile { file: name });
+        return Err(written.err().unwrap_or(Error::EmptyFile {
+            file: file.to_string(),
+        }));
     };
-    let (schema, header) = (read_schema(&columns.schema), columns.header.clone());
-    let longest_row = rows.longest;
-    rows.finish(&mut out, staging).await?;
+    let (schema, header) = (columns.schema.clone(), columns.header.clone());
+    // A header and no records: a file of no rows with the columns.
+    let writer = match writer {
+        Some(writer) => writer,
+        None => staged_writer(out.take().expect("no batch was written"), &schema, staging)?,
+    };
+    writer
+        .close()
+        .await
+        .map_err(|e| staging_error(staging, e))?;
     Ok(Normalized {
         staging: staging.clone(),
         schema,
         header,
-        encoding: decoder.name(),
-        longest_row,
+        encoding: reader.decoder.name(),
+        longest_row: reader.rows.longest,
     })
 }
 
-/// The schema the engine reads a staging copy written with `written` in: text as string
-/// views, which the Parquet reader makes without copying each value into one buffer, and
-/// which the plans compare and cast faster.
-fn read_schema(written: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = (written.fields().iter())
-        .map(|field| match field.data_type() {
-            DataType::Utf8 => field.as_ref().clone().with_data_type(DataType::Utf8View),
-            _ => field.as_ref().clone(),
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
+/// Writes `batch` as a row group of the staging file, opening it (with `out`) at the first.
+async fn write_batch(
+    writer: &mut Option<AsyncArrowWriter<BufWriter>>,
+    out: &mut Option<BufWriter>,
+    batch: &RecordBatch,
+    staging: &Location,
+) -> Result<()> {
+    let writer = match writer {
+        Some(writer) => writer,
+        None => {
+            let out = out.take().expect("the staging file is opened once");
+            writer.insert(staged_writer(out, &batch.schema(), staging)?)
+        }
+    };
+    writer
+        .write(batch)
+        .await
+        .map_err(|e| staging_error(staging, e))?;
+    writer.flush().await.map_err(|e| staging_error(staging, e))
+}
+
+/// A text file read in one encoding: its bytes fetched, inflated, decoded and parsed a
+/// slice at a time into batches of its records (the staging columns, see [`StagingRows`]).
+pub(crate) struct TextReader {
+    name: String,
+    /// The file's bytes, READ_BYTES per request, the next fetched while the last is decoded:
+    /// a store's own stream of a local file comes in pieces of 8 KiB, each read on a thread
+    /// of its own, and those hand-overs cost more than the parsing.
+    chunks: BoxStream<'static, exdep_core::object_store::Result<Bytes>>,
+    /// The piece being read, and how much of it is.
+    chunk: Bytes,
+    read: usize,
+    first_chunk: bool,
+    inflater: Inflater,
+    decoder: TextDecoder,
+    parser: RecordParser,
+    rows: StagingRows,
+    max_compression_ratio: u64,
+    plain: Vec<u8>,
+    text: String,
+    compressed_bytes: u64,
+    plain_bytes: u64,
+}
+
+impl TextReader {
+    /// A reader of `meta`'s object in `store` (named `name` in errors) as `encoding`.
+    pub(crate) fn open(
+        store: Arc<dyn ObjectStore>,
+        name: String,
+        meta: &ObjectMeta,
+        encoding: &'static Encoding,
+        options: TextOptions,
+    ) -> Self {
+        let (location, size) = (meta.location.clone(), meta.size);
+        let chunks = futures::stream::iter((0..size).step_by(READ_BYTES as usize))
+            .map(move |start| {
+                let (store, location) = (store.clone(), location.clone());
+                async move {
+                    store
+                        .get_range(&location, start..size.min(start + READ_BYTES))
+                        .await
+                }
+            })
+            .buffered(2)
+            .boxed();
+        Self {
+            rows: StagingRows::new(name.clone()),
+            name,
+            chunks,
+            chunk: Bytes::new(),
+            read: 0,
+            first_chunk: true,
+            inflater: Inflater::for_name(meta.location.as_ref()),
+            decoder: TextDecoder::new(encoding),
+            parser: RecordParser::new(options.max_line_bytes),
+            max_compression_ratio: options.max_compression_ratio,
+            plain: Vec::new(),
+            text: String::new(),
+            compressed_bytes: 0,
+            plain_bytes: 0,
+        }
+    }
+
+    /// The encoding read in.
+    pub(crate) fn encoding(&self) -> &'static str {
+        self.decoder.name()
+    }
+
+    /// The file's header, once read.
+    pub(crate) fn header(&self) -> Option<&[String]> {
+        self.rows
+            .columns
+            .as_ref()
+            .map(|columns| &columns.header[..])
+    }
+
+    /// The columns of the batches, once the header is read.
+    pub(crate) fn schema(&self) -> Option<SchemaRef> {
+        (self.rows.columns.as_ref()).map(|columns| columns.schema.clone())
+    }
+
+    /// The longest row read so far, in bytes of text.
+    pub(crate) fn longest_row(&self) -> usize {
+        self.rows.longest
+    }
+
+    /// The batches completed so far.
+    pub(crate) fn take_batches(&mut self) -> Vec<RecordBatch> {
+        std::mem::take(&mut self.rows.full)
+    }
+
+    /// Reads the next slice of the file; false once the file has ended (its last rows are
+    /// then a batch).
+    pub(crate) async fn advance(&mut self) -> Result<bool> {
+        let name = &self.name;
+        if self.read == self.chunk.len() {
+            match self.chunks.next().await {
+                Some(chunk) => {
+                    self.chunk = chunk.map_err(exdep_store::Error::from)?;
+                    self.read = 0;
+                    if self.first_chunk {
+                        check_not_compressed(name, &self.inflater, &self.chunk)?;
+                        self.first_chunk = false;
+                    }
+                }
+                None => return self.finish().map(|()| false),
+            }
+        }
+        let rest = self.chunk.len() - self.read;
+        let length = match self.inflater {
+            Inflater::Plain => rest,
+            _ => rest.min(INFLATE_SLICE_BYTES),
+        };
+        let slice = self.chunk.slice(self.read..self.read + length);
+        self.read += length;
+        self.take_text(&slice, false)?;
+        Ok(true)
+    }
+
+    /// Inflates, decodes and parses `slice`, the file's last bytes when `end`.
+    fn take_text(&mut self, slice: &[u8], end: bool) -> Result<()> {
+        let name = &self.name;
+        (self.inflater)
+            .inflate(slice, end, &mut self.plain)
+            .map_err(|e| Error::Decompress {
+                file: name.clone(),
+                message: e.to_string(),
+            })?;
+        self.compressed_bytes += slice.len() as u64;
+        self.plain_bytes += self.plain.len() as u64;
+        // Checked as the file inflates, so that a decompression bomb stops after its first
+        // few megabytes; a small file may inflate freely up to 1 MiB.
+        if !matches!(self.inflater, Inflater::Plain)
+            && self.plain_bytes
+                > (1 << 20).max(
+                    self.compressed_bytes
+                        .saturating_mul(self.max_compression_ratio),
+                )
+        {
+            return Err(Error::Decompress {
+                file: name.clone(),
+                message: format!(
+                    "it inflates to more than {} times its compressed size \
+                     (max-compression-ratio); export records do not compress that well, so it \
+                     is refused as a decompression bomb",
+                    self.max_compression_ratio
+                ),
+            });
+        }
+        let decoded = self.decoder.decode(&self.plain, end, &mut self.text);
+        self.plain.clear();
+        // Each record goes straight from the parser's buffers into the columns.
+        let (rows, mut refused) = (&mut self.rows, None);
+        (self.parser).push(
+            self.text.as_bytes(),
+            end && decoded.is_ok(),
+            &mut |record| {
+                if refused.is_none() {
+                    refused = rows.push(record).err();
+                }
+            },
+        );
+        self.text.clear();
+        if let Err(byte) = decoded {
+            return Err(Error::Decode {
+                file: name.clone(),
+                line: self.parser.current_line(),
+                byte,
+                encoding: self.decoder.name(),
+            });
+        }
+        refused.map_or(Ok(()), Err)
+    }
+
+    /// Ends the file: the inflater and decoder finish, and the last rows become a batch.
+    fn finish(&mut self) -> Result<()> {
+        self.take_text(&[], true)?;
+        if let Some(columns) = self.rows.columns.as_mut()
+            && columns.rows > 0
+        {
+            let batch = columns.take_batch()?;
+            self.rows.full.push(batch);
+        }
+        Ok(())
+    }
 }
 
 /// Drops the staging file before any batch went to it: a file that fails is never read.
@@ -412,15 +548,13 @@ impl TextDecoder {
     }
 }
 
-/// The staging file being built: its columns, known once the header is read, the rows not
-/// yet made a batch, and the batches not yet written.
-struct StagingRows<'a> {
-    file: &'a str,
+/// A text file's records as the staging columns: the columns, known once the header is
+/// read, the rows not yet made a batch, and the batches not yet taken.
+struct StagingRows {
+    file: String,
     columns: Option<StagingColumns>,
-    /// Full batches, written after the piece of text that filled them is parsed.
+    /// Full batches, taken after the piece of text that filled them is parsed.
     full: Vec<RecordBatch>,
-    /// The staging file's writer, from the first batch on.
-    writer: Option<AsyncArrowWriter<BufWriter>>,
     /// The header ends in a comma (an unnamed empty last column, as spreadsheets export):
     /// records may then end in one more, empty, field.
     trailing_empty_column: bool,
@@ -433,9 +567,9 @@ struct StagingColumns {
     header: Vec<String>,
     schema: SchemaRef,
     line: Int64Builder,
-    raw: StringBuilder,
-    fields_ok: StringBuilder,
-    fields: Vec<StringBuilder>,
+    raw: StringViewBuilder,
+    fields_ok: StringViewBuilder,
+    fields: Vec<StringViewBuilder>,
     rows: usize,
     bytes: usize,
 }
@@ -446,24 +580,24 @@ impl StagingColumns {
             Field::new(LINE, DataType::Int64, false),
             // Null where the record's text is its fields joined by commas (see
             // [`raw_text_sql`]).
-            Field::new(RAW, DataType::Utf8, true),
-            Field::new(FIELDS_OK, DataType::Utf8, false),
+            Field::new(RAW, DataType::Utf8View, true),
+            Field::new(FIELDS_OK, DataType::Utf8View, false),
         ]
         .into_iter()
         .chain(
             header
                 .iter()
-                .map(|name| Field::new(name, DataType::Utf8, true)),
+                .map(|name| Field::new(name, DataType::Utf8View, true)),
         )
         .collect();
         let schema = Arc::new(Schema::new(fields));
         Self {
-            fields: header.iter().map(|_| StringBuilder::new()).collect(),
+            fields: header.iter().map(|_| StringViewBuilder::new()).collect(),
             header,
             schema,
             line: Int64Builder::new(),
-            raw: StringBuilder::new(),
-            fields_ok: StringBuilder::new(),
+            raw: StringViewBuilder::new(),
+            fields_ok: StringViewBuilder::new(),
             rows: 0,
             bytes: 0,
         }
@@ -494,7 +628,10 @@ impl StagingColumns {
                     }
                 }
             }
-            None => self.fields.iter_mut().for_each(StringBuilder::append_null),
+            None => self
+                .fields
+                .iter_mut()
+                .for_each(StringViewBuilder::append_null),
         }
         self.rows += 1;
         self.bytes += bytes;
@@ -507,7 +644,7 @@ impl StagingColumns {
     }
 
     /// The rows appended since the last batch, as one batch.
-    fn take_batch(&mut self, staging: &Location) -> Result<RecordBatch> {
+    fn take_batch(&mut self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = [
             Arc::new(self.line.finish()) as ArrayRef,
             Arc::new(self.raw.finish()),
@@ -521,87 +658,23 @@ impl StagingColumns {
         )
         .collect();
         (self.rows, self.bytes) = (0, 0);
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| staging_error(staging, e))
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 }
 
-impl<'a> StagingRows<'a> {
-    fn new(file: &'a str) -> Self {
+impl StagingRows {
+    fn new(file: String) -> Self {
         Self {
             file,
             columns: None,
             full: Vec::new(),
-            writer: None,
             trailing_empty_column: false,
             longest: 0,
         }
     }
 
-    /// The staging file's writer, which takes `out` the first time: once the header is read.
-    fn writer(
-        &mut self,
-        out: &mut Option<BufWriter>,
-        staging: &Location,
-    ) -> Result<Option<&mut AsyncArrowWriter<BufWriter>>> {
-        let Some(columns) = self.columns.as_ref() else {
-            return Ok(None);
-        };
-        Ok(Some(match self.writer {
-            Some(ref mut writer) => writer,
-            None => {
-                let out = out.take().expect("the staging file is opened once");
-                (self.writer).insert(staged_writer(out, &columns.schema, staging)?)
-            }
-        }))
-    }
-
-    /// Writes the full batches as row groups of the staging file.
-    async fn write_full_batches(
-        &mut self,
-        out: &mut Option<BufWriter>,
-        staging: &Location,
-    ) -> Result<()> {
-        if self.full.is_empty() {
-            return Ok(());
-        }
-        let batches = std::mem::take(&mut self.full);
-        let writer = self
-            .writer(out, staging)?
-            .expect("rows come after the header");
-        for batch in &batches {
-            writer
-                .write(batch)
-                .await
-                .map_err(|e| staging_error(staging, e))?;
-            writer
-                .flush()
-                .await
-                .map_err(|e| staging_error(staging, e))?;
-        }
-        Ok(())
-    }
-
-    /// Writes the last rows and closes the staging file: with a header and no records, a
-    /// file of no rows with the columns.
-    async fn finish(mut self, out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
-        if let Some(columns) = self.columns.as_mut()
-            && columns.rows > 0
-        {
-            self.full.push(columns.take_batch(staging)?);
-        }
-        self.write_full_batches(out, staging).await?;
-        if self.writer(out, staging)?.is_some() {
-            let writer = self.writer.take().expect("just opened");
-            writer
-                .close()
-                .await
-                .map_err(|e| staging_error(staging, e))?;
-        }
-        Ok(())
-    }
-
     /// Takes one record: the header, or a row (a batch when the rows fill one).
-    fn push(&mut self, record: RecordView, staging: &Location) -> Result<()> {
+    fn push(&mut self, record: RecordView) -> Result<()> {
         let Some(columns) = self.columns.as_mut() else {
             return self.push_header(record);
         };
@@ -638,7 +711,7 @@ impl<'a> StagingRows<'a> {
         };
         self.longest = self.longest.max(bytes);
         if columns.is_full() {
-            self.full.push(columns.take_batch(staging)?);
+            self.full.push(columns.take_batch()?);
         }
         Ok(())
     }
@@ -659,7 +732,7 @@ impl<'a> StagingRows<'a> {
             names.pop();
             self.trailing_empty_column = true;
         }
-        check_header(self.file, &names)?;
+        check_header(&self.file, &names)?;
         self.columns = Some(StagingColumns::new(names));
         Ok(())
     }

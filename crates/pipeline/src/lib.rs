@@ -1040,36 +1040,54 @@ async fn read_files(
     let cores = exdep_core::cores();
     let side_by_side = prepared.len().clamp(1, cores);
     let jobs = prepared.iter().map(|file| {
-        let ctx =
-            exdep_engine::with_partitions(ctx, config, cores / side_by_side, file.batch_rows());
+        let (ctx, config) = (ctx.clone(), config.clone());
         let (staged, years) = (staged.clone(), config.years.clone());
         let (checked, url) = (file.checked_sql().to_string(), file.url());
         let products = config.indices.product_margins;
         let monthly_rates = config.tables.exchange_rates_monthly.is_some();
+        let reading = file.reading();
         async move {
             let part = part_name(&url);
-            let classified = exdep_classify::classify_file(
-                &ctx,
-                &checked,
-                &url,
-                &part,
-                &staged,
-                &years,
-                monthly_rates,
-            )
-            .await?;
-            if products {
-                exdep_classify::classify_products(
-                    &ctx,
-                    &checked,
-                    &url,
-                    &part,
-                    &staged,
-                    monthly_rates,
-                )
+            let (checked, url, part, staged, years) = (&checked, &url, &part, &staged, &years);
+            let session = |batch_rows| {
+                exdep_engine::with_partitions(&ctx, &config, cores / side_by_side, batch_rows)
+            };
+            let classified = reading
+                .run::<_, Error, _, _, _>(|batch_rows| {
+                    let ctx = session(batch_rows);
+                    async move {
+                        let file = exdep_classify::classify_file(
+                            &ctx,
+                            checked,
+                            url,
+                            part,
+                            staged,
+                            years,
+                            monthly_rates,
+                        );
+                        file.await
+                    }
+                })
                 .await?;
+            if products {
+                reading
+                    .run::<_, Error, _, _, _>(|batch_rows| {
+                        let ctx = session(batch_rows);
+                        async move {
+                            let products = exdep_classify::classify_products(
+                                &ctx,
+                                checked,
+                                url,
+                                part,
+                                staged,
+                                monthly_rates,
+                            );
+                            products.await
+                        }
+                    })
+                    .await?;
             }
-            Ok::<_, exdep_classify::Error>(classified)
+            Ok::<_, Error>(classified)
         }
     });
     let outcomes = in_order(
@@ -1091,8 +1109,7 @@ async fn read_files(
     for (file, outcome) in prepared.iter().zip(outcomes) {
         let url = file.url();
         if config.raw_layer {
-            let bounded = exdep_engine::with_partitions(ctx, config, cores, file.batch_rows());
-            exdep_ingest::write_raw(&bounded, file, staged).await?;
+            exdep_ingest::write_raw(ctx, config, file, staged).await?;
         }
         for (year, disposition) in outcome.dispositions {
             cube.entry(year)
