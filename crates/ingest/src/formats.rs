@@ -36,6 +36,10 @@ pub(crate) const COMTRADE_ALIASES: &str = "comtrade_partner_aliases";
 /// The column of a canonical input's checked rows that holds the cell of its untouched
 /// fields (a name no input column has: no contract column has a space).
 const FAST_CELL: &str = "exdep fast cell";
+/// The untouched fields' year, month and value, parsed once for the cell and the output.
+const FAST_YEAR: &str = "exdep fast year";
+const FAST_MONTH: &str = "exdep fast month";
+const FAST_VALUE: &str = "exdep fast value";
 
 /// How a Comtrade file is read: the HS level it keeps, if it must choose one, and whether
 /// its partner codes go through [`COMTRADE_ALIASES`].
@@ -713,12 +717,14 @@ pub(crate) fn checked_sql(
     };
     let domain = text_literal(&domain.literal());
     let cell_of = |fields: [&str; 8]| format!("{CELL_KEY}({}, {domain})", fields.join(", "));
-    // The untouched fields' cell, computed once in a subquery that keeps the input's alias.
+    // The untouched fields' cell, computed once in a subquery that keeps the input's alias,
+    // with the numbers it parsed: the output takes them from there, not parsed again.
     let (fast, from) = match fast_fields {
         Some(f) => (
             format!("({fields_ok} AND t.\"{FAST_CELL}\" IS NOT NULL)"),
             format!(
-                "(SELECT {} AS \"{FAST_CELL}\", t.* FROM {from}) t",
+                "(SELECT {} AS \"{FAST_CELL}\", {} AS \"{FAST_YEAR}\", {} AS \"{FAST_MONTH}\",
+                    {} AS \"{FAST_VALUE}\", t.* FROM {from}) t",
                 cell_of([
                     &f.year,
                     &f.month_missing,
@@ -728,7 +734,10 @@ pub(crate) fn checked_sql(
                     &f.hs_code,
                     &f.value,
                     &f.currency
-                ])
+                ]),
+                f.year,
+                f.month,
+                f.value,
             ),
         ),
         None => ("false".to_string(), from.clone()),
@@ -777,12 +786,17 @@ pub(crate) fn checked_sql(
     let number = |text: &str, sql_type: &str| format!("try_cast({text} AS {sql_type})");
     let slow_year = number(year, "INT");
     let slow_value = format!("{} * {multiplier}", number(value, "DOUBLE"));
-    let year_out = either(|f| &f.year, &slow_year);
-    let month_out = either(|f| &f.month, &number(month, "INT"));
+    // A clean record's numbers as the subquery parsed them.
+    let parsed = |column: &str, slow: &str| match fast_fields {
+        Some(_) => format!("CASE WHEN {fast} THEN t.\"{column}\" ELSE {slow} END"),
+        None => slow.to_string(),
+    };
+    let year_out = parsed(FAST_YEAR, &slow_year);
+    let month_out = parsed(FAST_MONTH, &number(month, "INT"));
     let province_out = either(|f| &f.province, province);
     let partner_out = either(|f| &f.partner, partner);
     let hs_out = either(|f| &f.hs_code, hs_code);
-    let value_out = either(|f| &f.value, &slow_value);
+    let value_out = parsed(FAST_VALUE, &slow_value);
     let currency_out = either(|f| &f.currency, currency);
     let number_text = number(value, "DOUBLE");
     format!(

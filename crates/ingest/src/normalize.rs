@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use encoding_rs::{Decoder, DecoderResult, Encoding, GB18030, UTF_8};
-use exdep_core::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringViewBuilder};
+use exdep_core::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
 use exdep_core::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use exdep_core::object_store::buffered::BufWriter;
 use exdep_core::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
@@ -76,9 +76,8 @@ pub(crate) const STAGED_BATCH_ROWS: usize = 8192;
 /// A normalized input: where its staging copy is, its schema and what its header was.
 pub(crate) struct Normalized {
     pub staging: Location,
-    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text
-    /// (string views: the plans compare and cast them faster, and a short value is made
-    /// with no copy into a separate buffer).
+    /// `__line` (a number), `__raw`, `__fields_ok`, then the header's columns as text, as
+    /// the engine reads them (see [`read_schema`]).
     pub schema: SchemaRef,
     pub header: Vec<String>,
     pub encoding: &'static str,
@@ -168,11 +167,11 @@ async fn write_staging(
             file: file.to_string(),
         }));
     };
-    let (schema, header) = (columns.schema.clone(), columns.header.clone());
+    let (written, header) = (columns.schema.clone(), columns.header.clone());
     // A header and no records: a file of no rows with the columns.
     let writer = match writer {
         Some(writer) => writer,
-        None => staged_writer(out.take().expect("no batch was written"), &schema, staging)?,
+        None => staged_writer(out.take().expect("no batch was written"), &written, staging)?,
     };
     writer
         .close()
@@ -180,7 +179,7 @@ async fn write_staging(
         .map_err(|e| staging_error(staging, e))?;
     Ok(Normalized {
         staging: staging.clone(),
-        schema,
+        schema: read_schema(&written),
         header,
         encoding: reader.decoder.name(),
         longest_row: reader.rows.longest,
@@ -394,6 +393,20 @@ impl TextReader {
     }
 }
 
+/// The schema the engine reads a staging copy written with `written` in: text as string
+/// views, which the Parquet reader makes without copying each value into one buffer, and
+/// which the plans compare and cast faster. (A stream's batches are read as they are made:
+/// a string view of a short value is slower to build than its plain string.)
+fn read_schema(written: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = (written.fields().iter())
+        .map(|field| match field.data_type() {
+            DataType::Utf8 => field.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// Drops the staging file before any batch went to it: a file that fails is never read.
 async fn abandon(out: &mut Option<BufWriter>, staging: &Location) -> Result<()> {
     match out.as_mut() {
@@ -567,9 +580,9 @@ struct StagingColumns {
     header: Vec<String>,
     schema: SchemaRef,
     line: Int64Builder,
-    raw: StringViewBuilder,
-    fields_ok: StringViewBuilder,
-    fields: Vec<StringViewBuilder>,
+    raw: StringBuilder,
+    fields_ok: StringBuilder,
+    fields: Vec<StringBuilder>,
     rows: usize,
     bytes: usize,
 }
@@ -580,24 +593,24 @@ impl StagingColumns {
             Field::new(LINE, DataType::Int64, false),
             // Null where the record's text is its fields joined by commas (see
             // [`raw_text_sql`]).
-            Field::new(RAW, DataType::Utf8View, true),
-            Field::new(FIELDS_OK, DataType::Utf8View, false),
+            Field::new(RAW, DataType::Utf8, true),
+            Field::new(FIELDS_OK, DataType::Utf8, false),
         ]
         .into_iter()
         .chain(
             header
                 .iter()
-                .map(|name| Field::new(name, DataType::Utf8View, true)),
+                .map(|name| Field::new(name, DataType::Utf8, true)),
         )
         .collect();
         let schema = Arc::new(Schema::new(fields));
         Self {
-            fields: header.iter().map(|_| StringViewBuilder::new()).collect(),
+            fields: header.iter().map(|_| StringBuilder::new()).collect(),
             header,
             schema,
             line: Int64Builder::new(),
-            raw: StringViewBuilder::new(),
-            fields_ok: StringViewBuilder::new(),
+            raw: StringBuilder::new(),
+            fields_ok: StringBuilder::new(),
             rows: 0,
             bytes: 0,
         }
@@ -628,10 +641,7 @@ impl StagingColumns {
                     }
                 }
             }
-            None => self
-                .fields
-                .iter_mut()
-                .for_each(StringViewBuilder::append_null),
+            None => self.fields.iter_mut().for_each(StringBuilder::append_null),
         }
         self.rows += 1;
         self.bytes += bytes;
@@ -645,18 +655,21 @@ impl StagingColumns {
 
     /// The rows appended since the last batch, as one batch.
     fn take_batch(&mut self) -> Result<RecordBatch> {
-        let columns: Vec<ArrayRef> = [
-            Arc::new(self.line.finish()) as ArrayRef,
-            Arc::new(self.raw.finish()),
-            Arc::new(self.fields_ok.finish()),
-        ]
-        .into_iter()
-        .chain(
-            self.fields
-                .iter_mut()
-                .map(|builder| Arc::new(builder.finish()) as ArrayRef),
-        )
-        .collect();
+        // The next batch starts with room for as many rows (and bytes) as this one: a
+        // builder that finishes is left empty, and growing it again row by row copies its
+        // rows over and over.
+        let rows = self.rows;
+        let text = |builder: &mut StringBuilder| {
+            let bytes = builder.values_slice().len();
+            let next = StringBuilder::with_capacity(rows, bytes);
+            Arc::new(std::mem::replace(builder, next).finish()) as ArrayRef
+        };
+        let line = std::mem::replace(&mut self.line, Int64Builder::with_capacity(rows)).finish();
+        let columns: Vec<ArrayRef> = [Arc::new(line) as ArrayRef, text(&mut self.raw)]
+            .into_iter()
+            .chain(std::iter::once(text(&mut self.fields_ok)))
+            .chain(self.fields.iter_mut().map(text))
+            .collect();
         (self.rows, self.bytes) = (0, 0);
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
@@ -791,11 +804,14 @@ struct RecordView<'a> {
     fields: Option<FieldList<'a>>,
 }
 
-/// A record's fields: their text back to back, and where each ends.
+/// A record's fields: their text, where each ends, and the bytes between one and the next
+/// (none in csv-core's output, where they are back to back; the comma in a record's own
+/// text).
 #[derive(Debug, Clone, Copy)]
 struct FieldList<'a> {
     text: &'a str,
     ends: &'a [usize],
+    gap: usize,
 }
 
 impl<'a> FieldList<'a> {
@@ -804,8 +820,8 @@ impl<'a> FieldList<'a> {
     }
 
     fn iter(&self) -> impl Iterator<Item = &'a str> + use<'a> {
-        let (text, ends) = (self.text, self.ends);
-        let starts = std::iter::once(0).chain(ends.iter().copied());
+        let (text, ends, gap) = (self.text, self.ends, self.gap);
+        let starts = std::iter::once(0).chain(ends.iter().map(move |end| end + gap));
         starts.zip(ends).map(move |(start, &end)| &text[start..end])
     }
 
@@ -860,6 +876,7 @@ impl Fields {
         FieldList {
             text: &self.text,
             ends: &self.ends,
+            gap: 0,
         }
     }
 }
@@ -984,6 +1001,8 @@ struct RecordParser {
     spaced: String,
     /// A record's fields made UTF-8, when csv-core's bytes are not.
     lossy: Fields,
+    /// Where the fields of a record read without csv-core end (see [`Self::take_line`]).
+    line_ends: Vec<usize>,
 }
 
 impl RecordParser {
@@ -1002,6 +1021,7 @@ impl RecordParser {
             skipping: false,
             spaced: String::new(),
             lossy: Fields::default(),
+            line_ends: Vec::new(),
         }
     }
 
@@ -1030,6 +1050,10 @@ impl RecordParser {
                 let blank = input.iter().take_while(|b| is_break(b)).count();
                 self.line += self.breaks.count(&input[..blank]);
                 input = &input[blank..];
+                if let Some(taken) = self.take_line(input, sink) {
+                    input = &input[taken..];
+                    continue;
+                }
             }
             let (result, read, written, ended) = self.reader.read_record(
                 input,
@@ -1109,7 +1133,7 @@ impl RecordParser {
         // csv-core splits UTF-8 text at ASCII bytes, so its fields are UTF-8.
         let (bytes, ends) = (&self.fields[..self.fields_len], &self.ends[..self.ends_len]);
         let fields = match std::str::from_utf8(bytes) {
-            Ok(text) => FieldList { text, ends },
+            Ok(text) => FieldList { text, ends, gap: 0 },
             Err(_) => {
                 self.lossy.fill(bytes, ends);
                 self.lossy.view()
@@ -1122,6 +1146,47 @@ impl RecordParser {
         });
         self.fields_len = 0;
         self.ends_len = 0;
+    }
+
+    /// Most records are one line with no quote: their fields are the text between its
+    /// commas, as csv-core would make them, read where they are with no copy and no second
+    /// check of their UTF-8. Takes such a record at the start of `input` (a record's start)
+    /// with its line break, and returns the bytes it took; `None` for any other record, left
+    /// to csv-core.
+    fn take_line<S: FnMut(RecordView<'_>)>(&mut self, input: &[u8], sink: &mut S) -> Option<usize> {
+        // One look at each byte finds the commas, a quote and the line's end. A line near
+        // the cap is left to csv-core, which decides with its line break.
+        self.line_ends.clear();
+        let mut end = None;
+        let scanned = input.len().min(self.max_line_bytes.saturating_sub(1));
+        for (at, byte) in input[..scanned].iter().enumerate() {
+            match byte {
+                b',' => self.line_ends.push(at),
+                b'\n' | b'\r' => {
+                    end = Some(at);
+                    break;
+                }
+                b'"' => return None,
+                _ => {}
+            }
+        }
+        let end = end?;
+        let text = std::str::from_utf8(&input[..end]).ok()?;
+        self.line_ends.push(end);
+        let number = self.line + 1;
+        // Counted with the line's own bytes, so that a CR just before the line does not
+        // make its LF the second half of a CRLF.
+        self.line += self.breaks.count(&input[..=end]);
+        sink(RecordView {
+            line: number,
+            text,
+            fields: Some(FieldList {
+                text,
+                ends: &self.line_ends,
+                gap: 1,
+            }),
+        });
+        Some(end + 1)
     }
 
     /// `raw` is over the cap, or ends the file inside quotes: when quotes joined several
@@ -1182,9 +1247,13 @@ mod tests {
         Record {
             line: record.line,
             text: record.text.to_string(),
-            fields: record.fields.map(|fields| Fields {
-                text: fields.text.to_string(),
-                ends: fields.ends.to_vec(),
+            fields: record.fields.map(|fields| {
+                let mut held = Fields::default();
+                for field in fields.iter() {
+                    held.text.push_str(field);
+                    held.ends.push(held.text.len());
+                }
+                held
             }),
         }
     }
