@@ -711,7 +711,7 @@ impl StagingRows {
                     // not kept twice.
                     let joined = fields.len() == names
                         && text.len() <= RAW_KEPT_BYTES
-                        && !text.contains('"');
+                        && (fields.are_split_text() || !text.contains('"'));
                     let raw = (!joined).then(|| kept_raw(text));
                     columns.append(line, raw, "1", Some(fields.iter().take(count)))
                 } else {
@@ -827,6 +827,12 @@ impl<'a> FieldList<'a> {
 
     fn last(&self) -> Option<&'a str> {
         self.iter().last()
+    }
+
+    /// The fields are their record's text split at its commas: joined by commas, they are
+    /// that text.
+    fn are_split_text(&self) -> bool {
+        self.gap == 1
     }
 }
 
