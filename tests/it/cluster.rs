@@ -182,10 +182,13 @@ fn keyed(rows: Vec<Row>) -> BTreeMap<String, Vec<Row>> {
 }
 
 /// Asserts the tables under `a` and `b` hold the same rows in the same partitions, floats
-/// equal to 1e-9 relative.
+/// equal to 1e-9 relative: those of [`TABLES`], and `product_margins` when runs publish it.
 async fn assert_same_tables(a: &Path, b: &Path) {
     assert_eq!(partitions(a), partitions(b), "partitions differ");
-    for table in TABLES {
+    let products = ["product_margins"]
+        .into_iter()
+        .filter(|t| a.join(t).is_dir());
+    for table in TABLES.into_iter().chain(products) {
         let (rows_a, rows_b) = (
             keyed(read_table(a, table, "year").await),
             keyed(read_table(b, table, "year").await),
@@ -221,7 +224,12 @@ async fn a_cluster_run_equals_the_embedded_run() {
     // 6 years x 170,000 records: over a million.
     scratch.generate(&["--records-per-year", "170000", "--dirty-every", "5000"]);
     s3.upload_inputs(&scratch, 2017..=2022).await;
-    bucket_config(&scratch, "embedded.toml", "embedded", "");
+    // With the product cube, so that its plans run on the executors too.
+    let with_products = |config: PathBuf| {
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, text + "\n[indices]\nproduct-margins = true\n").unwrap();
+    };
+    with_products(bucket_config(&scratch, "embedded.toml", "embedded", ""));
     let started = Instant::now();
     s3.run(&scratch, "embedded.toml", &[]);
     let embedded_seconds = started.elapsed().as_secs_f64();
@@ -231,7 +239,7 @@ async fn a_cluster_run_equals_the_embedded_run() {
         "\n[engine]\nkind = \"ballista\"\nscheduler = \"{}\"\n",
         cluster.url()
     );
-    bucket_config(&scratch, "cluster.toml", "cluster", &engine);
+    with_products(bucket_config(&scratch, "cluster.toml", "cluster", &engine));
     let started = Instant::now();
     let client = s3
         .exdep(&scratch, &["run", "--config", "cluster.toml", "--quiet"])
@@ -263,6 +271,7 @@ async fn a_cluster_run_equals_the_embedded_run() {
 
     download(&s3, "embedded/out", &scratch.path("embedded")).await;
     download(&s3, "cluster/out", &scratch.path("cluster")).await;
+    assert!(scratch.path("embedded/product_margins").is_dir());
     assert_same_tables(&scratch.path("embedded"), &scratch.path("cluster")).await;
 }
 

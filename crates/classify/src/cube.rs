@@ -19,7 +19,7 @@ use exdep_core::schema::{
 };
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
 use exdep_engine::datafusion::prelude::SessionContext;
-use exdep_engine::{CELL_ORIGIN_SHIFT, CELL_PART, register_layer};
+use exdep_engine::{CELL_ORIGIN_SHIFT, CELL_PART, PRODUCT_CODE, cell_sql, register_layer};
 use exdep_store::layout::{Layer, Staging, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
 use futures::StreamExt;
@@ -45,7 +45,7 @@ pub struct FileClassification {
 }
 
 /// How a plan converts currencies: the joins that bring each sum of `g` its rate, and its
-/// value (`g.value`, in `g.currency`) in USD and in CNY. A sum of records of a month takes
+/// value (`g.value`, in USD where `in_usd` holds, else in CNY) in USD and in CNY. A sum of records of a month takes
 /// that month's rate when the config names monthly rates (`exchange-rates-monthly`), its
 /// year's otherwise; annual records (month 0) always take their year's.
 struct Conversion {
@@ -55,7 +55,7 @@ struct Conversion {
 }
 
 impl Conversion {
-    fn of(monthly_rates: bool) -> Self {
+    fn of(monthly_rates: bool, in_usd: &str) -> Self {
         let yearly = "LEFT JOIN exchange_rates x ON g.year = CAST(x.year AS INT)";
         let (rates, rate) = if monthly_rates {
             (
@@ -69,17 +69,17 @@ impl Conversion {
         } else {
             (yearly.to_string(), "CAST(x.cny_per_usd AS DOUBLE)")
         };
-        let converted = |currency: &str, operator: &str| {
+        let converted = |in_currency: &str, operator: &str| {
             format!(
-                "CASE WHEN g.currency = '{currency}' THEN g.value
+                "CASE WHEN {in_currency} THEN g.value
                      ELSE CAST(CAST(g.value AS DOUBLE) {operator} {rate} AS {MONEY_DECIMAL})
                 END"
             )
         };
         Conversion {
             rates,
-            usd: converted("USD", "/"),
-            cny: converted("CNY", "*"),
+            usd: converted(in_usd, "/"),
+            cny: converted(&format!("NOT ({in_usd})"), "*"),
         }
     }
 }
@@ -107,16 +107,30 @@ fn summing_key(monthly_rates: bool, key: &str) -> (String, String, String) {
     }
 }
 
-/// What classification does with a sum of `g` (a cell's): the HS chapters the code table
-/// excludes, and a province's exports to China itself, are left out of the cube by rule;
-/// the rest is classified. `pv` is the provinces table joined on the cell's origin.
-fn classification() -> String {
+/// What a file's plans need to know of the run.
+#[derive(Debug, Clone)]
+pub struct FileSettings {
+    /// The run's years.
+    pub years: BTreeSet<i32>,
+    /// The provinces: the origins whose exports to China itself are left out.
+    pub provinces: Vec<String>,
+    /// Whether the config names monthly exchange rates (`exchange-rates-monthly`).
+    pub monthly_rates: bool,
+}
+
+/// What classification does with the sums of a cell (`cell`, an integer): the HS chapters
+/// the code table excludes, and a province's exports to China itself, are left out of the
+/// cube by rule; the rest is classified.
+fn classification(cell: &str, provinces: &[String]) -> String {
     format!(
         "CASE
-            WHEN g.category = 'excluded' THEN 'excluded_hs_chapter'
-            WHEN pv.code IS NOT NULL AND g.partner = 'CHN' THEN 'partner_is_china'
+            WHEN {excluded} THEN 'excluded_hs_chapter'
+            WHEN {to_china} AND {from_province} THEN 'partner_is_china'
             ELSE '{CLASSIFIED}'
-        END"
+        END",
+        excluded = cell_sql::category_is(cell, "excluded"),
+        to_china = cell_sql::partner_is(cell, "CHN"),
+        from_province = cell_sql::origin_in(cell, provinces),
     )
 }
 
@@ -129,9 +143,10 @@ fn classification() -> String {
 /// read back into their codes, and the code tables and exchange rates joined to those sums,
 /// not to records. Money is summed as exact decimals, so the result does not depend on the
 /// order records arrive in.
-fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String {
-    let years = year_list(years);
-    let Conversion { rates, usd, cny } = Conversion::of(monthly_rates);
+fn file_sql(checked: &str, settings: &FileSettings) -> String {
+    let years = year_list(&settings.years);
+    let monthly_rates = settings.monthly_rates;
+    let Conversion { rates, usd, cny } = Conversion::of(monthly_rates, "g.currency = 'USD'");
     let part = |cell: &str, name: &str| format!("{CELL_PART}({cell}, '{name}')");
     let (year, origin, partner) = (
         part("cell", "year"),
@@ -150,7 +165,7 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
     // bit 0 for none); by cell and month only where a month's rate converts their sums. A
     // slice is a cell's year, origin and currency bits (partner and category dropped).
     let (unit, cell, month) = summing_key(monthly_rates, "unit");
-    let classification = classification();
+    let classification = classification("g.cell", &settings.provinces);
     let slice_key = format!("({cell} / {SLICE_SHIFT}) * 2 + {cell} % 2");
     let slice_cell = format!("(slice_key / 2) * {SLICE_SHIFT} + slice_key % 2");
     format!(
@@ -174,13 +189,13 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
                         AS reject_year,
                     CASE
                         WHEN g.reason IS NOT NULL OR g.rule IS NOT NULL THEN NULL
-                        WHEN g.province IS NULL THEN NULL
+                        WHEN g.cell IS NULL THEN NULL
                         ELSE {classification}
                     END AS disposition,
                     {usd} AS usd, {cny} AS cny
                 FROM (
-                    SELECT coalesce(CAST({year} AS INT), CAST({slice_year} AS INT), year)
-                            AS year,
+                    SELECT cell,
+                        coalesce(CAST({year} AS INT), CAST({slice_year} AS INT), year) AS year,
                         reason, rule, line, raw, records, value, {origin} AS province,
                         {partner} AS partner, {category} AS category, {currency} AS currency,
                         month, slice_key, {slice_origin} AS slice_origin,
@@ -228,7 +243,6 @@ fn file_sql(checked: &str, years: &BTreeSet<i32>, monthly_rates: bool) -> String
                     )
                 ) g
                 LEFT JOIN partner_regions p ON g.partner = p.iso3
-                LEFT JOIN provinces pv ON g.province = pv.code
                 {rates}
             )
         )
@@ -250,15 +264,14 @@ pub async fn classify_file(
     source: &str,
     part: &str,
     staging: &Staging,
-    years: &BTreeSet<i32>,
-    monthly_rates: bool,
+    settings: &FileSettings,
 ) -> Result<FileClassification> {
     let read_error = |e| Error::Read {
         file: source.to_string(),
         source: Box::new(e),
     };
     let mut rows = ctx
-        .sql(&file_sql(checked, years, monthly_rates))
+        .sql(&file_sql(checked, settings))
         .await
         .map_err(read_error)?
         .execute_stream()
@@ -306,43 +319,49 @@ pub async fn classify_file(
     Ok(outcome)
 }
 
-/// The plan of a file's partial product cube: its classified records summed by cell and
-/// product (the HS code's first six digits) before the cells are read back into their
-/// codes and the code tables and exchange rates joined to those sums, as in [`file_sql`].
-fn products_sql(checked: &str, monthly_rates: bool) -> String {
-    let Conversion { rates, usd, cny } = Conversion::of(monthly_rates);
-    let (keyed, cell_of_key, month) = summing_key(monthly_rates, "keyed");
-    let classification = classification();
-    let part = |name: &str| format!("{CELL_PART}({cell_of_key}, '{name}')");
-    let (year, origin, partner) = (part("year"), part("origin"), part("partner"));
-    let (category, currency) = (part("category"), part("currency"));
+/// The plan of a file's partial product cube: its records summed by cell and product, a
+/// pair of integers, then converted and classified on those sums, with no code read back
+/// into text: each year's rows are keyed by their product key (see
+/// [`exdep_engine::cell_sql`]). Records that failed a check, and sums a rule leaves out of
+/// the cube, have no key; the caller drops them. (A filter would be pushed down to the
+/// records and compute each one's cell again.) Money is summed as exact decimals, as in
+/// [`file_sql`].
+fn products_sql(checked: &str, settings: &FileSettings) -> String {
+    let (keyed, cell, month) = summing_key(settings.monthly_rates, "keyed");
+    let Conversion { rates, usd, cny } =
+        Conversion::of(settings.monthly_rates, &cell_sql::in_usd("g.cell"));
+    let classification = classification("g.cell", &settings.provinces);
+    let (year, key) = (
+        cell_sql::year("cell"),
+        cell_sql::product_key("g.cell", "g.product"),
+    );
     format!(
-        "SELECT year, province, partner, region, category, product,
-            sum(usd) AS exports_usd, sum(cny) AS exports_cny, sum(records) AS records
+        "SELECT year, key, sum(usd) AS exports_usd, sum(cny) AS exports_cny,
+            sum(records) AS records
         FROM (
-            SELECT g.year, g.province, g.partner, p.region, g.category, g.product, g.records,
-                {usd} AS usd, {cny} AS cny
+            SELECT g.year, g.records, {usd} AS usd, {cny} AS cny,
+                CASE WHEN {classification} = '{CLASSIFIED}' THEN {key} END AS key
             FROM (
-                SELECT CAST({year} AS INT) AS year, {origin} AS province,
-                    {partner} AS partner, {category} AS category, {currency} AS currency,
-                    {month} AS month, product, records, value
+                SELECT cell, {year} AS year, month, product, records, value
                 FROM (
-                    SELECT keyed, product, count(*) AS records,
-                        sum(CAST(value AS {MONEY_DECIMAL})) AS value
+                    SELECT {cell} AS cell, {month} AS month, product, records, value
                     FROM (
-                        SELECT {keyed} AS keyed, substr(hs_code, 1, 6) AS product, value
-                        FROM ({checked}) WHERE cell IS NOT NULL
+                        SELECT keyed, product, count(*) AS records,
+                            sum(CASE WHEN keyed IS NOT NULL
+                                THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
+                        FROM (
+                            SELECT {keyed} AS keyed, {PRODUCT_CODE}(hs_code) AS product,
+                                value
+                            FROM ({checked})
+                        )
+                        GROUP BY keyed, product
                     )
-                    GROUP BY keyed, product
                 )
             ) g
-            JOIN partner_regions p ON g.partner = p.iso3
-            LEFT JOIN provinces pv ON g.province = pv.code
             {rates}
-            WHERE {classification} = '{CLASSIFIED}'
         )
-        GROUP BY year, province, partner, region, category, product
-        ORDER BY year, province, partner, category, product"
+        GROUP BY year, key
+        ORDER BY year, key"
     )
 }
 
@@ -356,14 +375,14 @@ pub async fn classify_products(
     source: &str,
     part: &str,
     staging: &Staging,
-    monthly_rates: bool,
+    settings: &FileSettings,
 ) -> Result<()> {
     let read_error = |e| Error::Read {
         file: source.to_string(),
         source: Box::new(e),
     };
     let mut rows = ctx
-        .sql(&products_sql(checked, monthly_rates))
+        .sql(&products_sql(checked, settings))
         .await
         .map_err(read_error)?
         .execute_stream()
@@ -372,7 +391,9 @@ pub async fn classify_products(
     let mut products = PartitionedWriter::new(ctx, &staging.layer(Layer::Products), &[YEAR], part)?
         .with_file_schema(PRODUCTS_FILE.clone());
     while let Some(batch) = rows.next().await {
-        products.write(&batch.map_err(read_error)?).await?;
+        let batch = batch.map_err(read_error)?;
+        let keyed = filter_record_batch(&batch, &is_not_null(column(&batch, "key"))?)?;
+        products.write(&keyed).await?;
     }
     products.finish().await?;
     Ok(())

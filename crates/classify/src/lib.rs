@@ -12,9 +12,13 @@
 //! let tables = exdep_classify::CodeTables::load(&ctx, &config.tables, &config.years).await?;
 //! let staging = exdep_store::layout::Warehouse::of(&config).staging("run-1");
 //! tables.register(&ctx, &staging.tables()).await?;
+//! let settings = exdep_classify::FileSettings {
+//!     years: config.years.clone(),
+//!     provinces: tables.provinces.keys().cloned().collect(),
+//!     monthly_rates: config.tables.exchange_rates_monthly.is_some(),
+//! };
 //! let file = exdep_classify::classify_file(
-//!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet",
-//!     &staging, &config.years, config.tables.exchange_rates_monthly.is_some(),
+//!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet", &staging, &settings,
 //! ).await?;
 //! println!("{} records read, {} accepted", file.records.read, file.records.accepted.records);
 //! # Ok(()) }
@@ -26,7 +30,8 @@ mod error;
 mod tables;
 
 pub use cube::{
-    FileClassification, classify_file, classify_products, commit_files, cube_cells, drop_years,
+    FileClassification, FileSettings, classify_file, classify_products, commit_files, cube_cells,
+    drop_years,
 };
 pub use error::{Error, Result};
 pub use tables::{CodeTables, load_province_tiles};

@@ -80,14 +80,12 @@ pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
 
 /// One input file's partial product cube (`product-margins = true`) as classify writes it
 /// to `products/year=YYYY/part-<hash of the file's URL>.parquet`: the cube's sums, by HS6
-/// product (the HS code's first six digits, or the whole code when it is shorter) as well.
+/// product (the HS code's first six digits, or the whole code when it is shorter) as well,
+/// each under its product key (origin, partner, category and product as one integer; see
+/// `exdep_engine::cell_sql`).
 pub static PRODUCTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
-        Field::new("province", DataType::Utf8, false),
-        Field::new("partner", DataType::Utf8, false),
-        Field::new("region", DataType::Utf8, false),
-        Field::new(CATEGORY, DataType::Utf8, false),
-        Field::new("product", DataType::Utf8, false),
+        Field::new("key", DataType::Int64, false),
         Field::new("exports_usd", DataType::Decimal128(38, 10), false),
         Field::new("exports_cny", DataType::Decimal128(38, 10), false),
         Field::new("records", DataType::Int64, false),

@@ -22,7 +22,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, StringArray, StringViewArray, new_null_array,
+    Array, ArrayRef, AsArray, Int32Array, Int64Array, StringArray, StringViewArray, new_null_array,
 };
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
@@ -36,6 +36,8 @@ use exdep_core::schema::{KnownCodes, MAX_RECORD_VALUE};
 pub const CELL_KEY: &str = "exdep_cell_key";
 /// The name of the function that reads one part of a cell (see [`CellPart`]).
 pub const CELL_PART: &str = "exdep_cell_part";
+/// The name of the function that numbers an HS code's product (see [`ProductCode`]).
+pub const PRODUCT_CODE: &str = "exdep_product_code";
 
 /// Slots of two-digit codes (`00`-`99`), then of three-capital codes (`AAA`-`ZZZ`).
 const CODE_SLOTS: usize = 100 + 26 * 26 * 26;
@@ -493,12 +495,153 @@ impl ScalarUDFImpl for CellPart {
     }
 }
 
+/// The bits of a product number (see [`ProductCode`]).
+pub const PRODUCT_BITS: u32 = 20;
+
+/// A product's number (see [`ProductCode`]); `None` for a code of another shape. The
+/// largest, 1 010 099, takes [`PRODUCT_BITS`] bits.
+fn product_code(hs_code: &[u8]) -> Option<i32> {
+    let shaped =
+        matches!(hs_code.len(), 2 | 4 | 6 | 8 | 10) && hs_code.iter().all(u8::is_ascii_digit);
+    let digits = &hs_code[..hs_code.len().min(6)];
+    let number = (digits.iter()).fold(0, |number, digit| number * 10 + i32::from(digit - b'0'));
+    shaped.then_some(match digits.len() {
+        6 => number,
+        4 => 1_000_000 + number,
+        _ => 1_010_000 + number,
+    })
+}
+
+/// `exdep_product_code(hs_code)`: the product of an HS code as a number, an `Int32`: its
+/// first six digits, or for a code of four or two digits 10^6 plus its four digits or
+/// 10^6 + 10^4 plus its two, so that `0101` and `010100` stay apart; null for a code that
+/// is not 2, 4, 6, 8 or 10 digits.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct ProductCode {
+    signature: Signature,
+}
+
+impl Default for ProductCode {
+    fn default() -> Self {
+        ProductCode {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for ProductCode {
+    fn name(&self) -> &str {
+        PRODUCT_CODE
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> DfResult<Vec<DataType>> {
+        match arg_types {
+            [DataType::Utf8 | DataType::Utf8View] => Ok(arg_types.to_vec()),
+            [_] => Ok(vec![DataType::Utf8View]),
+            _ => plan_err!("{PRODUCT_CODE} takes 1 argument (hs_code)"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let codes = args.args[0].to_array(args.number_rows)?;
+        let codes = Texts::of(&codes)?;
+        let products: Int32Array = (0..args.number_rows)
+            .map(|row| codes.get(row).and_then(product_code))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(products)))
+    }
+}
+
 /// The kernel's functions, for every session and cluster process to register.
 pub fn cell_functions() -> Vec<Arc<ScalarUDF>> {
     vec![
         Arc::new(ScalarUDF::from(CellKey::default())),
         Arc::new(ScalarUDF::from(CellPart::default())),
+        Arc::new(ScalarUDF::from(ProductCode::default())),
     ]
+}
+
+/// SQL over cells and product keys, for plans that stay on integers until their last
+/// step. A *product key* is one `Int64` per origin, partner, category and product: a
+/// cell's origin, partner and category bits (not its year, which the cube's partitions
+/// hold, nor its currency, which is converted by then) above the product's number, so
+/// `key >> PRODUCT_BITS` is a cell of year 0 in USD that [`CELL_PART`] reads.
+pub mod cell_sql {
+    use super::{
+        CATEGORY_MASK, CATEGORY_SHIFT, CHAPTER_CATEGORIES, CODE_MASK, ORIGIN_SHIFT, PARTNER_SHIFT,
+        PRODUCT_BITS, YEAR_SHIFT, code_slot,
+    };
+
+    /// The bits of a cell a product key keeps: its category, partner and origin.
+    const PLACE_MASK: i64 = ((1 << YEAR_SHIFT) - 1) & !1;
+
+    /// The lowest bit of a product key's origin.
+    pub const KEY_ORIGIN_SHIFT: u32 = ORIGIN_SHIFT + PRODUCT_BITS;
+
+    /// The origin slot of the national aggregate in a product key: no code has it.
+    pub const NATIONAL_SLOT: i64 = CODE_MASK;
+
+    /// The year of `cell`, an `INT`.
+    pub fn year(cell: &str) -> String {
+        format!("CAST({cell} >> {YEAR_SHIFT} AS INT)")
+    }
+
+    /// Whether `cell`'s records are in USD (else CNY).
+    pub fn in_usd(cell: &str) -> String {
+        format!("{cell} % 2 = 0")
+    }
+
+    /// The product key of `cell` and the product number `product`.
+    pub fn product_key(cell: &str, product: &str) -> String {
+        format!("(({cell} & {PLACE_MASK}) << {PRODUCT_BITS}) + {product}")
+    }
+
+    /// The slot of a cell part in `cell` (`origin` or `partner`).
+    fn slot(cell: &str, shift: u32) -> String {
+        format!("(({cell} >> {shift}) & {CODE_MASK})")
+    }
+
+    /// Whether `cell`'s origin is one of `origins`, given by their codes.
+    pub fn origin_in(cell: &str, origins: &[String]) -> String {
+        let slots = slot_list(origins);
+        format!("{} IN ({slots})", slot(cell, ORIGIN_SHIFT))
+    }
+
+    /// Whether `cell`'s partner is `partner` (a code of three capitals).
+    pub fn partner_is(cell: &str, partner: &str) -> String {
+        let code = code_slot(partner.as_bytes()).expect("a partner code has a slot");
+        format!("{} = {code}", slot(cell, PARTNER_SHIFT))
+    }
+
+    /// Whether `cell`'s HS chapter is of `category` (one of [`CHAPTER_CATEGORIES`]).
+    pub fn category_is(cell: &str, category: &str) -> String {
+        let index = (CHAPTER_CATEGORIES.iter())
+            .position(|known| *known == category)
+            .expect("a category of CHAPTER_CATEGORIES");
+        format!("(({cell} >> {CATEGORY_SHIFT}) & {CATEGORY_MASK}) = {index}")
+    }
+
+    /// The slots of `codes` as an SQL list (`-1`, no slot, for none, so the list is never
+    /// empty). Codes without a slot are left out: no cell holds them.
+    pub fn slot_list(codes: &[String]) -> String {
+        let slots: Vec<String> = (codes.iter())
+            .filter_map(|code| code_slot(code.as_bytes()))
+            .map(|slot| slot.to_string())
+            .collect();
+        if slots.is_empty() {
+            "-1".to_string()
+        } else {
+            slots.join(", ")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -639,6 +782,30 @@ mod tests {
         };
         let message = CellDomain::new([2017], &unknown_category).unwrap_err();
         assert!(message.contains("`fishing`"), "{message}");
+    }
+
+    #[test]
+    fn a_product_is_its_codes_first_six_digits_and_shorter_codes_stay_apart() {
+        let products: Vec<Option<i32>> = ["0901210000", "09012100", "090121", "0901", "09"]
+            .iter()
+            .map(|code| product_code(code.as_bytes()))
+            .collect();
+        assert_eq!(
+            products,
+            [
+                Some(90121),
+                Some(90121),
+                Some(90121),
+                Some(1_000_901),
+                Some(1_010_009)
+            ]
+        );
+        assert_eq!(product_code(b"999999"), Some(999_999));
+        assert!(product_code(b"9999").unwrap() < product_code(b"99").unwrap());
+        assert!(product_code(b"99").unwrap() < 1 << PRODUCT_BITS);
+        for refused in ["090", "09012", "0901a1", "", "09012100001"] {
+            assert_eq!(product_code(refused.as_bytes()), None, "{refused}");
+        }
     }
 
     #[test]

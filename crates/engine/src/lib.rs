@@ -19,7 +19,7 @@ mod session;
 
 pub use cells::{
     CELL_KEY, CELL_PART, CellDomain, CellKey, CellPart, ORIGIN_SHIFT as CELL_ORIGIN_SHIFT,
-    cell_functions,
+    PRODUCT_BITS, PRODUCT_CODE, ProductCode, cell_functions, cell_sql,
 };
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};

@@ -18,7 +18,12 @@
     Every sum is of the product cube's exact decimals, first per partner, then rolled up to
     regions, categories and all: the parts add up to the growth exactly, each value is
     rounded once when it becomes a double, and the result does not depend on the order the
-    engine adds in, so the plan may run in several partitions. -#}
+    engine adds in, so the plan may run in several partitions.
+    It reads the product cells (`product_cells.sql`), keyed by one integer per origin,
+    partner, category and product (`key`, see `exdep_engine::cell_sql`): the plan joins and
+    sums on those integers and reads the codes back only from the sums per partner
+    (`place`, the key without its product, a cell that `exdep_cell_part` reads); a
+    partner's region is the cells'. -#}
 {%- macro destination_sets(keys) -%}
 GROUPING SETS (
     ({{ keys }}, category, region, partner), ({{ keys }}, category, region),
@@ -28,36 +33,38 @@ GROUPING SETS (
 {%- macro rolled_up(key) -%}
 coalesce({{ key }}, '{{ "all" if key != "category" else all_categories }}') AS {{ key }}
 {%- endmacro %}
-WITH product_cells AS (
-    SELECT year, province, partner, region, category, product,
-           sum(exports_usd) AS usd, sum(exports_cny) AS cny
-    FROM products WHERE year IN ({{ needed_years }})
-    GROUP BY year, province, partner, region, category, product
-    HAVING sum(exports_usd) > 0
+{#- The codes of a place: its origin, partner and category, and the partner's region
+    (`regions r` joined on the partner). #}
+{%- macro codes(place) -%}
+CASE WHEN ({{ place }} >> {{ origin_shift }}) = {{ national_slot }} THEN '{{ national }}'
+     ELSE exdep_cell_part({{ place }}, 'origin') END AS province,
+exdep_cell_part({{ place }}, 'partner') AS partner,
+exdep_cell_part({{ place }}, 'category') AS category
+{%- endmacro %}
+{%- macro origin(key) -%}
+({{ key }} >> {{ key_origin_shift }})
+{%- endmacro %}
+{%- macro without_origin(key) -%}
+({{ key }} & {{ key_without_origin_mask }})
+{%- endmacro %}
+WITH origins AS (
+    SELECT year, key, exports_usd AS usd, exports_cny AS cny
+    FROM {{ product_cells_table }} WHERE year IN ({{ needed_years }})
 ),
-origins AS (
-    SELECT year, province, partner, region, category, product, usd, cny FROM product_cells
-    UNION ALL
-    SELECT year, '{{ national }}' AS province, partner, region, category, product,
-           sum(usd) AS usd, sum(cny) AS cny
-    FROM product_cells WHERE province IN ({{ provinces }})
-    GROUP BY year, partner, region, category, product
+regions AS (
+    SELECT DISTINCT partner, region FROM {{ cells_table }} WHERE year IN ({{ needed_years }})
 ),
 pairs AS (
     SELECT coalesce(c.year, CAST(p.year + 1 AS INT)) AS year,
-           coalesce(c.province, p.province) AS province,
-           coalesce(c.partner, p.partner) AS partner,
-           coalesce(c.region, p.region) AS region,
-           coalesce(c.category, p.category) AS category,
+           coalesce(c.key, p.key) >> {{ product_bits }} AS place,
            coalesce(c.usd, 0) AS x1, coalesce(p.usd, 0) AS x0,
            coalesce(c.cny, 0) AS y1, coalesce(p.cny, 0) AS y0
     FROM (SELECT * FROM origins WHERE year IN ({{ years_with_previous }})) c
     FULL OUTER JOIN (SELECT * FROM origins WHERE year + 1 IN ({{ years_with_previous }})) p
-      ON c.year = p.year + 1 AND c.province = p.province AND c.partner = p.partner
-     AND c.product = p.product
+      ON c.year = p.year + 1 AND c.key = p.key
 ),
-by_partner AS (
-    SELECT year, province, category, region, partner,
+by_place AS (
+    SELECT year, place,
            sum(x1) - sum(x0) AS delta_usd,
            sum(CASE WHEN x0 = 0 THEN x1 ELSE 0 END) AS new_usd,
            sum(CASE WHEN x1 = 0 THEN x0 ELSE 0 END) AS lost_usd,
@@ -70,7 +77,12 @@ by_partner AS (
            sum(CASE WHEN x1 = 0 THEN 1 ELSE 0 END) AS lost_products,
            sum(CASE WHEN x0 > 0 AND x1 > 0 THEN 1 ELSE 0 END) AS continuing_products
     FROM pairs
-    GROUP BY year, province, category, region, partner
+    GROUP BY year, place
+),
+by_partner AS (
+    SELECT b.*, r.region
+    FROM (SELECT *, {{ codes("place") }} FROM by_place) b
+    JOIN regions r ON b.partner = r.partner
 ),
 growth AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
@@ -86,16 +98,23 @@ growth AS (
     GROUP BY {{ destination_sets("year, province") }}
 ),
 reference AS (
-    SELECT year, partner, region, category, product, usd AS national
+    SELECT year, {{ without_origin("key") }} AS rest, usd AS national
     FROM origins
-    WHERE province = '{{ national }}' AND year IN ({{ years_with_previous }})
+    WHERE {{ origin("key") }} = {{ national_slot }} AND year IN ({{ years_with_previous }})
 ),
 reference_totals AS (
     SELECT year, {{ rolled_up("category") }}, {{ rolled_up("region") }},
            {{ rolled_up("partner") }}, sum(national) AS national
     FROM (
-        SELECT year, category, region, partner, sum(national) AS national
-        FROM reference GROUP BY year, category, region, partner
+        SELECT b.year, b.category, r.region, b.partner, b.national
+        FROM (
+            SELECT *, {{ codes("place") }}
+            FROM (
+                SELECT year, rest >> {{ product_bits }} AS place, sum(national) AS national
+                FROM reference GROUP BY year, rest >> {{ product_bits }}
+            )
+        ) b
+        JOIN regions r ON b.partner = r.partner
     )
     GROUP BY {{ destination_sets("year") }}
 ),
@@ -105,18 +124,23 @@ served AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
            {{ rolled_up("partner") }}, sum(own) AS own, sum(served) AS served
     FROM (
-        SELECT o.year, o.province, o.category, o.region, o.partner,
-               sum(o.usd) AS own,
+        SELECT b.year, b.province, b.category, r.region, b.partner, b.own, b.served
+        FROM (
+            SELECT *, {{ codes("place") }}
+            FROM (
+                SELECT o.year, o.key >> {{ product_bits }} AS place, sum(o.usd) AS own,
 {%- if product_reference == "rest-of-nation" %}
-               sum(r.national - o.usd) AS served
+                       sum(r.national - o.usd) AS served
 {%- else %}
-               sum(r.national) AS served
+                       sum(r.national) AS served
 {%- endif %}
-        FROM origins o
-        JOIN reference r
-          ON o.year = r.year AND o.partner = r.partner AND o.product = r.product
-        WHERE o.province IN ({{ provinces }})
-        GROUP BY o.year, o.province, o.category, o.region, o.partner
+                FROM origins o
+                JOIN reference r ON o.year = r.year AND {{ without_origin("o.key") }} = r.rest
+                WHERE {{ origin("o.key") }} IN ({{ province_slots }})
+                GROUP BY o.year, o.key >> {{ product_bits }}
+            )
+        ) b
+        JOIN regions r ON b.partner = r.partner
     )
     GROUP BY {{ destination_sets("year, province") }}
 ),

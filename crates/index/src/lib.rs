@@ -42,8 +42,9 @@ use exdep_core::IndexSettings;
 use exdep_core::Location;
 use exdep_core::schema::{CUBE_FILE, PRODUCTS_FILE};
 use exdep_engine::datafusion::prelude::SessionContext;
-use exdep_store::Objects;
 use exdep_store::layout::{Layer, Warehouse};
+use exdep_store::{Objects, PartitionedWriter};
+use futures::TryStreamExt;
 
 pub use error::{Error, Result};
 pub use plans::{IndexTable, PlanSettings, published_tables, tables};
@@ -86,15 +87,51 @@ pub async fn compute_cells(
     years: &BTreeSet<i32>,
     location: &Location,
 ) -> Result<()> {
-    let cells = plans::cells();
-    let partition_by: Vec<&str> = cells.partition_by.iter().map(String::as_str).collect();
     let sql = plans::cells_sql(settings, years)?;
-    exdep_store::write_partitioned(ctx, &sql, location, &partition_by, None, &cells.file_schema)
-        .await?;
-    if ctx.table_exist(cells.name.as_str())? {
-        ctx.deregister_table(cells.name.as_str())?;
+    materialize(ctx, plans::cells(), &sql, location).await
+}
+
+/// Computes the product cells the product plans of `settings` read for `years` (the
+/// product cube's sums for the years they need, with the national aggregate) once, as
+/// [`compute_cells`] does the cells. Expects [`prepare`] with `product-margins = true`.
+pub async fn compute_product_cells(
+    ctx: &SessionContext,
+    settings: &PlanSettings,
+    years: &BTreeSet<i32>,
+    location: &Location,
+) -> Result<()> {
+    let sql = plans::product_cells_sql(settings, years)?;
+    materialize(ctx, plans::product_cells(), &sql, location).await
+}
+
+/// Writes the rows of `sql` under `location` as `table` declares them, and registers them
+/// as that table. Rows whose order a plan's sums may depend on are written sorted (see
+/// [`exdep_store::write_partitioned`]); an order-independent table's are written as they
+/// come, in scratch files (see [`exdep_store::PartitionedWriter::scratch`]).
+async fn materialize(
+    ctx: &SessionContext,
+    table: &IndexTable,
+    sql: &str,
+    location: &Location,
+) -> Result<()> {
+    let partition_by: Vec<&str> = table.partition_by.iter().map(String::as_str).collect();
+    if table.order_independent {
+        let mut rows = ctx.sql(sql).await?.execute_stream().await?;
+        let mut writer = PartitionedWriter::new(ctx, location, &partition_by, "part-0.parquet")?
+            .with_file_schema(table.file_schema.clone())
+            .scratch();
+        while let Some(batch) = rows.try_next().await? {
+            writer.write(&batch).await?;
+        }
+        writer.finish().await?;
+    } else {
+        exdep_store::write_partitioned(ctx, sql, location, &partition_by, None, &table.file_schema)
+            .await?;
     }
-    exdep_engine::register_layer(ctx, &cells.name, location, &cells.file_schema).await?;
+    if ctx.table_exist(table.name.as_str())? {
+        ctx.deregister_table(table.name.as_str())?;
+    }
+    exdep_engine::register_layer(ctx, &table.name, location, &table.file_schema).await?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
@@ -604,10 +605,12 @@ impl Run<'_> {
         let prepared =
             exdep_ingest::prepare_inputs(ctx, config, &self.tables.known_codes(), staged, &to_read)
                 .await?;
+        let provinces: Vec<String> = self.tables.provinces.keys().cloned().collect();
         let read = read_files(
             ctx,
             config,
             &prepared.files,
+            &provinces,
             staged,
             &mut cube,
             self.progress,
@@ -670,9 +673,13 @@ impl Run<'_> {
         // and publishes them only when all are computed.
         exdep_export::clear_staging(ctx, &output).await?;
         let staging = output.staging(run_id);
-        let mut cell_years = BTreeSet::new();
+        let (mut cell_years, mut product_cell_years) = (BTreeSet::new(), BTreeSet::new());
         let mut to_write = Vec::new();
-        for &table in &index_tables {
+        // A plan that sums exact decimals only may split its work among every core: it
+        // goes first, and the one-partition plans fill in beside it.
+        let mut in_order_of_work = index_tables.clone();
+        in_order_of_work.sort_by_key(|table| !table.order_independent);
+        for &table in &in_order_of_work {
             let years = plan.table_years(table);
             if years.is_empty() {
                 continue;
@@ -683,6 +690,9 @@ impl Run<'_> {
                 year_span(&years)
             );
             to_write.push((stage, table, table.sql(&settings, &years)?));
+            if table.reads_products {
+                product_cell_years.extend(years.iter().copied());
+            }
             cell_years.extend(years);
         }
         if !cell_years.is_empty() {
@@ -690,12 +700,26 @@ impl Run<'_> {
             let cells = output.staged_cells(run_id);
             exdep_index::compute_cells(ctx, &settings, &cell_years, &cells).await?;
         }
-        // Each table's plan runs in one partition (a fixed summation order), so a table keeps
-        // one core busy: tables are computed side by side, one per core.
+        if !product_cell_years.is_empty() {
+            (self.progress)(Progress::Stage("summing the product cube's cells"));
+            let cells = output.staged_product_cells(run_id);
+            // Exact sums: the product cells may be summed in every partition.
+            let every_core =
+                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), usize::MAX);
+            let years = &product_cell_years;
+            exdep_index::compute_product_cells(&every_core, &settings, years, &cells).await?;
+        }
+        // Each other table's plan runs in one partition (a fixed summation order), so a table
+        // keeps one core busy: tables are computed side by side, one per core.
         let layouts = published_layouts(&config.indices);
         let stages: Vec<String> = to_write.iter().map(|(stage, ..)| stage.clone()).collect();
         let jobs = to_write.into_iter().map(|(_, table, sql)| {
-            let (ctx, staging) = (ctx.clone(), staging.clone());
+            let ctx = if table.order_independent {
+                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), usize::MAX)
+            } else {
+                ctx.clone()
+            };
+            let staging = staging.clone();
             let files_by = (layouts.iter())
                 .find(|layout| layout.name == table.name)
                 .and_then(|layout| layout.files_by(config.table_format));
@@ -718,6 +742,9 @@ impl Run<'_> {
             |_| {},
         )
         .await?;
+        written.sort_by_key(|report| {
+            (index_tables.iter()).position(|table| table.name == report.name)
+        });
         let rejects_years = plan.rejects_years();
         if !rejects_years.is_empty() {
             written.push(
@@ -1031,6 +1058,7 @@ async fn read_files(
     ctx: &SessionContext,
     config: &Config,
     prepared: &[PreparedFile],
+    provinces: &[String],
     staged: &Staging,
     cube: &mut CubeReport,
     progress: &dyn Fn(Progress<'_>),
@@ -1039,16 +1067,21 @@ async fn read_files(
     let (mut bytes, mut done) = (0, 0);
     let cores = exdep_core::cores();
     let side_by_side = prepared.len().clamp(1, cores);
+    let settings = Arc::new(exdep_classify::FileSettings {
+        years: config.years.clone(),
+        provinces: provinces.to_vec(),
+        monthly_rates: config.tables.exchange_rates_monthly.is_some(),
+    });
     let jobs = prepared.iter().map(|file| {
         let (ctx, config) = (ctx.clone(), config.clone());
-        let (staged, years) = (staged.clone(), config.years.clone());
+        let (staged, settings) = (staged.clone(), settings.clone());
         let (checked, url) = (file.checked_sql().to_string(), file.url());
         let products = config.indices.product_margins;
-        let monthly_rates = config.tables.exchange_rates_monthly.is_some();
         let reading = file.reading();
         async move {
             let part = part_name(&url);
-            let (checked, url, part, staged, years) = (&checked, &url, &part, &staged, &years);
+            let (checked, url, part, staged) = (&checked, &url, &part, &staged);
+            let settings = &*settings;
             let session = |batch_rows| {
                 exdep_engine::with_partitions(&ctx, &config, cores / side_by_side, batch_rows)
             };
@@ -1057,13 +1090,7 @@ async fn read_files(
                     let ctx = session(batch_rows);
                     async move {
                         let file = exdep_classify::classify_file(
-                            &ctx,
-                            checked,
-                            url,
-                            part,
-                            staged,
-                            years,
-                            monthly_rates,
+                            &ctx, checked, url, part, staged, settings,
                         );
                         file.await
                     }
@@ -1075,12 +1102,7 @@ async fn read_files(
                         let ctx = session(batch_rows);
                         async move {
                             let products = exdep_classify::classify_products(
-                                &ctx,
-                                checked,
-                                url,
-                                part,
-                                staged,
-                                monthly_rates,
+                                &ctx, checked, url, part, staged, settings,
                             );
                             products.await
                         }

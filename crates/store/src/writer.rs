@@ -1,12 +1,13 @@
 //! The one Parquet writer: Hive-partitioned files under a table root, with exdep's
 //! compression, statistics and row groups.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Schema, SchemaRef};
+use arrow::row::{Row, RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use exdep_core::{DEFAULT_COMPRESSION, Location, parse_compression};
@@ -92,6 +93,8 @@ pub struct PartitionedWriter {
     writers: BTreeMap<Vec<String>, PartitionFile>,
     /// Rows come ordered by the partition columns (see [`Self::partitions_in_order`]).
     partitions_in_order: bool,
+    /// Files the run reads back and removes (see [`Self::scratch`]).
+    scratch: bool,
     /// Files already closed.
     written: Vec<WrittenFile>,
     /// The keys (partition values, then the file column's value) of the files closed.
@@ -125,6 +128,7 @@ impl PartitionedWriter {
             compression: session_compression(ctx),
             writers: BTreeMap::new(),
             partitions_in_order: false,
+            scratch: false,
             written: Vec::new(),
             closed: Default::default(),
         })
@@ -135,6 +139,13 @@ impl PartitionedWriter {
     /// time. Without it every partition's file stays open until [`Self::finish`].
     pub fn partitions_in_order(mut self) -> Self {
         self.partitions_in_order = true;
+        self
+    }
+
+    /// Writes files that only the run reads, and removes: neither compressed nor
+    /// dictionary-encoded, so writing them costs little more than copying their bytes.
+    pub fn scratch(mut self) -> Self {
+        self.scratch = true;
         self
     }
 
@@ -250,11 +261,14 @@ impl PartitionedWriter {
             };
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
             let schema = Arc::new(Schema::new(schema.fields().clone()));
-            let writer = AsyncArrowWriter::try_new(
-                object,
-                schema.clone(),
-                Some(writer_properties(self.compression)),
-            )?;
+            let properties = if self.scratch {
+                (writer_properties(Compression::UNCOMPRESSED).into_builder())
+                    .set_dictionary_enabled(false)
+                    .build()
+            } else {
+                writer_properties(self.compression)
+            };
+            let writer = AsyncArrowWriter::try_new(object, schema.clone(), Some(properties))?;
             self.writers.insert(
                 key.to_vec(),
                 PartitionFile {
@@ -345,18 +359,36 @@ fn rows_by_partition(
     key_columns: &[&ArrayRef],
     rows: usize,
 ) -> Result<BTreeMap<Vec<String>, Vec<u32>>> {
+    // Rows are grouped by their keys' bytes in the engine's row format, and only each
+    // group's first row is formatted: the work per row is a hash, not a string.
+    let sort_fields = (key_columns.iter())
+        .map(|column| SortField::new(column.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(sort_fields)?;
+    let columns: Vec<ArrayRef> = key_columns.iter().map(|column| (*column).clone()).collect();
+    let keys = converter.convert_columns(&columns)?;
+    let mut groups: HashMap<Row<'_>, Vec<u32>> = HashMap::new();
+    for row in 0..rows {
+        groups.entry(keys.row(row)).or_default().push(row as u32);
+    }
     let options = FormatOptions::default();
     let formatters = key_columns
         .iter()
         .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
         .collect::<Result<Vec<_>, _>>()?;
     let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
-    for row in 0..rows {
-        let key = formatters
-            .iter()
-            .map(|f| f.value(row).to_string())
+    for rows in groups.into_values() {
+        let key = (formatters.iter())
+            .map(|formatter| formatter.value(rows[0] as usize).to_string())
             .collect();
-        rows_by_key.entry(key).or_default().push(row as u32);
+        // Two keys that differ in bytes but print alike (such as 0.0 and -0.0) share a
+        // partition, their rows in their batch's order.
+        let partition: &mut Vec<u32> = rows_by_key.entry(key).or_default();
+        let merged = !partition.is_empty();
+        partition.extend(rows);
+        if merged {
+            partition.sort_unstable();
+        }
     }
     Ok(rows_by_key)
 }
