@@ -543,9 +543,7 @@ async fn comtrade_levels(
     let sql = &formats::comtrade_levels_sql(table, columns)?;
     let read_error = &read_error;
     let batches: Vec<_> = reading
-        .run::<_, Error, _, _, _>(|batch_rows| async move {
-            let bounded =
-                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+        .run::<_, Error, _, _, _>(ctx, config, exdep_core::cores(), |bounded| async move {
             let frame = bounded.sql(sql).await.map_err(read_error)?;
             frame.collect().await.map_err(read_error)
         })
@@ -583,8 +581,7 @@ pub async fn write_raw(
     );
     let (sql, url, read_error) = (&sql, &url, &read_error);
     file.reading()
-        .run(|batch_rows| async move {
-            let ctx = exdep_engine::with_partitions(ctx, config, exdep_core::cores(), batch_rows);
+        .run(ctx, config, exdep_core::cores(), |ctx| async move {
             let mut stream = ctx
                 .sql(sql)
                 .await

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use encoding_rs::{Encoding, GB18030, UTF_8};
 use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::object_store::{ObjectMeta, ObjectStore};
-use exdep_core::{Location, TextEncoding};
+use exdep_core::{Config, Location, TextEncoding};
 use exdep_engine::datafusion::catalog::streaming::StreamingTable;
 use exdep_engine::datafusion::error::DataFusionError;
 use exdep_engine::datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -356,21 +356,30 @@ impl Reading {
         }
     }
 
-    /// Runs `pass`, a plan over the file's records in batches of at most the rows it is
-    /// given, until it holds: once more when an `auto` file read as UTF-8 turned out not to
-    /// be (it is then read as GB18030), or when a row is too long for the batches (they are
-    /// then made smaller, see the module's docs). A failure of the file's reading is
-    /// returned as the input problem it is, not as the plan's.
-    pub async fn run<T, E, P, F, Fut>(&self, mut pass: F) -> std::result::Result<T, E>
+    /// Runs `pass`, a plan over the file's records in a session derived from `ctx` (see
+    /// [`exdep_engine::with_partitions`]) that plans in `partitions` partitions and in
+    /// batches of at most the rows the file's reading allows, until it holds: once more when
+    /// an `auto` file read as UTF-8 turned out not to be (it is then read as GB18030), or
+    /// when a row is too long for the batches (they are then made smaller, see the module's
+    /// docs). A failure of the file's reading is returned as the input problem it is, not
+    /// as the plan's.
+    pub async fn run<T, E, P, F, Fut>(
+        &self,
+        ctx: &SessionContext,
+        config: &Config,
+        partitions: usize,
+        mut pass: F,
+    ) -> std::result::Result<T, E>
     where
-        F: FnMut(usize) -> Fut,
+        F: FnMut(SessionContext) -> Fut,
         Fut: Future<Output = std::result::Result<T, P>>,
         E: From<P> + From<Error>,
     {
         loop {
             let batch_rows =
                 (self.streamed.as_ref()).map_or(self.batch_rows, |source| source.batch_rows());
-            let failed = match pass(batch_rows).await {
+            let bounded = exdep_engine::with_partitions(ctx, config, partitions, batch_rows);
+            let failed = match pass(bounded).await {
                 Ok(value) => return Ok(value),
                 Err(failed) => failed,
             };

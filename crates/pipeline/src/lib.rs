@@ -1072,40 +1072,31 @@ async fn read_files(
         provinces: provinces.to_vec(),
         monthly_rates: config.tables.exchange_rates_monthly.is_some(),
     });
+    let shared = Arc::new(config.clone());
     let jobs = prepared.iter().map(|file| {
-        let (ctx, config) = (ctx.clone(), config.clone());
+        let (ctx, config) = (ctx.clone(), shared.clone());
         let (staged, settings) = (staged.clone(), settings.clone());
         let (checked, url) = (file.checked_sql().to_string(), file.url());
-        let products = config.indices.product_margins;
         let reading = file.reading();
         async move {
             let part = part_name(&url);
             let (checked, url, part, staged) = (&checked, &url, &part, &staged);
             let settings = &*settings;
-            let session = |batch_rows| {
-                exdep_engine::with_partitions(&ctx, &config, cores / side_by_side, batch_rows)
-            };
+            let partitions = cores / side_by_side;
             let classified = reading
-                .run::<_, Error, _, _, _>(|batch_rows| {
-                    let ctx = session(batch_rows);
-                    async move {
-                        let file = exdep_classify::classify_file(
-                            &ctx, checked, url, part, staged, settings,
-                        );
-                        file.await
-                    }
+                .run::<_, Error, _, _, _>(&ctx, &config, partitions, |ctx| async move {
+                    let file =
+                        exdep_classify::classify_file(&ctx, checked, url, part, staged, settings);
+                    file.await
                 })
                 .await?;
-            if products {
+            if config.indices.product_margins {
                 reading
-                    .run::<_, Error, _, _, _>(|batch_rows| {
-                        let ctx = session(batch_rows);
-                        async move {
-                            let products = exdep_classify::classify_products(
-                                &ctx, checked, url, part, staged, settings,
-                            );
-                            products.await
-                        }
+                    .run::<_, Error, _, _, _>(&ctx, &config, partitions, |ctx| async move {
+                        let products = exdep_classify::classify_products(
+                            &ctx, checked, url, part, staged, settings,
+                        );
+                        products.await
                     })
                     .await?;
             }
