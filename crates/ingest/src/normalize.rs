@@ -111,10 +111,7 @@ pub(crate) async fn normalize(
             file: file.to_string(),
         });
     }
-    let first = match options.encoding {
-        TextEncoding::Gb18030 => GB18030,
-        TextEncoding::Utf8 | TextEncoding::Auto => UTF_8,
-    };
+    let first = first_encoding(options.encoding);
     let result = write_staging(ctx, file, meta, first, options, staging).await;
     let result = match result {
         Err(not_utf8 @ Error::Decode { .. }) if options.encoding == TextEncoding::Auto => {
@@ -270,8 +267,8 @@ impl TextReader {
     }
 
     /// The encoding read in.
-    pub(crate) fn encoding(&self) -> &'static str {
-        self.decoder.name()
+    pub(crate) fn encoding(&self) -> &'static Encoding {
+        self.decoder.encoding
     }
 
     /// The file's header, once read.
@@ -513,6 +510,23 @@ fn check_not_compressed(file: &str, inflater: &Inflater, first: &[u8]) -> Result
     }
 }
 
+/// The encoding a file is read in first: the config's (`encoding`), UTF-8 for `auto`.
+pub(crate) fn first_encoding(chosen: TextEncoding) -> &'static Encoding {
+    match chosen {
+        TextEncoding::Gb18030 => GB18030,
+        TextEncoding::Utf8 | TextEncoding::Auto => UTF_8,
+    }
+}
+
+/// The name of an encoding exdep reads text in, as its reports give it.
+pub(crate) fn encoding_name(encoding: &'static Encoding) -> &'static str {
+    if encoding == GB18030 {
+        "gb18030"
+    } else {
+        "utf-8"
+    }
+}
+
 /// Decodes bytes in one encoding, stopping at the first byte that is not valid in it.
 struct TextDecoder {
     encoding: &'static Encoding,
@@ -531,11 +545,7 @@ impl TextDecoder {
     }
 
     fn name(&self) -> &'static str {
-        if self.encoding == GB18030 {
-            "gb18030"
-        } else {
-            "utf-8"
-        }
+        encoding_name(self.encoding)
     }
 
     /// Appends the text of `bytes` to `text`; at a malformed sequence, the valid text before

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use encoding_rs::{Encoding, GB18030, UTF_8};
+use encoding_rs::{Encoding, GB18030};
 use exdep_core::arrow::datatypes::SchemaRef;
 use exdep_core::object_store::{ObjectMeta, ObjectStore};
 use exdep_core::{Config, Location, TextEncoding};
@@ -39,7 +39,7 @@ use tracing::info;
 
 use crate::BATCH_BYTES;
 use crate::error::{Error, Result};
-use crate::normalize::{STAGED_BATCH_ROWS, TextOptions, TextReader};
+use crate::normalize::{STAGED_BATCH_ROWS, TextOptions, TextReader, encoding_name, first_encoding};
 
 /// A text input read as a stream: where it is, how it is read, and how its reads went.
 pub(crate) struct TextSource {
@@ -90,10 +90,7 @@ impl TextSource {
         if meta.size == 0 {
             return Err(Error::EmptyFile { file: name });
         }
-        let first = match options.encoding {
-            TextEncoding::Gb18030 => GB18030,
-            TextEncoding::Utf8 | TextEncoding::Auto => UTF_8,
-        };
+        let first = first_encoding(options.encoding);
         let opened = read_header(&store, &name, meta, first, options).await;
         let (reader, may_switch) = match opened {
             Err(not_utf8 @ Error::Decode { .. }) if options.encoding == TextEncoding::Auto => {
@@ -118,11 +115,7 @@ impl TextSource {
             header: reader.header().expect("the header is read").to_vec(),
             schema,
             state: Mutex::new(ReadState {
-                encoding: if reader.encoding() == "gb18030" {
-                    GB18030
-                } else {
-                    UTF_8
-                },
+                encoding: reader.encoding(),
                 may_switch,
                 batch_rows,
                 read_again: false,
@@ -148,11 +141,7 @@ impl TextSource {
 
     /// The encoding it is read in (the last read's).
     pub(crate) fn encoding(&self) -> &'static str {
-        if self.state().encoding == GB18030 {
-            "gb18030"
-        } else {
-            "utf-8"
-        }
+        encoding_name(self.state().encoding)
     }
 
     /// The most rows a batch of a plan over the file may hold (see the module's docs).
@@ -229,7 +218,7 @@ impl TextSource {
                 file: self.name.clone(),
                 message: format!(
                     "the header read as {} is not the one read first; the file mixes encodings",
-                    reader.encoding()
+                    encoding_name(reader.encoding())
                 ),
             }),
             _ => Ok(()),
