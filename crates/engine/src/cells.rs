@@ -586,8 +586,15 @@ pub mod cell_sql {
     /// The lowest bit of a product key's origin.
     pub const KEY_ORIGIN_SHIFT: u32 = ORIGIN_SHIFT + PRODUCT_BITS;
 
+    /// The bits of a product key below its origin: its partner, category and product.
+    pub const KEY_WITHOUT_ORIGIN_MASK: i64 = (1 << KEY_ORIGIN_SHIFT) - 1;
+
     /// The origin slot of the national aggregate in a product key: no code has it.
     pub const NATIONAL_SLOT: i64 = CODE_MASK;
+
+    /// The national aggregate's origin in a product key: added to a key's bits below its
+    /// origin, the national key of the same partner, category and product.
+    pub const NATIONAL_KEY_ORIGIN: i64 = NATIONAL_SLOT << KEY_ORIGIN_SHIFT;
 
     /// The year of `cell`, an `INT`.
     pub fn year(cell: &str) -> String {
@@ -610,7 +617,7 @@ pub mod cell_sql {
     }
 
     /// Whether `cell`'s origin is one of `origins`, given by their codes.
-    pub fn origin_in(cell: &str, origins: &[String]) -> String {
+    pub fn origin_in<'a>(cell: &str, origins: impl IntoIterator<Item = &'a String>) -> String {
         let slots = slot_list(origins);
         format!("{} IN ({slots})", slot(cell, ORIGIN_SHIFT))
     }
@@ -631,8 +638,8 @@ pub mod cell_sql {
 
     /// The slots of `codes` as an SQL list (`-1`, no slot, for none, so the list is never
     /// empty). Codes without a slot are left out: no cell holds them.
-    pub fn slot_list(codes: &[String]) -> String {
-        let slots: Vec<String> = (codes.iter())
+    pub fn slot_list<'a>(codes: impl IntoIterator<Item = &'a String>) -> String {
+        let slots: Vec<String> = (codes.into_iter())
             .filter_map(|code| code_slot(code.as_bytes()))
             .map(|slot| slot.to_string())
             .collect();

@@ -33,13 +33,19 @@ GROUPING SETS (
 {%- macro rolled_up(key) -%}
 coalesce({{ key }}, '{{ "all" if key != "category" else all_categories }}') AS {{ key }}
 {%- endmacro %}
-{#- The codes of a place: its origin, partner and category, and the partner's region
-    (`regions r` joined on the partner). #}
-{%- macro codes(place) -%}
-CASE WHEN ({{ place }} >> {{ origin_shift }}) = {{ national_slot }} THEN '{{ national }}'
-     ELSE exdep_cell_part({{ place }}, 'origin') END AS province,
-exdep_cell_part({{ place }}, 'partner') AS partner,
-exdep_cell_part({{ place }}, 'category') AS category
+{#- The rows of the call's body (sums per `place`) with the place's codes (its origin,
+    partner and category) and the partner's region. #}
+{%- macro with_codes() -%}
+SELECT b.*, r.region
+FROM (
+    SELECT *,
+           CASE WHEN (place >> {{ origin_shift }}) = {{ national_slot }} THEN '{{ national }}'
+                ELSE exdep_cell_part(place, 'origin') END AS province,
+           exdep_cell_part(place, 'partner') AS partner,
+           exdep_cell_part(place, 'category') AS category
+    FROM ({{ caller() }})
+) b
+JOIN regions r ON b.partner = r.partner
 {%- endmacro %}
 {%- macro origin(key) -%}
 ({{ key }} >> {{ key_origin_shift }})
@@ -80,9 +86,7 @@ by_place AS (
     GROUP BY year, place
 ),
 by_partner AS (
-    SELECT b.*, r.region
-    FROM (SELECT *, {{ codes("place") }} FROM by_place) b
-    JOIN regions r ON b.partner = r.partner
+    {% call with_codes() %}SELECT * FROM by_place{% endcall %}
 ),
 growth AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
@@ -106,15 +110,10 @@ reference_totals AS (
     SELECT year, {{ rolled_up("category") }}, {{ rolled_up("region") }},
            {{ rolled_up("partner") }}, sum(national) AS national
     FROM (
-        SELECT b.year, b.category, r.region, b.partner, b.national
-        FROM (
-            SELECT *, {{ codes("place") }}
-            FROM (
-                SELECT year, rest >> {{ product_bits }} AS place, sum(national) AS national
-                FROM reference GROUP BY year, rest >> {{ product_bits }}
-            )
-        ) b
-        JOIN regions r ON b.partner = r.partner
+        {% call with_codes() %}
+        SELECT year, rest >> {{ product_bits }} AS place, sum(national) AS national
+        FROM reference GROUP BY year, rest >> {{ product_bits }}
+        {% endcall %}
     )
     GROUP BY {{ destination_sets("year") }}
 ),
@@ -124,23 +123,18 @@ served AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
            {{ rolled_up("partner") }}, sum(own) AS own, sum(served) AS served
     FROM (
-        SELECT b.year, b.province, b.category, r.region, b.partner, b.own, b.served
-        FROM (
-            SELECT *, {{ codes("place") }}
-            FROM (
-                SELECT o.year, o.key >> {{ product_bits }} AS place, sum(o.usd) AS own,
+        {% call with_codes() %}
+        SELECT o.year, o.key >> {{ product_bits }} AS place, sum(o.usd) AS own,
 {%- if product_reference == "rest-of-nation" %}
-                       sum(r.national - o.usd) AS served
+               sum(r.national - o.usd) AS served
 {%- else %}
-                       sum(r.national) AS served
+               sum(r.national) AS served
 {%- endif %}
-                FROM origins o
-                JOIN reference r ON o.year = r.year AND {{ without_origin("o.key") }} = r.rest
-                WHERE {{ origin("o.key") }} IN ({{ province_slots }})
-                GROUP BY o.year, o.key >> {{ product_bits }}
-            )
-        ) b
-        JOIN regions r ON b.partner = r.partner
+        FROM origins o
+        JOIN reference r ON o.year = r.year AND {{ without_origin("o.key") }} = r.rest
+        WHERE {{ origin("o.key") }} IN ({{ province_slots }})
+        GROUP BY o.year, o.key >> {{ product_bits }}
+        {% endcall %}
     )
     GROUP BY {{ destination_sets("year, province") }}
 ),

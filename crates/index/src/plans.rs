@@ -246,7 +246,6 @@ fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<
         DestinationLevel::Country => "country",
         DestinationLevel::Region => "region",
     };
-    let provinces: Vec<String> = settings.provinces.iter().cloned().collect();
     let variables = context! {
         years => year_list(years),
         needed_years => year_list(&settings.needed_years(years)),
@@ -267,13 +266,13 @@ fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<
         },
         national => NATIONAL,
         all_categories => ALL_CATEGORIES,
-        province_slots => cell_sql::slot_list(&provinces),
+        province_slots => cell_sql::slot_list(&settings.provinces),
         national_slot => cell_sql::NATIONAL_SLOT,
         origin_shift => CELL_ORIGIN_SHIFT,
         product_bits => PRODUCT_BITS,
         key_origin_shift => cell_sql::KEY_ORIGIN_SHIFT,
-        key_without_origin_mask => (1_i64 << cell_sql::KEY_ORIGIN_SHIFT) - 1,
-        national_key_origin => cell_sql::NATIONAL_SLOT << cell_sql::KEY_ORIGIN_SHIFT,
+        key_without_origin_mask => cell_sql::KEY_WITHOUT_ORIGIN_MASK,
+        national_key_origin => cell_sql::NATIONAL_KEY_ORIGIN,
         cells_table => cells().name.as_str(),
         product_cells_table => product_cells().name.as_str(),
     };

@@ -704,10 +704,9 @@ impl Run<'_> {
             (self.progress)(Progress::Stage("summing the product cube's cells"));
             let cells = output.staged_product_cells(run_id);
             // Exact sums: the product cells may be summed in every partition.
-            let every_core =
-                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), usize::MAX);
             let years = &product_cell_years;
-            exdep_index::compute_product_cells(&every_core, &settings, years, &cells).await?;
+            let ctx = &every_core(ctx, config);
+            exdep_index::compute_product_cells(ctx, &settings, years, &cells).await?;
         }
         // Each other table's plan runs in one partition (a fixed summation order), so a table
         // keeps one core busy: tables are computed side by side, one per core.
@@ -715,7 +714,7 @@ impl Run<'_> {
         let stages: Vec<String> = to_write.iter().map(|(stage, ..)| stage.clone()).collect();
         let jobs = to_write.into_iter().map(|(_, table, sql)| {
             let ctx = if table.order_independent {
-                exdep_engine::with_partitions(ctx, config, exdep_core::cores(), usize::MAX)
+                every_core(ctx, config)
             } else {
                 ctx.clone()
             };
@@ -995,6 +994,12 @@ async fn commit_warehouse(
     exdep_classify::drop_years(ctx, &Warehouse::of(config), &plan.dropped).await?;
     exdep_classify::commit_files(ctx, staged, &Warehouse::of(config), kept).await?;
     Ok(())
+}
+
+/// A session sharing `ctx`'s tables that plans in one partition per core: for plans that
+/// sum exact decimals only, whose results do not depend on the order of their sums.
+fn every_core(ctx: &SessionContext, config: &Config) -> SessionContext {
+    exdep_engine::with_partitions(ctx, config, exdep_core::cores(), usize::MAX)
 }
 
 /// Takes the lock of `config`'s warehouse and output (see [`RunLock`]) for a job started at
