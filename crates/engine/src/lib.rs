@@ -24,7 +24,8 @@ pub use cells::{
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
 pub use session::{
-    connect, new_session, prepare_session, register_layer, register_text_table, with_partitions,
+    connect, new_session, prepare_session, register_layer, register_scratch, register_text_table,
+    with_partitions,
 };
 
 pub use datafusion;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::datasource::file_format::options::ArrowReadOptions;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -152,6 +153,25 @@ pub async fn register_layer(
         .schema(file_schema)
         .table_partition_cols(vec![(YEAR.to_string(), DataType::Int32)]);
     ctx.register_parquet(name, location.as_table_url(), options)
+        .await?;
+    Ok(())
+}
+
+/// Registers the scratch files under `location` (Arrow IPC files with columns
+/// `file_schema`, partitioned by year, see `exdep_store::PartitionedWriter::scratch`) as
+/// table `name`.
+pub async fn register_scratch(
+    ctx: &SessionContext,
+    name: &str,
+    location: &Location,
+    file_schema: &SchemaRef,
+) -> Result<()> {
+    let options = ArrowReadOptions {
+        schema: Some(file_schema),
+        table_partition_cols: vec![(YEAR.to_string(), DataType::Int32)],
+        ..ArrowReadOptions::default()
+    };
+    ctx.register_arrow(name, location.as_table_url(), options)
         .await?;
     Ok(())
 }

@@ -61,13 +61,18 @@ regions AS (
     SELECT DISTINCT partner, region FROM {{ cells_table }} WHERE year IN ({{ needed_years }})
 ),
 pairs AS (
-    SELECT coalesce(c.year, CAST(p.year + 1 AS INT)) AS year,
+{%- for year in each_year_with_previous %}
+    {%- if not loop.first %}
+    UNION ALL
+    {%- endif %}
+    SELECT CAST({{ year }} AS INT) AS year,
            coalesce(c.key, p.key) >> {{ product_bits }} AS place,
            coalesce(c.usd, 0) AS x1, coalesce(p.usd, 0) AS x0,
            coalesce(c.cny, 0) AS y1, coalesce(p.cny, 0) AS y0
-    FROM (SELECT * FROM origins WHERE year IN ({{ years_with_previous }})) c
-    FULL OUTER JOIN (SELECT * FROM origins WHERE year + 1 IN ({{ years_with_previous }})) p
-      ON c.year = p.year + 1 AND c.key = p.key
+    FROM (SELECT key, usd, cny FROM origins WHERE year = {{ year }}) c
+    FULL OUTER JOIN (SELECT key, usd, cny FROM origins WHERE year = {{ year - 1 }}) p
+      ON c.key = p.key
+{%- endfor %}
 ),
 by_place AS (
     SELECT year, place,

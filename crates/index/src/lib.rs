@@ -115,23 +115,24 @@ async fn materialize(
     location: &Location,
 ) -> Result<()> {
     let partition_by: Vec<&str> = table.partition_by.iter().map(String::as_str).collect();
+    if ctx.table_exist(table.name.as_str())? {
+        ctx.deregister_table(table.name.as_str())?;
+    }
     if table.order_independent {
         let mut rows = ctx.sql(sql).await?.execute_stream().await?;
-        let mut writer = PartitionedWriter::new(ctx, location, &partition_by, "part-0.parquet")?
+        let mut writer = PartitionedWriter::new(ctx, location, &partition_by, "part-0.arrow")?
             .with_file_schema(table.file_schema.clone())
             .scratch();
         while let Some(batch) = rows.try_next().await? {
             writer.write(&batch).await?;
         }
         writer.finish().await?;
+        exdep_engine::register_scratch(ctx, &table.name, location, &table.file_schema).await?;
     } else {
         exdep_store::write_partitioned(ctx, sql, location, &partition_by, None, &table.file_schema)
             .await?;
+        exdep_engine::register_layer(ctx, &table.name, location, &table.file_schema).await?;
     }
-    if ctx.table_exist(table.name.as_str())? {
-        ctx.deregister_table(table.name.as_str())?;
-    }
-    exdep_engine::register_layer(ctx, &table.name, location, &table.file_schema).await?;
     Ok(())
 }
 

@@ -240,6 +240,16 @@ static TEMPLATE_ENVIRONMENT: LazyLock<Environment<'static>> = LazyLock::new(|| {
     environment
 });
 
+/// `years` one by one, for a template to loop over; `[-1]`, a year no cube holds, for none
+/// (as [`year_list`] renders an empty list), so the loop still yields a plan of no rows.
+fn each_year(years: &BTreeSet<i32>) -> Vec<i32> {
+    if years.is_empty() {
+        vec![-1]
+    } else {
+        years.iter().copied().collect()
+    }
+}
+
 /// Renders template `name` for `years`.
 fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<String> {
     let destination_level = match settings.destination_level {
@@ -250,6 +260,7 @@ fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<
         years => year_list(years),
         needed_years => year_list(&settings.needed_years(years)),
         years_with_previous => year_list(&settings.years_with_previous(years)),
+        each_year_with_previous => each_year(&settings.years_with_previous(years)),
         provinces => text_list(settings.provinces.iter().map(String::as_str)),
         base_year => settings.base_year,
         top_n => settings.top_n,

@@ -113,6 +113,14 @@ pub enum Error {
         /// Why reading failed.
         source: object_store::Error,
     },
+    /// A scratch file (an intermediate table of the run) could not be written.
+    #[error("{file}: cannot write this scratch file of the run")]
+    ScratchWrite {
+        /// The file.
+        file: String,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// A location's value is not usable (see [`exdep_core::Error`]).
     #[error(transparent)]
     Core(#[from] exdep_core::Error),

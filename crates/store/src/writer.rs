@@ -1,5 +1,5 @@
 //! The one Parquet writer: Hive-partitioned files under a table root, with exdep's
-//! compression, statistics and row groups.
+//! compression, statistics and row groups; and the run's scratch files, in Arrow IPC.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::objects::Objects;
@@ -101,9 +102,65 @@ pub struct PartitionedWriter {
     closed: BTreeSet<Vec<String>>,
 }
 
+/// How a partition's rows are encoded into its object.
+enum Encoder {
+    /// Parquet, for the warehouse and the output.
+    Parquet(AsyncArrowWriter<BufWriter>),
+    /// A scratch file (see [`PartitionedWriter::scratch`]): Arrow IPC, the engine's own
+    /// layout, so writing copies the buffers and reading back decodes nothing. Each batch's
+    /// bytes go to the object as soon as they are encoded.
+    Scratch {
+        object: BufWriter,
+        encoder: arrow_ipc::writer::FileWriter<Vec<u8>>,
+        /// The object's location, for errors.
+        file: String,
+    },
+}
+
+impl Encoder {
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            Encoder::Parquet(writer) => writer.write(batch).await?,
+            Encoder::Scratch {
+                object,
+                encoder,
+                file,
+            } => {
+                encoder.write(batch)?;
+                let bytes = std::mem::take(encoder.get_mut());
+                (object.write_all(&bytes).await).map_err(|source| Error::ScratchWrite {
+                    file: file.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the object; a Parquet file's footer, from which its statistics are read.
+    async fn close(self) -> Result<Option<parquet::file::metadata::ParquetMetaData>> {
+        match self {
+            Encoder::Parquet(writer) => Ok(Some(writer.close().await?)),
+            Encoder::Scratch {
+                mut object,
+                mut encoder,
+                file,
+            } => {
+                encoder.finish()?;
+                let written = async {
+                    object.write_all(encoder.get_ref()).await?;
+                    object.shutdown().await
+                };
+                (written.await).map_err(|source| Error::ScratchWrite { file, source })?;
+                Ok(None)
+            }
+        }
+    }
+}
+
 struct PartitionFile {
     location: Location,
-    writer: AsyncArrowWriter<BufWriter>,
+    writer: Encoder,
     schema: SchemaRef,
     rows: u64,
     /// The columns that hold a NaN (see [`FileStatistics::of`]).
@@ -142,8 +199,9 @@ impl PartitionedWriter {
         self
     }
 
-    /// Writes files that only the run reads, and removes: neither compressed nor
-    /// dictionary-encoded, so writing them costs little more than copying their bytes.
+    /// Writes files that only the run reads, and removes: Arrow IPC files (name them
+    /// `.arrow`), the engine's own layout, so writing them costs little more than copying
+    /// their bytes. No statistics are taken.
     pub fn scratch(mut self) -> Self {
         self.scratch = true;
         self
@@ -216,14 +274,17 @@ impl PartitionedWriter {
     }
 
     async fn close(&mut self, key: Vec<String>, file: PartitionFile) -> Result<()> {
-        let footer = file.writer.close().await?;
+        let statistics = match file.writer.close().await? {
+            Some(footer) => FileStatistics::of(&footer, &file.schema, &file.with_nan)?,
+            None => FileStatistics::default(),
+        };
         self.closed.insert(key.clone());
         self.written.push(WrittenFile {
             // The file column's value, last in the key, is not a partition's.
             partition: self.partition_columns.iter().cloned().zip(key).collect(),
             location: file.location.to_string(),
             rows: file.rows,
-            statistics: FileStatistics::of(&footer, &file.schema, &file.with_nan)?,
+            statistics,
         });
         Ok(())
     }
@@ -254,21 +315,30 @@ impl PartitionedWriter {
                 (segments[..partition].iter()).fold(self.root.clone(), |folder, s| folder.join(s));
             let location = match key.get(partition) {
                 Some(value) => {
-                    let stem = (self.file_name.strip_suffix(".parquet")).unwrap_or(&self.file_name);
-                    folder.join(&format!("{stem}-{value}.parquet"))
+                    let (stem, extension) =
+                        (self.file_name.rsplit_once('.')).unwrap_or((&self.file_name, "parquet"));
+                    folder.join(&format!("{stem}-{value}.{extension}"))
                 }
                 None => folder.join(&self.file_name),
             };
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
             let schema = Arc::new(Schema::new(schema.fields().clone()));
-            let properties = if self.scratch {
-                (writer_properties(Compression::UNCOMPRESSED).into_builder())
-                    .set_dictionary_enabled(false)
-                    .build()
+            let writer = if self.scratch {
+                let encoder = arrow_ipc::writer::FileWriter::try_new(Vec::new(), &schema)?;
+                let file = location.to_string();
+                Encoder::Scratch {
+                    object,
+                    encoder,
+                    file,
+                }
             } else {
-                writer_properties(self.compression)
+                let properties = writer_properties(self.compression);
+                Encoder::Parquet(AsyncArrowWriter::try_new(
+                    object,
+                    schema.clone(),
+                    Some(properties),
+                )?)
             };
-            let writer = AsyncArrowWriter::try_new(object, schema.clone(), Some(properties))?;
             self.writers.insert(
                 key.to_vec(),
                 PartitionFile {
