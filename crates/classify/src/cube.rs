@@ -12,14 +12,20 @@ use exdep_core::Tally;
 use exdep_core::account::{RecordCounts, SourceDisposition};
 use exdep_core::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use exdep_core::arrow::compute::{cast, filter_record_batch, is_not_null, take_record_batch};
-use exdep_core::arrow::datatypes::{DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema};
+use exdep_core::arrow::datatypes::{
+    DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema, SchemaRef,
+};
 use exdep_core::months::Slice;
 use exdep_core::schema::{
     CUBE_FILE, MAX_RECORD_VALUE, PRODUCTS_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR,
 };
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
+use exdep_engine::datafusion::error::DataFusionError;
+use exdep_engine::datafusion::execution::SendableRecordBatchStream;
 use exdep_engine::datafusion::prelude::SessionContext;
-use exdep_engine::{CELL_ORIGIN_SHIFT, CELL_PART, PRODUCT_CODE, cell_sql, register_layer};
+use exdep_engine::{
+    CELL_ORIGIN_SHIFT, CELL_PART, PRODUCT_CODE, cell_sql, register_layer, register_scratch,
+};
 use exdep_store::layout::{Layer, Staging, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
 use futures::StreamExt;
@@ -116,6 +122,8 @@ pub struct FileSettings {
     pub provinces: Vec<String>,
     /// Whether the config names monthly exchange rates (`exchange-rates-monthly`).
     pub monthly_rates: bool,
+    /// Whether the run keeps the product cube (`product-margins = true`).
+    pub product_margins: bool,
 }
 
 /// What classification does with the sums of a cell (`cell`, an integer): the HS chapters
@@ -134,16 +142,50 @@ fn classification(cell: &str, provinces: &[String]) -> String {
     )
 }
 
-/// The one plan over a file's checked records (see `exdep_ingest::PreparedFile`): its rows
+/// A file's checked records (see `exdep_ingest::PreparedFile`) summed by what the file's
+/// plans keep apart: records that passed every check by their cell alone, one integer (see
+/// [`exdep_engine::CellDomain`]), with `product-margins = true` by their cell and product
+/// (see [`PRODUCT_CODE`]); the others by their year and reason or rule, a rejected one with
+/// its line and text. Each row has the records' count (`records`), their exact sum
+/// (`value`) and the set of their months (`months`: bit m for month m, bit 0 for none).
+fn grouped_sql(checked: &str, settings: &FileSettings) -> String {
+    let (unit, _, _) = summing_key(settings.monthly_rates, "unit");
+    let (product, by_product) = if settings.product_margins {
+        (
+            format!("CASE WHEN cell IS NOT NULL THEN {PRODUCT_CODE}(hs_code) END AS product,"),
+            "product,",
+        )
+    } else {
+        (String::new(), "")
+    };
+    format!(
+        "SELECT unit, {by_product} year, reason, rule, line, raw, count(*) AS records,
+            sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
+                THEN CAST(value AS {MONEY_DECIMAL}) END) AS value,
+            bit_or(month_bit) AS months
+        FROM (
+            SELECT {unit} AS unit, {product}
+                CASE WHEN cell IS NOT NULL THEN
+                    CAST(1 AS BIGINT) << coalesce(CAST(month AS BIGINT), 0)
+                END AS month_bit,
+                CASE WHEN cell IS NULL THEN year END AS year,
+                reason, rule, value,
+                CASE WHEN reason IS NOT NULL THEN line END AS line,
+                CASE WHEN reason IS NOT NULL THEN raw END AS raw
+            FROM ({checked})
+        )
+        GROUP BY unit, {by_product} year, reason, rule, line, raw"
+    )
+}
+
+/// The plan over a file's grouped records (`grouped`, see [`grouped_sql`]): its rows
 /// are the partial cube's cells, the tallies of every other fate, the rejected records,
 /// each once with its multiplicity, and the file's slices (its accepted records by year,
-/// origin and currency, with their months; `slice = 1`). Records that passed every check
-/// are summed by their cell alone, one integer (see [`exdep_engine::CellDomain`]); the others
-/// by their reason or rule (a rejected one with its line and text). Only then are the cells
-/// read back into their codes, and the code tables and exchange rates joined to those sums,
-/// not to records. Money is summed as exact decimals, so the result does not depend on the
-/// order records arrive in.
-fn file_sql(checked: &str, settings: &FileSettings) -> String {
+/// origin and currency, with their months; `slice = 1`). Only after the groups are summed
+/// are the cells read back into their codes, and the code tables and exchange rates joined
+/// to those sums, not to records. Money is summed as exact decimals, so the result does not
+/// depend on the order records arrive in.
+fn file_sql(grouped: &str, settings: &FileSettings) -> String {
     let years = year_list(&settings.years);
     let monthly_rates = settings.monthly_rates;
     let Conversion { rates, usd, cny } = Conversion::of(monthly_rates, "g.currency = 'USD'");
@@ -161,10 +203,10 @@ fn file_sql(checked: &str, settings: &FileSettings) -> String {
     };
     let (cube_province, cube_partner) = (cube_only("province"), cube_only("partner"));
     let (cube_region, cube_category) = (cube_only("region"), cube_only("category"));
-    // Records are summed by their cell, with the set of their months (bit m for month m,
-    // bit 0 for none); by cell and month only where a month's rate converts their sums. A
-    // slice is a cell's year, origin and currency bits (partner and category dropped).
-    let (unit, cell, month) = summing_key(monthly_rates, "unit");
+    // A group's unit is its cell, or its cell and month where a month's rate converts its
+    // sums (see `summing_key`). A slice is a cell's year, origin and currency bits (partner
+    // and category dropped).
+    let (_, cell, month) = summing_key(monthly_rates, "unit");
     let classification = classification("g.cell", &settings.provinces);
     let slice_key = format!("({cell} / {SLICE_SHIFT}) * 2 + {cell} % 2");
     let slice_cell = format!("(slice_key / 2) * {SLICE_SHIFT} + slice_key % 2");
@@ -214,26 +256,7 @@ fn file_sql(checked: &str, settings: &FileSettings) -> String {
                                     CASE WHEN unit IS NOT NULL THEN {slice_key} END
                                         AS slice_key,
                                     year, reason, rule, line, raw, records, value, months
-                                FROM (
-                                    SELECT unit, year, reason, rule, line, raw,
-                                        count(*) AS records,
-                                        sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
-                                            THEN CAST(value AS {MONEY_DECIMAL}) END) AS value,
-                                        bit_or(month_bit) AS months
-                                    FROM (
-                                        SELECT {unit} AS unit,
-                                            CASE WHEN cell IS NOT NULL THEN
-                                                CAST(1 AS BIGINT)
-                                                    << coalesce(CAST(month AS BIGINT), 0)
-                                            END AS month_bit,
-                                            CASE WHEN cell IS NULL THEN year END AS year,
-                                            reason, rule, value,
-                                            CASE WHEN reason IS NOT NULL THEN line END AS line,
-                                            CASE WHEN reason IS NOT NULL THEN raw END AS raw
-                                        FROM ({checked})
-                                    )
-                                    GROUP BY unit, year, reason, rule, line, raw
-                                )
+                                FROM ({grouped})
                             )
                             GROUP BY GROUPING SETS (
                                 (unit, year, reason, rule, line, raw), (slice_key)
@@ -255,9 +278,12 @@ fn file_sql(checked: &str, settings: &FileSettings) -> String {
 
 /// Reads the file whose checked records `checked` plans (URL `source`) in one pass, and
 /// writes its partial cube and its rejected records to the `cube` and `rejects` layers of
-/// the run's staging folder, one object `PART` per year partition: they become
-/// part of the warehouse only when the run commits them ([`commit_files`]). The code tables
-/// must be registered.
+/// the run's staging folder, with `product-margins = true` its partial product cube to the
+/// `products` layer, one object `PART` per year partition: they become part of the
+/// warehouse only when the run commits them ([`commit_files`]). The code tables must be
+/// registered. With product margins the pass writes the file's records grouped by cell and
+/// product to a scratch file (in [`Staging::grouped_records`]), which the cube's and the
+/// product cube's plans read.
 pub async fn classify_file(
     ctx: &SessionContext,
     checked: &str,
@@ -266,24 +292,98 @@ pub async fn classify_file(
     staging: &Staging,
     settings: &FileSettings,
 ) -> Result<FileClassification> {
-    let read_error = |e| Error::Read {
-        file: source.to_string(),
-        source: Box::new(e),
+    let grouped = grouped_sql(checked, settings);
+    let scratch = if settings.product_margins {
+        let table = format!(
+            "grouped_{}",
+            part.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        let location = staging.grouped_records();
+        let file = format!("{part}.arrow");
+        let mut rows = rows_of(ctx, &grouped, source).await?;
+        let schema = rows.schema();
+        let mut writer = PartitionedWriter::new(ctx, &location, &[], &file)?
+            .with_file_schema(schema.clone())
+            .scratch();
+        while let Some(batch) = rows.next().await {
+            writer
+                .write(&batch.map_err(|e| read_error(source, e))?)
+                .await?;
+        }
+        // A file of no records still has its (empty) scratch file to read.
+        writer.write_empty_partition(&[]).await?;
+        writer.finish().await?;
+        let location = location.join(&file);
+        register_scratch(ctx, &table, &location, Some(&schema), &[]).await?;
+        Some(table)
+    } else {
+        None
     };
-    let mut rows = ctx
-        .sql(&file_sql(checked, settings))
-        .await
-        .map_err(read_error)?
-        .execute_stream()
-        .await
-        .map_err(read_error)?;
+    // The cube's plan sums the groups by cell before it splits them by cell and by slice,
+    // so that it splits a group per cell, not one per product.
+    let by_cell = match &scratch {
+        Some(table) => format!(
+            "SELECT unit, year, reason, rule, line, raw, sum(records) AS records,
+                sum(value) AS value, bit_or(months) AS months
+            FROM {table}
+            GROUP BY unit, year, reason, rule, line, raw"
+        ),
+        None => grouped,
+    };
+    let pass = FilePass {
+        ctx,
+        source,
+        part,
+        staging,
+        settings,
+    };
+    let outcome = classify_groups(pass, &by_cell).await;
+    if let Some(table) = &scratch {
+        let products = classify_products(pass, &format!("SELECT * FROM {table}")).await;
+        ctx.deregister_table(table.as_str())?;
+        products?;
+    }
+    outcome
+}
+
+/// A file's pass: the session its plans run in, the file's URL (`source`), the name of its
+/// objects in each layer (`part`), the run's staging folder and the file settings.
+#[derive(Clone, Copy)]
+struct FilePass<'a> {
+    ctx: &'a SessionContext,
+    source: &'a str,
+    part: &'a str,
+    staging: &'a Staging,
+    settings: &'a FileSettings,
+}
+
+impl FilePass<'_> {
+    /// The rows of `sql`, a plan over the file.
+    async fn rows(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        rows_of(self.ctx, sql, self.source).await
+    }
+
+    /// A writer of the file's object in each year partition of `layer` in the staging
+    /// folder, of columns `schema`.
+    fn writer(&self, layer: Layer, schema: &SchemaRef) -> Result<PartitionedWriter> {
+        let location = self.staging.layer(layer);
+        Ok(
+            PartitionedWriter::new(self.ctx, &location, &[YEAR], self.part)?
+                .with_file_schema(schema.clone()),
+        )
+    }
+}
+
+/// The partial cube, the tallies and the rejects of a file from its grouped records
+/// (`grouped`, see [`classify_file`]).
+async fn classify_groups(pass: FilePass<'_>, grouped: &str) -> Result<FileClassification> {
+    let source = pass.source;
+    let mut rows = pass.rows(&file_sql(grouped, pass.settings)).await?;
     let mut outcome = FileClassification::default();
-    let mut cube = PartitionedWriter::new(ctx, &staging.layer(Layer::Cube), &[YEAR], part)?
-        .with_file_schema(CUBE_FILE.clone());
-    let mut rejects = PartitionedWriter::new(ctx, &staging.layer(Layer::Rejects), &[YEAR], part)?
-        .with_file_schema(REJECTS_FILE.clone());
+    let mut cube = pass.writer(Layer::Cube, &CUBE_FILE)?;
+    let mut rejects = pass.writer(Layer::Rejects, &REJECTS_FILE)?;
     while let Some(batch) = rows.next().await {
-        let batch = batch.map_err(read_error)?;
+        let batch = batch.map_err(|e| read_error(source, e))?;
         let is_slice = exdep_core::arrow::compute::kernels::cmp::eq(
             &cast(column(&batch, "slice"), &DataType::Int32)?,
             &exdep_core::arrow::array::Int32Array::new_scalar(1),
@@ -319,15 +419,13 @@ pub async fn classify_file(
     Ok(outcome)
 }
 
-/// The plan of a file's partial product cube: its records summed by cell and product, a
-/// pair of integers, then converted and classified on those sums, with no code read back
-/// into text: each year's rows are keyed by their product key (see
-/// [`exdep_engine::cell_sql`]). Records that failed a check, and sums a rule leaves out of
-/// the cube, have no key; the caller drops them. (A filter would be pushed down to the
-/// records and compute each one's cell again.) Money is summed as exact decimals, as in
-/// [`file_sql`].
-fn products_sql(checked: &str, settings: &FileSettings) -> String {
-    let (keyed, cell, month) = summing_key(settings.monthly_rates, "keyed");
+/// The plan of a file's partial product cube from its grouped records (`grouped`, see
+/// [`grouped_sql`]): the sums of each cell and product, a pair of integers, converted and
+/// classified, with no code read back into text: each year's rows are keyed by their
+/// product key (see [`exdep_engine::cell_sql`]). Sums a rule leaves out of the cube have
+/// no key; the caller drops them. Money is summed as exact decimals, as in [`file_sql`].
+fn products_sql(grouped: &str, settings: &FileSettings) -> String {
+    let (_, cell, month) = summing_key(settings.monthly_rates, "unit");
     let Conversion { rates, usd, cny } =
         Conversion::of(settings.monthly_rates, &cell_sql::in_usd("g.cell"));
     let classification = classification("g.cell", &settings.provinces);
@@ -345,17 +443,8 @@ fn products_sql(checked: &str, settings: &FileSettings) -> String {
                 SELECT cell, {year} AS year, month, product, records, value
                 FROM (
                     SELECT {cell} AS cell, {month} AS month, product, records, value
-                    FROM (
-                        SELECT keyed, product, count(*) AS records,
-                            sum(CASE WHEN keyed IS NOT NULL
-                                THEN CAST(value AS {MONEY_DECIMAL}) END) AS value
-                        FROM (
-                            SELECT {keyed} AS keyed, {PRODUCT_CODE}(hs_code) AS product,
-                                value
-                            FROM ({checked})
-                        )
-                        GROUP BY keyed, product
-                    )
+                    FROM ({grouped})
+                    WHERE unit IS NOT NULL
                 )
             ) g
             {rates}
@@ -365,38 +454,37 @@ fn products_sql(checked: &str, settings: &FileSettings) -> String {
     )
 }
 
-/// Reads the file whose checked records `checked` plans (URL `source`) a second time and
-/// writes its partial product cube to the `products` layer of the run's staging folder,
-/// one object `PART` per year partition (see [`classify_file`]). Only for
-/// `product-margins = true`: it costs a second pass over the file.
-pub async fn classify_products(
-    ctx: &SessionContext,
-    checked: &str,
-    source: &str,
-    part: &str,
-    staging: &Staging,
-    settings: &FileSettings,
-) -> Result<()> {
-    let read_error = |e| Error::Read {
-        file: source.to_string(),
-        source: Box::new(e),
-    };
-    let mut rows = ctx
-        .sql(&products_sql(checked, settings))
-        .await
-        .map_err(read_error)?
-        .execute_stream()
-        .await
-        .map_err(read_error)?;
-    let mut products = PartitionedWriter::new(ctx, &staging.layer(Layer::Products), &[YEAR], part)?
-        .with_file_schema(PRODUCTS_FILE.clone());
+/// Writes the partial product cube of a file (its grouped records `grouped`, URL `source`)
+/// to the `products` layer of the run's staging folder, one object `PART` per year
+/// partition (see [`classify_file`]).
+async fn classify_products(pass: FilePass<'_>, grouped: &str) -> Result<()> {
+    let mut rows = pass.rows(&products_sql(grouped, pass.settings)).await?;
+    let mut products = pass.writer(Layer::Products, &PRODUCTS_FILE)?;
     while let Some(batch) = rows.next().await {
-        let batch = batch.map_err(read_error)?;
+        let batch = batch.map_err(|e| read_error(pass.source, e))?;
         let keyed = filter_record_batch(&batch, &is_not_null(column(&batch, "key"))?)?;
         products.write(&keyed).await?;
     }
     products.finish().await?;
     Ok(())
+}
+
+/// The rows of `sql`, a plan over the file at URL `source`.
+async fn rows_of(
+    ctx: &SessionContext,
+    sql: &str,
+    source: &str,
+) -> Result<SendableRecordBatchStream> {
+    let rows = async { ctx.sql(sql).await?.execute_stream().await };
+    rows.await.map_err(|e| read_error(source, e))
+}
+
+/// A failure of a plan over the file at URL `source`: the file's reading failed.
+fn read_error(source: &str, error: DataFusionError) -> Error {
+    Error::Read {
+        file: source.to_string(),
+        source: Box::new(error),
+    }
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {

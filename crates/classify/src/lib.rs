@@ -16,6 +16,7 @@
 //!     years: config.years.clone(),
 //!     provinces: tables.provinces.keys().cloned().collect(),
 //!     monthly_rates: config.tables.exchange_rates_monthly.is_some(),
+//!     product_margins: config.indices.product_margins,
 //! };
 //! let file = exdep_classify::classify_file(
 //!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet", &staging, &settings,
@@ -30,8 +31,7 @@ mod error;
 mod tables;
 
 pub use cube::{
-    FileClassification, FileSettings, classify_file, classify_products, commit_files, cube_cells,
-    drop_years,
+    FileClassification, FileSettings, classify_file, commit_files, cube_cells, drop_years,
 };
 pub use error::{Error, Result};
 pub use tables::{CodeTables, load_province_tiles};

@@ -157,22 +157,34 @@ pub async fn register_layer(
     Ok(())
 }
 
-/// Registers the scratch files under `location` (Arrow IPC files with columns
-/// `file_schema`, partitioned by year, see `exdep_store::PartitionedWriter::scratch`) as
-/// table `name`.
+/// Registers the scratch files at `location` (Arrow IPC files, a file or a folder of them
+/// partitioned by `partition_by`, see `exdep_store::PartitionedWriter::scratch`) as table
+/// `name`, with columns `file_schema` or, without, the files' own. A `year` partition is
+/// an `INT`, any other text.
 pub async fn register_scratch(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
-    file_schema: &SchemaRef,
+    file_schema: Option<&SchemaRef>,
+    partition_by: &[&str],
 ) -> Result<()> {
+    let partition_type = |column: &str| match column {
+        YEAR => DataType::Int32,
+        _ => DataType::Utf8,
+    };
     let options = ArrowReadOptions {
-        schema: Some(file_schema),
-        table_partition_cols: vec![(YEAR.to_string(), DataType::Int32)],
+        schema: file_schema.map(|schema| schema.as_ref()),
+        table_partition_cols: (partition_by.iter())
+            .map(|column| (column.to_string(), partition_type(column)))
+            .collect(),
         ..ArrowReadOptions::default()
     };
-    ctx.register_arrow(name, location.as_table_url(), options)
-        .await?;
+    let url = if partition_by.is_empty() {
+        location.url().to_string()
+    } else {
+        location.as_table_url()
+    };
+    ctx.register_arrow(name, url, options).await?;
     Ok(())
 }
 

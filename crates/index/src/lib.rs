@@ -127,7 +127,8 @@ async fn materialize(
             writer.write(&batch).await?;
         }
         writer.finish().await?;
-        exdep_engine::register_scratch(ctx, &table.name, location, &table.file_schema).await?;
+        let schema = Some(&table.file_schema);
+        exdep_engine::register_scratch(ctx, &table.name, location, schema, &partition_by).await?;
     } else {
         exdep_store::write_partitioned(ctx, sql, location, &partition_by, None, &table.file_schema)
             .await?;

@@ -1076,6 +1076,7 @@ async fn read_files(
         years: config.years.clone(),
         provinces: provinces.to_vec(),
         monthly_rates: config.tables.exchange_rates_monthly.is_some(),
+        product_margins: config.indices.product_margins,
     });
     let shared = Arc::new(config.clone());
     let jobs = prepared.iter().map(|file| {
@@ -1088,24 +1089,13 @@ async fn read_files(
             let (checked, url, part, staged) = (&checked, &url, &part, &staged);
             let settings = &*settings;
             let partitions = cores / side_by_side;
-            let classified = reading
+            reading
                 .run::<_, Error, _, _, _>(&ctx, &config, partitions, |ctx| async move {
                     let file =
                         exdep_classify::classify_file(&ctx, checked, url, part, staged, settings);
                     file.await
                 })
-                .await?;
-            if config.indices.product_margins {
-                reading
-                    .run::<_, Error, _, _, _>(&ctx, &config, partitions, |ctx| async move {
-                        let products = exdep_classify::classify_products(
-                            &ctx, checked, url, part, staged, settings,
-                        );
-                        products.await
-                    })
-                    .await?;
-            }
-            Ok::<_, Error>(classified)
+                .await
         }
     });
     let outcomes = in_order(

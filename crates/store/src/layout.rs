@@ -18,6 +18,9 @@ const SUCCESS: &str = "_SUCCESS";
 const STAGED_TEXT: &str = "text";
 /// A run's Parquet copies of its code tables.
 const STAGED_TABLES: &str = "tables";
+/// A run's input files' records grouped by cell and product, each file's read by its cube
+/// and product plans (with `product-margins = true`).
+const STAGED_GROUPED: &str = "_grouped";
 /// The cells a run's index plans read, computed once, beside its staged tables (never
 /// published: only tables are).
 const STAGED_CELLS: &str = "_cells";
@@ -134,6 +137,12 @@ impl Staging {
     /// The Parquet copies of the code tables.
     pub fn tables(&self) -> Location {
         self.root.join(STAGED_TABLES)
+    }
+
+    /// The input files' records grouped by cell and product: a scratch file per input
+    /// file, which its cube and product plans read instead of the file.
+    pub fn grouped_records(&self) -> Location {
+        self.root.join(STAGED_GROUPED)
     }
 }
 
@@ -267,6 +276,7 @@ mod tests {
             STATE,
             MANIFEST,
             SUCCESS,
+            STAGED_GROUPED,
             STAGED_CELLS,
             STAGED_PRODUCT_CELLS,
             DELTA_LOG,

@@ -324,7 +324,13 @@ impl PartitionedWriter {
             let object = BufWriter::new(self.ctx_store.clone(), location.path()?);
             let schema = Arc::new(Schema::new(schema.fields().clone()));
             let writer = if self.scratch {
-                let encoder = arrow_ipc::writer::FileWriter::try_new(Vec::new(), &schema)?;
+                let options = arrow_ipc::writer::IpcWriteOptions::default()
+                    .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))?;
+                let encoder = arrow_ipc::writer::FileWriter::try_new_with_options(
+                    Vec::new(),
+                    &schema,
+                    options,
+                )?;
                 let file = location.to_string();
                 Encoder::Scratch {
                     object,
@@ -429,6 +435,10 @@ fn rows_by_partition(
     key_columns: &[&ArrayRef],
     rows: usize,
 ) -> Result<BTreeMap<Vec<String>, Vec<u32>>> {
+    if key_columns.is_empty() {
+        // An unpartitioned table without a file column: one file takes every row.
+        return Ok(BTreeMap::from([(Vec::new(), (0..rows as u32).collect())]));
+    }
     // Rows are grouped by their keys' bytes in the engine's row format, and only each
     // group's first row is formatted: the work per row is a hash, not a string.
     let sort_fields = (key_columns.iter())
