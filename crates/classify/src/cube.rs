@@ -338,12 +338,19 @@ pub async fn classify_file(
         settings,
     };
     let outcome = classify_groups(pass, &by_cell).await;
-    if let Some(table) = &scratch {
-        let products = classify_products(pass, &format!("SELECT * FROM {table}")).await;
-        ctx.deregister_table(table.as_str())?;
-        products?;
-    }
-    outcome
+    let Some(table) = scratch else {
+        return outcome;
+    };
+    // The product cube only for a file whose cube was made; the scratch table goes either
+    // way, and the first failure is the one reported.
+    let products = match &outcome {
+        Ok(_) => classify_products(pass, &format!("SELECT * FROM {table}")).await,
+        Err(_) => Ok(()),
+    };
+    ctx.deregister_table(table.as_str())?;
+    let outcome = outcome?;
+    products?;
+    Ok(outcome)
 }
 
 /// A file's pass: the session its plans run in, the file's URL (`source`), the name of its
