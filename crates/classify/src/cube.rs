@@ -126,20 +126,41 @@ pub struct FileSettings {
     pub product_margins: bool,
 }
 
-/// What classification does with the sums of a cell (`cell`, an integer): the HS chapters
-/// the code table excludes, and a province's exports to China itself, are left out of the
-/// cube by rule; the rest is classified.
+/// The rules of classification for a cell (`cell`, an integer): the HS chapters the code
+/// table excludes, and a province's exports to China itself, are left out of the cube; the
+/// rest is classified. Each rule as an SQL condition, with the rule's name.
+fn exclusion_rules(cell: &str, provinces: &[String]) -> [(String, &'static str); 2] {
+    [
+        (
+            cell_sql::category_is(cell, "excluded"),
+            "excluded_hs_chapter",
+        ),
+        (
+            format!(
+                "{} AND {}",
+                cell_sql::partner_is(cell, "CHN"),
+                cell_sql::origin_in(cell, provinces)
+            ),
+            "partner_is_china",
+        ),
+    ]
+}
+
+/// What classification does with the sums of a cell (`cell`): the name of the rule that
+/// leaves it out of the cube (see [`exclusion_rules`]), or `classified`.
 fn classification(cell: &str, provinces: &[String]) -> String {
-    format!(
-        "CASE
-            WHEN {excluded} THEN 'excluded_hs_chapter'
-            WHEN {to_china} AND {from_province} THEN 'partner_is_china'
-            ELSE '{CLASSIFIED}'
-        END",
-        excluded = cell_sql::category_is(cell, "excluded"),
-        to_china = cell_sql::partner_is(cell, "CHN"),
-        from_province = cell_sql::origin_in(cell, provinces),
-    )
+    let rules: String = (exclusion_rules(cell, provinces).iter())
+        .map(|(condition, rule)| format!("WHEN {condition} THEN '{rule}' "))
+        .collect();
+    format!("CASE {rules}ELSE '{CLASSIFIED}' END")
+}
+
+/// Whether a cell (`cell`) is classified: no rule of [`exclusion_rules`] leaves it out.
+fn is_classified(cell: &str, provinces: &[String]) -> String {
+    let rules: Vec<String> = (exclusion_rules(cell, provinces).iter())
+        .map(|(condition, _)| format!("NOT ({condition})"))
+        .collect();
+    rules.join(" AND ")
 }
 
 /// A file's checked records (see `exdep_ingest::PreparedFile`) summed by what the file's
@@ -430,12 +451,14 @@ async fn classify_groups(pass: FilePass<'_>, grouped: &str) -> Result<FileClassi
 /// [`grouped_sql`]): the sums of each cell and product, a pair of integers, converted and
 /// classified, with no code read back into text: each year's rows are keyed by their
 /// product key (see [`exdep_engine::cell_sql`]). Sums a rule leaves out of the cube have
-/// no key; the caller drops them. Money is summed as exact decimals, as in [`file_sql`].
+/// no key; the caller drops them. Money is summed as exact decimals, as in [`file_sql`],
+/// so the rows are written in the order they come: the run's sums of the partial product
+/// cubes do not depend on it.
 fn products_sql(grouped: &str, settings: &FileSettings) -> String {
     let (_, cell, month) = summing_key(settings.monthly_rates, "unit");
     let Conversion { rates, usd, cny } =
         Conversion::of(settings.monthly_rates, &cell_sql::in_usd("g.cell"));
-    let classification = classification("g.cell", &settings.provinces);
+    let classified = is_classified("g.cell", &settings.provinces);
     let (year, key) = (
         cell_sql::year("cell"),
         cell_sql::product_key("g.cell", "g.product"),
@@ -445,7 +468,7 @@ fn products_sql(grouped: &str, settings: &FileSettings) -> String {
             sum(records) AS records
         FROM (
             SELECT g.year, g.records, {usd} AS usd, {cny} AS cny,
-                CASE WHEN {classification} = '{CLASSIFIED}' THEN {key} END AS key
+                CASE WHEN {classified} THEN {key} END AS key
             FROM (
                 SELECT cell, {year} AS year, month, product, records, value
                 FROM (
@@ -456,8 +479,7 @@ fn products_sql(grouped: &str, settings: &FileSettings) -> String {
             ) g
             {rates}
         )
-        GROUP BY year, key
-        ORDER BY year, key"
+        GROUP BY year, key"
     )
 }
 

@@ -53,6 +53,12 @@ JOIN regions r ON b.partner = r.partner
 {%- macro without_origin(key) -%}
 ({{ key }} & {{ key_without_origin_mask }})
 {%- endmacro %}
+{#- A product's status at a destination from t-1 to t: each pair of years' products are
+    summed by destination and status first, with no condition per product, and the sums
+    are then split by status per destination. #}
+{%- set new = 0 %}
+{%- set lost = 1 %}
+{%- set continuing = 2 %}
 WITH origins AS (
     SELECT year, key, exports_usd AS usd, exports_cny AS cny
     FROM {{ product_cells_table }} WHERE year IN ({{ needed_years }})
@@ -67,27 +73,35 @@ pairs AS (
     {%- endif %}
     SELECT CAST({{ year }} AS INT) AS year,
            coalesce(c.key, p.key) >> {{ product_bits }} AS place,
-           coalesce(c.usd, 0) AS x1, coalesce(p.usd, 0) AS x0,
-           coalesce(c.cny, 0) AS y1, coalesce(p.cny, 0) AS y0
+           CASE WHEN p.key IS NULL THEN {{ new }} WHEN c.key IS NULL THEN {{ lost }}
+                ELSE {{ continuing }} END AS status,
+           c.usd AS x1, p.usd AS x0, c.cny AS y1, p.cny AS y0
     FROM (SELECT key, usd, cny FROM origins WHERE year = {{ year }}) c
     FULL OUTER JOIN (SELECT key, usd, cny FROM origins WHERE year = {{ year - 1 }}) p
       ON c.key = p.key
 {%- endfor %}
 ),
+by_status AS (
+    SELECT year, place, status, coalesce(sum(x1), 0) AS x1, coalesce(sum(x0), 0) AS x0,
+           coalesce(sum(y1), 0) AS y1, coalesce(sum(y0), 0) AS y0, count(*) AS products
+    FROM pairs
+    GROUP BY year, place, status
+),
 by_place AS (
     SELECT year, place,
            sum(x1) - sum(x0) AS delta_usd,
-           sum(CASE WHEN x0 = 0 THEN x1 ELSE 0 END) AS new_usd,
-           sum(CASE WHEN x1 = 0 THEN x0 ELSE 0 END) AS lost_usd,
-           sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0 END) AS continuing_usd,
+           sum(CASE WHEN status = {{ new }} THEN x1 ELSE 0 END) AS new_usd,
+           sum(CASE WHEN status = {{ lost }} THEN x0 ELSE 0 END) AS lost_usd,
+           sum(CASE WHEN status = {{ continuing }} THEN x1 - x0 ELSE 0 END) AS continuing_usd,
            sum(y1) - sum(y0) AS delta_cny,
-           sum(CASE WHEN x0 = 0 THEN y1 ELSE 0 END) AS new_cny,
-           sum(CASE WHEN x1 = 0 THEN y0 ELSE 0 END) AS lost_cny,
-           sum(CASE WHEN x0 > 0 AND x1 > 0 THEN y1 - y0 ELSE 0 END) AS continuing_cny,
-           sum(CASE WHEN x0 = 0 THEN 1 ELSE 0 END) AS new_products,
-           sum(CASE WHEN x1 = 0 THEN 1 ELSE 0 END) AS lost_products,
-           sum(CASE WHEN x0 > 0 AND x1 > 0 THEN 1 ELSE 0 END) AS continuing_products
-    FROM pairs
+           sum(CASE WHEN status = {{ new }} THEN y1 ELSE 0 END) AS new_cny,
+           sum(CASE WHEN status = {{ lost }} THEN y0 ELSE 0 END) AS lost_cny,
+           sum(CASE WHEN status = {{ continuing }} THEN y1 - y0 ELSE 0 END) AS continuing_cny,
+           sum(CASE WHEN status = {{ new }} THEN products ELSE 0 END) AS new_products,
+           sum(CASE WHEN status = {{ lost }} THEN products ELSE 0 END) AS lost_products,
+           sum(CASE WHEN status = {{ continuing }} THEN products ELSE 0 END)
+               AS continuing_products
+    FROM by_status
     GROUP BY year, place
 ),
 by_partner AS (
