@@ -20,8 +20,12 @@ use exdep_core::schema::{
     CUBE_FILE, MAX_RECORD_VALUE, PRODUCTS_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR,
 };
 use exdep_core::sql::{MONEY_DECIMAL, year_list};
+use exdep_engine::datafusion::datasource::MemTable;
 use exdep_engine::datafusion::error::DataFusionError;
 use exdep_engine::datafusion::execution::SendableRecordBatchStream;
+use exdep_engine::datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit, MemoryReservation,
+};
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_engine::{
     CELL_ORIGIN_SHIFT, CELL_PART, PRODUCT_CODE, cell_sql, register_layer, register_scratch,
@@ -124,6 +128,9 @@ pub struct FileSettings {
     pub monthly_rates: bool,
     /// Whether the run keeps the product cube (`product-margins = true`).
     pub product_margins: bool,
+    /// Whether the file's plans run in this process (an embedded run, not a cluster's
+    /// client): a file's grouped records may then be held in memory (see [`classify_file`]).
+    pub embedded: bool,
 }
 
 /// The rules of classification for a cell (`cell`, an integer): the HS chapters the code
@@ -302,9 +309,10 @@ fn file_sql(grouped: &str, settings: &FileSettings) -> String {
 /// the run's staging folder, with `product-margins = true` its partial product cube to the
 /// `products` layer, one object `PART` per year partition: they become part of the
 /// warehouse only when the run commits them ([`commit_files`]). The code tables must be
-/// registered. With product margins the pass writes the file's records grouped by cell and
-/// product to a scratch file (in [`Staging::grouped_records`]), which the cube's and the
-/// product cube's plans read.
+/// registered. With product margins the pass keeps the file's records grouped by cell and
+/// product for the cube's and the product cube's plans to read: in memory in an embedded
+/// run while they take at most [`HELD_SHARE`] of the memory limit, else in a scratch file
+/// (in [`Staging::grouped_records`]).
 pub async fn classify_file(
     ctx: &SessionContext,
     checked: &str,
@@ -319,31 +327,15 @@ pub async fn classify_file(
             "grouped_{}",
             part.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         );
-        let location = staging.grouped_records();
-        let file = format!("{part}.arrow");
-        let mut rows = rows_of(ctx, &grouped, source).await?;
-        let schema = rows.schema();
-        let mut writer = PartitionedWriter::new(ctx, &location, &[], &file)?
-            .with_file_schema(schema.clone())
-            .scratch();
-        while let Some(batch) = rows.next().await {
-            writer
-                .write(&batch.map_err(|e| read_error(source, e))?)
-                .await?;
-        }
-        // A file of no records still has its (empty) scratch file to read.
-        writer.write_empty_partition(&[]).await?;
-        writer.finish().await?;
-        let location = location.join(&file);
-        register_scratch(ctx, &table, &location, Some(&schema), &[]).await?;
-        Some(table)
+        let held = keep_grouped(ctx, &grouped, source, part, staging, settings, &table).await?;
+        Some((table, held))
     } else {
         None
     };
     // The cube's plan sums the groups by cell before it splits them by cell and by slice,
     // so that it splits a group per cell, not one per product.
     let by_cell = match &scratch {
-        Some(table) => format!(
+        Some((table, _)) => format!(
             "SELECT unit, year, reason, rule, line, raw, sum(records) AS records,
                 sum(value) AS value, bit_or(months) AS months
             FROM {table}
@@ -359,7 +351,7 @@ pub async fn classify_file(
         settings,
     };
     let outcome = classify_groups(pass, &by_cell).await;
-    let Some(table) = scratch else {
+    let Some((table, _held)) = scratch else {
         return outcome;
     };
     // The product cube only for a file whose cube was made; the scratch table goes either
@@ -400,6 +392,80 @@ impl FilePass<'_> {
                 .with_file_schema(schema.clone()),
         )
     }
+}
+
+/// The part of the memory limit a file's grouped records may hold in memory (one
+/// divided by this): several files are read side by side, and their plans need the rest.
+const HELD_SHARE: usize = 8;
+
+/// Runs `grouped` (the grouped records of the file at URL `source`) and registers its rows
+/// as table `table`: held in memory, with the memory they take reserved in the session's
+/// pool, while the run is embedded and they fit in their share of the memory limit
+/// ([`HELD_SHARE`]); else (from the batch that would not fit on) written to a scratch file
+/// in [`Staging::grouped_records`]. Returns the reservation, to keep while the table is.
+async fn keep_grouped(
+    ctx: &SessionContext,
+    grouped: &str,
+    source: &str,
+    part: &str,
+    staging: &Staging,
+    settings: &FileSettings,
+    table: &str,
+) -> Result<MemoryReservation> {
+    let pool = &ctx.runtime_env().memory_pool;
+    let share = match pool.memory_limit() {
+        MemoryLimit::Finite(limit) if settings.embedded => limit / HELD_SHARE,
+        _ => 0,
+    };
+    let reservation = MemoryConsumer::new(format!("grouped records of {source}")).register(pool);
+    let mut rows = rows_of(ctx, grouped, source).await?;
+    let schema = rows.schema();
+    let (mut held, mut spilled) = (Vec::new(), None);
+    let location = staging.grouped_records();
+    let file = format!("{part}.arrow");
+    while let Some(batch) = rows.next().await {
+        let batch = batch.map_err(|e| read_error(source, e))?;
+        if spilled.is_none() {
+            let bytes = held_bytes(&batch)?;
+            if reservation.size() + bytes <= share && reservation.try_grow(bytes).is_ok() {
+                held.push(batch);
+                continue;
+            }
+            let mut writer = PartitionedWriter::new(ctx, &location, &[], &file)?
+                .with_file_schema(schema.clone())
+                .scratch();
+            for kept in held.drain(..) {
+                writer.write(&kept).await?;
+            }
+            reservation.free();
+            spilled = Some(writer);
+        }
+        let writer = spilled.as_mut().expect("opened above");
+        writer.write(&batch).await?;
+    }
+    match spilled {
+        None => {
+            let rows = MemTable::try_new(schema, vec![held])?;
+            ctx.register_table(table, Arc::new(rows))?;
+        }
+        Some(mut writer) => {
+            // A file of no records still has its (empty) scratch file to read.
+            writer.write_empty_partition(&[]).await?;
+            writer.finish().await?;
+            let location = location.join(&file);
+            register_scratch(ctx, table, &location, Some(&schema), &[]).await?;
+        }
+    }
+    Ok(reservation)
+}
+
+/// The memory the rows of `batch` take, not counting the rest of buffers it shares.
+fn held_bytes(batch: &RecordBatch) -> Result<usize> {
+    let mut bytes = 0;
+    for column in batch.columns() {
+        bytes += column.to_data().get_slice_memory_size()?;
+    }
+    Ok(bytes)
 }
 
 /// The partial cube, the tallies and the rejects of a file from its grouped records
@@ -774,4 +840,80 @@ pub async fn drop_years(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use exdep_core::Location;
+    use exdep_engine::datafusion::execution::memory_pool::FairSpillPool;
+    use exdep_engine::datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use exdep_engine::datafusion::execution::session_state::SessionStateBuilder;
+    use exdep_store::layout::Warehouse;
+
+    use super::*;
+
+    /// A session of `exdep_engine::new_session` (its `memory://` store) whose plans hold at
+    /// most `limit` bytes.
+    fn session_with_limit(limit: usize) -> SessionContext {
+        let ctx = exdep_engine::new_session();
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(limit)))
+            .with_object_store_registry(ctx.runtime_env().object_store_registry.clone())
+            .build_arc()
+            .unwrap();
+        let state = SessionStateBuilder::new_from_existing(ctx.state())
+            .with_runtime_env(runtime)
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    #[tokio::test]
+    async fn grouped_records_stay_in_memory_only_within_their_share_of_an_embedded_run() {
+        let grouped = "SELECT value AS unit, value * 2 AS records FROM generate_series(1, 100000)";
+        let staging = Warehouse::new(Location::parse_url("memory:///wh/").unwrap()).staging("r");
+        for (limit, embedded, held) in [(256 << 20, true, true), (256 << 10, true, false)]
+            .into_iter()
+            .chain([(256 << 20, false, false)])
+        {
+            let ctx = session_with_limit(limit);
+            let settings = FileSettings {
+                years: BTreeSet::new(),
+                provinces: Vec::new(),
+                monthly_rates: false,
+                product_margins: true,
+                embedded,
+            };
+            let part = format!("part-{limit}-{embedded}");
+            let reservation =
+                keep_grouped(&ctx, grouped, "in.csv", &part, &staging, &settings, "g")
+                    .await
+                    .unwrap();
+            let case = format!("limit {limit}, embedded {embedded}");
+            let provider = ctx.table_provider("g").await.unwrap();
+            let provider: &dyn std::any::Any = provider.as_ref();
+            assert_eq!(provider.is::<MemTable>(), held, "{case}");
+            assert_eq!(reservation.size() > 0, held, "{case}");
+            let sums = ctx
+                .sql("SELECT count(*) AS n, sum(records) AS s FROM g")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let column = |name: &str| {
+                sums[0]
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Int64Type>()
+                    .value(0)
+            };
+            assert_eq!(
+                (column("n"), column("s")),
+                (100_000, 100_000 * 100_001),
+                "{case}"
+            );
+        }
+    }
 }

@@ -17,6 +17,7 @@
 //!     provinces: tables.provinces.keys().cloned().collect(),
 //!     monthly_rates: config.tables.exchange_rates_monthly.is_some(),
 //!     product_margins: config.indices.product_margins,
+//!     embedded: true,
 //! };
 //! let file = exdep_classify::classify_file(
 //!     &ctx, checked_sql, "file:///in/exports.parquet", "part-1.parquet", &staging, &settings,

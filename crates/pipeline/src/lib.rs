@@ -1077,6 +1077,7 @@ async fn read_files(
         provinces: provinces.to_vec(),
         monthly_rates: config.tables.exchange_rates_monthly.is_some(),
         product_margins: config.indices.product_margins,
+        embedded: matches!(config.engine, Engine::Embedded),
     });
     let shared = Arc::new(config.clone());
     let jobs = prepared.iter().map(|file| {
