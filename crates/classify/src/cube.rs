@@ -311,7 +311,7 @@ fn file_sql(grouped: &str, settings: &FileSettings) -> String {
 /// warehouse only when the run commits them ([`commit_files`]). The code tables must be
 /// registered. With product margins the pass keeps the file's records grouped by cell and
 /// product for the cube's and the product cube's plans to read: in memory in an embedded
-/// run while they take at most [`HELD_SHARE`] of the memory limit, else in a scratch file
+/// run while they take at most an eighth of the memory limit, else in a scratch file
 /// (in [`Staging::grouped_records`]).
 pub async fn classify_file(
     ctx: &SessionContext,
