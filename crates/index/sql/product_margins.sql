@@ -55,7 +55,8 @@ JOIN regions r ON b.partner = r.partner
 {%- endmacro %}
 {#- A product's status at a destination from t-1 to t: each pair of years' products are
     summed by destination and status first, with no condition per product, and the sums
-    are then split by status per destination. #}
+    are then split by status per destination. The product cells hold positive exports
+    only, so a product missing from a year's side of the join is one with x_h = 0 there. #}
 {%- set new = 0 %}
 {%- set lost = 1 %}
 {%- set continuing = 2 %}
