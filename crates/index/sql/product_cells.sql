@@ -6,15 +6,23 @@
     sum of its provinces' positive cells. Exact decimals, so the product plans' sums stay
     exact. Computed once per run and read by every product plan: each reads its cells
     several times, and the engine would derive them from the product cube again at every
-    reference. -#}
-SELECT year, key, sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
-FROM products WHERE year IN ({{ needed_years }})
-GROUP BY year, key
+    reference. Each year is summed on its own, by the key alone: one integer and a year's
+    keys make a far smaller table to group by than every year's (year, key) pairs. -#}
+{%- for year in each_needed_year %}
+    {%- if not loop.first %}
+UNION ALL
+    {%- endif %}
+SELECT CAST({{ year }} AS INT) AS year, key,
+       sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
+FROM products WHERE year = {{ year }}
+GROUP BY key
 HAVING sum(exports_usd) > 0
 UNION ALL
-SELECT year, (key & {{ key_without_origin_mask }}) + {{ national_key_origin }} AS key,
+SELECT CAST({{ year }} AS INT) AS year,
+       (key & {{ key_without_origin_mask }}) + {{ national_key_origin }} AS key,
        sum(exports_usd) AS exports_usd, sum(exports_cny) AS exports_cny
 FROM products
-WHERE year IN ({{ needed_years }}) AND (key >> {{ key_origin_shift }}) IN ({{ province_slots }})
-GROUP BY year, key & {{ key_without_origin_mask }}
+WHERE year = {{ year }} AND (key >> {{ key_origin_shift }}) IN ({{ province_slots }})
+GROUP BY key & {{ key_without_origin_mask }}
 HAVING sum(exports_usd) > 0
+{%- endfor %}

@@ -138,7 +138,9 @@ reference_totals AS (
     GROUP BY {{ destination_sets("year") }}
 ),
 {#- The reference stays an exact decimal until it is divided: the nation without a
-    province that alone serves a pair is then exactly 0 there, not a rounding residue. #}
+    province that alone serves a pair is then exactly 0 there, not a rounding residue. The
+    reference, a fraction of the provinces' cells, comes first in the join: the engine
+    builds its hash table from the first side. #}
 served AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
            {{ rolled_up("partner") }}, sum(own) AS own, sum(served) AS served
@@ -150,8 +152,8 @@ served AS (
 {%- else %}
                sum(r.national) AS served
 {%- endif %}
-        FROM origins o
-        JOIN reference r ON o.year = r.year AND {{ without_origin("o.key") }} = r.rest
+        FROM reference r
+        JOIN origins o ON o.year = r.year AND {{ without_origin("o.key") }} = r.rest
         WHERE {{ origin("o.key") }} IN ({{ province_slots }})
         GROUP BY o.year, o.key >> {{ product_bits }}
         {% endcall %}

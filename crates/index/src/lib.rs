@@ -41,6 +41,7 @@ use std::collections::BTreeSet;
 use exdep_core::IndexSettings;
 use exdep_core::Location;
 use exdep_core::schema::{CUBE_FILE, PRODUCTS_FILE};
+use exdep_engine::datafusion::physical_plan::execute_stream_partitioned;
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_store::layout::{Layer, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
@@ -119,14 +120,29 @@ async fn materialize(
         ctx.deregister_table(table.name.as_str())?;
     }
     if table.order_independent {
-        let mut rows = ctx.sql(sql).await?.execute_stream().await?;
-        let mut writer = PartitionedWriter::new(ctx, location, &partition_by, "part-0.arrow")?
-            .with_file_schema(table.file_schema.clone())
-            .scratch();
-        while let Some(batch) = rows.try_next().await? {
-            writer.write(&batch).await?;
+        // Each of the plan's partitions writes its own files, in a task of its own, so
+        // that encoding the rows keeps every core busy, not one.
+        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
+        let mut writers = tokio::task::JoinSet::new();
+        for (part, mut rows) in execute_stream_partitioned(plan, ctx.task_ctx())?
+            .into_iter()
+            .enumerate()
+        {
+            let file = format!("part-{part}.arrow");
+            let mut writer = PartitionedWriter::new(ctx, location, &partition_by, &file)?
+                .with_file_schema(table.file_schema.clone())
+                .scratch();
+            writers.spawn(async move {
+                while let Some(batch) = rows.try_next().await? {
+                    writer.write(&batch).await?;
+                }
+                writer.finish().await?;
+                Ok::<_, Error>(())
+            });
         }
-        writer.finish().await?;
+        while let Some(written) = writers.join_next().await {
+            written.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
+        }
         let schema = Some(&table.file_schema);
         exdep_engine::register_scratch(ctx, &table.name, location, schema, &partition_by).await?;
     } else {

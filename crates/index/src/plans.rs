@@ -11,6 +11,7 @@
 //! | `years` | the years whose rows the statement computes, as the contents of `IN (...)` |
 //! | `needed_years` | those years, their previous years and the base year that the cube holds |
 //! | `years_with_previous` | the `years` whose previous year is in the cube |
+//! | `each_needed_year`, `each_year_with_previous` | those years one by one, to loop over |
 //! | `provinces` | the province codes (origins adding up to the nation), for `IN (...)` |
 //! | `base_year`, `top_n`, `threshold_cny` | the `[indices]` settings |
 //! | `destination_level` | `country` or `region` |
@@ -261,6 +262,7 @@ fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<
         needed_years => year_list(&settings.needed_years(years)),
         years_with_previous => year_list(&settings.years_with_previous(years)),
         each_year_with_previous => each_year(&settings.years_with_previous(years)),
+        each_needed_year => each_year(&settings.needed_years(years)),
         provinces => text_list(settings.provinces.iter().map(String::as_str)),
         base_year => settings.base_year,
         top_n => settings.top_n,
