@@ -217,6 +217,13 @@ impl PartitionedWriter {
         self
     }
 
+    /// Compresses the Parquet files with `compression` rather than the session's (the
+    /// config's `parquet-compression`).
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Casts every file's columns to `schema` (by name), so a layer's files always have the
     /// schema its readers declare, whatever string or integer types a plan produced.
     pub fn with_file_schema(mut self, schema: SchemaRef) -> Self {
