@@ -906,6 +906,7 @@ mod tests {
     use std::sync::Arc;
 
     use exdep_core::Location;
+    use exdep_core::arrow::array::{Int32Array, Int64Array};
     use exdep_engine::datafusion::execution::memory_pool::FairSpillPool;
     use exdep_engine::datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use exdep_engine::datafusion::execution::session_state::SessionStateBuilder;
@@ -981,6 +982,73 @@ mod tests {
                 (rows, rows * (rows + 1)),
                 "{case}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_records_detail_reads_back_into_the_fields_it_was_made_of() {
+        // (year, reason, rule, line, raw): texts holding the separator, a leading `+`, an
+        // empty text beside a missing one, and fields missing in every combination.
+        let separator = '\u{1f}';
+        type Fields = (
+            Option<i32>,
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<i64>,
+        );
+        let rows: Vec<(Fields, Option<String>)> = vec![
+            (
+                (Some(2019), Some("unknown_partner"), None, Some(17)),
+                Some(format!("a{separator}c")),
+            ),
+            (
+                (None, Some("missing_year"), None, Some(3)),
+                Some(String::new()),
+            ),
+            ((Some(2020), None, Some("aggregate_row"), None), None),
+            (
+                (Some(2021), Some("bad_value"), None, None),
+                Some("+lead".to_string()),
+            ),
+            (
+                (None, Some("bad_year"), None, Some(5)),
+                Some(format!("中{separator}{separator}")),
+            ),
+            ((None, None, None, None), None),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("year", DataType::Int32, true),
+            Field::new("reason", DataType::Utf8, true),
+            Field::new("rule", DataType::Utf8, true),
+            Field::new("line", DataType::Int64, true),
+            Field::new("raw", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int32Array::from_iter(rows.iter().map(|r| r.0.0))),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0.1))),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.0.2))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.0.3))),
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.as_deref()))),
+            ],
+        )
+        .unwrap();
+        let ctx = exdep_engine::new_session();
+        let table = MemTable::try_new(schema, vec![vec![batch.clone()]]).unwrap();
+        ctx.register_table("records", Arc::new(table)).unwrap();
+        let detail = detail_of("year", "reason", "rule", "line", "raw");
+        let sql = format!(
+            "SELECT {} FROM (SELECT n, {detail} AS detail FROM (
+                SELECT row_number() OVER () AS n, * FROM records)) ORDER BY n",
+            detail_fields("detail")
+        );
+        let read = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let read = exdep_core::arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        for (index, name) in ["year", "reason", "rule", "line", "raw"].iter().enumerate() {
+            let written = cast(batch.column(index), &DataType::Utf8).unwrap();
+            let read = cast(column(&read, name), &DataType::Utf8).unwrap();
+            assert_eq!(read.as_ref(), written.as_ref(), "{name}");
         }
     }
 }
