@@ -6,8 +6,10 @@
     sum of its provinces' positive cells. Exact decimals, so the product plans' sums stay
     exact. Computed once per run and read by every product plan: each reads its cells
     several times, and the engine would derive them from the product cube again at every
-    reference. Each year is summed on its own, by the key alone: one integer and a year's
-    keys make a far smaller table to group by than every year's (year, key) pairs. -#}
+    reference. Each year is summed on its own, by the key alone: the engine groups each
+    year's keys in a table of their own, not every year's (year, key) pairs in one (on 20M
+    records: aggregation CPU about the same, the phase 0.1 s faster and the run's peak RSS
+    30-60 MiB lower, in A/B runs against the single plan). -#}
 {%- for year in each_needed_year %}
     {%- if not loop.first %}
 UNION ALL
