@@ -282,14 +282,16 @@ def skipped_rows(con, inputs):
     """).fetchall()
 
 
-def build_lean_cube_rows(con, inputs, years):
+def build_lean_cube_rows(con, inputs, years, products):
     """`cube_rows` as a data team writes it first, without exdep's checks: one scan sums the
-    records by their raw keys (year, origin, partner, HS chapter, currency), and the code
-    tables and rates are joined to those few sums, not to every record."""
+    records by their raw keys (year, origin, partner, HS chapter, currency; with `products`
+    the HS6 product in place of the chapter), and the code tables and rates are joined to
+    those sums, not to every record."""
     year_list = ", ".join(str(y) for y in years)
+    digits = 6 if products else 2
     con.execute(f"""
         CREATE TABLE accepted AS
-        SELECT '' AS src, year, province, partner, left(hs_code, 2) AS hs_code, currency,
+        SELECT '' AS src, year, province, partner, left(hs_code, {digits}) AS hs_code, currency,
                sum(value) AS value
         FROM ({typed_records(inputs, checked=False)}) AS records
         WHERE year IN ({year_list})
@@ -311,9 +313,77 @@ def account_line(account):
             f"{part('excluded', excluded)}")
 
 
-def publish_tables(con, args):
+def lean_product_margins(con, years, reference):
+    """`expected_product_margins` as a data team writes it with DuckDB: the product cells
+    (HS6) summed once, the nation's beside them, each year joined with the previous one on
+    (origin, partner, product), the roll-ups as grouping sets, and the Hummels-Klenow
+    reference joined on (year, partner, product). The same rows and columns as the
+    reference's (which sums the reference per cell in a subquery, to be checkable line by
+    line), so run.sh can compare row counts."""
+    pairs = ", ".join(str(y) for y in years if y - 1 in years) or "NULL"
+    rest = reference == "rest-of-nation"
+    sets = """GROUPING SETS (
+        (year, province, category, region, partner), (year, province, category, region),
+        (year, province, category), (year, province, region, partner),
+        (year, province, region), (year, province))"""
+    rolled = """coalesce(category, 'all') AS category, coalesce(region, 'all') AS region,
+        coalesce(partner, 'all') AS partner"""
+    con.execute("""
+        CREATE TABLE lean_product_cells AS
+        WITH origins AS (
+            SELECT year, province, kind, partner, region, category, product,
+                   sum(value_usd) AS x, sum(value_cny) AS x_cny
+            FROM cube_rows GROUP BY ALL HAVING sum(value_usd) > 0
+        )
+        SELECT * FROM origins
+        UNION ALL
+        SELECT year, 'CN', 'national', partner, region, category, product, sum(x), sum(x_cny)
+        FROM origins WHERE kind = 'province' GROUP BY year, partner, region, category, product
+    """)
+    con.execute(f"""
+        CREATE TABLE expected_product_margins AS
+        WITH joined AS ({ref.product_pairs("lean_product_cells", pairs)}),
+        growth AS (
+            SELECT year, province, {rolled}, {ref.PRODUCT_GROWTH}
+            FROM joined GROUP BY {sets}
+        ),
+        national AS (
+            SELECT * FROM lean_product_cells WHERE kind = 'national' AND year IN ({pairs})
+        ),
+        served AS (
+            SELECT year, province, {rolled}, sum(own) AS own, sum(served) AS served
+            FROM (
+                SELECT o.year, o.province, o.category, o.region, o.partner, o.x AS own,
+                       n.x {"- o.x" if rest else ""} AS served
+                FROM lean_product_cells o
+                JOIN national n USING (year, partner, product)
+                WHERE o.kind = 'province'
+            ) GROUP BY {sets}
+        ),
+        reference_totals AS (
+            SELECT year, {rolled}, sum(x) AS national
+            FROM national GROUP BY GROUPING SETS (
+                (year, category, region, partner), (year, category, region), (year, category),
+                (year, region, partner), (year, region), (year))
+        ),
+        hk AS (
+            SELECT s.year, s.province, s.category, s.region, s.partner, s.own, s.served,
+                   t.national {"- s.own" if rest else ""} AS reference_total
+            FROM served s JOIN reference_totals t USING (year, category, region, partner)
+        )
+        SELECT g.*,
+               CASE WHEN h.reference_total > 0 THEN h.served / h.reference_total END
+                   AS hk_extensive,
+               CASE WHEN h.served > 0 THEN h.own / h.served END AS hk_intensive
+        FROM growth g
+        LEFT JOIN hk h USING (year, province, category, region, partner)
+    """)
+
+
+def publish_tables(con, args, product_reference=None):
     """The seven tables from `cube_rows`, with the reference's SQL, each written as
-    OUTPUT/<table>/, Hive-partitioned Parquet (zstd). Returns their row counts."""
+    OUTPUT/<table>/, Hive-partitioned Parquet (zstd); with `product_reference` (`nation` or
+    `rest-of-nation`) `product_margins` too. Returns their row counts."""
     ref.build_cells(con)
     ref.build_units(con, args.destination_level)
     ref.expected_indices(con)
@@ -323,9 +393,13 @@ def publish_tables(con, args):
     ref.expected_top_links(con, args.top_n)
     ref.expected_destinations(con, args.threshold_cny, args.base_year)
     ref.expected_indices_change(con, args.base_year)
+    tables = dict(TABLES)
+    if product_reference:
+        lean_product_margins(con, args.years, product_reference)
+        tables["product_margins"] = ref.PRODUCT_MARGINS["partitions"]
     os.makedirs(args.output, exist_ok=True)
     counts = {}
-    for table, partitions in TABLES.items():
+    for table, partitions in tables.items():
         folder = os.path.join(args.output, table)
         con.execute(f"""
             COPY (SELECT * FROM expected_{table}) TO {ref.sql_text(folder)}
@@ -356,7 +430,13 @@ def parse_args(argv):
     parser = job_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--lean", action="store_true",
                         help="the job without exdep's checks, summing by raw keys first")
-    return job_args(parser, argv)
+    parser.add_argument("--product-margins", choices=["nation", "rest-of-nation"],
+                        help="also write product_margins (with --lean only), with this "
+                             "Hummels-Klenow reference")
+    args = job_args(parser, argv)
+    if args.product_margins and not args.lean:
+        parser.error("--product-margins needs --lean")
+    return args
 
 
 def connect(args):
@@ -379,10 +459,10 @@ def main(argv=None):
         con = connect(args)
         # The one scan of the inputs.
         if args.lean:
-            build_lean_cube_rows(con, args.inputs, args.years)
+            build_lean_cube_rows(con, args.inputs, args.years, args.product_margins)
         else:
             account = build_cube_rows(con, args.inputs, args.years)
-        counts = publish_tables(con, args)
+        counts = publish_tables(con, args, args.product_margins)
     except (ref.CheckError, duckdb.Error) as e:
         print(f"duckdb_job: cannot run: {e}", file=sys.stderr)
         return 2

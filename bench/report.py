@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Helpers of bench/run.sh.
 
-    report.py count OUTDIR            rows of each of the seven tables under OUTDIR, as JSON
+    report.py count OUTDIR            rows of each of the seven tables (and of
+                                      product_margins, where written) under OUTDIR, as JSON
     report.py summary RUNS.tsv        one markdown line per (size, format) of RUNS.tsv
     report.py scaling RUNS.tsv A B    exdep's median time on Parquet at size B over size A
-    report.py products RUNS.tsv       exdep with product-margins = true against exdep without
+    report.py products RUNS.tsv       exdep with product-margins = true against exdep without,
+                                      and the lean DuckDB script with product_margins
+                                      against it without
 
 RUNS.tsv has one line per measured run: size, format, tool (exdep; lean: the lean DuckDB
-script; duckdb: DuckDB with exdep's checks; polars: the lean Polars script), seconds, peak
+script; duckdb: DuckDB with exdep's checks; polars: the lean Polars script; exdep-products
+and lean-products: exdep and the lean DuckDB script with product margins), seconds, peak
 RSS in MiB. A line reports the median time of each tool and its peak RSS (the largest over
 its runs), and the ratios of the medians, exdep over each peer.
 """
@@ -25,13 +29,17 @@ PEERS = ["lean", "duckdb", "polars"]
 TABLES = ["indices", "lq", "region_shares", "margins", "top_links", "destinations",
           "indices_change"]
 
+# Written with product margins only: counted where its folder is.
+PRODUCT_TABLE = "product_margins"
+
 
 def count(outdir):
     import duckdb
 
     con = duckdb.connect()
     counts = {}
-    for table in TABLES:
+    tables = TABLES + ([PRODUCT_TABLE] if os.path.isdir(os.path.join(outdir, PRODUCT_TABLE)) else [])
+    for table in tables:
         folder = os.path.join(outdir, table)
         if glob.glob(os.path.join(glob.escape(folder), "**", "*.parquet"), recursive=True):
             pattern = os.path.join(folder, "**", "*.parquet").replace("'", "''")
@@ -87,14 +95,18 @@ def scaling(path, small, large):
 
 def products(path):
     """One line per data set measured with BENCH_PRODUCT_MARGINS=1: exdep with the product
-    cube and `product_margins` (tool `exdep-products`) against the same run without."""
+    cube and `product_margins` (tool `exdep-products`) against the same run without, and the
+    lean DuckDB script with `product_margins` (tool `lean-products`) against it without."""
     for (size, fmt), tools in load(path).items():
-        t_plain, plain = cell(tools.get("exdep", []))
-        t_products, with_products = cell(tools.get("exdep-products", []))
-        if t_plain and t_products:
+        columns = []
+        for plain_tool, products_tool in (("exdep", "exdep-products"), ("lean", "lean-products")):
+            t_plain, plain = cell(tools.get(plain_tool, []))
+            t_products, with_products = cell(tools.get(products_tool, []))
+            ratio = f"{t_products / t_plain:.2f}x" if t_plain and t_products else "-"
+            columns += [plain, with_products, ratio]
+        if columns[1] != "-":
             label = {"parquet": "Parquet", "csv": "CSV"}.get(fmt, fmt)
-            print(f"| {size_label(size)} records, {label} | {plain} | {with_products} | "
-                  f"{t_products / t_plain:.2f}x |")
+            print(f"| {size_label(size)} records, {label} | " + " | ".join(columns) + " |")
 
 
 def main(argv):

@@ -13,7 +13,9 @@
 #   BENCH_DIR       data, outputs, logs and results.md (default /var/tmp/exdep-bench)
 #   BENCH_THREADS   if set, the peers' --threads (DuckDB's and Polars' worker threads)
 #   BENCH_PRODUCT_MARGINS  1 = also run exdep with `product-margins = true` (tool
-#                   exdep-products) after exdep in each round, and print its cost
+#                   exdep-products) after exdep, and the lean DuckDB script with
+#                   product_margins (tool lean-products) after lean, in each round, and
+#                   print what product margins cost each
 #   EXDEP           the exdep binary (default ${CARGO_TARGET_DIR:-/var/tmp/exdep-target}/release/exdep)
 #   EXDEP_ARGS      extra arguments of `exdep run` (split on spaces)
 #   PYTHON          Python with the duckdb and polars packages (default python3)
@@ -86,7 +88,7 @@ clean_outputs() {
     for tool in "${TOOLS[@]}"; do
         rm -rf "${BENCH_DIR:?}/out-$tool"
     done
-    rm -rf "$WH_EXDEP" "$BENCH_DIR/out-exdep-products"
+    rm -rf "$WH_EXDEP" "$BENCH_DIR/out-exdep-products" "$BENCH_DIR/out-lean-products"
 }
 
 # Generates (or reuses) the data set of SIZE records in FORMAT into DATA.
@@ -182,14 +184,26 @@ EOF
                 "${peer_args[@]}" --output "$BENCH_DIR/out-duckdb" "${inputs[@]}"
             run_tool "$size" "$fmt" lean "$run" "$PYTHON" "$HERE/duckdb_job.py" --lean \
                 "${peer_args[@]}" --output "$BENCH_DIR/out-lean" "${inputs[@]}"
+            if [ "$PRODUCTS" = 1 ]; then
+                run_tool "$size" "$fmt" lean-products "$run" "$PYTHON" "$HERE/duckdb_job.py" \
+                    --lean --product-margins nation "${peer_args[@]}" \
+                    --output "$BENCH_DIR/out-lean-products" "${inputs[@]}"
+            fi
             run_tool "$size" "$fmt" polars "$run" "$PYTHON" "$HERE/polars_job.py" \
                 "${peer_args[@]}" --output "$BENCH_DIR/out-polars" "${inputs[@]}"
         done
+        pairs=()
         for tool in "${TOOLS[@]:1}"; do  # the peers
-            if [ "${ROWS[$tool]}" != "${ROWS[exdep]}" ]; then
-                echo "run.sh: WARNING: $tool wrote other row counts than exdep:" >&2
-                echo "  exdep  ${ROWS[exdep]}" >&2
-                printf '  %-6s %s\n' "$tool" "${ROWS[$tool]}" >&2
+            pairs+=("exdep $tool")
+        done
+        if [ "$PRODUCTS" = 1 ]; then
+            pairs+=("exdep-products lean-products")
+        fi
+        for pair in "${pairs[@]}"; do
+            read -r mine theirs <<< "$pair"
+            if [ "${ROWS[$theirs]}" != "${ROWS[$mine]}" ]; then
+                echo "run.sh: WARNING: $theirs wrote other row counts than $mine:" >&2
+                printf '  %-14s %s\n' "$mine" "${ROWS[$mine]}" "$theirs" "${ROWS[$theirs]}" >&2
             fi
         done
         clean_outputs
@@ -220,8 +234,8 @@ table() {
     fi
     if [ -n "$products" ]; then
         echo
-        echo "| input | exdep | exdep with product-margins | with / without |"
-        echo "|---|---|---|---|"
+        echo "| input | exdep | exdep with product-margins | with / without | lean DuckDB | lean DuckDB with product_margins | with / without |"
+        echo "|---|---|---|---|---|---|---|"
         echo "$products"
     fi
 }

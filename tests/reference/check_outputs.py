@@ -670,6 +670,40 @@ def expected_margins(con, years):
     """)
 
 
+def product_pairs(cells, years):
+    """SQL: each origin's (partner, product) pairs of `cells` (a product-cell table) in
+    `years` (a query of years) and the year before, full-outer-joined: x1 and c1 the exports
+    in the year in USD and CNY, x0 and c0 the year before's, 0 where there were none."""
+    return f"""
+            SELECT coalesce(c.year, p.year + 1) AS year,
+                   coalesce(c.province, p.province) AS province,
+                   coalesce(c.kind, p.kind) AS kind,
+                   coalesce(c.partner, p.partner) AS partner,
+                   coalesce(c.region, p.region) AS region,
+                   coalesce(c.category, p.category) AS category,
+                   coalesce(c.x, 0.0) AS x1, coalesce(p.x, 0.0) AS x0,
+                   coalesce(c.x_cny, 0.0) AS c1, coalesce(p.x_cny, 0.0) AS c0
+            FROM (SELECT * FROM {cells} WHERE year IN ({years})) c
+            FULL OUTER JOIN (SELECT * FROM {cells} WHERE year + 1 IN ({years})) p
+              ON c.year = p.year + 1 AND c.province = p.province AND c.partner = p.partner
+             AND c.product = p.product"""
+
+
+# The growth columns of `product_margins` over rows of `product_pairs`.
+PRODUCT_GROWTH = """
+                   sum(x1) - sum(x0) AS delta_usd,
+                   sum(CASE WHEN x0 = 0 THEN x1 ELSE 0 END) AS new_usd,
+                   sum(CASE WHEN x1 = 0 THEN x0 ELSE 0 END) AS lost_usd,
+                   sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0 END) AS continuing_usd,
+                   sum(c1) - sum(c0) AS delta_cny,
+                   sum(CASE WHEN x0 = 0 THEN c1 ELSE 0 END) AS new_cny,
+                   sum(CASE WHEN x1 = 0 THEN c0 ELSE 0 END) AS lost_cny,
+                   sum(CASE WHEN x0 > 0 AND x1 > 0 THEN c1 - c0 ELSE 0 END) AS continuing_cny,
+                   count(*) FILTER (WHERE x0 = 0) AS new_products,
+                   count(*) FILTER (WHERE x1 = 0) AS lost_products,
+                   count(*) FILTER (WHERE x0 > 0 AND x1 > 0) AS continuing_products"""
+
+
 def expected_product_margins(con, years, reference):
     """Year-on-year change of each origin's exports to each destination split over HS6
     products (the first six digits of the HS code): new products (not exported there the
@@ -711,35 +745,10 @@ def expected_product_margins(con, years, reference):
             SELECT t AS year FROM unnest([{year_list}]::INTEGER[]) y(t)
             WHERE t IS NOT NULL AND t - 1 IN (SELECT year FROM product_cells)
         ),
-        joined AS (
-            SELECT coalesce(c.year, p.year + 1) AS year,
-                   coalesce(c.province, p.province) AS province,
-                   coalesce(c.kind, p.kind) AS kind,
-                   coalesce(c.partner, p.partner) AS partner,
-                   coalesce(c.region, p.region) AS region,
-                   coalesce(c.category, p.category) AS category,
-                   coalesce(c.x, 0.0) AS x1, coalesce(p.x, 0.0) AS x0,
-                   coalesce(c.x_cny, 0.0) AS c1, coalesce(p.x_cny, 0.0) AS c0
-            FROM (SELECT * FROM product_cells WHERE year IN (SELECT year FROM eligible)) c
-            FULL OUTER JOIN
-                 (SELECT * FROM product_cells WHERE year + 1 IN (SELECT year FROM eligible)) p
-              ON c.year = p.year + 1 AND c.province = p.province AND c.partner = p.partner
-             AND c.product = p.product
-        ),
+        joined AS ({product_pairs("product_cells", "SELECT year FROM eligible")}),
         growth AS (
             SELECT year, province, g_category AS category, g_region AS region,
-                   g_partner AS partner,
-                   sum(x1) - sum(x0) AS delta_usd,
-                   sum(CASE WHEN x0 = 0 THEN x1 ELSE 0 END) AS new_usd,
-                   sum(CASE WHEN x1 = 0 THEN x0 ELSE 0 END) AS lost_usd,
-                   sum(CASE WHEN x0 > 0 AND x1 > 0 THEN x1 - x0 ELSE 0 END) AS continuing_usd,
-                   sum(c1) - sum(c0) AS delta_cny,
-                   sum(CASE WHEN x0 = 0 THEN c1 ELSE 0 END) AS new_cny,
-                   sum(CASE WHEN x1 = 0 THEN c0 ELSE 0 END) AS lost_cny,
-                   sum(CASE WHEN x0 > 0 AND x1 > 0 THEN c1 - c0 ELSE 0 END) AS continuing_cny,
-                   count(*) FILTER (WHERE x0 = 0) AS new_products,
-                   count(*) FILTER (WHERE x1 = 0) AS lost_products,
-                   count(*) FILTER (WHERE x0 > 0 AND x1 > 0) AS continuing_products
+                   g_partner AS partner, {PRODUCT_GROWTH}
             FROM ({expanded("joined")})
             GROUP BY ALL
         ),
