@@ -267,6 +267,8 @@ fn an_unknown_storage_option_is_named() {
     assert!(stderr.contains("storage.aws_endpoin"), "{stderr}");
 }
 
+/// The config's `parquet-compression` is checked and compresses every table and layer but
+/// the product cube, which is always LZ4 (see `exdep_store::layout::Layer::compression`).
 #[test]
 fn parquet_compression_is_configurable_and_checked() {
     use exdep_core::parquet::basic::Compression;
@@ -274,7 +276,7 @@ fn parquet_compression_is_configurable_and_checked() {
 
     let scratch = Scratch::new();
     scratch.write("inputs/mixed.csv", MIXED);
-    let config = scratch.config(&[2020], "");
+    let config = scratch.config(&[2020], "\n[indices]\nproduct-margins = true\n");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
@@ -289,13 +291,16 @@ fn parquet_compression_is_configurable_and_checked() {
 
     std::fs::write(&config, format!("parquet-compression = \"snappy\"\n{text}")).unwrap();
     scratch.run_ok();
-    let file = std::fs::File::open(partition_file(
-        &scratch.path("out/indices/year=2020/province=44"),
-    ))
-    .unwrap();
-    let metadata = SerializedFileReader::new(file).unwrap().metadata().clone();
-    let column = metadata.row_group(0).column(0);
-    assert_eq!(column.compression(), Compression::SNAPPY);
+    for (folder, compression) in [
+        ("out/indices/year=2020/province=44", Compression::SNAPPY),
+        ("warehouse/cube/year=2020", Compression::SNAPPY),
+        ("warehouse/products/year=2020", Compression::LZ4_RAW),
+    ] {
+        let file = std::fs::File::open(partition_file(&scratch.path(folder))).unwrap();
+        let metadata = SerializedFileReader::new(file).unwrap().metadata().clone();
+        let column = metadata.row_group(0).column(0);
+        assert_eq!(column.compression(), compression, "{folder}");
+    }
 }
 
 #[test]

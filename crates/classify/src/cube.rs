@@ -16,7 +16,6 @@ use exdep_core::arrow::datatypes::{
     DataType, Decimal128Type, Field, Int32Type, Int64Type, Schema, SchemaRef,
 };
 use exdep_core::months::Slice;
-use exdep_core::parquet::basic::Compression;
 use exdep_core::schema::{
     CUBE_FILE, MAX_RECORD_VALUE, PRODUCTS_FILE, REJECTS_FILE, UNKNOWN_YEAR, YEAR,
 };
@@ -434,11 +433,7 @@ impl FilePass<'_> {
     /// A writer of the file's object in each year partition of `layer` in the staging
     /// folder, of columns `schema`.
     fn writer(&self, layer: Layer, schema: &SchemaRef) -> Result<PartitionedWriter> {
-        let location = self.staging.layer(layer);
-        Ok(
-            PartitionedWriter::new(self.ctx, &location, &[YEAR], self.part)?
-                .with_file_schema(schema.clone()),
-        )
+        Ok((self.staging).layer_writer(self.ctx, layer, self.part, schema)?)
     }
 }
 
@@ -609,11 +604,7 @@ fn products_sql(grouped: &str, settings: &FileSettings) -> String {
 /// partition (see [`classify_file`]).
 async fn classify_products(pass: FilePass<'_>, grouped: &str) -> Result<()> {
     let mut rows = pass.rows(&products_sql(grouped, pass.settings)).await?;
-    // The product cube is the warehouse's largest layer, written for every file read and
-    // read by every run that computes product margins: LZ4 compresses and decompresses it
-    // several times faster than zstd does, for files about a quarter larger.
-    let mut products =
-        (pass.writer(Layer::Products, &PRODUCTS_FILE)?).with_compression(Compression::LZ4_RAW);
+    let mut products = pass.writer(Layer::Products, &PRODUCTS_FILE)?;
     while let Some(batch) = rows.next().await {
         let batch = batch.map_err(|e| read_error(pass.source, e))?;
         let keyed = filter_record_batch(&batch, &is_not_null(column(&batch, "key"))?)?;

@@ -41,13 +41,13 @@ use exdep_core::arrow::datatypes::{DataType, Int32Type, Schema, SchemaRef};
 use exdep_core::object_store::ObjectMeta;
 use exdep_core::object_store::ObjectStoreExt;
 use exdep_core::parquet::file::metadata::ParquetMetaDataReader;
-use exdep_core::schema::{KnownCodes, RAW_FILE, YEAR};
+use exdep_core::schema::{KnownCodes, RAW_FILE};
 use exdep_core::sql::text_literal;
 use exdep_core::{Config, Engine, HsLevel, Input, InputFormat, Location};
 use exdep_engine::CellDomain;
 use exdep_engine::datafusion::prelude::{ParquetReadOptions, SessionContext};
 use exdep_store::layout::{Layer, Staging};
-use exdep_store::{InputFiles, Objects, PartitionedWriter};
+use exdep_store::{InputFiles, Objects};
 use futures::StreamExt;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::info;
@@ -589,9 +589,7 @@ pub async fn write_raw(
                 .execute_stream()
                 .await
                 .map_err(read_error)?;
-            let mut writer =
-                PartitionedWriter::new(&ctx, &staging.layer(Layer::Raw), &[YEAR], &part_name(url))?
-                    .with_file_schema(RAW_FILE.clone());
+            let mut writer = staging.layer_writer(&ctx, Layer::Raw, &part_name(url), &RAW_FILE)?;
             while let Some(batch) = stream.next().await {
                 writer.write(&batch.map_err(read_error)?).await?;
             }
