@@ -433,7 +433,9 @@ impl FilePass<'_> {
     /// A writer of the file's object in each year partition of `layer` in the staging
     /// folder, of columns `schema`.
     fn writer(&self, layer: Layer, schema: &SchemaRef) -> Result<PartitionedWriter> {
-        Ok((self.staging).layer_writer(self.ctx, layer, self.part, schema)?)
+        Ok(self
+            .staging
+            .layer_writer(self.ctx, layer, self.part, schema)?)
     }
 }
 
