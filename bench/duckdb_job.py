@@ -322,10 +322,14 @@ def lean_product_margins(con, years, reference):
     line), so run.sh can compare row counts."""
     pairs = ", ".join(str(y) for y in years if y - 1 in years) or "NULL"
     rest = reference == "rest-of-nation"
-    sets = """GROUPING SETS (
-        (year, province, category, region, partner), (year, province, category, region),
-        (year, province, category), (year, province, region, partner),
-        (year, province, region), (year, province))"""
+
+    def destination_sets(keys):
+        """The row groupings of `product_margins` after `keys`: by partner, by region and
+        over all destinations, per category and over all categories."""
+        rollups = ["category, region, partner", "category, region", "category",
+                   "region, partner", "region", ""]
+        return "GROUPING SETS (" + ", ".join(
+            f"({keys}, {rollup})" if rollup else f"({keys})" for rollup in rollups) + ")"
     rolled = """coalesce(category, 'all') AS category, coalesce(region, 'all') AS region,
         coalesce(partner, 'all') AS partner"""
     con.execute("""
@@ -345,7 +349,7 @@ def lean_product_margins(con, years, reference):
         WITH joined AS ({ref.product_pairs("lean_product_cells", pairs)}),
         growth AS (
             SELECT year, province, {rolled}, {ref.PRODUCT_GROWTH}
-            FROM joined GROUP BY {sets}
+            FROM joined GROUP BY {destination_sets("year, province")}
         ),
         national AS (
             SELECT * FROM lean_product_cells WHERE kind = 'national' AND year IN ({pairs})
@@ -358,13 +362,11 @@ def lean_product_margins(con, years, reference):
                 FROM lean_product_cells o
                 JOIN national n USING (year, partner, product)
                 WHERE o.kind = 'province'
-            ) GROUP BY {sets}
+            ) GROUP BY {destination_sets("year, province")}
         ),
         reference_totals AS (
             SELECT year, {rolled}, sum(x) AS national
-            FROM national GROUP BY GROUPING SETS (
-                (year, category, region, partner), (year, category, region), (year, category),
-                (year, region, partner), (year, region), (year))
+            FROM national GROUP BY {destination_sets("year")}
         ),
         hk AS (
             SELECT s.year, s.province, s.category, s.region, s.partner, s.own, s.served,
