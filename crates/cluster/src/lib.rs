@@ -26,7 +26,7 @@ use exdep_engine::datafusion::execution::TaskContext;
 use exdep_engine::datafusion::execution::object_store::ObjectStoreRegistry;
 use exdep_engine::datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use exdep_engine::datafusion::execution::session_state::SessionState;
-use exdep_engine::datafusion::logical_expr::ScalarUDF;
+use exdep_engine::datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use exdep_engine::datafusion::physical_plan::ExecutionPlan;
 use exdep_engine::datafusion::physical_plan::metrics::MetricsSet;
 use exdep_engine::datafusion::prelude::SessionConfig;
@@ -58,7 +58,16 @@ fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
     functions
 }
 
-/// The functions an executor's tasks may call: Ballista's and the cube kernel's.
+/// Ballista's aggregate functions and the product margins' (see
+/// [`exdep_engine::product_growth_function`]).
+fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    let mut functions = ballista_aggregate_functions();
+    functions.push(exdep_engine::product_growth_function());
+    functions
+}
+
+/// The functions an executor's tasks may call: Ballista's, the cube kernel's and the
+/// product margins' aggregate.
 pub fn function_registry() -> Arc<BallistaFunctionRegistry> {
     let mut registry = BallistaFunctionRegistry::default();
     for function in exdep_engine::cell_functions() {
@@ -66,6 +75,10 @@ pub fn function_registry() -> Arc<BallistaFunctionRegistry> {
             .scalar_functions
             .insert(function.name().to_string(), function);
     }
+    let function = exdep_engine::product_growth_function();
+    registry
+        .aggregate_functions
+        .insert(function.name().to_string(), function);
     Arc::new(registry)
 }
 
@@ -80,7 +93,7 @@ pub fn scheduler_session(
         .with_runtime_env(runtime(stores, None)?)
         .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
         .with_scalar_functions(scalar_functions())
-        .with_aggregate_functions(ballista_aggregate_functions())
+        .with_aggregate_functions(aggregate_functions())
         .with_window_functions(ballista_window_functions())
         .build())
 }

@@ -592,10 +592,6 @@ pub mod cell_sql {
     /// The origin slot of the national aggregate in a product key: no code has it.
     pub const NATIONAL_SLOT: i64 = CODE_MASK;
 
-    /// The national aggregate's origin in a product key: added to a key's bits below its
-    /// origin, the national key of the same partner, category and product.
-    pub const NATIONAL_KEY_ORIGIN: i64 = NATIONAL_SLOT << KEY_ORIGIN_SHIFT;
-
     /// The year of `cell`, an `INT`.
     pub fn year(cell: &str) -> String {
         format!("CAST({cell} >> {YEAR_SHIFT} AS INT)")

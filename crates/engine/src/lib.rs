@@ -15,6 +15,7 @@
 mod cells;
 mod error;
 mod jobs;
+mod product_growth;
 mod session;
 
 pub use cells::{
@@ -23,6 +24,7 @@ pub use cells::{
 };
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
+pub use product_growth::{PRODUCT_GROWTH, ProductGrowth, product_growth_function};
 pub use session::{
     connect, new_session, prepare_session, register_layer, register_scratch, register_text_table,
     with_partitions,

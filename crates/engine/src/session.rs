@@ -101,11 +101,13 @@ fn session_with_limit(limit: u64) -> Result<SessionContext> {
     )))
 }
 
-/// Registers the cube kernel's functions (see [`crate::cell_functions`]).
+/// Registers the cube kernel's functions (see [`crate::cell_functions`]) and the product
+/// margins' aggregate (see [`crate::product_growth_function`]).
 fn register_cell_functions(ctx: &SessionContext) {
     for function in crate::cell_functions() {
         ctx.register_udf(function.as_ref().clone());
     }
+    ctx.register_udaf(crate::product_growth_function().as_ref().clone());
 }
 
 fn with_memory_store(ctx: SessionContext) -> SessionContext {

@@ -19,11 +19,13 @@
     regions, categories and all: the parts add up to the growth exactly, each value is
     rounded once when it becomes a double, and the result does not depend on the order the
     engine adds in, so the plan may run in several partitions.
-    It reads the product cells (`product_cells.sql`), keyed by one integer per origin,
-    partner, category and product (`key`, see `exdep_engine::cell_sql`): the plan joins and
-    sums on those integers and reads the codes back only from the sums per partner
-    (`place`, the key without its product, a cell that `exdep_cell_part` reads); a
-    partner's region is the cells'. -#}
+    It reads the product cube's partial cubes (table `products`), keyed by one integer per
+    origin, partner, category and product (`key`, see `exdep_engine::cell_sql`), grouped by
+    partner and category: `exdep_product_growth` (see `exdep_engine::ProductGrowth`) sums
+    each group's products by year and origin and for the nation, pairs each year with the
+    previous one and yields the sums per year and place (`place`, the key without its
+    product, a cell that `exdep_cell_part` reads). Codes are read back only from those
+    sums; a partner's region is the cells'. -#}
 {%- macro destination_sets(keys) -%}
 GROUPING SETS (
     ({{ keys }}, category, region, partner), ({{ keys }}, category, region),
@@ -53,57 +55,32 @@ JOIN regions r ON b.partner = r.partner
 {%- macro without_origin(key) -%}
 ({{ key }} & {{ key_without_origin_mask }})
 {%- endmacro %}
-{#- A product's status at a destination from t-1 to t: each pair of years' products are
-    summed by destination and status first, with no condition per product, and the sums
-    are then split by status per destination. The product cells hold positive exports
-    only, so a product missing from a year's side of the join is one with x_h = 0 there. #}
-{%- set new = 0 %}
-{%- set lost = 1 %}
-{%- set continuing = 2 %}
-WITH origins AS (
-    SELECT year, key, exports_usd AS usd, exports_cny AS cny
-    FROM {{ product_cells_table }} WHERE year IN ({{ needed_years }})
-),
-regions AS (
+WITH regions AS (
     SELECT DISTINCT partner, region FROM {{ cells_table }} WHERE year IN ({{ needed_years }})
 ),
-pairs AS (
-{%- for year in each_year_with_previous %}
-    {%- if not loop.first %}
-    UNION ALL
-    {%- endif %}
-    SELECT CAST({{ year }} AS INT) AS year,
-           coalesce(c.key, p.key) >> {{ product_bits }} AS place,
-           CASE WHEN p.key IS NULL THEN {{ new }} WHEN c.key IS NULL THEN {{ lost }}
-                ELSE {{ continuing }} END AS status,
-           c.usd AS x1, p.usd AS x0, c.cny AS y1, p.cny AS y0
-    FROM (SELECT key, usd, cny FROM origins WHERE year = {{ year }}) c
-    FULL OUTER JOIN (SELECT key, usd, cny FROM origins WHERE year = {{ year - 1 }}) p
-      ON c.key = p.key
-{%- endfor %}
-),
-by_status AS (
-    SELECT year, place, status, coalesce(sum(x1), 0) AS x1, coalesce(sum(x0), 0) AS x0,
-           coalesce(sum(y1), 0) AS y1, coalesce(sum(y0), 0) AS y0, count(*) AS products
-    FROM pairs
-    GROUP BY year, place, status
-),
 by_place AS (
-    SELECT year, place,
-           sum(x1) - sum(x0) AS delta_usd,
-           sum(CASE WHEN status = {{ new }} THEN x1 ELSE 0 END) AS new_usd,
-           sum(CASE WHEN status = {{ lost }} THEN x0 ELSE 0 END) AS lost_usd,
-           sum(CASE WHEN status = {{ continuing }} THEN x1 - x0 ELSE 0 END) AS continuing_usd,
-           sum(y1) - sum(y0) AS delta_cny,
-           sum(CASE WHEN status = {{ new }} THEN y1 ELSE 0 END) AS new_cny,
-           sum(CASE WHEN status = {{ lost }} THEN y0 ELSE 0 END) AS lost_cny,
-           sum(CASE WHEN status = {{ continuing }} THEN y1 - y0 ELSE 0 END) AS continuing_cny,
-           sum(CASE WHEN status = {{ new }} THEN products ELSE 0 END) AS new_products,
-           sum(CASE WHEN status = {{ lost }} THEN products ELSE 0 END) AS lost_products,
-           sum(CASE WHEN status = {{ continuing }} THEN products ELSE 0 END)
-               AS continuing_products
-    FROM by_status
-    GROUP BY year, place
+    SELECT growth['year'] AS year, growth['place'] AS place,
+{%- for column in ["delta", "new", "lost", "continuing"] %}
+    {%- for currency in ["usd", "cny"] %}
+           growth['{{ column }}_{{ currency }}'] AS {{ column }}_{{ currency }},
+    {%- endfor %}
+{%- endfor %}
+           growth['exports_usd'] AS exports_usd, growth['served_usd'] AS served_usd,
+           growth['new_products'] AS new_products, growth['lost_products'] AS lost_products,
+           growth['continuing_products'] AS continuing_products
+    FROM (
+        SELECT unnest(growth) AS growth
+        FROM (
+            SELECT exdep_product_growth(
+                       year, key, exports_usd, exports_cny,
+                       {{ origin("key") }} IN ({{ province_slots }})
+                   ) AS growth
+            FROM products
+            WHERE year IN ({{ needed_years }})
+            GROUP BY {{ without_origin("key") }} >> {{ product_bits }}
+        )
+    )
+    WHERE growth['year'] IN ({{ years_with_previous }})
 ),
 by_partner AS (
     {% call with_codes() %}SELECT * FROM by_place{% endcall %}
@@ -121,43 +98,25 @@ growth AS (
     FROM by_partner
     GROUP BY {{ destination_sets("year, province") }}
 ),
-reference AS (
-    SELECT year, {{ without_origin("key") }} AS rest, usd AS national
-    FROM origins
-    WHERE {{ origin("key") }} = {{ national_slot }} AND year IN ({{ years_with_previous }})
-),
 reference_totals AS (
     SELECT year, {{ rolled_up("category") }}, {{ rolled_up("region") }},
-           {{ rolled_up("partner") }}, sum(national) AS national
-    FROM (
-        {% call with_codes() %}
-        SELECT year, rest >> {{ product_bits }} AS place, sum(national) AS national
-        FROM reference GROUP BY year, rest >> {{ product_bits }}
-        {% endcall %}
-    )
+           {{ rolled_up("partner") }}, sum(exports_usd) AS national
+    FROM by_partner
+    WHERE (place >> {{ origin_shift }}) = {{ national_slot }} AND exports_usd > 0
     GROUP BY {{ destination_sets("year") }}
 ),
 {#- The reference stays an exact decimal until it is divided: the nation without a
-    province that alone serves a pair is then exactly 0 there, not a rounding residue. The
-    reference, a fraction of the provinces' cells, comes first in the join: the engine
-    builds its hash table from the first side. #}
+    province that alone serves a pair is then exactly 0 there, not a rounding residue. #}
 served AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
-           {{ rolled_up("partner") }}, sum(own) AS own, sum(served) AS served
-    FROM (
-        {% call with_codes() %}
-        SELECT o.year, o.key >> {{ product_bits }} AS place, sum(o.usd) AS own,
+           {{ rolled_up("partner") }}, sum(exports_usd) AS own,
 {%- if product_reference == "rest-of-nation" %}
-               sum(r.national - o.usd) AS served
+           sum(served_usd - exports_usd) AS served
 {%- else %}
-               sum(r.national) AS served
+           sum(served_usd) AS served
 {%- endif %}
-        FROM reference r
-        JOIN origins o ON o.year = r.year AND {{ without_origin("o.key") }} = r.rest
-        WHERE {{ origin("o.key") }} IN ({{ province_slots }})
-        GROUP BY o.year, o.key >> {{ product_bits }}
-        {% endcall %}
-    )
+    FROM by_partner
+    WHERE served_usd IS NOT NULL
     GROUP BY {{ destination_sets("year, province") }}
 ),
 hk AS (

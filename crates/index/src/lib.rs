@@ -41,11 +41,9 @@ use std::collections::BTreeSet;
 use exdep_core::IndexSettings;
 use exdep_core::Location;
 use exdep_core::schema::{CUBE_FILE, PRODUCTS_FILE};
-use exdep_engine::datafusion::physical_plan::execute_stream_partitioned;
 use exdep_engine::datafusion::prelude::SessionContext;
+use exdep_store::Objects;
 use exdep_store::layout::{Layer, Warehouse};
-use exdep_store::{Objects, PartitionedWriter};
-use futures::TryStreamExt;
 
 pub use error::{Error, Result};
 pub use plans::{IndexTable, PlanSettings, published_tables, tables};
@@ -92,23 +90,8 @@ pub async fn compute_cells(
     materialize(ctx, plans::cells(), &sql, location).await
 }
 
-/// Computes the product cells the product plans of `settings` read for `years` (the
-/// product cube's sums for the years they need, with the national aggregate) once, as
-/// [`compute_cells`] does the cells. Expects [`prepare`] with `product-margins = true`.
-pub async fn compute_product_cells(
-    ctx: &SessionContext,
-    settings: &PlanSettings,
-    years: &BTreeSet<i32>,
-    location: &Location,
-) -> Result<()> {
-    let sql = plans::product_cells_sql(settings, years)?;
-    materialize(ctx, plans::product_cells(), &sql, location).await
-}
-
-/// Writes the rows of `sql` under `location` as `table` declares them, and registers them
-/// as that table. Rows whose order a plan's sums may depend on are written sorted (see
-/// [`exdep_store::write_partitioned`]); an order-independent table's are written as they
-/// come, in scratch files (see [`exdep_store::PartitionedWriter::scratch`]).
+/// Writes the rows of `sql` under `location` as `table` declares them, sorted (see
+/// [`exdep_store::write_partitioned`]), and registers them as that table.
 async fn materialize(
     ctx: &SessionContext,
     table: &IndexTable,
@@ -119,37 +102,9 @@ async fn materialize(
     if ctx.table_exist(table.name.as_str())? {
         ctx.deregister_table(table.name.as_str())?;
     }
-    if table.order_independent {
-        // Each of the plan's partitions writes its own files, in a task of its own, so
-        // that encoding the rows keeps every core busy, not one.
-        let plan = ctx.sql(sql).await?.create_physical_plan().await?;
-        let mut writers = tokio::task::JoinSet::new();
-        for (part, mut rows) in execute_stream_partitioned(plan, ctx.task_ctx())?
-            .into_iter()
-            .enumerate()
-        {
-            let file = format!("part-{part}.arrow");
-            let mut writer = PartitionedWriter::new(ctx, location, &partition_by, &file)?
-                .with_file_schema(table.file_schema.clone())
-                .scratch();
-            writers.spawn(async move {
-                while let Some(batch) = rows.try_next().await? {
-                    writer.write(&batch).await?;
-                }
-                writer.finish().await?;
-                Ok::<_, Error>(())
-            });
-        }
-        while let Some(written) = writers.join_next().await {
-            written.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()))?;
-        }
-        let schema = Some(&table.file_schema);
-        exdep_engine::register_scratch(ctx, &table.name, location, schema, &partition_by).await?;
-    } else {
-        exdep_store::write_partitioned(ctx, sql, location, &partition_by, None, &table.file_schema)
-            .await?;
-        exdep_engine::register_layer(ctx, &table.name, location, &table.file_schema).await?;
-    }
+    exdep_store::write_partitioned(ctx, sql, location, &partition_by, None, &table.file_schema)
+        .await?;
+    exdep_engine::register_layer(ctx, &table.name, location, &table.file_schema).await?;
     Ok(())
 }
 

@@ -17,11 +17,10 @@
 //! | `destination_level` | `country` or `region` |
 //! | `national`, `all_categories` | the national origin's code and the category of all |
 //! | `cells_table` | the table `cells.sql`'s rows are registered as |
-//! | `product_cells_table` | the table `product_cells.sql`'s rows are registered as |
 //! | `province_slots` | the provinces' slots in cells and product keys, for `IN (...)` |
 //! | `origin_shift`, `product_bits` | the lowest bit of a cell's origin; a product's bits |
 //! | `key_origin_shift`, `key_without_origin_mask` | a product key's origin: its lowest bit, and the mask of the bits below it |
-//! | `national_slot`, `national_key_origin` | the national aggregate's origin slot, and the slot in a product key's place |
+//! | `national_slot` | the national aggregate's origin slot |
 //!
 //! (see [`exdep_engine::cell_sql`])
 //! and the functions `exact_sum(expr)`, `exact_share_sum(expr)` and
@@ -46,10 +45,6 @@ const DECLARATIONS: &str = include_str!("../sql/tables.toml");
 /// Every template, by its name in `{% include %}` and in [`IndexTable::template`].
 const TEMPLATES: &[(&str, &str)] = &[
     ("cells.sql", include_str!("../sql/cells.sql")),
-    (
-        "product_cells.sql",
-        include_str!("../sql/product_cells.sql"),
-    ),
     (
         "include/units.sql",
         include_str!("../sql/include/units.sql"),
@@ -90,9 +85,6 @@ pub struct IndexTable {
     pub reads_base_year: bool,
     /// Whether it reads the product cube, kept with `product-margins = true` only.
     pub reads_products: bool,
-    /// Whether its plan sums exact decimals only, so that its rows do not depend on the
-    /// order the engine adds in and it may run in several partitions.
-    pub order_independent: bool,
     /// Whether it holds the quadrants, which read the base year when they are cut at its
     /// means (`quadrant-cut = "base-year-mean"`).
     pub holds_quadrants: bool,
@@ -203,19 +195,8 @@ pub(crate) fn cells_sql(settings: &PlanSettings, years: &BTreeSet<i32>) -> Resul
     render("cells.sql", settings, years)
 }
 
-/// The declaration of the product cells the product plans read (see [`product_cells_sql`]).
-pub(crate) fn product_cells() -> &'static IndexTable {
-    &DECLARED.product_cells
-}
-
-/// The product cells' plan for the product tables' `years` (`sql/product_cells.sql`).
-pub(crate) fn product_cells_sql(settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<String> {
-    render("product_cells.sql", settings, years)
-}
-
 struct Declared {
     cells: IndexTable,
-    product_cells: IndexTable,
     tables: Vec<IndexTable>,
 }
 
@@ -285,9 +266,7 @@ fn render(name: &str, settings: &PlanSettings, years: &BTreeSet<i32>) -> Result<
         product_bits => PRODUCT_BITS,
         key_origin_shift => cell_sql::KEY_ORIGIN_SHIFT,
         key_without_origin_mask => cell_sql::KEY_WITHOUT_ORIGIN_MASK,
-        national_key_origin => cell_sql::NATIONAL_KEY_ORIGIN,
         cells_table => cells().name.as_str(),
-        product_cells_table => product_cells().name.as_str(),
     };
     TEMPLATE_ENVIRONMENT
         .get_template(name)
@@ -311,8 +290,6 @@ struct Declaration {
     #[serde(default)]
     reads_products: bool,
     #[serde(default)]
-    order_independent: bool,
-    #[serde(default)]
     holds_quadrants: bool,
     columns: Vec<(String, String, bool)>,
 }
@@ -321,7 +298,6 @@ struct Declaration {
 #[serde(deny_unknown_fields)]
 struct DeclarationFile {
     cells: Declaration,
-    product_cells: Declaration,
     table: Vec<Declaration>,
 }
 
@@ -336,7 +312,6 @@ fn declarations(text: &str) -> std::result::Result<Declared, String> {
     };
     Ok(Declared {
         cells: table(file.cells)?,
-        product_cells: table(file.product_cells)?,
         tables: file
             .table
             .into_iter()
@@ -373,7 +348,6 @@ fn index_table(declaration: Declaration) -> std::result::Result<IndexTable, Stri
         reads_previous_year: declaration.reads_previous_year,
         reads_base_year: declaration.reads_base_year,
         reads_products: declaration.reads_products,
-        order_independent: declaration.order_independent,
         holds_quadrants: declaration.holds_quadrants,
         file_schema: Arc::new(Schema::new(fields)),
     })
@@ -435,11 +409,8 @@ mod tests {
             .unwrap();
         ctx.register_table("products", empty(with_year(&PRODUCTS_FILE)))
             .unwrap();
-        for materialized in [cells(), product_cells()] {
-            let table = empty(with_year(&materialized.file_schema));
-            ctx.register_table(materialized.name.as_str(), table)
-                .unwrap();
-        }
+        let table = empty(with_year(&cells().file_schema));
+        ctx.register_table(cells().name.as_str(), table).unwrap();
         ctx
     }
 
@@ -503,16 +474,12 @@ mod tests {
     async fn cells_plan_yields_declared_schema() {
         let years = [2020, 2021].into();
         assert_plan_matches_declaration(cells(), |s| cells_sql(s, &years).unwrap()).await;
-        assert_plan_matches_declaration(product_cells(), |s| product_cells_sql(s, &years).unwrap())
-            .await;
     }
 
     #[test]
     fn every_declared_table_has_a_template_and_every_template_is_used() {
         let mut unused: BTreeSet<&str> = TEMPLATES.iter().map(|(name, _)| *name).collect();
-        unused.retain(|name| {
-            !name.starts_with("include/") && !["cells.sql", "product_cells.sql"].contains(name)
-        });
+        unused.retain(|name| !name.starts_with("include/") && name != &"cells.sql");
         for table in tables() {
             assert!(
                 unused.remove(table.template().as_str()),

@@ -673,12 +673,11 @@ impl Run<'_> {
         // and publishes them only when all are computed.
         exdep_export::clear_staging(ctx, &output).await?;
         let staging = output.staging(run_id);
-        let (mut cell_years, mut product_cell_years) = (BTreeSet::new(), BTreeSet::new());
+        let mut cell_years = BTreeSet::new();
         let mut to_write = Vec::new();
-        // A plan that sums exact decimals only may split its work among every core: it
-        // goes first, and the one-partition plans fill in beside it.
+        // The product plan reads the most: it goes first, and the others fill in beside it.
         let mut in_order_of_work = index_tables.clone();
-        in_order_of_work.sort_by_key(|table| !table.order_independent);
+        in_order_of_work.sort_by_key(|table| !table.reads_products);
         for &table in &in_order_of_work {
             let years = plan.table_years(table);
             if years.is_empty() {
@@ -690,9 +689,6 @@ impl Run<'_> {
                 year_span(&years)
             );
             to_write.push((stage, table, table.sql(&settings, &years)?));
-            if table.reads_products {
-                product_cell_years.extend(years.iter().copied());
-            }
             cell_years.extend(years);
         }
         if !cell_years.is_empty() {
@@ -700,24 +696,12 @@ impl Run<'_> {
             let cells = output.staged_cells(run_id);
             exdep_index::compute_cells(ctx, &settings, &cell_years, &cells).await?;
         }
-        if !product_cell_years.is_empty() {
-            (self.progress)(Progress::Stage("summing the product cube's cells"));
-            let cells = output.staged_product_cells(run_id);
-            // Exact sums: the product cells may be summed in every partition.
-            let years = &product_cell_years;
-            let ctx = &every_core(ctx, config);
-            exdep_index::compute_product_cells(ctx, &settings, years, &cells).await?;
-        }
-        // Each other table's plan runs in one partition (a fixed summation order), so a table
-        // keeps one core busy: tables are computed side by side, one per core.
+        // Each table's plan runs in one partition (a fixed summation order), so a table keeps
+        // one core busy: tables are computed side by side, one per core.
         let layouts = published_layouts(&config.indices);
         let stages: Vec<String> = to_write.iter().map(|(stage, ..)| stage.clone()).collect();
         let jobs = to_write.into_iter().map(|(_, table, sql)| {
-            let ctx = if table.order_independent {
-                every_core(ctx, config)
-            } else {
-                ctx.clone()
-            };
+            let ctx = ctx.clone();
             let staging = staging.clone();
             let files_by = (layouts.iter())
                 .find(|layout| layout.name == table.name)
@@ -994,12 +978,6 @@ async fn commit_warehouse(
     exdep_classify::drop_years(ctx, &Warehouse::of(config), &plan.dropped).await?;
     exdep_classify::commit_files(ctx, staged, &Warehouse::of(config), kept).await?;
     Ok(())
-}
-
-/// A session sharing `ctx`'s tables that plans in one partition per core: for plans that
-/// sum exact decimals only, whose results do not depend on the order of their sums.
-fn every_core(ctx: &SessionContext, config: &Config) -> SessionContext {
-    exdep_engine::with_partitions(ctx, config, exdep_core::cores(), usize::MAX)
 }
 
 /// Takes the lock of `config`'s warehouse and output (see [`RunLock`]) for a job started at

@@ -30,8 +30,6 @@ const STAGED_GROUPED: &str = "_grouped";
 /// The cells a run's index plans read, computed once, beside its staged tables (never
 /// published: only tables are).
 const STAGED_CELLS: &str = "_cells";
-/// The product cells a run's product plans read, computed once, beside its cells.
-const STAGED_PRODUCT_CELLS: &str = "_product_cells";
 
 /// A Delta table's transaction log, under the table's folder.
 pub const DELTA_LOG: &str = "_delta_log";
@@ -239,12 +237,6 @@ impl Output {
     pub fn staged_cells(&self, run_id: &str) -> Location {
         self.staging(run_id).join(STAGED_CELLS)
     }
-
-    /// Where run `run_id` keeps the product cells its product plans read, computed once
-    /// per run; removed with its staging.
-    pub fn staged_product_cells(&self, run_id: &str) -> Location {
-        self.staging(run_id).join(STAGED_PRODUCT_CELLS)
-    }
 }
 
 #[cfg(test)]
@@ -313,7 +305,6 @@ mod tests {
             SUCCESS,
             STAGED_GROUPED,
             STAGED_CELLS,
-            STAGED_PRODUCT_CELLS,
             DELTA_LOG,
         ]
         .map(|name| format!("\"{name}\""));
