@@ -331,9 +331,25 @@ impl PlaceYears {
     }
 }
 
+/// `rows` sorted by order and year. Sorting 16-byte keys (order, year, index) and then
+/// gathering the rows once moves a third of the bytes that sorting the rows would.
+fn sorted(rows: &[Row]) -> Vec<Row> {
+    let mut keys: Vec<u128> = (rows.iter().enumerate())
+        .map(|(index, row)| {
+            // The sign bit flipped, so that the unsigned order is the years' order.
+            let year = u128::from(row.year as u32 ^ 1 << 31);
+            u128::from(row.order) << 64 | year << 32 | index as u128
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|key| rows[key as u32 as usize])
+        .collect()
+}
+
 /// Sums one group's rows into its places' years, sorted by year and place.
-fn place_years(rows: &mut [Row]) -> Vec<((i32, i64), PlaceYear)> {
-    rows.sort_unstable_by_key(|row| (row.order, row.year));
+fn place_years(rows: &[Row]) -> Vec<((i32, i64), PlaceYear)> {
+    let rows = sorted(rows);
     let mut places = PlaceYears::default();
     // Reused per product: each origin's exports by year, and the nation's.
     let mut origins: Vec<(u64, Exports)> = Vec::new();
@@ -502,8 +518,8 @@ impl ProductGroups {
         let mut money: [Vec<i128>; MONEY.len()] = Default::default();
         let mut served_nulls = Vec::new();
         let mut counts: [Vec<i64>; COUNTS.len()] = Default::default();
-        for mut rows in groups {
-            for ((year, place), sums) in place_years(&mut rows) {
+        for rows in groups {
+            for ((year, place), sums) in place_years(&rows) {
                 years.push(year);
                 places.push(place);
                 // Only a province's products add to `served_usd`, and those it exports in
