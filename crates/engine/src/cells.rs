@@ -51,7 +51,7 @@ const PARTNER_SHIFT: u32 = 8;
 /// bit 0 its currency (the time guards' slices keep those, see `exdep_classify`).
 pub const ORIGIN_SHIFT: u32 = 23;
 const YEAR_SHIFT: u32 = 38;
-const CODE_MASK: i64 = (1 << 15) - 1;
+pub(crate) const CODE_MASK: i64 = (1 << 15) - 1;
 const CATEGORY_MASK: i64 = (1 << 7) - 1;
 const LAST_YEAR: i32 = (1 << 14) - 1;
 

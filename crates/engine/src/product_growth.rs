@@ -34,8 +34,8 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use crate::cells::PRODUCT_BITS;
 use crate::cells::cell_sql::{KEY_ORIGIN_SHIFT, KEY_WITHOUT_ORIGIN_MASK, NATIONAL_SLOT};
+use crate::cells::{CODE_MASK, PRODUCT_BITS};
 
 /// The function's name.
 pub const PRODUCT_GROWTH: &str = "exdep_product_growth";
@@ -234,12 +234,10 @@ struct Row {
     cny: i128,
 }
 
-const ORIGIN_MASK: u64 = (1 << 15) - 1;
-
 impl Row {
     fn order(key: i64, province: bool) -> u64 {
         let below_origin = (key & KEY_WITHOUT_ORIGIN_MASK) as u64;
-        let origin = (key >> KEY_ORIGIN_SHIFT) as u64 & ORIGIN_MASK;
+        let origin = ((key >> KEY_ORIGIN_SHIFT) & CODE_MASK) as u64;
         below_origin << 16 | origin << 1 | u64::from(province)
     }
 
@@ -249,7 +247,7 @@ impl Row {
     }
 
     fn origin(order: u64) -> i64 {
-        ((order >> 1) & ORIGIN_MASK) as i64
+        (order >> 1) as i64 & CODE_MASK
     }
 
     fn is_province(order: u64) -> bool {
@@ -351,8 +349,9 @@ fn sorted(rows: &[Row]) -> Vec<Row> {
 fn place_years(rows: &[Row]) -> Vec<((i32, i64), PlaceYear)> {
     let rows = sorted(rows);
     let mut places = PlaceYears::default();
-    // Reused per product: each origin's exports by year, and the nation's.
+    // Reused per product: each origin's exports by year, one origin's, and the nation's.
     let mut origins: Vec<(u64, Exports)> = Vec::new();
+    let mut years: Vec<Exports> = Vec::new();
     let mut national: Vec<Exports> = Vec::new();
     for product in rows.chunk_by(|a, b| Row::below_origin(a.order) == Row::below_origin(b.order)) {
         origins.clear();
@@ -380,7 +379,6 @@ fn place_years(rows: &[Row]) -> Vec<((i32, i64), PlaceYear)> {
         national.sort_unstable_by_key(|nation| nation.year);
         let below_origin = Row::below_origin(product[0].order) as i64;
         let place_of = |origin: i64| (origin << KEY_ORIGIN_SHIFT | below_origin) >> PRODUCT_BITS;
-        let mut years: Vec<Exports> = Vec::new();
         for origin in origins.chunk_by(|a, b| a.0 == b.0) {
             years.clear();
             years.extend(origin.iter().map(|(_, exports)| *exports));

@@ -61,7 +61,7 @@ pub async fn connect(config: &Config) -> Result<SessionContext> {
             ctx.sql("SET ballista.client.pull = true")
                 .await
                 .map_err(cluster_error)?;
-            register_cell_functions(&ctx);
+            register_exdep_functions(&ctx);
             crate::jobs::track_jobs(ctx)
         }
     };
@@ -101,9 +101,9 @@ fn session_with_limit(limit: u64) -> Result<SessionContext> {
     )))
 }
 
-/// Registers the cube kernel's functions (see [`crate::cell_functions`]) and the product
-/// margins' aggregate (see [`crate::product_growth_function`]).
-fn register_cell_functions(ctx: &SessionContext) {
+/// Registers exdep's functions: the cube kernel's (see [`crate::cell_functions`]) and the
+/// product margins' aggregate (see [`crate::product_growth_function`]).
+fn register_exdep_functions(ctx: &SessionContext) {
     for function in crate::cell_functions() {
         ctx.register_udf(function.as_ref().clone());
     }
@@ -111,7 +111,7 @@ fn register_cell_functions(ctx: &SessionContext) {
 }
 
 fn with_memory_store(ctx: SessionContext) -> SessionContext {
-    register_cell_functions(&ctx);
+    register_exdep_functions(&ctx);
     ctx.register_object_store(
         &Url::parse("memory:///").expect("a constant URL"),
         Arc::new(InMemory::new()),
