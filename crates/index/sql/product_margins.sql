@@ -85,7 +85,14 @@ by_place AS (
 by_partner AS (
     {% call with_codes() %}SELECT * FROM by_place{% endcall %}
 ),
-growth AS (
+{#- Every sum of a row's destinations, in one aggregation: a common table expression read
+    twice is computed twice, and `by_place` is most of the plan's work. For each origin:
+    the growth and its parts; the exports and the served national exports of the rows
+    where the origin serves products (`own`, `served`); its positive exports (`exported`),
+    which for the nation are the reference total. The reference stays an exact decimal
+    until it is divided: the nation without a province that alone serves a pair is then
+    exactly 0 there, not a rounding residue. #}
+totals AS (
     SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
            {{ rolled_up("partner") }},
 {%- for column in ["delta", "new", "lost", "continuing"] %}
@@ -94,53 +101,38 @@ growth AS (
     {%- endfor %}
 {%- endfor %}
            sum(new_products) AS new_products, sum(lost_products) AS lost_products,
-           sum(continuing_products) AS continuing_products
-    FROM by_partner
-    GROUP BY {{ destination_sets("year, province") }}
-),
-reference_totals AS (
-    SELECT year, {{ rolled_up("category") }}, {{ rolled_up("region") }},
-           {{ rolled_up("partner") }}, sum(exports_usd) AS national
-    FROM by_partner
-    WHERE (place >> {{ origin_shift }}) = {{ national_slot }} AND exports_usd > 0
-    GROUP BY {{ destination_sets("year") }}
-),
-{#- The reference stays an exact decimal until it is divided: the nation without a
-    province that alone serves a pair is then exactly 0 there, not a rounding residue. #}
-served AS (
-    SELECT year, province, {{ rolled_up("category") }}, {{ rolled_up("region") }},
-           {{ rolled_up("partner") }}, sum(exports_usd) AS own,
+           sum(continuing_products) AS continuing_products,
+           sum(CASE WHEN served_usd IS NOT NULL THEN exports_usd END) AS own,
 {%- if product_reference == "rest-of-nation" %}
-           sum(served_usd - exports_usd) AS served
+           sum(served_usd - exports_usd) AS served,
 {%- else %}
-           sum(served_usd) AS served
+           sum(served_usd) AS served,
 {%- endif %}
+           sum(CASE WHEN exports_usd > 0 THEN exports_usd END) AS exported
     FROM by_partner
-    WHERE served_usd IS NOT NULL
     GROUP BY {{ destination_sets("year, province") }}
 ),
 hk AS (
-    SELECT s.year, s.province, s.category, s.region, s.partner,
+    SELECT *,
 {%- if product_reference == "rest-of-nation" %}
-           CAST(t.national - s.own AS DOUBLE) AS reference_total,
+           CAST(national - own AS DOUBLE) AS reference_total
 {%- else %}
-           CAST(t.national AS DOUBLE) AS reference_total,
+           CAST(national AS DOUBLE) AS reference_total
 {%- endif %}
-           CAST(s.served AS DOUBLE) AS served, CAST(s.own AS DOUBLE) AS own
-    FROM served s
-    JOIN reference_totals t
-      ON s.year = t.year AND s.category = t.category AND s.region = t.region
-     AND s.partner = t.partner
+    FROM (
+        SELECT *,
+               max(CASE WHEN province = '{{ national }}' THEN exported END)
+                   OVER (PARTITION BY year, category, region, partner) AS national
+        FROM totals
+    )
 )
-SELECT g.year, g.province, g.category, g.region, g.partner,
-       g.delta_usd, g.new_usd, g.lost_usd, g.continuing_usd,
-       g.delta_cny, g.new_cny, g.lost_cny, g.continuing_cny,
-       g.new_products, g.lost_products, g.continuing_products,
-       CASE WHEN h.reference_total > 0.0 THEN h.served / h.reference_total END
-           AS hk_extensive,
-       CASE WHEN h.served > 0.0 THEN h.own / h.served END AS hk_intensive
-FROM growth g
-LEFT JOIN hk h
-  ON g.year = h.year AND g.province = h.province AND g.category = h.category
- AND g.region = h.region AND g.partner = h.partner
+SELECT year, province, category, region, partner,
+       delta_usd, new_usd, lost_usd, continuing_usd,
+       delta_cny, new_cny, lost_cny, continuing_cny,
+       new_products, lost_products, continuing_products,
+       CASE WHEN reference_total > 0.0 AND served IS NOT NULL
+           THEN CAST(served AS DOUBLE) / reference_total END AS hk_extensive,
+       CASE WHEN served > 0 AND reference_total IS NOT NULL
+           THEN CAST(own AS DOUBLE) / CAST(served AS DOUBLE) END AS hk_intensive
+FROM hk
 ORDER BY year, province, category, region, partner
