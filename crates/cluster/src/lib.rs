@@ -199,9 +199,9 @@ pub fn init_logging() {
 ///
 /// On 20M Parquet records (`bench/`): the fixed mmap threshold took peak RSS from 207-240 MiB
 /// to 160-169 MiB at the same speed; the trim threshold and top pad take system time from
-/// 0.45-0.86 s to 0.23-0.31 s (1.35-1.61 s to 0.84-0.96 s with product margins) and the run
-/// from 2.50-3.07 s to 2.20-2.32 s (4.76-5.58 s to 4.54-4.84 s), for 10 MiB more peak RSS
-/// (30-60 MiB with product margins).
+/// 0.45-0.86 s to 0.23-0.31 s (1.35-1.88 s to 0.84-1.10 s with product margins) and the run
+/// from 2.50-3.07 s to 2.20-2.54 s (4.76-6.92 s to 4.54-5.57 s), for 10-16 MiB more peak
+/// RSS (10-60 MiB with product margins; `bench/results/2026-12-06-ab.txt`).
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     tune_glibc_malloc(exdep_core::cores());
