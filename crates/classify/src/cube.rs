@@ -28,7 +28,8 @@ use exdep_engine::datafusion::execution::memory_pool::{
 };
 use exdep_engine::datafusion::prelude::SessionContext;
 use exdep_engine::{
-    CELL_ORIGIN_SHIFT, CELL_PART, PRODUCT_CODE, cell_sql, register_layer, register_scratch,
+    CELL_ORIGIN_SHIFT, CELL_PART, PRODUCT_CODE, PRODUCT_SUMS, cell_sql, register_layer,
+    register_scratch,
 };
 use exdep_store::layout::{Layer, Staging, Warehouse};
 use exdep_store::{Objects, PartitionedWriter};
@@ -215,11 +216,12 @@ fn detail_fields(detail: &str) -> String {
 
 /// A file's checked records (see `exdep_ingest::PreparedFile`) summed by what the file's
 /// plans keep apart: records that passed every check by their cell alone, one integer (see
-/// [`exdep_engine::CellDomain`]), with `product-margins = true` by their cell and product
-/// (see [`PRODUCT_CODE`]); the others by their `detail` (see [`detail_of`]): their year
-/// and reason or rule, a rejected one with its line and text. Each row has the records'
-/// count (`records`), their exact sum (`value`) and the set of their months (`months`:
-/// bit m for month m, bit 0 for none).
+/// [`exdep_engine::CellDomain`]); the others by their `detail` (see [`detail_of`]): their
+/// year and reason or rule, a rejected one with its line and text. Each row has the
+/// records' count (`records`), their exact sum (`value`) and the set of their months
+/// (`months`: bit m for month m, bit 0 for none); with `product-margins = true` also the
+/// same sums by product within a cell (`products`, see [`PRODUCT_CODE`] and
+/// [`PRODUCT_SUMS`]).
 fn grouped_sql(checked: &str, settings: &FileSettings) -> String {
     let (unit, _, _) = summing_key(settings.monthly_rates, "unit");
     let detail = detail_of(
@@ -232,26 +234,25 @@ fn grouped_sql(checked: &str, settings: &FileSettings) -> String {
     let (product, by_product) = if settings.product_margins {
         (
             format!("CASE WHEN cell IS NOT NULL THEN {PRODUCT_CODE}(hs_code) END AS product,"),
-            "product,",
+            format!(", {PRODUCT_SUMS}(product, value) AS products"),
         )
     } else {
-        (String::new(), "")
+        (String::new(), String::new())
     };
     format!(
-        "SELECT unit, {by_product} detail, count(*) AS records,
-            sum(CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
-                THEN CAST(value AS {MONEY_DECIMAL}) END) AS value,
-            bit_or(month_bit) AS months
+        "SELECT unit, detail, count(*) AS records, sum(value) AS value,
+            bit_or(month_bit) AS months {by_product}
         FROM (
             SELECT {unit} AS unit, {product}
                 CASE WHEN cell IS NOT NULL THEN
                     CAST(1 AS BIGINT) << coalesce(CAST(month AS BIGINT), 0)
                 END AS month_bit,
                 CASE WHEN cell IS NULL THEN {detail} END AS detail,
-                value
+                CASE WHEN abs(value) <= {MAX_RECORD_VALUE:e}
+                    THEN CAST(value AS {MONEY_DECIMAL}) END AS value
             FROM ({checked})
         )
-        GROUP BY unit, {by_product} detail"
+        GROUP BY unit, detail"
     )
 }
 
@@ -356,8 +357,8 @@ fn file_sql(grouped: &str, settings: &FileSettings) -> String {
 /// the run's staging folder, with `product-margins = true` its partial product cube to the
 /// `products` layer, one object `PART` per year partition: they become part of the
 /// warehouse only when the run commits them ([`commit_files`]). The code tables must be
-/// registered. With product margins the pass keeps the file's records grouped by cell and
-/// product for the cube's and the product cube's plans to read: in memory in an embedded
+/// registered. With product margins the pass keeps the file's records grouped by cell, with
+/// their sums by product, for the cube's and the product cube's plans to read: in memory in an embedded
 /// run while they take at most an eighth of the memory limit, else in a scratch file
 /// (in [`Staging::grouped_records`]).
 pub async fn classify_file(
@@ -379,15 +380,8 @@ pub async fn classify_file(
     } else {
         None
     };
-    // The cube's plan sums the groups by cell before it splits them by cell and by slice,
-    // so that it splits a group per cell, not one per product.
     let by_cell = match &scratch {
-        Some((table, _)) => format!(
-            "SELECT unit, detail, sum(records) AS records, sum(value) AS value,
-                bit_or(months) AS months
-            FROM {table}
-            GROUP BY unit, detail"
-        ),
+        Some((table, _)) => format!("SELECT unit, detail, records, value, months FROM {table}"),
         None => grouped,
     };
     let pass = FilePass {
@@ -590,9 +584,13 @@ fn products_sql(grouped: &str, settings: &FileSettings) -> String {
             FROM (
                 SELECT cell, {year} AS year, month, product, records, value
                 FROM (
-                    SELECT {cell} AS cell, {month} AS month, product, records, value
-                    FROM ({grouped})
-                    WHERE unit IS NOT NULL
+                    SELECT {cell} AS cell, {month} AS month, sums['product'] AS product,
+                        sums['records'] AS records, sums['value'] AS value
+                    FROM (
+                        SELECT unit, unnest(products) AS sums
+                        FROM ({grouped})
+                        WHERE unit IS NOT NULL
+                    )
                 )
             ) g
             {rates}

@@ -59,15 +59,15 @@ fn scalar_functions() -> Vec<Arc<ScalarUDF>> {
 }
 
 /// Ballista's aggregate functions and the product margins' (see
-/// [`exdep_engine::product_growth_function`]).
+/// [`exdep_engine::product_margin_functions`]).
 fn aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     let mut functions = ballista_aggregate_functions();
-    functions.push(exdep_engine::product_growth_function());
+    functions.extend(exdep_engine::product_margin_functions());
     functions
 }
 
 /// The functions an executor's tasks may call: Ballista's, the cube kernel's and the
-/// product margins' aggregate.
+/// product margins' aggregates.
 pub fn function_registry() -> Arc<BallistaFunctionRegistry> {
     let mut registry = BallistaFunctionRegistry::default();
     for function in exdep_engine::cell_functions() {
@@ -75,10 +75,11 @@ pub fn function_registry() -> Arc<BallistaFunctionRegistry> {
             .scalar_functions
             .insert(function.name().to_string(), function);
     }
-    let function = exdep_engine::product_growth_function();
-    registry
-        .aggregate_functions
-        .insert(function.name().to_string(), function);
+    for function in exdep_engine::product_margin_functions() {
+        registry
+            .aggregate_functions
+            .insert(function.name().to_string(), function);
+    }
     Arc::new(registry)
 }
 

@@ -15,7 +15,9 @@
 mod cells;
 mod error;
 mod jobs;
+mod one_group;
 mod product_growth;
+mod product_sums;
 mod session;
 
 pub use cells::{
@@ -24,13 +26,23 @@ pub use cells::{
 };
 pub use error::{Error, Result};
 pub use jobs::{ClusterJobs, cancel_cluster_jobs};
-pub use product_growth::{PRODUCT_GROWTH, ProductGrowth, product_growth_function};
+pub use product_growth::{PRODUCT_GROWTH, ProductGrowth};
+pub use product_sums::{PRODUCT_SUMS, ProductSums};
 pub use session::{
     connect, new_session, prepare_session, register_layer, register_scratch, register_text_table,
     with_partitions,
 };
 
 pub use datafusion;
+
+/// The product margins' aggregate functions, [`ProductSums`] and [`ProductGrowth`], for
+/// every session and cluster process to register.
+pub fn product_margin_functions() -> Vec<std::sync::Arc<datafusion::logical_expr::AggregateUDF>> {
+    vec![
+        product_sums::product_sums_function(),
+        product_growth::product_growth_function(),
+    ]
+}
 
 /// The layers below the engine, for [`layered_error`]'s paths.
 #[doc(hidden)]

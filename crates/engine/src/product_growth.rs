@@ -13,9 +13,9 @@
 //! its rows are sorted once, by product, origin and year, and read once.
 //!
 //! A plain aggregate function, registered by name in every session exdep makes and in
-//! exdep's scheduler and executors ([`product_growth_function`]), so the plan runs embedded
-//! and on a cluster alike; its state between the two phases of an aggregation is the
-//! group's rows, as lists.
+//! exdep's scheduler and executors ([`crate::product_margin_functions`]), so the plan runs
+//! embedded and on a cluster alike; its state between the two phases of an aggregation is
+//! the group's rows, as lists.
 
 use std::mem::size_of;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{
     DataType, Decimal128Type, Field, FieldRef, Fields, Int32Type, Int64Type, UInt64Type,
 };
-use datafusion::common::{HashMap, Result as DfResult, ScalarValue, exec_err, plan_err};
+use datafusion::common::{HashMap, Result as DfResult, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
@@ -36,6 +36,7 @@ use datafusion::logical_expr::{
 
 use crate::cells::cell_sql::{KEY_ORIGIN_SHIFT, KEY_WITHOUT_ORIGIN_MASK, NATIONAL_SLOT};
 use crate::cells::{CODE_MASK, PRODUCT_BITS};
+use crate::one_group::{Groups, OneGroup};
 
 /// The function's name.
 pub const PRODUCT_GROWTH: &str = "exdep_product_growth";
@@ -75,7 +76,7 @@ impl Default for ProductGrowth {
 }
 
 /// The function, for every session and cluster process to register.
-pub fn product_growth_function() -> Arc<AggregateUDF> {
+pub(crate) fn product_growth_function() -> Arc<AggregateUDF> {
     Arc::new(AggregateUDF::from(ProductGrowth::default()))
 }
 
@@ -467,12 +468,6 @@ impl ProductGroups {
         })
     }
 
-    fn grow(&mut self, total_num_groups: usize) {
-        if self.groups.len() < total_num_groups {
-            self.groups.resize_with(total_num_groups, Vec::new);
-        }
-    }
-
     /// The state of each of `groups`: its rows, as four lists.
     fn state_of<'a>(&self, groups: impl Iterator<Item = &'a [Row]>) -> DfResult<Vec<ArrayRef>> {
         let (mut orders, mut years, mut usd, mut cny) = (vec![], vec![], vec![], vec![]);
@@ -585,6 +580,14 @@ impl ProductGroups {
     }
 }
 
+impl Groups for ProductGroups {
+    fn grow(&mut self, total_num_groups: usize) {
+        if self.groups.len() < total_num_groups {
+            self.groups.resize_with(total_num_groups, Vec::new);
+        }
+    }
+}
+
 impl GroupsAccumulator for ProductGroups {
     fn update_batch(
         &mut self,
@@ -660,45 +663,6 @@ impl GroupsAccumulator for ProductGroups {
     fn size(&self) -> usize {
         let rows: usize = self.groups.iter().map(Vec::capacity).sum();
         rows * size_of::<Row>() + self.groups.capacity() * size_of::<Vec<Row>>()
-    }
-}
-
-/// The function without groups (all rows one group).
-struct OneGroup(ProductGroups);
-
-impl std::fmt::Debug for OneGroup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OneGroup")
-            .field("rows", &self.0.groups.len())
-            .finish()
-    }
-}
-
-impl Accumulator for OneGroup {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        let rows = values.first().map_or(0, |column| column.len());
-        self.0.update_batch(values, &vec![0; rows], None, 1)
-    }
-
-    fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        self.0.grow(1);
-        ScalarValue::try_from_array(&self.0.evaluate(EmitTo::All)?, 0)
-    }
-
-    fn size(&self) -> usize {
-        size_of::<Self>() + self.0.size()
-    }
-
-    fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        self.0.grow(1);
-        (self.0.state(EmitTo::All)?.iter())
-            .map(|list| ScalarValue::try_from_array(list, 0))
-            .collect()
-    }
-
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        let rows = states.first().map_or(0, |column| column.len());
-        GroupsAccumulator::merge_batch(&mut self.0, states, &vec![0; rows], 1)
     }
 }
 

@@ -102,12 +102,14 @@ fn session_with_limit(limit: u64) -> Result<SessionContext> {
 }
 
 /// Registers exdep's functions: the cube kernel's (see [`crate::cell_functions`]) and the
-/// product margins' aggregate (see [`crate::product_growth_function`]).
+/// product margins' aggregates (see [`crate::product_margin_functions`]).
 fn register_exdep_functions(ctx: &SessionContext) {
     for function in crate::cell_functions() {
         ctx.register_udf(function.as_ref().clone());
     }
-    ctx.register_udaf(crate::product_growth_function().as_ref().clone());
+    for function in crate::product_margin_functions() {
+        ctx.register_udaf(function.as_ref().clone());
+    }
 }
 
 fn with_memory_store(ctx: SessionContext) -> SessionContext {
