@@ -41,8 +41,9 @@ use crate::one_group::{Groups, OneGroup};
 /// The function's name.
 pub const PRODUCT_GROWTH: &str = "exdep_product_growth";
 
-/// The precision of the exact sums, the widest `Decimal128`.
-const PRECISION: u8 = 38;
+/// The precision of the exact sums, the widest `Decimal128` (this function's and
+/// [`crate::ProductSums`]').
+pub(crate) const PRECISION: u8 = 38;
 
 /// `exdep_product_growth(year, key, exports_usd, exports_cny, province)` over rows of the
 /// product cube (a product key, see [`crate::cell_sql`]; exports as exact decimals; whether

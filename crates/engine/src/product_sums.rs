@@ -32,34 +32,25 @@ use datafusion::logical_expr::{
 };
 
 use crate::one_group::{Groups, OneGroup};
+use crate::product_growth::PRECISION;
 
 /// The function's name.
 pub const PRODUCT_SUMS: &str = "exdep_product_sums";
 
-/// The precision of the exact sums, the widest `Decimal128`.
-const PRECISION: u8 = 38;
-
 /// `exdep_product_sums(product, value)` over records (a product number, or null for a
 /// record without one, which the function skips; the record's value as an exact decimal,
 /// or null, which counts and adds nothing): a list with one struct per product of the
-/// group, by ascending product, with the product (`product`), its records (`records`) and
+/// group, in no particular order, with the product (`product`), its records (`records`) and
 /// the exact sum of their values (`value`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ProductSums {
     signature: Signature,
 }
 
-impl Default for ProductSums {
-    fn default() -> Self {
-        ProductSums {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-}
-
 /// The function, for every session and cluster process to register.
 pub(crate) fn product_sums_function() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(ProductSums::default()))
+    let signature = Signature::user_defined(Volatility::Immutable);
+    Arc::new(AggregateUDF::from(ProductSums { signature }))
 }
 
 /// The scale of the values, which the sums keep.
