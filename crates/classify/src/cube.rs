@@ -358,9 +358,9 @@ fn file_sql(grouped: &str, settings: &FileSettings) -> String {
 /// `products` layer, one object `PART` per year partition: they become part of the
 /// warehouse only when the run commits them ([`commit_files`]). The code tables must be
 /// registered. With product margins the pass keeps the file's records grouped by cell, with
-/// their sums by product, for the cube's and the product cube's plans to read: in memory in an embedded
-/// run while they take at most an eighth of the memory limit, else in a scratch file
-/// (in [`Staging::grouped_records`]).
+/// their sums by product, for the cube's and the product cube's plans to read: in memory in
+/// an embedded run while they take at most an eighth of the memory limit, else in a scratch
+/// file (in [`Staging::grouped_records`]).
 pub async fn classify_file(
     ctx: &SessionContext,
     checked: &str,

@@ -9,8 +9,9 @@
 //! alone, as without product margins, the grouping table stays small; this function then
 //! sums each group's records by product the way a radix-partitioned aggregation does: it
 //! appends a record to one of a few hundred partitions by its group and product's hash,
-//! and sums a partition's records into that partition's table when a few hundred have come,
-//! so that the memory it touches at any moment stays in cache (see [`ProductSumGroups`]).
+//! and only when the sums are taken sums each partition's records in that partition's
+//! table, so that the memory it touches at any moment stays in cache (see
+//! [`ProductSumGroups`]).
 //!
 //! A plain aggregate function, registered by name in every session exdep makes and in
 //! exdep's scheduler and executors ([`crate::product_margin_functions`]), so the plan runs
