@@ -82,7 +82,9 @@ pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
 /// to `products/year=YYYY/part-<hash of the file's URL>.parquet`: the cube's sums, by HS6
 /// product (the HS code's first six digits, or the whole code when it is shorter) as well,
 /// each under its product key (origin, partner, category and product as one integer; see
-/// `exdep_engine::cell_sql`).
+/// `exdep_engine::cell_sql`). A key may have several rows in a file (its records in USD and
+/// in CNY, or of months converted at different rates): a key's exports are the sum of its
+/// rows.
 pub static PRODUCTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new("key", DataType::Int64, false),

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod cells;
+mod chunked;
 mod error;
 mod jobs;
 mod one_group;

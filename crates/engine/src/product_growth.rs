@@ -36,6 +36,7 @@ use datafusion::logical_expr::{
 
 use crate::cells::cell_sql::{KEY_ORIGIN_SHIFT, KEY_WITHOUT_ORIGIN_MASK, NATIONAL_SLOT};
 use crate::cells::{CODE_MASK, PRODUCT_BITS};
+use crate::chunked::Chunked;
 use crate::one_group::{Groups, OneGroup};
 
 /// The function's name.
@@ -333,22 +334,21 @@ impl PlaceYears {
 
 /// `rows` sorted by order and year. Sorting 16-byte keys (order, year, index) and then
 /// gathering the rows once moves a third of the bytes that sorting the rows would.
-fn sorted(rows: &[Row]) -> Vec<Row> {
-    let mut keys: Vec<u128> = (rows.iter().enumerate())
-        .map(|(index, row)| {
-            // The sign bit flipped, so that the unsigned order is the years' order.
-            let year = u128::from(row.year as u32 ^ 1 << 31);
-            u128::from(row.order) << 64 | year << 32 | index as u128
-        })
-        .collect();
+fn sorted(rows: &Chunked<Row>) -> Vec<Row> {
+    let mut keys: Vec<u128> = Vec::with_capacity(rows.len());
+    keys.extend(rows.iter().enumerate().map(|(index, row)| {
+        // The sign bit flipped, so that the unsigned order is the years' order.
+        let year = u128::from(row.year as u32 ^ 1 << 31);
+        u128::from(row.order) << 64 | year << 32 | index as u128
+    }));
     keys.sort_unstable();
     keys.into_iter()
-        .map(|key| rows[key as u32 as usize])
+        .map(|key| *rows.get(key as u32 as usize))
         .collect()
 }
 
 /// Sums one group's rows into its places' years, sorted by year and place.
-fn place_years(rows: &[Row]) -> Vec<((i32, i64), PlaceYear)> {
+fn place_years(rows: &Chunked<Row>) -> Vec<((i32, i64), PlaceYear)> {
     let rows = sorted(rows);
     let mut places = PlaceYears::default();
     // Reused per product: each origin's exports by year, one origin's, and the nation's.
@@ -458,7 +458,7 @@ impl<'a> Inputs<'a> {
 /// The groups' rows, gathered as they come; summed when the groups are evaluated.
 struct ProductGroups {
     scales: Scales,
-    groups: Vec<Vec<Row>>,
+    groups: Vec<Chunked<Row>>,
 }
 
 impl ProductGroups {
@@ -470,7 +470,10 @@ impl ProductGroups {
     }
 
     /// The state of each of `groups`: its rows, as four lists.
-    fn state_of<'a>(&self, groups: impl Iterator<Item = &'a [Row]>) -> DfResult<Vec<ArrayRef>> {
+    fn state_of<'a, G>(&self, groups: impl Iterator<Item = G>) -> DfResult<Vec<ArrayRef>>
+    where
+        G: IntoIterator<Item = &'a Row>,
+    {
         let (mut orders, mut years, mut usd, mut cny) = (vec![], vec![], vec![], vec![]);
         let mut offsets = vec![0];
         for rows in groups {
@@ -506,7 +509,7 @@ impl ProductGroups {
     }
 
     /// Builds the function's value for each of `groups`.
-    fn values(&self, groups: Vec<Vec<Row>>) -> DfResult<ArrayRef> {
+    fn values(&self, groups: Vec<Chunked<Row>>) -> DfResult<ArrayRef> {
         let mut offsets = vec![0];
         let (mut years, mut places) = (Vec::new(), Vec::new());
         let mut money: [Vec<i128>; MONEY.len()] = Default::default();
@@ -584,7 +587,7 @@ impl ProductGroups {
 impl Groups for ProductGroups {
     fn grow(&mut self, total_num_groups: usize) {
         if self.groups.len() < total_num_groups {
-            self.groups.resize_with(total_num_groups, Vec::new);
+            self.groups.resize_with(total_num_groups, Chunked::default);
         }
     }
 }
@@ -620,7 +623,7 @@ impl GroupsAccumulator for ProductGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> DfResult<Vec<ArrayRef>> {
         let groups = emit_to.take_needed(&mut self.groups);
-        self.state_of(groups.iter().map(Vec::as_slice))
+        self.state_of(groups.iter())
     }
 
     fn convert_to_state(
@@ -630,7 +633,7 @@ impl GroupsAccumulator for ProductGroups {
     ) -> DfResult<Vec<ArrayRef>> {
         let inputs = Inputs::of(values, opt_filter)?;
         let rows: Vec<Option<Row>> = (0..inputs.year.len()).map(|row| inputs.row(row)).collect();
-        self.state_of(rows.iter().map(Option::as_slice))
+        self.state_of(rows.iter().map(Option::iter))
     }
 
     fn merge_batch(
@@ -662,8 +665,8 @@ impl GroupsAccumulator for ProductGroups {
     }
 
     fn size(&self) -> usize {
-        let rows: usize = self.groups.iter().map(Vec::capacity).sum();
-        rows * size_of::<Row>() + self.groups.capacity() * size_of::<Vec<Row>>()
+        self.groups.iter().map(Chunked::size).sum::<usize>()
+            + self.groups.capacity() * size_of::<Chunked<Row>>()
     }
 }
 

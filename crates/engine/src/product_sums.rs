@@ -8,10 +8,9 @@
 //! cell and product: a record costs a miss or two in main memory. Grouped by cell and fate
 //! alone, as without product margins, the grouping table stays small; this function then
 //! sums each group's records by product the way a radix-partitioned aggregation does: it
-//! appends a record to one of a few hundred partitions by its group and product's hash,
-//! and only when the sums are taken sums each partition's records in that partition's
-//! table, so that the memory it touches at any moment stays in cache (see
-//! [`ProductSumGroups`]).
+//! appends a record to one of a few hundred partitions by its group, and only when the
+//! sums are taken sums each partition's records in a table of their own, so that the
+//! memory it touches at any moment stays in cache (see [`ProductSumGroups`]).
 //!
 //! A plain aggregate function, registered by name in every session exdep makes and in
 //! exdep's scheduler and executors ([`crate::product_margin_functions`]), so the plan runs
@@ -32,6 +31,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
+use crate::chunked::Chunked;
 use crate::one_group::{Groups, OneGroup};
 use crate::product_growth::PRECISION;
 
@@ -133,12 +133,13 @@ impl AggregateUDFImpl for ProductSums {
     }
 }
 
-/// The bits of a record's hash that choose its partition: 256 partitions, whose ends
-/// stay in cache while records are appended to them.
-const PARTITION_BITS: u32 = 8;
+/// The bits of a group's number within its partition: a partition holds 64 consecutive
+/// groups, so a few hundred partitions' ends stay in cache while records are appended to
+/// them, and a partition's sums come out already in their groups' order.
+const GROUP_BITS: u32 = 6;
 
-/// The records a chunk of a partition's pending records holds.
-const CHUNK_RECORDS: usize = 1024;
+/// The groups a partition holds.
+const PARTITION_GROUPS: usize = 1 << GROUP_BITS;
 
 /// A record not yet summed: its group and product ([`key_of`]) and its value, an `i128`
 /// as two words so that a record takes 24 bytes, not 32.
@@ -172,15 +173,9 @@ fn parts_of(key: u64) -> (usize, i32) {
     ((key >> 32) as usize, key as u32 as i32)
 }
 
-/// A key's hash: a multiplication that spreads every bit of the key into the high bits,
-/// which choose the partition, folded so that the low bits, which the tables' buckets
-/// use, depend on them too.
-fn hash_of(key: u64) -> u64 {
-    let spread = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    spread ^ (spread >> 29)
-}
-
-/// The hasher of the partitions' tables, whose keys were chosen by [`hash_of`] already.
+/// The hasher of the sums' table: a multiplication that spreads every bit of the key into
+/// the high bits, folded so that the low bits, which the table's buckets use, depend on
+/// them too.
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -190,13 +185,17 @@ impl Hasher for KeyHasher {
     }
 
     fn write(&mut self, _bytes: &[u8]) {
-        unreachable!("the tables hash `u64` keys only")
+        unreachable!("the table hashes `u64` keys only")
     }
 
     fn write_u64(&mut self, key: u64) {
-        self.0 = hash_of(key);
+        let spread = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = spread ^ (spread >> 29);
     }
 }
+
+/// Sums by key (group and product).
+type SumTable = HashMap<u64, Sums, BuildHasherDefault<KeyHasher>>;
 
 /// A product's records in a group and the exact sum of their values.
 #[derive(Debug, Clone, Copy, Default)]
@@ -221,61 +220,49 @@ impl Sums {
     }
 }
 
-/// One partition of the groups' products: the sums of the keys that hash to it, and the
-/// records that came since, in chunks (a vector that doubled would copy them, and hold
-/// twice the memory while it did).
+/// One partition of the groups: the sums merged from other accumulators' states, and the
+/// records that came.
 #[derive(Default)]
 struct Partition {
-    sums: HashMap<u64, Sums, BuildHasherDefault<KeyHasher>>,
-    pending: Vec<Vec<Pending>>,
+    merged: SumTable,
+    pending: Chunked<Pending>,
 }
 
 impl Partition {
-    fn push(&mut self, record: Pending) {
-        match self.pending.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK_RECORDS => chunk.push(record),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK_RECORDS);
-                chunk.push(record);
-                self.pending.push(chunk);
-            }
+    /// Adds the partition's merged sums and pending records to `table`, emptying it.
+    fn sum_into(&mut self, table: &mut SumTable) -> DfResult<()> {
+        for (key, sums) in std::mem::take(&mut self.merged) {
+            (table.entry(key).or_default()).add(sums.records, sums.value)?;
         }
-    }
-
-    /// Adds the pending records to the sums.
-    fn sum_pending(&mut self) -> DfResult<()> {
-        for chunk in std::mem::take(&mut self.pending) {
-            for record in chunk {
-                (self.sums.entry(record.key).or_default()).add(1, record.value())?;
-            }
+        for record in std::mem::take(&mut self.pending) {
+            (table.entry(record.key).or_default()).add(1, record.value())?;
         }
         Ok(())
     }
 
     /// The memory the partition holds.
     fn size(&self) -> usize {
-        self.sums.allocation_size()
-            + (self.pending.iter())
-                .map(|chunk| chunk.capacity() * size_of::<Pending>())
-                .sum::<usize>()
-            + self.pending.capacity() * size_of::<Vec<Pending>>()
+        self.merged.allocation_size() + self.pending.size()
     }
 }
 
-/// Every group's sums by product, kept by partition of their group and product as a
-/// radix-partitioned aggregation does: a record is appended to its partition's pending
-/// records (at each of a few hundred partitions' ends, which stay in cache), and only when
-/// the sums are taken does each partition sum its records into its table: a table of the
-/// few-hundredth part of the products, which stays in cache while it is built. Summed into
-/// one table of every group's products, or into the partitions' tables as records come,
+/// Every group's sums by product, kept as a radix-partitioned aggregation does: a record
+/// is appended to the pending records of its group's partition (at each of a few hundred
+/// partitions' ends, which stay in cache), and only when the sums are taken are each
+/// partition's records summed, in one table reused from partition to partition: a table
+/// of a few thousand products, which stays in cache while it is built. Summed into one
+/// table of every group's products, or into the partitions' tables as records come,
 /// nearly every record would cost a miss in main memory; this way a record costs 24
-/// bytes until the sums are taken. Sums merged from another accumulator's state go to the
-/// tables directly: they are already one per group and product.
+/// bytes until the sums are taken. Sums merged from another accumulator's state wait in
+/// their partition's table of merged sums: they are already one per group and product.
 struct ProductSumGroups {
     scale: i8,
+    /// Partition `p` holds groups `p * PARTITION_GROUPS` to `(p + 1) * PARTITION_GROUPS - 1`.
     partitions: Vec<Partition>,
     /// How many groups there are.
     groups: usize,
+    /// The table a partition is summed in, empty between two takes.
+    table: SumTable,
 }
 
 impl ProductSumGroups {
@@ -289,71 +276,75 @@ impl ProductSumGroups {
     fn of_scale(scale: i8) -> ProductSumGroups {
         ProductSumGroups {
             scale,
-            partitions: (0..1 << PARTITION_BITS)
-                .map(|_| Partition::default())
-                .collect(),
+            partitions: Vec::new(),
             groups: 0,
+            table: SumTable::default(),
         }
     }
 
-    /// The partition of `key`.
-    fn partition(&mut self, key: u64) -> &mut Partition {
-        &mut self.partitions[(hash_of(key) >> (64 - PARTITION_BITS)) as usize]
+    /// The partition of `group`.
+    fn partition(&mut self, group: usize) -> &mut Partition {
+        &mut self.partitions[group >> GROUP_BITS]
     }
 
     /// The lists of the groups `emit_to` names; the groups after them, if any, are
-    /// renumbered from 0.
+    /// renumbered from 0. Each partition's sums are counted by group in its table and
+    /// then placed, so the lists come out in their groups' order with no sort.
     fn take(&mut self, emit_to: EmitTo) -> DfResult<ArrayRef> {
         let taken = match emit_to {
             EmitTo::All => self.groups,
             EmitTo::First(n) => n.min(self.groups),
         };
-        let mut counts = vec![0usize; taken + 1];
-        for partition in &mut self.partitions {
-            partition.sum_pending()?;
-            for key in partition.sums.keys() {
-                let (group, _) = parts_of(*key);
-                if group < taken {
-                    counts[group + 1] += 1;
-                }
-            }
-        }
         let mut offsets = Vec::with_capacity(taken + 1);
-        let mut end = 0usize;
-        for count in &counts {
-            end += count;
-            let Ok(offset) = i32::try_from(end) else {
-                return exec_err!("{PRODUCT_SUMS}: more than 2^31 products in one batch");
-            };
-            offsets.push(offset);
-        }
-        // Each group's next free place, from its offset on.
-        let mut next: Vec<usize> = offsets[..taken].iter().map(|&at| at as usize).collect();
-        let mut products = vec![0i32; end];
-        let mut records = vec![0i64; end];
-        let mut values = vec![0i128; end];
-        for partition in &mut self.partitions {
-            let kept = partition.sums.len();
-            let mut later = HashMap::with_capacity_and_hasher(
-                if taken < self.groups { kept } else { 0 },
-                BuildHasherDefault::default(),
-            );
-            for (key, sums) in partition.sums.drain() {
+        offsets.push(0i32);
+        let (mut products, mut records, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        // The sums of groups after the taken ones, renumbered.
+        let mut later = Vec::new();
+        let mut table = std::mem::take(&mut self.table);
+        for (index, partition) in self.partitions.iter_mut().enumerate() {
+            partition.sum_into(&mut table)?;
+            let first = index * PARTITION_GROUPS;
+            let emitted = taken.saturating_sub(first).min(PARTITION_GROUPS);
+            let mut counts = [0usize; PARTITION_GROUPS];
+            for key in table.keys() {
+                counts[parts_of(*key).0 - first] += 1;
+            }
+            // Each emitted group's next free place in the lists' items.
+            let mut next = [0usize; PARTITION_GROUPS];
+            let mut end = products.len();
+            for (group, count) in counts.iter().take(emitted).enumerate() {
+                next[group] = end;
+                end += count;
+                let Ok(offset) = i32::try_from(end) else {
+                    return exec_err!("{PRODUCT_SUMS}: more than 2^31 products in one batch");
+                };
+                offsets.push(offset);
+            }
+            products.resize(end, 0i32);
+            records.resize(end, 0i64);
+            values.resize(end, 0i128);
+            for (key, sums) in table.drain() {
                 let (group, product) = parts_of(key);
                 if group >= taken {
-                    later.insert(key_of(group - taken, product), sums);
+                    later.push((key_of(group - taken, product), sums));
                     continue;
                 }
-                let at = next[group];
-                next[group] += 1;
+                let at = &mut next[group - first];
                 let Ok(count) = i64::try_from(sums.records) else {
                     return exec_err!("{PRODUCT_SUMS}: more than 2^63 records of one product");
                 };
-                (products[at], records[at], values[at]) = (product, count, sums.value);
+                (products[*at], records[*at], values[*at]) = (product, count, sums.value);
+                *at += 1;
             }
-            partition.sums = later;
         }
+        self.table = table;
         self.groups -= taken;
+        self.partitions.clear();
+        self.grow(self.groups);
+        for (key, sums) in later {
+            let (group, _) = parts_of(key);
+            self.partition(group).merged.insert(key, sums);
+        }
         let values =
             Decimal128Array::from(values).with_precision_and_scale(PRECISION, self.scale)?;
         let columns: Vec<ArrayRef> = vec![
@@ -374,6 +365,10 @@ impl ProductSumGroups {
 impl Groups for ProductSumGroups {
     fn grow(&mut self, total_num_groups: usize) {
         self.groups = self.groups.max(total_num_groups);
+        let partitions = self.groups.div_ceil(PARTITION_GROUPS);
+        if self.partitions.len() < partitions {
+            self.partitions.resize_with(partitions, Partition::default);
+        }
     }
 }
 
@@ -401,7 +396,7 @@ impl GroupsAccumulator for ProductSumGroups {
                 0
             };
             let key = key_of(group, products.value(row));
-            self.partition(key).push(Pending::new(key, value));
+            self.partition(group).pending.push(Pending::new(key, value));
         }
         Ok(())
     }
@@ -448,7 +443,8 @@ impl GroupsAccumulator for ProductSumGroups {
                     return exec_err!("{PRODUCT_SUMS}: a negative count of records in its state");
                 };
                 let key = key_of(group, products.value(at));
-                (self.partition(key).sums.entry(key).or_default()).add(count, amounts.value(at))?;
+                let merged = &mut self.partition(group).merged;
+                (merged.entry(key).or_default()).add(count, amounts.value(at))?;
             }
         }
         Ok(())
@@ -457,6 +453,7 @@ impl GroupsAccumulator for ProductSumGroups {
     fn size(&self) -> usize {
         self.partitions.iter().map(Partition::size).sum::<usize>()
             + self.partitions.capacity() * size_of::<Partition>()
+            + self.table.allocation_size()
     }
 }
 
@@ -564,6 +561,31 @@ mod tests {
         let (want_first, want_rest): (Expected, Expected) =
             all.into_iter().partition(|(group, _)| *group < 100);
         assert_eq!((first, rest), (want_first, want_rest));
+    }
+
+    #[test]
+    fn records_after_a_partial_take_join_their_renumbered_groups() {
+        let records = records();
+        let mut sums = accumulate(&records);
+        sums.evaluate(EmitTo::First(130)).unwrap();
+        // Group g of the rest was group g + 130; more records come for some of them.
+        let more: Vec<(usize, i32, i128)> = records.iter().map(|r| (r.0 % 170, r.1, 1)).collect();
+        for batch in more.chunks(1000) {
+            let products: Vec<Option<i32>> = batch.iter().map(|r| Some(r.1)).collect();
+            let values: Vec<Option<i128>> = batch.iter().map(|r| Some(r.2)).collect();
+            let groups: Vec<usize> = batch.iter().map(|r| r.0).collect();
+            sums.update_batch(&arrays(&products, &values), &groups, None, 170)
+                .unwrap();
+        }
+        let renumbered: Vec<(usize, i32, i128)> = (records.iter())
+            .filter(|r| r.0 >= 130)
+            .map(|r| (r.0 - 130, r.1, r.2))
+            .chain(more)
+            .collect();
+        assert_eq!(
+            lists_of(&sums.evaluate(EmitTo::All).unwrap(), 0),
+            expected(&renumbered)
+        );
     }
 
     #[test]

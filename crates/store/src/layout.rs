@@ -75,6 +75,14 @@ impl Layer {
             Layer::Cube | Layer::Rejects | Layer::Raw => None,
         }
     }
+
+    /// Whether the layer's files encode their columns with dictionaries, as Parquet does
+    /// by default. The product cube's keys and sums are nearly all distinct: its
+    /// dictionaries took about 0.25 s of CPU of a 20M product run and saved 4% of its
+    /// bytes.
+    pub fn dictionary_encoded(self) -> bool {
+        !matches!(self, Layer::Products)
+    }
 }
 
 /// The warehouse: the per-file layers, the run state, the lease and runs' staging folders.
@@ -154,12 +162,15 @@ impl Staging {
         part: &str,
         schema: &SchemaRef,
     ) -> Result<PartitionedWriter> {
-        let writer = PartitionedWriter::new(ctx, &self.layer(layer), &[YEAR], part)?
+        let mut writer = PartitionedWriter::new(ctx, &self.layer(layer), &[YEAR], part)?
             .with_file_schema(schema.clone());
-        Ok(match layer.compression() {
-            Some(compression) => writer.with_compression(compression),
-            None => writer,
-        })
+        if let Some(compression) = layer.compression() {
+            writer = writer.with_compression(compression);
+        }
+        if !layer.dictionary_encoded() {
+            writer = writer.without_dictionaries();
+        }
+        Ok(writer)
     }
 
     /// The decoded text inputs.

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, Scalar, UInt32Array};
+use arrow::compute::kernels::cmp::eq;
 use arrow::compute::{cast, take_record_batch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Schema, SchemaRef};
 use arrow::row::{Row, RowConverter, SortField};
@@ -91,6 +92,8 @@ pub struct PartitionedWriter {
     file_name: String,
     file_schema: Option<SchemaRef>,
     compression: Compression,
+    /// Whether columns are dictionary-encoded (see [`Self::without_dictionaries`]).
+    dictionaries: bool,
     writers: BTreeMap<Vec<String>, PartitionFile>,
     /// Rows come ordered by the partition columns (see [`Self::partitions_in_order`]).
     partitions_in_order: bool,
@@ -183,6 +186,7 @@ impl PartitionedWriter {
             file_name: file_name.to_string(),
             file_schema: None,
             compression: session_compression(ctx),
+            dictionaries: true,
             writers: BTreeMap::new(),
             partitions_in_order: false,
             scratch: false,
@@ -221,6 +225,13 @@ impl PartitionedWriter {
     /// config's `parquet-compression`).
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
+        self
+    }
+
+    /// Writes every column without a dictionary: for files whose values are nearly all
+    /// distinct, where building a dictionary costs CPU and saves no bytes.
+    pub fn without_dictionaries(mut self) -> Self {
+        self.dictionaries = false;
         self
     }
 
@@ -351,7 +362,9 @@ impl PartitionedWriter {
                     file,
                 }
             } else {
-                let properties = writer_properties(self.compression);
+                let properties = (writer_properties(self.compression).into_builder())
+                    .set_dictionary_enabled(self.dictionaries)
+                    .build();
                 Encoder::Parquet(AsyncArrowWriter::try_new(
                     object,
                     schema.clone(),
@@ -452,6 +465,21 @@ fn rows_by_partition(
         // An unpartitioned table without a file column: one file takes every row.
         return Ok(BTreeMap::from([(Vec::new(), (0..rows as u32).collect())]));
     }
+    let options = FormatOptions::default();
+    let formatters = key_columns
+        .iter()
+        .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key_of = |row: usize| -> Vec<String> {
+        (formatters.iter())
+            .map(|formatter| formatter.value(row).to_string())
+            .collect()
+    };
+    // Most batches hold one partition's rows (a file's records of one year): one
+    // vectorised comparison per key column finds them.
+    if key_columns.iter().all(|column| has_one_value(column)) {
+        return Ok(BTreeMap::from([(key_of(0), (0..rows as u32).collect())]));
+    }
     // Rows are grouped by their keys' bytes in the engine's row format, and only each
     // group's first row is formatted: the work per row is a hash, not a string.
     let sort_fields = (key_columns.iter())
@@ -464,16 +492,9 @@ fn rows_by_partition(
     for row in 0..rows {
         groups.entry(keys.row(row)).or_default().push(row as u32);
     }
-    let options = FormatOptions::default();
-    let formatters = key_columns
-        .iter()
-        .map(|column| ArrayFormatter::try_new(column.as_ref(), &options))
-        .collect::<Result<Vec<_>, _>>()?;
     let mut rows_by_key: BTreeMap<Vec<String>, Vec<u32>> = BTreeMap::new();
     for rows in groups.into_values() {
-        let key = (formatters.iter())
-            .map(|formatter| formatter.value(rows[0] as usize).to_string())
-            .collect();
+        let key = key_of(rows[0] as usize);
         // Two keys that differ in bytes but print alike (such as 0.0 and -0.0) share a
         // partition, their rows in their batch's order.
         let partition: &mut Vec<u32> = rows_by_key.entry(key).or_default();
@@ -484,6 +505,13 @@ fn rows_by_partition(
         }
     }
     Ok(rows_by_key)
+}
+
+/// Whether every row of `column` holds its first row's value, none of them null. A column
+/// the comparison kernel does not take reads as several values.
+fn has_one_value(column: &ArrayRef) -> bool {
+    let first = Scalar::new(column.slice(0, 1));
+    !column.is_empty() && eq(column, &first).is_ok_and(|same| same.true_count() == column.len())
 }
 
 /// The name of a partition's file in a table [`write_partitioned`] writes: a fixed name, so
@@ -634,6 +662,24 @@ mod tests {
         assert!(
             matches!(&error, Error::PartitionOutOfOrder { partition, .. } if partition == "year=2020"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn rows_go_to_the_partition_their_values_name() {
+        let years: ArrayRef = Arc::new(Int32Array::from(vec![2020, 2020, 2020]));
+        let names: ArrayRef = Arc::new(StringArray::from(vec!["a", "b", "a"]));
+        let key = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            rows_by_partition(&[&years], 3).unwrap(),
+            BTreeMap::from([(key(&["2020"]), vec![0, 1, 2])])
+        );
+        assert_eq!(
+            rows_by_partition(&[&years, &names], 3).unwrap(),
+            BTreeMap::from([
+                (key(&["2020", "a"]), vec![0, 2]),
+                (key(&["2020", "b"]), vec![1])
+            ])
         );
     }
 
