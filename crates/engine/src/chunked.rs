@@ -21,16 +21,22 @@ impl<T> Default for Chunked<T> {
 }
 
 impl<T> Chunked<T> {
+    /// Appends `value`: inlined, as aggregate functions call it for every row.
+    #[inline]
     pub(crate) fn push(&mut self, value: T) {
-        let first = self.chunks.is_empty();
         match self.chunks.last_mut() {
             Some(chunk) if chunk.len() < CHUNK_LEN => chunk.push(value),
-            _ => {
-                let mut chunk = Vec::with_capacity(if first { 1 } else { CHUNK_LEN });
-                chunk.push(value);
-                self.chunks.push(chunk);
-            }
+            _ => self.push_to_new_chunk(value),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_to_new_chunk(&mut self, value: T) {
+        let capacity = if self.chunks.is_empty() { 1 } else { CHUNK_LEN };
+        let mut chunk = Vec::with_capacity(capacity);
+        chunk.push(value);
+        self.chunks.push(chunk);
     }
 
     pub(crate) fn len(&self) -> usize {
