@@ -51,7 +51,7 @@ impl<T> Chunked<T> {
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
+        self.into_iter()
     }
 
     /// The memory the values take.

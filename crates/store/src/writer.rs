@@ -510,8 +510,11 @@ fn rows_by_partition(
 /// Whether every row of `column` holds its first row's value, none of them null. A column
 /// the comparison kernel does not take reads as several values.
 fn has_one_value(column: &ArrayRef) -> bool {
+    if column.is_empty() {
+        return false;
+    }
     let first = Scalar::new(column.slice(0, 1));
-    !column.is_empty() && eq(column, &first).is_ok_and(|same| same.true_count() == column.len())
+    eq(column, &first).is_ok_and(|same| same.true_count() == column.len())
 }
 
 /// The name of a partition's file in a table [`write_partitioned`] writes: a fixed name, so
