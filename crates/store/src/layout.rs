@@ -76,12 +76,14 @@ impl Layer {
         }
     }
 
-    /// Whether the layer's files encode their columns with dictionaries, as Parquet does
-    /// by default. The product cube's keys and sums are nearly all distinct: its
-    /// dictionaries took about 0.25 s of CPU of a 20M product run and saved 4% of its
-    /// bytes.
-    pub fn dictionary_encoded(self) -> bool {
-        !matches!(self, Layer::Products)
+    /// Whether the layer's values are nearly all distinct, so its files are written as
+    /// [`PartitionedWriter::distinct_values`] says: the product cube's keys and sums. Its
+    /// dictionaries took about 0.25 s of CPU of a 20M product run and saved 4% of its bytes;
+    /// split into byte streams its files are 30% smaller (14 MB instead of 20 MB a year of
+    /// the 20M set), compressed in a quarter of the time, and decoded in more (about
+    /// 0.3 s less CPU to write, 0.15 s more to read).
+    pub fn distinct_values(self) -> bool {
+        matches!(self, Layer::Products)
     }
 }
 
@@ -167,8 +169,8 @@ impl Staging {
         if let Some(compression) = layer.compression() {
             writer = writer.with_compression(compression);
         }
-        if !layer.dictionary_encoded() {
-            writer = writer.without_dictionaries();
+        if layer.distinct_values() {
+            writer = writer.distinct_values();
         }
         Ok(writer)
     }

@@ -16,8 +16,9 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
@@ -92,8 +93,8 @@ pub struct PartitionedWriter {
     file_name: String,
     file_schema: Option<SchemaRef>,
     compression: Compression,
-    /// Whether columns are dictionary-encoded (see [`Self::without_dictionaries`]).
-    dictionaries: bool,
+    /// Whether columns' values are nearly all distinct (see [`Self::distinct_values`]).
+    distinct_values: bool,
     writers: BTreeMap<Vec<String>, PartitionFile>,
     /// Rows come ordered by the partition columns (see [`Self::partitions_in_order`]).
     partitions_in_order: bool,
@@ -186,7 +187,7 @@ impl PartitionedWriter {
             file_name: file_name.to_string(),
             file_schema: None,
             compression: session_compression(ctx),
-            dictionaries: true,
+            distinct_values: false,
             writers: BTreeMap::new(),
             partitions_in_order: false,
             scratch: false,
@@ -228,10 +229,14 @@ impl PartitionedWriter {
         self
     }
 
-    /// Writes every column without a dictionary: for files whose values are nearly all
-    /// distinct, where building a dictionary costs CPU and saves no bytes.
-    pub fn without_dictionaries(mut self) -> Self {
-        self.dictionaries = false;
+    /// Writes files whose values are nearly all distinct (sums and the keys they are summed
+    /// by): no dictionaries, which would cost CPU and save no bytes; every column split into
+    /// byte streams (`BYTE_STREAM_SPLIT`: a value's first bytes in one stream, its second in
+    /// the next, and so on), so that the high bytes, nearly all zero, come out as runs that
+    /// compression shrinks at little cost; and decimal columns without statistics, which
+    /// compare every 16-byte value as it is written, and which no reader of sums filters by.
+    pub fn distinct_values(mut self) -> Self {
+        self.distinct_values = true;
         self
     }
 
@@ -362,9 +367,21 @@ impl PartitionedWriter {
                     file,
                 }
             } else {
-                let properties = (writer_properties(self.compression).into_builder())
-                    .set_dictionary_enabled(self.dictionaries)
-                    .build();
+                let mut properties = writer_properties(self.compression).into_builder();
+                if self.distinct_values {
+                    properties = properties
+                        .set_dictionary_enabled(false)
+                        .set_encoding(Encoding::BYTE_STREAM_SPLIT);
+                    for field in schema.fields() {
+                        if matches!(field.data_type(), DataType::Decimal128(..)) {
+                            properties = properties.set_column_statistics_enabled(
+                                ColumnPath::from(field.name().as_str()),
+                                EnabledStatistics::None,
+                            );
+                        }
+                    }
+                }
+                let properties = properties.build();
                 Encoder::Parquet(AsyncArrowWriter::try_new(
                     object,
                     schema.clone(),
@@ -855,5 +872,53 @@ mod tests {
             "LZ4 in object storage ({in_object_storage} bytes), none on the local file \
              system ({on_local_disk} bytes)"
         );
+    }
+    #[tokio::test]
+    async fn distinct_values_are_split_into_byte_streams_and_sums_have_no_statistics() {
+        use arrow::array::{Decimal128Array, Int64Array};
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let keys: Vec<i64> = (0..5_000).map(|key| key * 7_919 + (1 << 40)).collect();
+        let sums: Vec<i128> = (0..5_000).map(|key| key * 123_456_789_012).collect();
+        let batch = RecordBatch::try_from_iter([
+            ("key", Arc::new(Int64Array::from(keys)) as ArrayRef),
+            (
+                "exports_usd",
+                Arc::new(
+                    Decimal128Array::from(sums)
+                        .with_precision_and_scale(38, 10)
+                        .unwrap(),
+                ) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let local = std::env::temp_dir().join(format!("exdep-distinct-{}", std::process::id()));
+        let root = Location::resolve(local.to_str().unwrap(), Path::new("/")).unwrap();
+        let mut writer = PartitionedWriter::new(&test_session(), &root, &[], "sums.parquet")
+            .unwrap()
+            .distinct_values();
+        writer.write(&batch).await.unwrap();
+        writer.finish().await.unwrap();
+        let path = local.join("sums.parquet");
+        let ctx = test_session();
+        let rows = read_file(&ctx, path.to_str().unwrap()).await;
+        let file = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        std::fs::remove_dir_all(&local).unwrap();
+        assert_eq!(rows, [batch], "the file reads back as written");
+        let columns = file.metadata().row_group(0).columns();
+        for column in columns {
+            let encodings: Vec<_> = column.encodings().collect();
+            assert!(
+                encodings.contains(&Encoding::BYTE_STREAM_SPLIT)
+                    && !encodings.contains(&Encoding::RLE_DICTIONARY),
+                "{:?}: {encodings:?}",
+                column.column_path()
+            );
+        }
+        assert!(
+            columns[0].statistics().is_some(),
+            "keys keep their statistics"
+        );
+        assert!(columns[1].statistics().is_none(), "sums have none");
     }
 }
