@@ -588,12 +588,12 @@ fn products_sql(grouped: &str, settings: &FileSettings) -> String {
     );
     format!(
         "SELECT g.year, CASE WHEN {classified} THEN {key} END AS key,
-                {usd} AS exports_usd, {cny} AS exports_cny, g.records
+                {usd} AS exports_usd, {cny} AS exports_cny
             FROM (
-                SELECT cell, {year} AS year, month, product, records, value
+                SELECT cell, {year} AS year, month, product, value
                 FROM (
                     SELECT {cell} AS cell, {month} AS month, sums['product'] AS product,
-                        sums['records'] AS records, sums['value'] AS value
+                        sums['value'] AS value
                     FROM (
                         SELECT unit, unnest(products) AS sums
                         FROM ({grouped})

@@ -79,8 +79,8 @@ pub static CUBE_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
 });
 
 /// One input file's partial product cube (`product-margins = true`) as classify writes it
-/// to `products/year=YYYY/part-<hash of the file's URL>.parquet`: the cube's sums, by HS6
-/// product (the HS code's first six digits, or the whole code when it is shorter) as well,
+/// to `products/year=YYYY/part-<hash of the file's URL>.parquet`: the cube's exports (not
+/// its counts of records, which no reader of the product cube needs), by HS6 product (the HS code's first six digits, or the whole code when it is shorter) as well,
 /// each under its product key (origin, partner, category and product as one integer; see
 /// `exdep_engine::cell_sql`). A key may have several rows in a file (its records in USD and
 /// in CNY, or of months converted at different rates): a key's exports are the sum of its
@@ -90,7 +90,6 @@ pub static PRODUCTS_FILE: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("key", DataType::Int64, false),
         Field::new("exports_usd", DataType::Decimal128(38, 10), false),
         Field::new("exports_cny", DataType::Decimal128(38, 10), false),
-        Field::new("records", DataType::Int64, false),
     ]))
 });
 

@@ -21,10 +21,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::size_of;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array};
 use arrow::array::{Decimal128Array, ListArray, StructArray};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Fields, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Fields, Int32Type};
 use datafusion::common::{HashMap, Result as DfResult, exec_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -41,8 +41,8 @@ pub const PRODUCT_SUMS: &str = "exdep_product_sums";
 /// `exdep_product_sums(product, value)` over records (a product number, or null for a
 /// record without one, which the function skips; the record's value as an exact decimal,
 /// or null, which counts and adds nothing): a list with one struct per product of the
-/// group, in no particular order, with the product (`product`), its records (`records`) and
-/// the exact sum of their values (`value`).
+/// group, in no particular order, with the product (`product`) and the exact sum of its
+/// records' values (`value`).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ProductSums {
     signature: Signature,
@@ -69,7 +69,6 @@ fn scale_of(arg_types: &[DataType]) -> DfResult<i8> {
 fn sum_fields(scale: i8) -> Fields {
     vec![
         Field::new("product", DataType::Int32, false),
-        Field::new("records", DataType::Int64, false),
         Field::new("value", DataType::Decimal128(PRECISION, scale), false),
     ]
     .into()
@@ -198,27 +197,20 @@ impl Hasher for KeyHasher {
 }
 
 /// Sums by key (group and product).
-type SumTable = HashMap<u64, Sums, BuildHasherDefault<KeyHasher>>;
+type SumTable = HashMap<u64, Sum, BuildHasherDefault<KeyHasher>>;
 
-/// A product's records in a group and the exact sum of their values.
+/// The exact sum of a product's records in a group.
 #[derive(Debug, Clone, Copy, Default)]
-struct Sums {
-    records: u64,
-    value: i128,
-}
+struct Sum(i128);
 
-impl Sums {
-    /// Adds `records` records whose values sum to `value`.
-    fn add(&mut self, records: u64, value: i128) -> DfResult<()> {
-        let (Some(records), Some(value)) = (
-            self.records.checked_add(records),
-            self.value.checked_add(value),
-        ) else {
+impl Sum {
+    fn add(&mut self, value: i128) -> DfResult<()> {
+        let Some(sum) = self.0.checked_add(value) else {
             return exec_err!(
                 "{PRODUCT_SUMS}: a product's sum in a group overflows ({PRECISION} digits)"
             );
         };
-        *self = Sums { records, value };
+        self.0 = sum;
         Ok(())
     }
 }
@@ -234,11 +226,11 @@ struct Partition {
 impl Partition {
     /// Adds the partition's merged sums and pending records to `table`, emptying it.
     fn sum_into(&mut self, table: &mut SumTable) -> DfResult<()> {
-        for (key, sums) in std::mem::take(&mut self.merged) {
-            (table.entry(key).or_default()).add(sums.records, sums.value)?;
+        for (key, sum) in std::mem::take(&mut self.merged) {
+            (table.entry(key).or_default()).add(sum.0)?;
         }
         for record in std::mem::take(&mut self.pending) {
-            (table.entry(record.key).or_default()).add(1, record.value())?;
+            (table.entry(record.key).or_default()).add(record.value())?;
         }
         Ok(())
     }
@@ -300,7 +292,7 @@ impl ProductSumGroups {
         };
         let mut offsets = Vec::with_capacity(taken + 1);
         offsets.push(0i32);
-        let (mut products, mut records, mut values) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut products, mut values) = (Vec::new(), Vec::new());
         // The sums of groups after the taken ones, renumbered.
         let mut later = Vec::new();
         let mut table = std::mem::take(&mut self.table);
@@ -324,19 +316,15 @@ impl ProductSumGroups {
                 offsets.push(offset);
             }
             products.resize(end, 0i32);
-            records.resize(end, 0i64);
             values.resize(end, 0i128);
-            for (key, sums) in table.drain() {
+            for (key, sum) in table.drain() {
                 let (group, product) = parts_of(key);
                 if group >= taken {
-                    later.push((key_of(group - taken, product), sums));
+                    later.push((key_of(group - taken, product), sum));
                     continue;
                 }
                 let at = &mut next[group - first];
-                let Ok(count) = i64::try_from(sums.records) else {
-                    return exec_err!("{PRODUCT_SUMS}: more than 2^63 records of one product");
-                };
-                (products[*at], records[*at], values[*at]) = (product, count, sums.value);
+                (products[*at], values[*at]) = (product, sum.0);
                 *at += 1;
             }
         }
@@ -344,17 +332,13 @@ impl ProductSumGroups {
         self.groups -= taken;
         self.partitions.clear();
         self.grow(self.groups);
-        for (key, sums) in later {
+        for (key, sum) in later {
             let (group, _) = parts_of(key);
-            self.partition(group).merged.insert(key, sums);
+            self.partition(group).merged.insert(key, sum);
         }
         let values =
             Decimal128Array::from(values).with_precision_and_scale(PRECISION, self.scale)?;
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int32Array::from(products)),
-            Arc::new(Int64Array::from(records)),
-            Arc::new(values),
-        ];
+        let columns: Vec<ArrayRef> = vec![Arc::new(Int32Array::from(products)), Arc::new(values)];
         let items = StructArray::try_new(sum_fields(self.scale), columns, None)?;
         Ok(Arc::new(ListArray::try_new(
             item_field(self.scale),
@@ -437,17 +421,13 @@ impl GroupsAccumulator for ProductSumGroups {
         let lists = lists.as_list::<i32>();
         let items = lists.values().as_struct();
         let products = items.column(0).as_primitive::<Int32Type>();
-        let records = items.column(1).as_primitive::<Int64Type>();
-        let amounts = items.column(2).as_primitive::<Decimal128Type>();
+        let amounts = items.column(1).as_primitive::<Decimal128Type>();
         let offsets = lists.value_offsets();
         for (row, &group) in group_indices.iter().enumerate() {
             for at in offsets[row] as usize..offsets[row + 1] as usize {
-                let Ok(count) = u64::try_from(records.value(at)) else {
-                    return exec_err!("{PRODUCT_SUMS}: a negative count of records in its state");
-                };
                 let key = key_of(group, products.value(at));
                 let merged = &mut self.partition(group).merged;
-                (merged.entry(key).or_default()).add(count, amounts.value(at))?;
+                (merged.entry(key).or_default()).add(amounts.value(at))?;
             }
         }
         Ok(())
@@ -468,16 +448,15 @@ mod tests {
 
     const SCALE: i8 = 2;
 
-    /// Each group's sums by product, as `group -> product -> (records, value)`.
-    type Expected = BTreeMap<usize, BTreeMap<i32, (i64, i128)>>;
+    /// Each group's sums by product, as `group -> product -> value`.
+    type Expected = BTreeMap<usize, BTreeMap<i32, i128>>;
 
     /// The lists `array` holds, as [`Expected`], group numbers from `first`.
     fn lists_of(array: &ArrayRef, first: usize) -> Expected {
         let lists = array.as_list::<i32>();
         let items = lists.values().as_struct();
         let products = items.column(0).as_primitive::<Int32Type>();
-        let records = items.column(1).as_primitive::<Int64Type>();
-        let values = items.column(2).as_primitive::<Decimal128Type>();
+        let values = items.column(1).as_primitive::<Decimal128Type>();
         let mut groups = Expected::new();
         for row in 0..lists.len() {
             let offsets = lists.value_offsets();
@@ -486,7 +465,7 @@ mod tests {
                 let previous = groups
                     .entry(first + row)
                     .or_default()
-                    .insert(product, (records.value(at), values.value(at)));
+                    .insert(product, values.value(at));
                 assert!(previous.is_none(), "product {product} twice in group {row}");
             }
         }
@@ -518,10 +497,9 @@ mod tests {
     fn expected(records: &[(usize, i32, i128)]) -> Expected {
         let mut expected = Expected::new();
         for &(group, product, value) in records {
-            let sums = (expected.entry(group).or_default())
+            *(expected.entry(group).or_default())
                 .entry(product)
-                .or_default();
-            *sums = (sums.0 + 1, sums.1 + value);
+                .or_default() += value;
         }
         expected
     }
@@ -614,10 +592,7 @@ mod tests {
         let keep = BooleanArray::from(vec![true, true, true, false]);
         let state = sums.convert_to_state(&values, Some(&keep)).unwrap();
         let groups = lists_of(&state[0], 0);
-        let want = Expected::from([
-            (0, BTreeMap::from([(1, (1, 5))])),
-            (2, BTreeMap::from([(1, (1, 0))])),
-        ]);
+        let want = Expected::from([(0, BTreeMap::from([(1, 5)])), (2, BTreeMap::from([(1, 0)]))]);
         assert_eq!(groups, want);
     }
 }
