@@ -412,7 +412,8 @@ async fn monthly_rates_convert_each_month_at_its_rate() {
          2021,1,44,VNM,610110,100,USD\n\
          2021,2,44,VNM,610110,100,USD\n\
          2021,,44,VNM,610110,50,USD\n\
-         2021,2,44,VNM,610110,645,CNY\n",
+         2021,2,44,VNM,610110,645,CNY\n\
+         2020,,44,VNM,610120,10,USD\n",
     );
     let mut monthly = String::from("year,month,cny_per_usd\n");
     for month in 1..=12 {
@@ -422,15 +423,21 @@ async fn monthly_rates_convert_each_month_at_its_rate() {
         ));
     }
     scratch.write("rates_monthly.csv", &monthly);
-    scratch.config(&[2021], "");
+    scratch.config(&[2020, 2021], "");
     let config = std::fs::read_to_string(scratch.path("config.toml")).unwrap();
     scratch.write(
         "config.toml",
-        &format!("{config}exchange-rates-monthly = \"rates_monthly.csv\"\n"),
+        &format!(
+            "{config}exchange-rates-monthly = \"rates_monthly.csv\"\n\
+             \n[indices]\nproduct-margins = true\n"
+        ),
     );
     scratch.run_ok();
     let indices = read_table(&scratch.path("out"), "indices", "province, category").await;
-    let labor = select(&indices, &[("province", "44"), ("category", "labor")])[0];
+    let labor = select(
+        &indices,
+        &[("year", "2021"), ("province", "44"), ("category", "labor")],
+    )[0];
     // January at 6.50, February at 6.49, the annual record at 2021's 6.4515; the CNY
     // record of February is 645 / 6.49 USD.
     let annual = 6.4515;
@@ -443,6 +450,28 @@ async fn monthly_rates_convert_each_month_at_its_rate() {
         labor["exports_usd"].float(),
         250.0 + 645.0 / 6.49,
         "exports in USD",
+    );
+    // The product cube converts each month's sums at its rate too: 2021's line is new at
+    // Viet Nam (2020's, another line, is lost), with the year's exports.
+    let margins = read_table(&scratch.path("out"), "product_margins", "partner").await;
+    let line = select(
+        &margins,
+        &[
+            ("year", "2021"),
+            ("province", "44"),
+            ("category", "labor"),
+            ("partner", "VNM"),
+        ],
+    )[0];
+    assert_close(
+        line["new_cny"].float(),
+        labor["exports_cny"].float(),
+        "the new line's CNY",
+    );
+    assert_close(
+        line["new_usd"].float(),
+        labor["exports_usd"].float(),
+        "the new line's USD",
     );
 
     monthly = monthly.replace("2021,12,6.39\n", "");

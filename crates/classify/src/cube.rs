@@ -55,26 +55,25 @@ pub struct FileClassification {
     pub slices: Vec<Slice>,
 }
 
-/// How a plan converts currencies: the joins that bring each sum of `g` its rate, and its
-/// value (`g.value`, in USD where `in_usd` holds, else in CNY) in USD and in CNY. A sum of records of a month takes
-/// that month's rate when the config names monthly rates (`exchange-rates-monthly`), its
-/// year's otherwise; annual records (month 0) always take their year's.
+/// How a plan brings its sums of `g` their exchange rates: the joins (`rates`) and the rate
+/// of each sum in yuan a dollar (`rate`). A sum of records of a month takes that month's rate
+/// when the config names monthly rates (`exchange-rates-monthly`), its year's otherwise;
+/// annual records (month 0) always take their year's.
 struct Conversion {
     rates: String,
-    usd: String,
-    cny: String,
+    rate: &'static str,
 }
 
 impl Conversion {
-    fn of(monthly_rates: bool, in_usd: &str) -> Self {
+    fn of(monthly_rates: bool) -> Self {
         // The code tables' columns are cast on their few rows, not on every joined row.
         let yearly = "LEFT JOIN (
                 SELECT CAST(year AS INT) AS year, CAST(cny_per_usd AS DOUBLE) AS cny_per_usd
                 FROM exchange_rates
             ) x ON g.year = x.year";
-        let (rates, rate) = if monthly_rates {
-            (
-                format!(
+        if monthly_rates {
+            Conversion {
+                rates: format!(
                     "{yearly}
                     LEFT JOIN (
                         SELECT CAST(year AS INT) AS year, CAST(month AS INT) AS month,
@@ -82,24 +81,31 @@ impl Conversion {
                         FROM {MONTHLY_EXCHANGE_RATES}
                     ) xm ON g.year = xm.year AND g.month = xm.month"
                 ),
-                "coalesce(xm.cny_per_usd, x.cny_per_usd)",
-            )
+                rate: "coalesce(xm.cny_per_usd, x.cny_per_usd)",
+            }
         } else {
-            (yearly.to_string(), "x.cny_per_usd")
-        };
-        let converted = |in_currency: &str, operator: &str| {
-            format!(
-                "CASE WHEN {in_currency} THEN g.value
-                     ELSE CAST(CAST(g.value AS DOUBLE) {operator} {rate} AS {MONEY_DECIMAL})
-                END"
-            )
-        };
-        Conversion {
-            rates,
-            usd: converted(in_usd, "/"),
-            cny: converted(&format!("NOT ({in_usd})"), "*"),
+            Conversion {
+                rates: yearly.to_string(),
+                rate: "x.cny_per_usd",
+            }
         }
     }
+}
+
+/// `value`, in USD where `in_usd` holds and else in CNY, in USD and in CNY at `rate` yuan a
+/// dollar.
+fn converted(in_usd: &str, value: &str, rate: &str) -> (String, String) {
+    let at_rate = |in_currency: &str, operator: &str| {
+        format!(
+            "CASE WHEN {in_currency} THEN {value}
+                 ELSE CAST(CAST({value} AS DOUBLE) {operator} {rate} AS {MONEY_DECIMAL})
+            END"
+        )
+    };
+    (
+        at_rate(in_usd, "/"),
+        at_rate(&format!("NOT ({in_usd})"), "*"),
+    )
 }
 
 /// A slice keeps a cell's bits from its origin's up (origin and year) and its currency bit.
@@ -273,7 +279,8 @@ fn grouped_sql(checked: &str, settings: &FileSettings) -> String {
 fn file_sql(grouped: &str, settings: &FileSettings) -> String {
     let years = year_list(&settings.years);
     let monthly_rates = settings.monthly_rates;
-    let Conversion { rates, usd, cny } = Conversion::of(monthly_rates, "g.currency = 'USD'");
+    let Conversion { rates, rate } = Conversion::of(monthly_rates);
+    let (usd, cny) = converted("g.currency = 'USD'", "g.value", rate);
     let part = |cell: &str, name: &str| format!("{CELL_PART}({cell}, '{name}')");
     let (year, origin, partner) = (
         part("cell", "year"),
@@ -570,38 +577,44 @@ async fn classify_groups(pass: FilePass<'_>, grouped: &str) -> Result<FileClassi
 /// [`grouped_sql`]): the sums of each cell and product, a pair of integers, converted and
 /// classified, with no code read back into text: each year's rows are keyed by their
 /// product key (see [`exdep_engine::cell_sql`]). Sums a rule leaves out of the cube have
-/// no key; the caller drops them. A key's sums in USD and in CNY (and with monthly rates
-/// each month's) stay separate rows, as every reader of the product cube sums a key's rows
-/// anyway: summing them here cost a grouping of every row (0.3-0.4 s of CPU on the 20M
-/// benchmark, whose records mix the two currencies), and a file in one currency has one
-/// row per key either way. Money is summed as exact decimals, as in [`file_sql`], so the
-/// rows are written in the order they come: the run's sums of the partial product cubes do
-/// not depend on it.
+/// no key; the caller drops them. What is the same for a cell's products (its year, rate
+/// and whether a rule leaves it out) is found for its cell, before its products are
+/// unnested: per product it was a join and the rules' comparisons on some 800,000 rows a
+/// file of the 20M benchmark rather than 22,000. A key's sums in USD and in CNY (and with
+/// monthly rates each month's) stay separate rows, as every reader of the product cube
+/// sums a key's rows anyway: summing them here cost a grouping of every row (0.3-0.4 s of
+/// CPU on the 20M benchmark, whose records mix the two currencies), and a file in one
+/// currency has one row per key either way. Money is summed as exact decimals, as in
+/// [`file_sql`], so the rows are written in the order they come: the run's sums of the
+/// partial product cubes do not depend on it.
 fn products_sql(grouped: &str, settings: &FileSettings) -> String {
     let (_, cell, month) = summing_key(settings.monthly_rates, "unit");
-    let Conversion { rates, usd, cny } =
-        Conversion::of(settings.monthly_rates, &cell_sql::in_usd("g.cell"));
-    let classified = is_classified("g.cell", &settings.provinces);
-    let (year, key) = (
-        cell_sql::year("cell"),
-        cell_sql::product_key("g.cell", "g.product"),
-    );
+    let Conversion { rates, rate } = Conversion::of(settings.monthly_rates);
+    let (usd, cny) = converted("in_usd", "sums['value']", "cny_per_usd");
+    let key = cell_sql::product_key("cell", "sums['product']");
     format!(
-        "SELECT g.year, CASE WHEN {classified} THEN {key} END AS key,
+        "SELECT year, CASE WHEN classified THEN {key} END AS key,
                 {usd} AS exports_usd, {cny} AS exports_cny
             FROM (
-                SELECT cell, {year} AS year, month, product, value
+                SELECT year, cell, classified, in_usd, cny_per_usd, unnest(products) AS sums
                 FROM (
-                    SELECT {cell} AS cell, {month} AS month, sums['product'] AS product,
-                        sums['value'] AS value
+                    SELECT g.year, g.cell, g.classified, g.in_usd, {rate} AS cny_per_usd,
+                        g.products
                     FROM (
-                        SELECT unit, unnest(products) AS sums
-                        FROM ({grouped})
-                        WHERE unit IS NOT NULL
-                    )
+                        SELECT cell, {year} AS year, month, {classified} AS classified,
+                            {in_usd} AS in_usd, products
+                        FROM (
+                            SELECT {cell} AS cell, {month} AS month, products
+                            FROM ({grouped})
+                            WHERE unit IS NOT NULL
+                        )
+                    ) g
+                    {rates}
                 )
-            ) g
-            {rates}"
+            )",
+        year = cell_sql::year("cell"),
+        classified = is_classified("cell", &settings.provinces),
+        in_usd = cell_sql::in_usd("cell"),
     )
 }
 
