@@ -143,36 +143,44 @@ const GROUP_BITS: u32 = 8;
 /// The groups a partition holds.
 const PARTITION_GROUPS: usize = 1 << GROUP_BITS;
 
-/// A record not yet summed: its group and product ([`key_of`]) and its value, an `i128`
-/// as two words so that a record takes 24 bytes, not 32.
-#[derive(Debug, Clone, Copy)]
+/// The bits of a key ([`key_of`]) that hold its product: a product is a number from 0 to
+/// 2^24 - 1 (`exdep_product_code`'s are below 2^20).
+const PRODUCT_KEY_BITS: u32 = 24;
+
+/// A record not yet summed, in 12 bytes: its key ([`key_of`]) and its value. A value that
+/// does not fit 64 bits (at scale 10, a record of more than 922 million) is summed into its
+/// partition's table of merged sums as it comes instead: with the 16 bytes of an `i128`
+/// every record took 24 bytes, and writing the records to memory was most of what
+/// appending them cost.
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
 struct Pending {
-    key: u64,
-    value: [u64; 2],
+    key: u32,
+    value: i64,
 }
 
-impl Pending {
-    fn new(key: u64, value: i128) -> Pending {
-        let value = value as u128;
-        Pending {
-            key,
-            value: [value as u64, (value >> 64) as u64],
-        }
+/// A group's place in its partition (`group % PARTITION_GROUPS`) and a product (see
+/// [`product_number`]) as one `u32`: the place in the high bits.
+fn key_of(place: usize, product: u32) -> u32 {
+    (place as u32) << PRODUCT_KEY_BITS | product
+}
+
+/// The place and product of a key (the inverse of [`key_of`]).
+fn parts_of(key: u32) -> (usize, i32) {
+    (
+        (key >> PRODUCT_KEY_BITS) as usize,
+        (key & ((1 << PRODUCT_KEY_BITS) - 1)) as i32,
+    )
+}
+
+/// `product` as a key's product, or an error for a number the keys cannot hold.
+fn product_number(product: i32) -> DfResult<u32> {
+    match u32::try_from(product) {
+        Ok(number) if number < 1 << PRODUCT_KEY_BITS => Ok(number),
+        _ => exec_err!(
+            "{PRODUCT_SUMS}: product {product} is not a number from 0 to 2^{PRODUCT_KEY_BITS} - 1"
+        ),
     }
-
-    fn value(&self) -> i128 {
-        (u128::from(self.value[1]) << 64 | u128::from(self.value[0])) as i128
-    }
-}
-
-/// A group and product as one `u64`: the group in the high half.
-fn key_of(group: usize, product: i32) -> u64 {
-    ((group as u64) << 32) | u64::from(product as u32)
-}
-
-/// The group and product of a key (the inverse of [`key_of`]).
-fn parts_of(key: u64) -> (usize, i32) {
-    ((key >> 32) as usize, key as u32 as i32)
 }
 
 /// The hasher of the sums' table: a multiplication that spreads every bit of the key into
@@ -187,17 +195,17 @@ impl Hasher for KeyHasher {
     }
 
     fn write(&mut self, _bytes: &[u8]) {
-        unreachable!("the table hashes `u64` keys only")
+        unreachable!("the table hashes `u32` keys only")
     }
 
-    fn write_u64(&mut self, key: u64) {
-        let spread = key.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    fn write_u32(&mut self, key: u32) {
+        let spread = u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.0 = spread ^ (spread >> 29);
     }
 }
 
-/// Sums by key (group and product).
-type SumTable = HashMap<u64, Sum, BuildHasherDefault<KeyHasher>>;
+/// Sums by key (a group's place in its partition, and product).
+type SumTable = HashMap<u32, Sum, BuildHasherDefault<KeyHasher>>;
 
 /// The exact sum of a product's records in a group.
 #[derive(Debug, Clone, Copy, Default)]
@@ -230,7 +238,8 @@ impl Partition {
             (table.entry(key).or_default()).add(sum.0)?;
         }
         for record in std::mem::take(&mut self.pending) {
-            (table.entry(record.key).or_default()).add(record.value())?;
+            let Pending { key, value } = record;
+            (table.entry(key).or_default()).add(i128::from(value))?;
         }
         Ok(())
     }
@@ -247,9 +256,10 @@ impl Partition {
 /// summed, in one table reused from partition to partition: a table of some thousands of
 /// products, which stays in cache while it is built. Summed into one table of every
 /// group's products, or into the partitions' tables as records come, nearly every record
-/// would cost a miss in main memory; this way a record costs 24 bytes until the sums are
-/// taken. Sums merged from another accumulator's state wait in
-/// their partition's table of merged sums: they are already one per group and product.
+/// would cost a miss in main memory; this way a record costs 12 bytes until the sums are
+/// taken. Sums merged from another accumulator's state, already one per group and
+/// product, and the rare record whose value needs more than 64 bits wait in their
+/// partition's table of merged sums.
 struct ProductSumGroups {
     scale: i8,
     /// Partition `p` holds groups `p * PARTITION_GROUPS` to `(p + 1) * PARTITION_GROUPS - 1`.
@@ -302,7 +312,7 @@ impl ProductSumGroups {
             let emitted = taken.saturating_sub(first).min(PARTITION_GROUPS);
             let mut counts = [0usize; PARTITION_GROUPS];
             for key in table.keys() {
-                counts[parts_of(*key).0 - first] += 1;
+                counts[parts_of(*key).0] += 1;
             }
             // Each emitted group's next free place in the lists' items.
             let mut next = [0usize; PARTITION_GROUPS];
@@ -318,12 +328,13 @@ impl ProductSumGroups {
             products.resize(end, 0i32);
             values.resize(end, 0i128);
             for (key, sum) in table.drain() {
-                let (group, product) = parts_of(key);
+                let (place, product) = parts_of(key);
+                let group = first + place;
                 if group >= taken {
-                    later.push((key_of(group - taken, product), sum));
+                    later.push((group - taken, product, sum));
                     continue;
                 }
-                let at = &mut next[group - first];
+                let at = &mut next[place];
                 (products[*at], values[*at]) = (product, sum.0);
                 *at += 1;
             }
@@ -332,8 +343,8 @@ impl ProductSumGroups {
         self.groups -= taken;
         self.partitions.clear();
         self.grow(self.groups);
-        for (key, sum) in later {
-            let (group, _) = parts_of(key);
+        for (group, product, sum) in later {
+            let key = key_of(group % PARTITION_GROUPS, product as u32);
             self.partition(group).merged.insert(key, sum);
         }
         let values =
@@ -382,8 +393,15 @@ impl GroupsAccumulator for ProductSumGroups {
             } else {
                 0
             };
-            let key = key_of(group, products.value(row));
-            self.partition(group).pending.push(Pending::new(key, value));
+            let key = key_of(
+                group % PARTITION_GROUPS,
+                product_number(products.value(row))?,
+            );
+            let partition = self.partition(group);
+            match i64::try_from(value) {
+                Ok(value) => partition.pending.push(Pending { key, value }),
+                Err(_) => (partition.merged.entry(key).or_default()).add(value)?,
+            }
         }
         Ok(())
     }
@@ -425,7 +443,10 @@ impl GroupsAccumulator for ProductSumGroups {
         let offsets = lists.value_offsets();
         for (row, &group) in group_indices.iter().enumerate() {
             for at in offsets[row] as usize..offsets[row + 1] as usize {
-                let key = key_of(group, products.value(at));
+                let key = key_of(
+                    group % PARTITION_GROUPS,
+                    product_number(products.value(at))?,
+                );
                 let merged = &mut self.partition(group).merged;
                 (merged.entry(key).or_default()).add(amounts.value(at))?;
             }
@@ -489,7 +510,9 @@ mod tests {
             .map(|n: i64| {
                 let group = (n * 7919 % 300) as usize;
                 let product = (n * 104_729 % 97) as i32 + 10_000;
-                (group, product, i128::from(n % 1000) * 10i128.pow(20) + 3)
+                // Values within 64 bits and, every third record, beyond.
+                let scale = if n % 3 == 0 { 20 } else { 6 };
+                (group, product, i128::from(n % 1000) * 10i128.pow(scale) + 3)
             })
             .collect()
     }
@@ -579,6 +602,26 @@ mod tests {
         assert_eq!(
             lists_of(&merged.evaluate(EmitTo::All).unwrap(), 0),
             expected(&records)
+        );
+    }
+
+    #[test]
+    fn a_product_the_keys_cannot_hold_is_refused() {
+        let mut sums = ProductSumGroups::of_scale(SCALE);
+        for product in [-1, 1 << PRODUCT_KEY_BITS] {
+            let error = sums
+                .update_batch(&arrays(&[Some(product)], &[Some(1)]), &[0], None, 1)
+                .unwrap_err();
+            assert!(error.to_string().contains(&product.to_string()), "{error}");
+        }
+        assert!(
+            (sums.update_batch(
+                &arrays(&[Some((1 << PRODUCT_KEY_BITS) - 1)], &[Some(1)]),
+                &[0],
+                None,
+                1
+            ))
+            .is_ok()
         );
     }
 
