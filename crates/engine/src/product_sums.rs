@@ -147,6 +147,9 @@ const PARTITION_GROUPS: usize = 1 << GROUP_BITS;
 /// 2^24 - 1 (`exdep_product_code`'s are below 2^20).
 const PRODUCT_KEY_BITS: u32 = 24;
 
+// A key holds a group's place in its partition above its product.
+const _: () = assert!(GROUP_BITS + PRODUCT_KEY_BITS <= u32::BITS);
+
 /// A record not yet summed, in 12 bytes: its key ([`key_of`]) and its value. A value that
 /// does not fit 64 bits (at scale 10, a record of more than 922 million) is summed into its
 /// partition's table of merged sums as it comes instead: with the 16 bytes of an `i128`

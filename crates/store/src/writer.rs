@@ -235,6 +235,7 @@ impl PartitionedWriter {
     /// the next, and so on), so that the high bytes, nearly all zero, come out as runs that
     /// compression shrinks at little cost; and decimal columns without statistics, which
     /// compare every 16-byte value as it is written, and which no reader of sums filters by.
+    /// Byte streams take columns of fixed width only (integers, floats, decimals).
     pub fn distinct_values(mut self) -> Self {
         self.distinct_values = true;
         self
