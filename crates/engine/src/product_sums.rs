@@ -162,28 +162,26 @@ struct Pending {
     value: i64,
 }
 
-/// A group's place in its partition (`group % PARTITION_GROUPS`) and a product (see
-/// [`product_number`]) as one `u32`: the place in the high bits.
-fn key_of(place: usize, product: u32) -> u32 {
-    (place as u32) << PRODUCT_KEY_BITS | product
+/// The key of `group` and `product` in the group's partition: the group's place in its
+/// partition (`group % PARTITION_GROUPS`) above the product, as one `u32`; an error for a
+/// product the keys cannot hold (a number from 0 to 2^[`PRODUCT_KEY_BITS`] - 1).
+fn key_of(group: usize, product: i32) -> DfResult<u32> {
+    match u32::try_from(product) {
+        Ok(number) if number < 1 << PRODUCT_KEY_BITS => {
+            Ok(((group % PARTITION_GROUPS) as u32) << PRODUCT_KEY_BITS | number)
+        }
+        _ => exec_err!(
+            "{PRODUCT_SUMS}: product {product} is not a number from 0 to 2^{PRODUCT_KEY_BITS} - 1"
+        ),
+    }
 }
 
-/// The place and product of a key (the inverse of [`key_of`]).
+/// The group's place in its partition and the product of a key (the inverse of [`key_of`]).
 fn parts_of(key: u32) -> (usize, i32) {
     (
         (key >> PRODUCT_KEY_BITS) as usize,
         (key & ((1 << PRODUCT_KEY_BITS) - 1)) as i32,
     )
-}
-
-/// `product` as a key's product, or an error for a number the keys cannot hold.
-fn product_number(product: i32) -> DfResult<u32> {
-    match u32::try_from(product) {
-        Ok(number) if number < 1 << PRODUCT_KEY_BITS => Ok(number),
-        _ => exec_err!(
-            "{PRODUCT_SUMS}: product {product} is not a number from 0 to 2^{PRODUCT_KEY_BITS} - 1"
-        ),
-    }
 }
 
 /// The hasher of the sums' table: a multiplication that spreads every bit of the key into
@@ -226,8 +224,8 @@ impl Sum {
     }
 }
 
-/// One partition of the groups: the sums merged from other accumulators' states, and the
-/// records that came.
+/// One partition of the groups: the sums merged from other accumulators' states and of
+/// records whose values need more than 64 bits, and the other records that came.
 #[derive(Default)]
 struct Partition {
     merged: SumTable,
@@ -347,7 +345,7 @@ impl ProductSumGroups {
         self.partitions.clear();
         self.grow(self.groups);
         for (group, product, sum) in later {
-            let key = key_of(group % PARTITION_GROUPS, product as u32);
+            let key = key_of(group, product)?;
             self.partition(group).merged.insert(key, sum);
         }
         let values =
@@ -396,10 +394,7 @@ impl GroupsAccumulator for ProductSumGroups {
             } else {
                 0
             };
-            let key = key_of(
-                group % PARTITION_GROUPS,
-                product_number(products.value(row))?,
-            );
+            let key = key_of(group, products.value(row))?;
             let partition = self.partition(group);
             match i64::try_from(value) {
                 Ok(value) => partition.pending.push(Pending { key, value }),
@@ -446,10 +441,7 @@ impl GroupsAccumulator for ProductSumGroups {
         let offsets = lists.value_offsets();
         for (row, &group) in group_indices.iter().enumerate() {
             for at in offsets[row] as usize..offsets[row + 1] as usize {
-                let key = key_of(
-                    group % PARTITION_GROUPS,
-                    product_number(products.value(at))?,
-                );
+                let key = key_of(group, products.value(at))?;
                 let merged = &mut self.partition(group).merged;
                 (merged.entry(key).or_default()).add(amounts.value(at))?;
             }

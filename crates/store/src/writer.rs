@@ -874,6 +874,7 @@ mod tests {
              system ({on_local_disk} bytes)"
         );
     }
+
     #[tokio::test]
     async fn distinct_values_are_split_into_byte_streams_and_sums_have_no_statistics() {
         use arrow::array::{Decimal128Array, Int64Array};
